@@ -1,0 +1,1 @@
+DROP INDEX CONCURRENTLY received_photos_gallery_idx;
