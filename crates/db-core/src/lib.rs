@@ -1,0 +1,19 @@
+#![doc = include_str!("../README.md")]
+
+pub mod config;
+pub mod explain;
+pub mod instrumentation;
+pub mod migrate;
+pub mod models;
+pub mod pagination;
+pub mod pool;
+pub mod queries;
+pub mod redis_pool;
+pub mod schema;
+pub mod seed;
+
+pub use config::{Environment, PgConfig, RedisConfig, SlowQueryConfig};
+pub use diesel::result::Error as QueryError;
+pub use diesel_async::AsyncPgConnection;
+pub use pool::{Db, DbError, PgConn, PgPool, PoolStats};
+pub use redis_pool::{RedisError, RedisPool, RedisPoolStats};

@@ -1,0 +1,270 @@
+//! Row models and the value types stored in them.
+
+use chrono::{DateTime, Utc};
+use diesel::deserialize::{self, FromSql, FromSqlRow};
+use diesel::expression::AsExpression;
+use diesel::pg::{Pg, PgValue};
+use diesel::prelude::*;
+use diesel::serialize::{self, IsNull, Output, ToSql};
+use diesel::sql_types::{Binary, Text};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use uuid::Uuid;
+
+use crate::schema::{
+    characters, chat_messages, matches, memories, received_photos, refresh_sessions, sql_types,
+    users,
+};
+
+/// Who wrote a chat message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, AsExpression, FromSqlRow)]
+#[diesel(sql_type = sql_types::MessageSender)]
+#[serde(rename_all = "snake_case")]
+pub enum Sender {
+    User,
+    Character,
+    System,
+}
+
+impl Sender {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sender::User => "user",
+            Sender::Character => "character",
+            Sender::System => "system",
+        }
+    }
+}
+
+impl ToSql<sql_types::MessageSender, Pg> for Sender {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+        out.write_all(self.as_str().as_bytes())?;
+        Ok(IsNull::No)
+    }
+}
+
+impl FromSql<sql_types::MessageSender, Pg> for Sender {
+    fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
+        match bytes.as_bytes() {
+            b"user" => Ok(Sender::User),
+            b"character" => Ok(Sender::Character),
+            b"system" => Ok(Sender::System),
+            other => Err(format!("unknown message_sender {:?}", String::from_utf8_lossy(other)).into()),
+        }
+    }
+}
+
+/// A text secret (a password hash). Its `Debug` never shows the value, and diesel prints bind
+/// parameters with `Debug`, so slow-query logs cannot leak it.
+#[derive(Clone, PartialEq, Eq, AsExpression, FromSqlRow)]
+#[diesel(sql_type = Text)]
+pub struct SecretString(String);
+
+impl SecretString {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl ToSql<Text, Pg> for SecretString {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+        <str as ToSql<Text, Pg>>::to_sql(self.0.as_str(), out)
+    }
+}
+
+impl FromSql<Text, Pg> for SecretString {
+    fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
+        <String as FromSql<Text, Pg>>::from_sql(bytes).map(Self)
+    }
+}
+
+/// A binary secret (a token hash), redacted like [`SecretString`].
+#[derive(Clone, PartialEq, Eq, AsExpression, FromSqlRow)]
+#[diesel(sql_type = Binary)]
+pub struct SecretBytes(Vec<u8>);
+
+impl SecretBytes {
+    pub fn new(value: impl Into<Vec<u8>>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl ToSql<Binary, Pg> for SecretBytes {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+        <[u8] as ToSql<Binary, Pg>>::to_sql(self.0.as_slice(), out)
+    }
+}
+
+impl FromSql<Binary, Pg> for SecretBytes {
+    fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
+        <Vec<u8> as FromSql<Binary, Pg>>::from_sql(bytes).map(Self)
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName)]
+#[diesel(table_name = users, check_for_backend(Pg))]
+pub struct User {
+    pub id: Uuid,
+    pub email: String,
+    pub password_hash: SecretString,
+    pub display_name: String,
+    pub xp: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = users)]
+pub struct NewUser {
+    pub email: String,
+    pub password_hash: SecretString,
+    pub display_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Queryable, Selectable, QueryableByName, Insertable)]
+#[diesel(table_name = characters, check_for_backend(Pg))]
+pub struct Character {
+    pub id: String,
+    pub name: String,
+    pub tagline: String,
+    pub persona: String,
+    pub greeting: String,
+    pub tags: Vec<String>,
+    #[serde(skip, default = "Utc::now")]
+    pub created_at: DateTime<Utc>,
+    #[serde(skip, default = "Utc::now")]
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Queryable, Selectable, QueryableByName)]
+#[diesel(table_name = matches, check_for_backend(Pg))]
+pub struct Match {
+    pub user_id: Uuid,
+    pub character_id: String,
+    pub affection: i32,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Queryable, Selectable, QueryableByName)]
+#[diesel(table_name = chat_messages, check_for_backend(Pg))]
+pub struct Message {
+    pub id: i64,
+    pub user_id: Uuid,
+    pub character_id: String,
+    pub sender: Sender,
+    pub content: String,
+    pub is_read: bool,
+    pub client_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = chat_messages)]
+pub struct NewMessage {
+    pub user_id: Uuid,
+    pub character_id: String,
+    pub sender: Sender,
+    pub content: String,
+    pub is_read: bool,
+    pub client_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl NewMessage {
+    /// A message as it is usually stored: the user's own messages are read, what the
+    /// character or the system sends is unread until the user opens the conversation.
+    pub fn new(user_id: Uuid, character_id: impl Into<String>, sender: Sender, content: impl Into<String>) -> Self {
+        Self {
+            user_id,
+            character_id: character_id.into(),
+            sender,
+            content: content.into(),
+            is_read: sender == Sender::User,
+            client_id: None,
+            created_at: Utc::now(),
+        }
+    }
+
+    pub fn with_client_id(mut self, client_id: Uuid) -> Self {
+        self.client_id = Some(client_id);
+        self
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Queryable, Selectable, QueryableByName)]
+#[diesel(table_name = received_photos, check_for_backend(Pg))]
+pub struct Photo {
+    pub id: i64,
+    pub user_id: Uuid,
+    pub character_id: String,
+    pub storage_key: String,
+    pub content_type: String,
+    pub width: i32,
+    pub height: i32,
+    pub prompt: Option<String>,
+    pub received_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = received_photos)]
+pub struct NewPhoto {
+    pub user_id: Uuid,
+    pub character_id: String,
+    pub storage_key: String,
+    pub content_type: String,
+    pub width: i32,
+    pub height: i32,
+    pub prompt: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Queryable, Selectable, QueryableByName)]
+#[diesel(table_name = memories, check_for_backend(Pg))]
+pub struct Memory {
+    pub id: i64,
+    pub user_id: Uuid,
+    pub character_id: String,
+    pub content: String,
+    pub source_message_id: Option<i64>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = memories)]
+pub struct NewMemory {
+    pub user_id: Uuid,
+    pub character_id: String,
+    pub content: String,
+    pub source_message_id: Option<i64>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = refresh_sessions, check_for_backend(Pg))]
+pub struct RefreshSession {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub family_id: Uuid,
+    pub token_hash: SecretBytes,
+    pub expires_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}

@@ -1,0 +1,225 @@
+//! PostgreSQL connection pools: diesel-async connections over bb8, with an optional read replica.
+
+use std::sync::Arc;
+
+use diesel::ConnectionError;
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, PoolError, RecyclingMethod};
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use futures_util::FutureExt;
+use serde::Serialize;
+
+use crate::config::{PgConfig, SlowQueryConfig};
+use crate::instrumentation::{PING_SQL, QueryInstrumentation};
+
+type Manager = AsyncDieselConnectionManager<AsyncPgConnection>;
+
+/// A connection checked out of a pool; derefs to [`AsyncPgConnection`] and goes back on drop.
+pub type PgConn = bb8::PooledConnection<'static, Manager>;
+
+/// Why no connection could be had. Services answer both with 503 and `Retry-After`.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The pool could not hand out a connection in time: every connection is busy.
+    #[error("no database connection became free within {0:?}")]
+    PoolTimeout(std::time::Duration),
+    /// A new connection could not be opened: the server is down or refusing us.
+    #[error("database unreachable: {0}")]
+    Unreachable(String),
+    /// A query failed.
+    #[error(transparent)]
+    Query(#[from] diesel::result::Error),
+}
+
+impl DbError {
+    /// True when the database is unavailable rather than the request being wrong.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, DbError::PoolTimeout(_) | DbError::Unreachable(_))
+    }
+}
+
+/// One pool of connections to one server.
+#[derive(Clone)]
+pub struct PgPool {
+    inner: bb8::Pool<Manager>,
+    config: Arc<PgConfig>,
+    role: &'static str,
+}
+
+/// What a pool looks like now, for `/metrics` and the monitoring dashboard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PoolStats {
+    /// Connections open (idle + in use).
+    pub size: u32,
+    pub idle: u32,
+    pub in_use: u32,
+    /// Connections open beyond the warm `min_idle` set (the guide's overflow).
+    pub overflow: u32,
+    pub min_idle: u32,
+    pub max_size: u32,
+    /// Requests waiting for a connection right now.
+    pub waiters: u64,
+    pub connections_created: u64,
+    pub connections_closed: u64,
+    /// Checkouts that gave up after the acquire timeout.
+    pub timeouts: u64,
+    /// Checkouts that had to wait, and the total time they waited.
+    pub waited: u64,
+    pub wait_time_ms: u64,
+}
+
+impl PgPool {
+    /// Builds the pool without waiting for a connection: a service starts even while the
+    /// database is down, and reports itself unready until it is back.
+    pub fn new(config: &PgConfig, url: &str, role: &'static str, slow: SlowQueryConfig) -> Self {
+        let mut manager_config = ManagerConfig::<AsyncPgConnection>::default();
+        manager_config.recycling_method = if config.test_on_checkout {
+            RecyclingMethod::CustomQuery(PING_SQL.into())
+        } else {
+            RecyclingMethod::Fast
+        };
+        let setup = ConnectionSetup {
+            application_name: format!("{}{}", config.application_name, if role == "replica" { "-ro" } else { "" }),
+            statement_timeout_ms: config.statement_timeout.as_millis() as u64,
+            read_only: role == "replica",
+            slow,
+        };
+        manager_config.custom_setup = Box::new(move |url| setup.clone().connect(url.to_owned()).boxed());
+        let manager = Manager::new_with_config(url, manager_config);
+        let inner = bb8::Pool::builder()
+            .max_size(config.max_size)
+            .min_idle(Some(config.min_idle.min(config.max_size)))
+            .connection_timeout(config.acquire_timeout)
+            .max_lifetime(Some(config.max_lifetime))
+            .idle_timeout(Some(config.idle_timeout))
+            .test_on_check_out(config.test_on_checkout)
+            // A refused connection fails the checkout at once instead of retrying until the
+            // acquire timeout: a dead database answers 503 quickly, not after 30 s.
+            .retry_connection(false)
+            .build_unchecked(manager);
+        Self { inner, config: Arc::new(config.clone()), role }
+    }
+
+    /// Checks out a connection, or says why none could be had within the acquire timeout.
+    pub async fn get(&self) -> Result<PgConn, DbError> {
+        self.inner.get_owned().await.map_err(|e| match e {
+            bb8::RunError::TimedOut => DbError::PoolTimeout(self.config.acquire_timeout),
+            bb8::RunError::User(PoolError::ConnectionError(e)) => DbError::Unreachable(e.to_string()),
+            bb8::RunError::User(PoolError::QueryError(e)) => DbError::Unreachable(e.to_string()),
+        })
+    }
+
+    pub fn stats(&self) -> PoolStats {
+        let state = self.inner.state();
+        let s = &state.statistics;
+        let in_use = state.connections.saturating_sub(state.idle_connections);
+        PoolStats {
+            size: state.connections,
+            idle: state.idle_connections,
+            in_use,
+            overflow: state.connections.saturating_sub(self.config.min_idle),
+            min_idle: self.config.min_idle,
+            max_size: self.config.max_size,
+            waiters: s.pending_gets(),
+            connections_created: s.connections_created,
+            connections_closed: s.connections_closed_broken
+                + s.connections_closed_invalid
+                + s.connections_closed_max_lifetime
+                + s.connections_closed_idle_timeout,
+            timeouts: s.get_timed_out,
+            waited: s.get_waited,
+            wait_time_ms: s.get_wait_time.as_millis() as u64,
+        }
+    }
+
+    pub fn role(&self) -> &'static str {
+        self.role
+    }
+}
+
+#[derive(Clone)]
+struct ConnectionSetup {
+    application_name: String,
+    statement_timeout_ms: u64,
+    read_only: bool,
+    slow: SlowQueryConfig,
+}
+
+impl ConnectionSetup {
+    async fn connect(self, url: String) -> Result<AsyncPgConnection, ConnectionError> {
+        let mut conn = AsyncPgConnection::establish(&url).await?;
+        // Quoted as a SQL literal; the name comes from our own config, never from a request.
+        let name = self.application_name.replace('\'', "''");
+        let mut setup = format!(
+            "SET application_name = '{name}'; SET statement_timeout = {}",
+            self.statement_timeout_ms
+        );
+        if self.read_only {
+            setup.push_str("; SET default_transaction_read_only = on");
+        }
+        conn.batch_execute(&setup).await.map_err(ConnectionError::CouldntSetupConfiguration)?;
+        // Installed after the set-up statements, so they are neither timed nor counted.
+        conn.set_instrumentation(QueryInstrumentation::new(self.slow));
+        Ok(conn)
+    }
+}
+
+/// The pools a service uses: the primary for writes, and reads on the replica when there is one.
+#[derive(Clone)]
+pub struct Db {
+    primary: PgPool,
+    replica: Option<PgPool>,
+}
+
+impl Db {
+    pub fn new(config: &PgConfig, slow: SlowQueryConfig) -> Self {
+        let primary = PgPool::new(config, &config.url, "primary", slow);
+        let replica = config.replica_url.as_deref().map(|url| PgPool::new(config, url, "replica", slow));
+        Self { primary, replica }
+    }
+
+    /// A connection for writes, and for reads that must see the caller's own last write.
+    pub async fn write(&self) -> Result<PgConn, DbError> {
+        self.primary.get().await
+    }
+
+    /// A connection for read-only queries: the replica when configured, else the primary.
+    pub async fn read(&self) -> Result<PgConn, DbError> {
+        self.replica.as_ref().unwrap_or(&self.primary).get().await
+    }
+
+    pub fn primary(&self) -> &PgPool {
+        &self.primary
+    }
+
+    pub fn replica(&self) -> Option<&PgPool> {
+        self.replica.as_ref()
+    }
+
+    /// Statistics of every pool, labelled by role.
+    pub fn stats(&self) -> Vec<(&'static str, PoolStats)> {
+        std::iter::once(&self.primary)
+            .chain(self.replica.as_ref())
+            .map(|p| (p.role(), p.stats()))
+            .collect()
+    }
+
+    /// Readiness: can the primary run a query right now?
+    pub async fn ping(&self) -> Result<(), DbError> {
+        use diesel_async::RunQueryDsl;
+        let mut conn = self.write().await?;
+        diesel::sql_query(PING_SQL).execute(&mut *conn).await?;
+        Ok(())
+    }
+}
+
+/// A connection outside any pool and without a statement timeout, for operator work
+/// (migrations, seeding, EXPLAIN). Still instrumented.
+pub async fn connect_unpooled(url: &str, application_name: &str) -> Result<AsyncPgConnection, ConnectionError> {
+    let setup = ConnectionSetup {
+        application_name: application_name.to_owned(),
+        statement_timeout_ms: 0,
+        read_only: false,
+        slow: SlowQueryConfig::default(),
+    };
+    setup.connect(url.to_owned()).await
+}

@@ -1,0 +1,113 @@
+//! The database schema as diesel sees it. Kept by hand in step with `migrations/`; the
+//! `schema_matches_database` test compares the two. The generated `search_vector` columns are
+//! left out on purpose: only hand-written search SQL reads them, and nothing writes them.
+
+pub mod sql_types {
+    /// The `message_sender` Postgres enum.
+    #[derive(diesel::query_builder::QueryId, diesel::sql_types::SqlType, Debug, Clone, Copy)]
+    #[diesel(postgres_type(name = "message_sender"))]
+    pub struct MessageSender;
+}
+
+diesel::table! {
+    users (id) {
+        id -> Uuid,
+        email -> Text,
+        password_hash -> Text,
+        display_name -> Text,
+        xp -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    characters (id) {
+        id -> Text,
+        name -> Text,
+        tagline -> Text,
+        persona -> Text,
+        greeting -> Text,
+        tags -> Array<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    matches (user_id, character_id) {
+        user_id -> Uuid,
+        character_id -> Text,
+        affection -> Int4,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::sql_types::MessageSender;
+
+    chat_messages (id) {
+        id -> Int8,
+        user_id -> Uuid,
+        character_id -> Text,
+        sender -> MessageSender,
+        content -> Text,
+        is_read -> Bool,
+        client_id -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    received_photos (id) {
+        id -> Int8,
+        user_id -> Uuid,
+        character_id -> Text,
+        storage_key -> Text,
+        content_type -> Text,
+        width -> Int4,
+        height -> Int4,
+        prompt -> Nullable<Text>,
+        received_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    memories (id) {
+        id -> Int8,
+        user_id -> Uuid,
+        character_id -> Text,
+        content -> Text,
+        source_message_id -> Nullable<Int8>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    refresh_sessions (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        family_id -> Uuid,
+        token_hash -> Bytea,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(matches -> users (user_id));
+diesel::joinable!(matches -> characters (character_id));
+diesel::joinable!(refresh_sessions -> users (user_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    characters,
+    matches,
+    chat_messages,
+    received_photos,
+    memories,
+    refresh_sessions,
+);

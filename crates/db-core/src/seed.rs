@@ -1,0 +1,391 @@
+//! A deterministic synthetic dataset, generated inside PostgreSQL (`INSERT ... SELECT` over
+//! `generate_series`), so that millions of rows cost seconds and the same settings always give
+//! the same rows. Used by `dreamctl seed`, the benchmarks and the EXPLAIN tests.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Integer, Text, Timestamptz};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use futures_util::{StreamExt, TryStreamExt};
+
+use crate::models::{Character, NewMessage, NewUser, SecretString, Sender};
+use crate::queries::{characters, matches, messages, users};
+
+/// The demo catalogue shipped in `data/characters.json`.
+pub const DEMO_CHARACTERS_JSON: &str = include_str!("../../../data/characters.json");
+
+/// Parses the demo catalogue.
+pub fn demo_characters() -> Result<Vec<Character>, serde_json::Error> {
+    serde_json::from_str(DEMO_CHARACTERS_JSON)
+}
+
+/// The password every seeded and demo user shares (documented in the README).
+pub const DEMO_PASSWORD: &str = "dream-demo-2026";
+/// The demo account `seed --demo` creates.
+pub const DEMO_EMAIL: &str = "demo@example.com";
+
+#[derive(Debug, Clone)]
+pub struct SeedConfig {
+    pub users: i64,
+    pub characters: i64,
+    pub matches_per_user: i64,
+    pub messages_per_match: i64,
+    /// The last this-many messages of each conversation are unread if the character sent them.
+    pub unread_tail: i64,
+    pub photos_per_match: i64,
+    pub memories_per_match: i64,
+    /// Users generated per statement; the unit of progress and of parallel work.
+    pub users_per_chunk: i64,
+    /// Connections inserting at once.
+    pub parallelism: usize,
+    /// The newest message is this old, so two runs produce identical rows.
+    pub anchor: DateTime<Utc>,
+}
+
+impl Default for SeedConfig {
+    fn default() -> Self {
+        Self {
+            users: 2_000,
+            characters: 50,
+            matches_per_user: 10,
+            messages_per_match: 100,
+            unread_tail: 4,
+            photos_per_match: 10,
+            memories_per_match: 3,
+            users_per_chunk: 50,
+            parallelism: 2,
+            anchor: DateTime::from_timestamp(1_764_201_600, 0).unwrap_or_default(), // 2025-11-27T00:00:00Z
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SeedCounts {
+    pub users: i64,
+    pub characters: i64,
+    pub matches: i64,
+    pub messages: i64,
+    pub unread: i64,
+    pub photos: i64,
+    pub memories: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SeedError {
+    #[error("the database already holds {0} users; pass --reset to replace them")]
+    NotEmpty(i64),
+    #[error("invalid seed settings: {0}")]
+    Invalid(String),
+    #[error("cannot connect: {0}")]
+    Connect(#[from] diesel::ConnectionError),
+    #[error(transparent)]
+    Db(#[from] diesel::result::Error),
+    #[error("bad demo catalogue: {0}")]
+    Catalogue(#[from] serde_json::Error),
+}
+
+/// Progress: `done` of `total` users have all their rows.
+pub type Progress<'a> = &'a (dyn Fn(i64, i64) + Sync);
+
+#[derive(QueryableByName)]
+struct CountRow {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+async fn count(conn: &mut AsyncPgConnection, sql: &str) -> QueryResult<i64> {
+    Ok(diesel::sql_query(sql).get_result::<CountRow>(conn).await?.n)
+}
+
+/// What the tables hold now.
+pub async fn counts(conn: &mut AsyncPgConnection) -> QueryResult<SeedCounts> {
+    Ok(SeedCounts {
+        users: count(conn, "SELECT count(*) AS n FROM users").await?,
+        characters: count(conn, "SELECT count(*) AS n FROM characters").await?,
+        matches: count(conn, "SELECT count(*) AS n FROM matches").await?,
+        messages: count(conn, "SELECT count(*) AS n FROM chat_messages").await?,
+        unread: count(conn, "SELECT count(*) AS n FROM chat_messages WHERE NOT is_read").await?,
+        photos: count(conn, "SELECT count(*) AS n FROM received_photos").await?,
+        memories: count(conn, "SELECT count(*) AS n FROM memories").await?,
+    })
+}
+
+async fn session(url: &str) -> Result<AsyncPgConnection, SeedError> {
+    let mut conn = AsyncPgConnection::establish(url).await?;
+    // Synthetic data: losing the last commits in a crash costs a re-run, nothing more.
+    conn.batch_execute(
+        "SET statement_timeout = 0; SET synchronous_commit = off; SET application_name = 'dreamctl-seed'",
+    )
+    .await?;
+    Ok(conn)
+}
+
+/// What `seed --demo` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DemoReport {
+    pub characters: usize,
+    pub user_created: bool,
+}
+
+/// Loads (or refreshes) the demo catalogue and makes sure the demo account exists, matched
+/// with the first demo character, whose greeting opens the conversation. Safe to run again.
+pub async fn load_demo(conn: &mut AsyncPgConnection, password_hash: &SecretString) -> Result<DemoReport, SeedError> {
+    let demo = demo_characters()?;
+    let first = demo.iter().next().cloned().ok_or_else(|| SeedError::Invalid("empty demo catalogue".into()))?;
+    conn.transaction(async |conn| {
+        characters::upsert(conn, &demo).await?;
+        let created = match users::find_by_email(conn, DEMO_EMAIL).await? {
+            Some(_) => false,
+            None => {
+                let new = NewUser {
+                    email: DEMO_EMAIL.to_owned(),
+                    password_hash: password_hash.clone(),
+                    display_name: "Demo".to_owned(),
+                };
+                let user = users::create(conn, &new).await.map_err(|e| match e {
+                    users::CreateUserError::Db(e) => SeedError::Db(e),
+                    users::CreateUserError::EmailTaken => SeedError::Invalid("demo user raced".into()),
+                })?;
+                let (_, new_match) = matches::create(conn, user.id, &first.id).await.map_err(|e| match e {
+                    matches::CreateMatchError::Db(e) => SeedError::Db(e),
+                    matches::CreateMatchError::UnknownCharacter => SeedError::Invalid("demo character missing".into()),
+                })?;
+                if new_match {
+                    let greeting = NewMessage::new(user.id, first.id.clone(), Sender::Character, first.greeting.clone());
+                    messages::insert_many(conn, &[greeting]).await?;
+                }
+                true
+            }
+        };
+        Ok(DemoReport { characters: demo.len(), user_created: created })
+    })
+    .await
+}
+
+/// Fills an empty database (or, with `reset`, a non-empty one) with the synthetic dataset.
+pub async fn seed(
+    url: &str,
+    cfg: &SeedConfig,
+    password_hash: &SecretString,
+    reset: bool,
+    progress: Progress<'_>,
+) -> Result<(SeedCounts, Duration), SeedError> {
+    let started = Instant::now();
+    if cfg.matches_per_user > cfg.characters {
+        return Err(SeedError::Invalid("matches per user exceed the characters".into()));
+    }
+    if cfg.users < 1 || cfg.users_per_chunk < 1 || cfg.parallelism < 1 || cfg.characters < 1 {
+        return Err(SeedError::Invalid("counts must be positive".into()));
+    }
+    let mut conn = session(url).await?;
+    let existing = count(&mut conn, "SELECT count(*) AS n FROM users").await?;
+    if existing > 0 {
+        if !reset {
+            return Err(SeedError::NotEmpty(existing));
+        }
+        conn.batch_execute("TRUNCATE users, characters, matches, chat_messages, received_photos, memories, refresh_sessions RESTART IDENTITY")
+            .await?;
+    }
+
+    // Characters: the demo catalogue first, then generated ones up to the count.
+    let demo = demo_characters()?;
+    let demo: Vec<Character> = demo.into_iter().take(cfg.characters as usize).collect();
+    characters::upsert(&mut conn, &demo).await?;
+    diesel::sql_query(
+        "INSERT INTO characters (id, name, tagline, persona, greeting, tags) \
+         SELECT 'persona-' || lpad(g::text, 3, '0'), \
+                (ARRAY['Léa','Hugo','Chloé','Louis','Manon','Jules','Inès','Arthur','Jade','Nathan'])[1 + g % 10] || ' ' || g, \
+                'Un personnage généré pour les tests de charge', \
+                'Tu es un personnage chaleureux et curieux, qui parle français avec naturel.', \
+                'Salut ! Ravi de faire ta connaissance.', \
+                ARRAY['généré'] \
+         FROM generate_series($1::int + 1, $2::int) g",
+    )
+    .bind::<Integer, _>(demo.len() as i32)
+    .bind::<Integer, _>(cfg.characters as i32)
+    .execute(&mut conn)
+    .await?;
+
+    diesel::sql_query(
+        "INSERT INTO users (id, email, password_hash, display_name, xp, created_at, updated_at) \
+         SELECT md5('dream-user-' || n)::uuid, 'user' || n || '@example.com', $2, \
+                (ARRAY['Camille','Lucas','Emma','Gabriel','Alice','Raphaël','Louise','Adam','Rose','Noah', \
+                       'Anna','Léo','Zoé','Paul','Mila','Tom'])[1 + n % 16] || ' ' || n, \
+                (n * 7919) % 25000, $3 - make_interval(days => 30 + (n % 300)::int), $3 \
+         FROM generate_series(1, $1) n",
+    )
+    .bind::<BigInt, _>(cfg.users)
+    .bind::<Text, _>(password_hash)
+    .bind::<Timestamptz, _>(cfg.anchor)
+    .execute(&mut conn)
+    .await?;
+    drop(conn);
+
+    let chunks: Vec<(i64, i64)> = (0..(cfg.users + cfg.users_per_chunk - 1) / cfg.users_per_chunk)
+        .map(|i| (1 + i * cfg.users_per_chunk, ((i + 1) * cfg.users_per_chunk).min(cfg.users)))
+        .collect();
+    let mut workers = Vec::with_capacity(cfg.parallelism);
+    for _ in 0..cfg.parallelism.min(chunks.len()) {
+        workers.push(Worker::new(url, cfg).await?);
+    }
+    let done = std::sync::atomic::AtomicI64::new(0);
+    progress(0, cfg.users);
+    // Each worker takes the next chunk as soon as it is free.
+    let queue = tokio::sync::Mutex::new(chunks.into_iter());
+    futures_util::stream::iter(workers)
+        .map(|mut w| {
+            let queue = &queue;
+            let done = &done;
+            async move {
+                loop {
+                    let next = queue.lock().await.next();
+                    let Some((first, last)) = next else { break };
+                    w.chunk(first, last).await?;
+                    let n = done.fetch_add(last - first + 1, std::sync::atomic::Ordering::Relaxed) + last - first + 1;
+                    progress(n, cfg.users);
+                }
+                Ok::<_, SeedError>(())
+            }
+        })
+        .buffer_unordered(cfg.parallelism)
+        .try_collect::<Vec<()>>()
+        .await?;
+
+    let mut conn = session(url).await?;
+    conn.batch_execute("ANALYZE").await?;
+    let counts = counts(&mut conn).await?;
+    Ok((counts, started.elapsed()))
+}
+
+/// One connection with its own copy of the word tables.
+struct Worker {
+    conn: AsyncPgConnection,
+    cfg: SeedConfig,
+    stride: i64,
+}
+
+/// French words the synthetic conversations are made of.
+const WORDS: &[&str] = &[
+    "bonjour", "bonsoir", "merci", "toujours", "jamais", "souvent", "demain", "hier", "aujourd'hui", "ce soir",
+    "je", "tu", "nous", "vous", "elle", "il", "on", "mon", "ton", "notre", "votre", "le", "la", "les", "un", "une",
+    "des", "du", "au", "avec", "sans", "pour", "dans", "sur", "sous", "chez", "vers", "mais", "donc", "car", "et",
+    "ou", "si", "quand", "comme", "très", "trop", "peu", "beaucoup", "vraiment", "peut-être", "aime", "adore",
+    "pense", "rêve", "voudrais", "cherche", "trouve", "raconte", "écoute", "regarde", "marche", "danse", "chante",
+    "cuisine", "voyage", "lis", "écris", "souris", "ris", "attends", "imagine", "découvre", "retrouve", "souviens",
+    "musique", "plage", "montagne", "forêt", "mer", "soleil", "lune", "étoiles", "pluie", "neige", "vent", "ville",
+    "village", "café", "thé", "chocolat", "croissant", "fromage", "vin", "restaurant", "marché", "jardin", "fleurs",
+    "livre", "film", "chanson", "concert", "musée", "tableau", "photo", "voyage", "train", "vélo", "bateau", "avion",
+    "Paris", "Lyon", "Marseille", "Bordeaux", "Nice", "Bretagne", "Provence", "Normandie", "Alpes", "Montréal",
+    "chat", "chien", "oiseau", "cheval", "ami", "amie", "famille", "frère", "sœur", "enfance", "souvenir",
+    "week-end", "vacances", "soirée", "matin", "nuit", "printemps", "été", "automne", "hiver", "anniversaire",
+    "doux", "belle", "beau", "heureux", "heureuse", "triste", "fatigué", "curieux", "calme", "drôle", "tendre",
+    "magnifique", "incroyable", "simple", "secret", "nouveau", "ancien", "petit", "grand", "chaud", "froid",
+    "cœur", "sourire", "regard", "voix", "silence", "histoire", "idée", "envie", "rendez-vous", "promenade",
+    "randonnée", "piscine", "guitare", "piano", "peinture", "poésie", "roman", "jeu", "série", "recette",
+];
+
+impl Worker {
+    async fn new(url: &str, cfg: &SeedConfig) -> Result<Self, SeedError> {
+        let mut conn = session(url).await?;
+        conn.batch_execute(
+            "CREATE TEMP TABLE seed_chars ON COMMIT PRESERVE ROWS AS \
+             SELECT id, (row_number() OVER (ORDER BY id) - 1)::int AS ord FROM characters; \
+             CREATE UNIQUE INDEX ON seed_chars (ord); \
+             CREATE TEMP TABLE seed_sentences (idx int PRIMARY KEY, text text NOT NULL)",
+        )
+        .await?;
+        // 1,000 sentences of 5 to 14 words; messages pair two of them.
+        diesel::sql_query(
+            "INSERT INTO seed_sentences \
+             SELECT s, upper(left(t, 1)) || substr(t, 2) || (ARRAY['.', ' !', ' ?', '...', '.'])[1 + s % 5] \
+             FROM (SELECT s, array_to_string(ARRAY( \
+                       SELECT ($1::text[])[1 + ((s * 7919 + j * 104729 + j * j * 31) % cardinality($1::text[]))] \
+                       FROM generate_series(1, 5 + s % 10) j ORDER BY j), ' ') AS t \
+                   FROM generate_series(0, 999) s) x",
+        )
+        .bind::<Array<Text>, _>(WORDS)
+        .execute(&mut conn)
+        .await?;
+        conn.batch_execute("ANALYZE seed_chars; ANALYZE seed_sentences").await?;
+        // A stride coprime with the character count gives each user distinct characters.
+        let stride = (7..).find(|s| gcd(*s, cfg.characters) == 1).unwrap_or(1);
+        Ok(Self { conn, cfg: cfg.clone(), stride })
+    }
+
+    /// Matches, messages, photos and memories of users `first..=last`, in one transaction.
+    async fn chunk(&mut self, first: i64, last: i64) -> Result<(), SeedError> {
+        let cfg = self.cfg.clone();
+        let stride = self.stride;
+        // Shared by every statement: user n, their k-th match, its character, the time of its
+        // last message (conversations end at staggered times before the anchor).
+        let matches_cte = "WITH um AS ( \
+                SELECT n, k, md5('dream-user-' || n)::uuid AS user_id, c.id AS character_id, \
+                       $3::timestamptz - make_interval(mins => ((n * 37 + k * 211) % 43200)::int) AS last_at \
+                FROM generate_series($1::bigint, $2::bigint) n \
+                CROSS JOIN generate_series(0, $4::bigint - 1) k \
+                JOIN seed_chars c ON c.ord = (n * 3 + k * $5::bigint) % $6::bigint)";
+        self.conn
+            .transaction::<(), SeedError, _>(async |conn| {
+                let bind = |sql: String| {
+                    diesel::sql_query(sql)
+                        .into_boxed()
+                        .bind::<BigInt, _>(first)
+                        .bind::<BigInt, _>(last)
+                        .bind::<Timestamptz, _>(cfg.anchor)
+                        .bind::<BigInt, _>(cfg.matches_per_user)
+                        .bind::<BigInt, _>(stride)
+                        .bind::<BigInt, _>(cfg.characters)
+                };
+                bind(format!(
+                    "{matches_cte} INSERT INTO matches (user_id, character_id, affection, created_at) \
+                     SELECT user_id, character_id, (n * 13 + k * 7) % 100, last_at - interval '60 days' FROM um"
+                ))
+                .execute(conn)
+                .await?;
+                bind(format!(
+                    "{matches_cte} INSERT INTO chat_messages (user_id, character_id, sender, content, is_read, created_at) \
+                     SELECT um.user_id, um.character_id, \
+                            CASE WHEN i % 2 = 0 THEN 'user' ELSE 'character' END::message_sender, \
+                            CASE WHEN i % 3 = 0 THEN s1.text || ' ' || s2.text ELSE s1.text END, \
+                            i % 2 = 0 OR i < $7 - $8, \
+                            um.last_at - make_interval(mins => ($7 - 1 - i)::int * 3) \
+                     FROM um CROSS JOIN generate_series(0, $7 - 1) i \
+                     JOIN seed_sentences s1 ON s1.idx = (um.n * 131 + um.k * 31 + i * 17) % 1000 \
+                     JOIN seed_sentences s2 ON s2.idx = (um.n * 37 + um.k * 101 + i * 53 + 500) % 1000"
+                ))
+                .bind::<BigInt, _>(cfg.messages_per_match)
+                .bind::<BigInt, _>(cfg.unread_tail)
+                .execute(conn)
+                .await?;
+                bind(format!(
+                    "{matches_cte} INSERT INTO received_photos (user_id, character_id, storage_key, content_type, width, height, prompt, received_at) \
+                     SELECT um.user_id, um.character_id, \
+                            'seed/' || um.user_id || '/' || um.character_id || '/' || p || '.png', 'image/png', 512, 512, \
+                            s.text, um.last_at - make_interval(hours => (p * 5)::int) \
+                     FROM um CROSS JOIN generate_series(0, $7 - 1) p \
+                     JOIN seed_sentences s ON s.idx = (um.n * 7 + um.k * 11 + p * 13) % 1000"
+                ))
+                .bind::<BigInt, _>(cfg.photos_per_match)
+                .execute(conn)
+                .await?;
+                bind(format!(
+                    "{matches_cte} INSERT INTO memories (user_id, character_id, content, created_at, updated_at) \
+                     SELECT um.user_id, um.character_id, s.text, \
+                            um.last_at - make_interval(hours => (r * 30)::int), um.last_at - make_interval(hours => (r * 30)::int) \
+                     FROM um CROSS JOIN generate_series(0, $7 - 1) r \
+                     JOIN seed_sentences s ON s.idx = (um.n * 19 + um.k * 3 + r * 29 + 250) % 1000"
+                ))
+                .bind::<BigInt, _>(cfg.memories_per_match)
+                .execute(conn)
+                .await?;
+                Ok(())
+            })
+            .await
+    }
+}
+
+fn gcd(a: i64, b: i64) -> i64 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
