@@ -1,0 +1,224 @@
+//! `dreamctl`: Dream's operator CLI.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use db_core::migrate::{self, Outcome};
+use db_core::models::SecretString;
+use db_core::seed::{self, SeedConfig};
+use db_core::{AsyncPgConnection, explain};
+
+async fn establish(url: &str) -> anyhow::Result<AsyncPgConnection> {
+    db_core::pool::connect_unpooled(url, "dreamctl").await.context("cannot connect to the database")
+}
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Parser)]
+#[command(name = "dreamctl", version, about = "Operate a Dream deployment: migrations, data, query plans")]
+struct Cli {
+    /// PostgreSQL to work on.
+    #[arg(long, env = "DATABASE_URL", default_value = db_core::config::DEFAULT_DATABASE_URL, global = true)]
+    database_url: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply pending migrations and print what was applied or skipped.
+    Migrate,
+    /// Load the demo catalogue and account, or generate the synthetic dataset.
+    Seed(SeedArgs),
+    /// EXPLAIN (ANALYZE, BUFFERS) every hot query; fail on a sequential scan of a large table.
+    Explain {
+        /// Print only the summary table, not the plans.
+        #[arg(long)]
+        summary: bool,
+    },
+}
+
+#[derive(Args)]
+struct SeedArgs {
+    /// Load the demo characters and the demo account only (what `make dev` does).
+    #[arg(long)]
+    demo: bool,
+    /// Replace existing data instead of refusing to seed a non-empty database.
+    #[arg(long)]
+    reset: bool,
+    #[arg(long, default_value_t = SeedConfig::default().users)]
+    users: i64,
+    #[arg(long, default_value_t = SeedConfig::default().characters)]
+    characters: i64,
+    #[arg(long, default_value_t = SeedConfig::default().matches_per_user)]
+    matches_per_user: i64,
+    #[arg(long, default_value_t = SeedConfig::default().messages_per_match)]
+    messages_per_match: i64,
+    #[arg(long, default_value_t = SeedConfig::default().photos_per_match)]
+    photos_per_match: i64,
+    /// Connections inserting in parallel.
+    #[arg(long, default_value_t = SeedConfig::default().parallelism)]
+    parallelism: usize,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Migrate => run_migrate(&cli.database_url).await,
+        Command::Seed(args) => run_seed(&cli.database_url, args).await,
+        Command::Explain { summary } => run_explain(&cli.database_url, summary).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The URL with its password hidden, for printing.
+fn display_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+async fn run_migrate(url: &str) -> anyhow::Result<ExitCode> {
+    println!("Migrating {}", display_url(url));
+    let report = migrate::run_pending(url).await?;
+    for (name, outcome) in &report.migrations {
+        match outcome {
+            Outcome::Applied(t) => println!("  ✅ applied  {name} ({} ms)", t.as_millis()),
+            Outcome::Skipped => println!("  ⏭  skipped  {name} (already applied)"),
+            Outcome::Failed(e) => println!("  ❌ failed   {name}: {e}"),
+            Outcome::NotRun => println!("  ·  not run  {name}"),
+        }
+    }
+    println!(
+        "Summary: {} applied, {} skipped, {} failed ({} total)",
+        report.applied(),
+        report.skipped(),
+        report.failed(),
+        report.migrations.len()
+    );
+    Ok(if report.is_success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn demo_password_hash() -> anyhow::Result<SecretString> {
+    use argon2::{Argon2, PasswordHasher};
+    let hash = Argon2::default()
+        .hash_password(seed::DEMO_PASSWORD.as_bytes())
+        .map_err(|e| anyhow::anyhow!("hashing the demo password: {e}"))?;
+    Ok(SecretString::new(hash.to_string()))
+}
+
+async fn run_seed(url: &str, args: SeedArgs) -> anyhow::Result<ExitCode> {
+    let hash = demo_password_hash()?;
+    if args.demo {
+        let mut conn: AsyncPgConnection = establish(url).await?;
+        let report = seed::load_demo(&mut conn, &hash).await?;
+        println!(
+            "Demo catalogue: {} characters. Demo account {} ({}): password {:?}",
+            report.characters,
+            seed::DEMO_EMAIL,
+            if report.user_created { "created" } else { "already there" },
+            seed::DEMO_PASSWORD
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let cfg = SeedConfig {
+        users: args.users,
+        characters: args.characters,
+        matches_per_user: args.matches_per_user,
+        messages_per_match: args.messages_per_match,
+        photos_per_match: args.photos_per_match,
+        parallelism: args.parallelism,
+        ..SeedConfig::default()
+    };
+    println!(
+        "Seeding {}: {} users, {} characters, {} matches each, {} messages and {} photos per match",
+        display_url(url),
+        cfg.users,
+        cfg.characters,
+        cfg.matches_per_user,
+        cfg.messages_per_match,
+        cfg.photos_per_match
+    );
+    let bar = ProgressBar::new(cfg.users as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} users ({per_sec}, eta {eta})")
+            .context("progress template")?
+            .progress_chars("=> "),
+    );
+    let progress = |done: i64, _total: i64| bar.set_position(done as u64);
+    let started = Instant::now();
+    let (counts, _) = seed::seed(url, &cfg, &hash, args.reset, &progress).await?;
+    bar.finish();
+    println!(
+        "Seeded in {:.1} s: {} users, {} characters, {} matches, {} messages ({} unread), {} photos, {} memories; ANALYZE done",
+        started.elapsed().as_secs_f64(),
+        counts.users,
+        counts.characters,
+        counts.matches,
+        counts.messages,
+        counts.unread,
+        counts.photos,
+        counts.memories
+    );
+    println!("Every seeded user is user<N>@example.com with the password {:?}", seed::DEMO_PASSWORD);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_explain(url: &str, summary: bool) -> anyhow::Result<ExitCode> {
+    let mut conn: AsyncPgConnection = establish(url).await?;
+    let Some(sample) = explain::Sample::from_data(&mut conn).await? else {
+        anyhow::bail!("no conversation in the database: run `dreamctl seed` first");
+    };
+    println!(
+        "EXPLAIN (ANALYZE, BUFFERS) on {} — user {}, character {}, search {:?}",
+        display_url(url),
+        sample.user_id,
+        sample.character_id,
+        sample.search_term
+    );
+    let plans = explain::explain_all(&mut conn, &sample).await?;
+    if !summary {
+        for p in &plans {
+            println!("\n── {} ──\n{}", p.name, p.text());
+        }
+    }
+    println!("\n{:<38} {:>10}  {:<32} verdict", "query", "exec ms", "expected index");
+    let mut failed = 0;
+    for p in &plans {
+        let verdict = if !p.large_seq_scans.is_empty() {
+            format!("SEQ SCAN on {}", p.large_seq_scans.join(", "))
+        } else if !p.uses_index(p.expected_index) {
+            "index not used".to_owned()
+        } else {
+            "ok".to_owned()
+        };
+        if !p.large_seq_scans.is_empty() {
+            failed += 1;
+        }
+        println!("{:<38} {:>10.3}  {:<32} {verdict}", p.name, p.execution_ms, p.expected_index);
+    }
+    if failed > 0 {
+        println!("\n{failed} hot quer{} scan a large table sequentially", if failed == 1 { "y" } else { "ies" });
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
