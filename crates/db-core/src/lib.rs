@@ -13,6 +13,7 @@ pub mod schema;
 pub mod seed;
 
 pub use config::{Environment, PgConfig, RedisConfig, SlowQueryConfig};
+pub use diesel::QueryResult;
 pub use diesel::result::Error as QueryError;
 pub use diesel_async::AsyncPgConnection;
 pub use pool::{Db, DbError, PgConn, PgPool, PoolStats};

@@ -63,15 +63,17 @@ pub enum MigrateError {
 pub async fn run_pending(database_url: &str) -> Result<MigrationReport, MigrateError> {
     with_sync_connection(database_url, |conn| {
         let all = migrations()?;
-        let applied = conn.applied_migrations().map_err(|e| MigrateError::Source(e.to_string()))?;
+        let applied = conn
+            .applied_migrations()
+            .map_err(|e| MigrateError::Source(e.to_string()))?;
         let mut report = MigrationReport::default();
         let mut failed = false;
         for m in &all {
             let name = m.name().to_string();
-            let outcome = if failed {
-                Outcome::NotRun
-            } else if applied.contains(&m.name().version()) {
+            let outcome = if applied.contains(&m.name().version()) {
                 Outcome::Skipped
+            } else if failed {
+                Outcome::NotRun
             } else {
                 let started = Instant::now();
                 match conn.run_migration(m.as_ref()) {
@@ -85,6 +87,35 @@ pub async fn run_pending(database_url: &str) -> Result<MigrationReport, MigrateE
             report.migrations.push((name, outcome));
         }
         Ok(report)
+    })
+    .await
+}
+
+/// Applies the next pending migration only; returns its name, or `None` when none is pending.
+pub async fn run_next(database_url: &str) -> Result<Option<String>, MigrateError> {
+    with_sync_connection(database_url, |conn| {
+        let applied = conn
+            .applied_migrations()
+            .map_err(|e| MigrateError::Source(e.to_string()))?;
+        let Some(next) = migrations()?
+            .into_iter()
+            .find(|m| !applied.contains(&m.name().version()))
+        else {
+            return Ok(None);
+        };
+        conn.run_migration(next.as_ref())
+            .map_err(|e| MigrateError::Source(e.to_string()))?;
+        Ok(Some(next.name().to_string()))
+    })
+    .await
+}
+
+/// Reverts the newest applied migration; returns its version.
+pub async fn revert_last(database_url: &str) -> Result<String, MigrateError> {
+    with_sync_connection(database_url, |conn| {
+        conn.revert_last_migration(MIGRATIONS)
+            .map(|v| v.to_string())
+            .map_err(|e| MigrateError::Source(e.to_string()))
     })
     .await
 }

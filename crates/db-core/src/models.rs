@@ -17,7 +17,9 @@ use crate::schema::{
 };
 
 /// Who wrote a chat message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, AsExpression, FromSqlRow)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, AsExpression, FromSqlRow,
+)]
 #[diesel(sql_type = sql_types::MessageSender)]
 #[serde(rename_all = "snake_case")]
 pub enum Sender {
@@ -49,7 +51,11 @@ impl FromSql<sql_types::MessageSender, Pg> for Sender {
             b"user" => Ok(Sender::User),
             b"character" => Ok(Sender::Character),
             b"system" => Ok(Sender::System),
-            other => Err(format!("unknown message_sender {:?}", String::from_utf8_lossy(other)).into()),
+            other => Err(format!(
+                "unknown message_sender {:?}",
+                String::from_utf8_lossy(other)
+            )
+            .into()),
         }
     }
 }
@@ -139,7 +145,17 @@ pub struct NewUser {
     pub display_name: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Queryable, Selectable, QueryableByName, Insertable)]
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Serialize,
+    Deserialize,
+    Queryable,
+    Selectable,
+    QueryableByName,
+    Insertable,
+)]
 #[diesel(table_name = characters, check_for_backend(Pg))]
 pub struct Character {
     pub id: String,
@@ -191,7 +207,12 @@ pub struct NewMessage {
 impl NewMessage {
     /// A message as it is usually stored: the user's own messages are read, what the
     /// character or the system sends is unread until the user opens the conversation.
-    pub fn new(user_id: Uuid, character_id: impl Into<String>, sender: Sender, content: impl Into<String>) -> Self {
+    pub fn new(
+        user_id: Uuid,
+        character_id: impl Into<String>,
+        sender: Sender,
+        content: impl Into<String>,
+    ) -> Self {
         Self {
             user_id,
             character_id: character_id.into(),

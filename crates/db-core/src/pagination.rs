@@ -82,7 +82,13 @@ pub struct Page<T> {
 impl<T> Page<T> {
     pub fn new(items: Vec<T>, total: i64, page: i64, per_page: i64) -> Self {
         let has_next = page.saturating_mul(per_page) < total;
-        Self { items, total, page, per_page, has_next }
+        Self {
+            items,
+            total,
+            page,
+            per_page,
+            has_next,
+        }
     }
 }
 
@@ -100,7 +106,10 @@ mod tests {
 
     #[test]
     fn cursor_round_trips_and_rejects_garbage() {
-        let c = Cursor::new(DateTime::from_timestamp_micros(1_732_700_000_123_456).unwrap_or_default(), 42);
+        let c = Cursor::new(
+            DateTime::from_timestamp_micros(1_732_700_000_123_456).unwrap_or_default(),
+            42,
+        );
         assert_eq!(c.to_string(), "1732700000123456-42");
         assert_eq!("1732700000123456-42".parse::<Cursor>(), Ok(c));
         for bad in ["", "12", "a-1", "1-b", "99999999999999999999-1"] {
@@ -117,7 +126,8 @@ mod tests {
 
     #[test]
     fn overfetch_page_sets_next_only_when_more() {
-        let key = |i: &i64| Cursor::new(DateTime::from_timestamp_micros(*i).unwrap_or_default(), *i);
+        let key =
+            |i: &i64| Cursor::new(DateTime::from_timestamp_micros(*i).unwrap_or_default(), *i);
         let p = KeysetPage::from_overfetch(vec![5, 4, 3], 2, key);
         assert_eq!(p.items, vec![5, 4]);
         assert_eq!(p.next.map(|c| c.id), Some(4));

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use diesel::ConnectionError;
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, PoolError, RecyclingMethod};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, PoolError, RecyclingMethod,
+};
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use futures_util::FutureExt;
 use serde::Serialize;
@@ -43,6 +45,41 @@ pub struct PgPool {
     inner: bb8::Pool<Manager>,
     config: Arc<PgConfig>,
     role: &'static str,
+    connect_failures: Arc<ConnectFailures>,
+}
+
+/// bb8 opens connections in the background and does not tell a waiting `get` that opening one
+/// failed: the waiter would sit out the whole acquire timeout while the database is down.
+/// This sink hears the failure and wakes the waiters, who then answer "unreachable" at once.
+#[derive(Default)]
+struct ConnectFailures {
+    notify: tokio::sync::Notify,
+    last: std::sync::Mutex<Option<String>>,
+}
+
+#[derive(Clone)]
+struct FailureSink(Arc<ConnectFailures>);
+
+impl std::fmt::Debug for FailureSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FailureSink")
+    }
+}
+
+impl bb8::ErrorSink<PoolError> for FailureSink {
+    fn sink(&self, error: PoolError) {
+        if let PoolError::ConnectionError(e) = &error {
+            tracing::warn!(error = %e, "cannot open a database connection");
+            if let Ok(mut last) = self.0.last.lock() {
+                *last = Some(e.to_string());
+            }
+            self.0.notify.notify_waiters();
+        }
+    }
+
+    fn boxed_clone(&self) -> Box<dyn bb8::ErrorSink<PoolError>> {
+        Box::new(self.clone())
+    }
 }
 
 /// What a pool looks like now, for `/metrics` and the monitoring dashboard.
@@ -78,32 +115,54 @@ impl PgPool {
             RecyclingMethod::Fast
         };
         let setup = ConnectionSetup {
-            application_name: format!("{}{}", config.application_name, if role == "replica" { "-ro" } else { "" }),
+            application_name: format!(
+                "{}{}",
+                config.application_name,
+                if role == "replica" { "-ro" } else { "" }
+            ),
             statement_timeout_ms: config.statement_timeout.as_millis() as u64,
             read_only: role == "replica",
             slow,
         };
-        manager_config.custom_setup = Box::new(move |url| setup.clone().connect(url.to_owned()).boxed());
+        manager_config.custom_setup =
+            Box::new(move |url| setup.clone().connect(url.to_owned()).boxed());
         let manager = Manager::new_with_config(url, manager_config);
+        let connect_failures = Arc::new(ConnectFailures::default());
         let inner = bb8::Pool::builder()
+            .error_sink(Box::new(FailureSink(connect_failures.clone())))
             .max_size(config.max_size)
             .min_idle(Some(config.min_idle.min(config.max_size)))
             .connection_timeout(config.acquire_timeout)
             .max_lifetime(Some(config.max_lifetime))
             .idle_timeout(Some(config.idle_timeout))
             .test_on_check_out(config.test_on_checkout)
-            // A refused connection fails the checkout at once instead of retrying until the
+            // A failed connect is reported (see `ConnectFailures`) instead of retried until the
             // acquire timeout: a dead database answers 503 quickly, not after 30 s.
             .retry_connection(false)
             .build_unchecked(manager);
-        Self { inner, config: Arc::new(config.clone()), role }
+        Self {
+            inner,
+            config: Arc::new(config.clone()),
+            role,
+            connect_failures,
+        }
     }
 
     /// Checks out a connection, or says why none could be had within the acquire timeout.
     pub async fn get(&self) -> Result<PgConn, DbError> {
-        self.inner.get_owned().await.map_err(|e| match e {
+        let failed = self.connect_failures.notify.notified();
+        let got = tokio::select! {
+            got = self.inner.get_owned() => got,
+            () = failed => {
+                let why = self.connect_failures.last.lock().ok().and_then(|l| l.clone());
+                return Err(DbError::Unreachable(why.unwrap_or_else(|| "connection failed".into())));
+            }
+        };
+        got.map_err(|e| match e {
             bb8::RunError::TimedOut => DbError::PoolTimeout(self.config.acquire_timeout),
-            bb8::RunError::User(PoolError::ConnectionError(e)) => DbError::Unreachable(e.to_string()),
+            bb8::RunError::User(PoolError::ConnectionError(e)) => {
+                DbError::Unreachable(e.to_string())
+            }
             bb8::RunError::User(PoolError::QueryError(e)) => DbError::Unreachable(e.to_string()),
         })
     }
@@ -156,7 +215,9 @@ impl ConnectionSetup {
         if self.read_only {
             setup.push_str("; SET default_transaction_read_only = on");
         }
-        conn.batch_execute(&setup).await.map_err(ConnectionError::CouldntSetupConfiguration)?;
+        conn.batch_execute(&setup)
+            .await
+            .map_err(ConnectionError::CouldntSetupConfiguration)?;
         // Installed after the set-up statements, so they are neither timed nor counted.
         conn.set_instrumentation(QueryInstrumentation::new(self.slow));
         Ok(conn)
@@ -173,7 +234,10 @@ pub struct Db {
 impl Db {
     pub fn new(config: &PgConfig, slow: SlowQueryConfig) -> Self {
         let primary = PgPool::new(config, &config.url, "primary", slow);
-        let replica = config.replica_url.as_deref().map(|url| PgPool::new(config, url, "replica", slow));
+        let replica = config
+            .replica_url
+            .as_deref()
+            .map(|url| PgPool::new(config, url, "replica", slow));
         Self { primary, replica }
     }
 
@@ -214,7 +278,10 @@ impl Db {
 
 /// A connection outside any pool and without a statement timeout, for operator work
 /// (migrations, seeding, EXPLAIN). Still instrumented.
-pub async fn connect_unpooled(url: &str, application_name: &str) -> Result<AsyncPgConnection, ConnectionError> {
+pub async fn connect_unpooled(
+    url: &str,
+    application_name: &str,
+) -> Result<AsyncPgConnection, ConnectionError> {
     let setup = ConnectionSetup {
         application_name: application_name.to_owned(),
         statement_timeout_ms: 0,
@@ -222,4 +289,30 @@ pub async fn connect_unpooled(url: &str, application_name: &str) -> Result<Async
         slow: SlowQueryConfig::default(),
     };
     setup.connect(url.to_owned()).await
+}
+
+/// Runs SQL with no result (several statements allowed), for tools and the test harness.
+pub async fn batch_execute(conn: &mut AsyncPgConnection, sql: &str) -> diesel::QueryResult<()> {
+    conn.batch_execute(sql).await
+}
+
+/// Whether a database exists and is marked as a template (`None` if it does not exist).
+pub async fn database_is_template(admin_url: &str, name: &str) -> Result<Option<bool>, DbError> {
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        datistemplate: bool,
+    }
+    let mut conn = connect_unpooled(admin_url, "db-test-admin")
+        .await
+        .map_err(|e| DbError::Unreachable(e.to_string()))?;
+    let row: Option<Row> =
+        diesel::sql_query("SELECT datistemplate FROM pg_database WHERE datname = $1")
+            .bind::<diesel::sql_types::Text, _>(name)
+            .get_result(&mut conn)
+            .await
+            .optional()?;
+    Ok(row.map(|r| r.datistemplate))
 }

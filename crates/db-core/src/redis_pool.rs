@@ -47,7 +47,11 @@ impl RedisPool {
             // a round trip for nothing. A dead connection fails its command and is replaced.
             .test_on_check_out(false)
             .build_unchecked(manager);
-        Ok(Self { pool, command_timeout: config.command_timeout, prefix: config.key_prefix.clone() })
+        Ok(Self {
+            pool,
+            command_timeout: config.command_timeout,
+            prefix: config.key_prefix.clone(),
+        })
     }
 
     /// The key prefix every key of this deployment (or test) lives under.
@@ -70,7 +74,10 @@ impl RedisPool {
     }
 
     /// Runs a pipeline within the command timeout.
-    pub async fn query_pipe<T: FromRedisValue>(&self, pipe: &redis::Pipeline) -> Result<T, RedisError> {
+    pub async fn query_pipe<T: FromRedisValue>(
+        &self,
+        pipe: &redis::Pipeline,
+    ) -> Result<T, RedisError> {
         self.with_timeout(async {
             let mut conn = self.connection().await?;
             Ok(pipe.query_async(&mut *conn).await?)
@@ -80,7 +87,11 @@ impl RedisPool {
 
     pub async fn ping(&self) -> Result<(), RedisError> {
         let pong: String = self.query(&redis::cmd("PING")).await?;
-        if pong == "PONG" { Ok(()) } else { Err(RedisError::Unavailable(format!("PING answered {pong}"))) }
+        if pong == "PONG" {
+            Ok(())
+        } else {
+            Err(RedisError::Unavailable(format!("PING answered {pong}")))
+        }
     }
 
     pub fn stats(&self) -> RedisPoolStats {
@@ -92,14 +103,19 @@ impl RedisPool {
         }
     }
 
-    async fn connection(&self) -> Result<bb8::PooledConnection<'_, RedisConnectionManager>, RedisError> {
+    async fn connection(
+        &self,
+    ) -> Result<bb8::PooledConnection<'_, RedisConnectionManager>, RedisError> {
         self.pool.get().await.map_err(|e| match e {
             bb8::RunError::TimedOut => RedisError::Timeout(self.command_timeout),
             bb8::RunError::User(e) => RedisError::Unavailable(e.to_string()),
         })
     }
 
-    async fn with_timeout<T>(&self, fut: impl Future<Output = Result<T, RedisError>>) -> Result<T, RedisError> {
+    async fn with_timeout<T>(
+        &self,
+        fut: impl Future<Output = Result<T, RedisError>>,
+    ) -> Result<T, RedisError> {
         tokio::time::timeout(self.command_timeout, fut)
             .await
             .unwrap_or(Err(RedisError::Timeout(self.command_timeout)))

@@ -106,7 +106,11 @@ pub async fn counts(conn: &mut AsyncPgConnection) -> QueryResult<SeedCounts> {
         characters: count(conn, "SELECT count(*) AS n FROM characters").await?,
         matches: count(conn, "SELECT count(*) AS n FROM matches").await?,
         messages: count(conn, "SELECT count(*) AS n FROM chat_messages").await?,
-        unread: count(conn, "SELECT count(*) AS n FROM chat_messages WHERE NOT is_read").await?,
+        unread: count(
+            conn,
+            "SELECT count(*) AS n FROM chat_messages WHERE NOT is_read",
+        )
+        .await?,
         photos: count(conn, "SELECT count(*) AS n FROM received_photos").await?,
         memories: count(conn, "SELECT count(*) AS n FROM memories").await?,
     })
@@ -131,9 +135,16 @@ pub struct DemoReport {
 
 /// Loads (or refreshes) the demo catalogue and makes sure the demo account exists, matched
 /// with the first demo character, whose greeting opens the conversation. Safe to run again.
-pub async fn load_demo(conn: &mut AsyncPgConnection, password_hash: &SecretString) -> Result<DemoReport, SeedError> {
+pub async fn load_demo(
+    conn: &mut AsyncPgConnection,
+    password_hash: &SecretString,
+) -> Result<DemoReport, SeedError> {
     let demo = demo_characters()?;
-    let first = demo.iter().next().cloned().ok_or_else(|| SeedError::Invalid("empty demo catalogue".into()))?;
+    let first = demo
+        .as_slice()
+        .first()
+        .cloned()
+        .ok_or_else(|| SeedError::Invalid("empty demo catalogue".into()))?;
     conn.transaction(async |conn| {
         characters::upsert(conn, &demo).await?;
         let created = match users::find_by_email(conn, DEMO_EMAIL).await? {
@@ -146,20 +157,35 @@ pub async fn load_demo(conn: &mut AsyncPgConnection, password_hash: &SecretStrin
                 };
                 let user = users::create(conn, &new).await.map_err(|e| match e {
                     users::CreateUserError::Db(e) => SeedError::Db(e),
-                    users::CreateUserError::EmailTaken => SeedError::Invalid("demo user raced".into()),
+                    users::CreateUserError::EmailTaken => {
+                        SeedError::Invalid("demo user raced".into())
+                    }
                 })?;
-                let (_, new_match) = matches::create(conn, user.id, &first.id).await.map_err(|e| match e {
-                    matches::CreateMatchError::Db(e) => SeedError::Db(e),
-                    matches::CreateMatchError::UnknownCharacter => SeedError::Invalid("demo character missing".into()),
-                })?;
+                let (_, new_match) =
+                    matches::create(conn, user.id, &first.id)
+                        .await
+                        .map_err(|e| match e {
+                            matches::CreateMatchError::Db(e) => SeedError::Db(e),
+                            matches::CreateMatchError::UnknownCharacter => {
+                                SeedError::Invalid("demo character missing".into())
+                            }
+                        })?;
                 if new_match {
-                    let greeting = NewMessage::new(user.id, first.id.clone(), Sender::Character, first.greeting.clone());
+                    let greeting = NewMessage::new(
+                        user.id,
+                        first.id.clone(),
+                        Sender::Character,
+                        first.greeting.clone(),
+                    );
                     messages::insert_many(conn, &[greeting]).await?;
                 }
                 true
             }
         };
-        Ok(DemoReport { characters: demo.len(), user_created: created })
+        Ok(DemoReport {
+            characters: demo.len(),
+            user_created: created,
+        })
     })
     .await
 }
@@ -174,7 +200,9 @@ pub async fn seed(
 ) -> Result<(SeedCounts, Duration), SeedError> {
     let started = Instant::now();
     if cfg.matches_per_user > cfg.characters {
-        return Err(SeedError::Invalid("matches per user exceed the characters".into()));
+        return Err(SeedError::Invalid(
+            "matches per user exceed the characters".into(),
+        ));
     }
     if cfg.users < 1 || cfg.users_per_chunk < 1 || cfg.parallelism < 1 || cfg.characters < 1 {
         return Err(SeedError::Invalid("counts must be positive".into()));
@@ -224,7 +252,12 @@ pub async fn seed(
     drop(conn);
 
     let chunks: Vec<(i64, i64)> = (0..(cfg.users + cfg.users_per_chunk - 1) / cfg.users_per_chunk)
-        .map(|i| (1 + i * cfg.users_per_chunk, ((i + 1) * cfg.users_per_chunk).min(cfg.users)))
+        .map(|i| {
+            (
+                1 + i * cfg.users_per_chunk,
+                ((i + 1) * cfg.users_per_chunk).min(cfg.users),
+            )
+        })
         .collect();
     let mut workers = Vec::with_capacity(cfg.parallelism);
     for _ in 0..cfg.parallelism.min(chunks.len()) {
@@ -243,7 +276,10 @@ pub async fn seed(
                     let next = queue.lock().await.next();
                     let Some((first, last)) = next else { break };
                     w.chunk(first, last).await?;
-                    let n = done.fetch_add(last - first + 1, std::sync::atomic::Ordering::Relaxed) + last - first + 1;
+                    let n = done.fetch_add(last - first + 1, std::sync::atomic::Ordering::Relaxed)
+                        + last
+                        - first
+                        + 1;
                     progress(n, cfg.users);
                 }
                 Ok::<_, SeedError>(())
@@ -268,22 +304,188 @@ struct Worker {
 
 /// French words the synthetic conversations are made of.
 const WORDS: &[&str] = &[
-    "bonjour", "bonsoir", "merci", "toujours", "jamais", "souvent", "demain", "hier", "aujourd'hui", "ce soir",
-    "je", "tu", "nous", "vous", "elle", "il", "on", "mon", "ton", "notre", "votre", "le", "la", "les", "un", "une",
-    "des", "du", "au", "avec", "sans", "pour", "dans", "sur", "sous", "chez", "vers", "mais", "donc", "car", "et",
-    "ou", "si", "quand", "comme", "très", "trop", "peu", "beaucoup", "vraiment", "peut-être", "aime", "adore",
-    "pense", "rêve", "voudrais", "cherche", "trouve", "raconte", "écoute", "regarde", "marche", "danse", "chante",
-    "cuisine", "voyage", "lis", "écris", "souris", "ris", "attends", "imagine", "découvre", "retrouve", "souviens",
-    "musique", "plage", "montagne", "forêt", "mer", "soleil", "lune", "étoiles", "pluie", "neige", "vent", "ville",
-    "village", "café", "thé", "chocolat", "croissant", "fromage", "vin", "restaurant", "marché", "jardin", "fleurs",
-    "livre", "film", "chanson", "concert", "musée", "tableau", "photo", "voyage", "train", "vélo", "bateau", "avion",
-    "Paris", "Lyon", "Marseille", "Bordeaux", "Nice", "Bretagne", "Provence", "Normandie", "Alpes", "Montréal",
-    "chat", "chien", "oiseau", "cheval", "ami", "amie", "famille", "frère", "sœur", "enfance", "souvenir",
-    "week-end", "vacances", "soirée", "matin", "nuit", "printemps", "été", "automne", "hiver", "anniversaire",
-    "doux", "belle", "beau", "heureux", "heureuse", "triste", "fatigué", "curieux", "calme", "drôle", "tendre",
-    "magnifique", "incroyable", "simple", "secret", "nouveau", "ancien", "petit", "grand", "chaud", "froid",
-    "cœur", "sourire", "regard", "voix", "silence", "histoire", "idée", "envie", "rendez-vous", "promenade",
-    "randonnée", "piscine", "guitare", "piano", "peinture", "poésie", "roman", "jeu", "série", "recette",
+    "bonjour",
+    "bonsoir",
+    "merci",
+    "toujours",
+    "jamais",
+    "souvent",
+    "demain",
+    "hier",
+    "aujourd'hui",
+    "ce soir",
+    "je",
+    "tu",
+    "nous",
+    "vous",
+    "elle",
+    "il",
+    "on",
+    "mon",
+    "ton",
+    "notre",
+    "votre",
+    "le",
+    "la",
+    "les",
+    "un",
+    "une",
+    "des",
+    "du",
+    "au",
+    "avec",
+    "sans",
+    "pour",
+    "dans",
+    "sur",
+    "sous",
+    "chez",
+    "vers",
+    "mais",
+    "donc",
+    "car",
+    "et",
+    "ou",
+    "si",
+    "quand",
+    "comme",
+    "très",
+    "trop",
+    "peu",
+    "beaucoup",
+    "vraiment",
+    "peut-être",
+    "aime",
+    "adore",
+    "pense",
+    "rêve",
+    "voudrais",
+    "cherche",
+    "trouve",
+    "raconte",
+    "écoute",
+    "regarde",
+    "marche",
+    "danse",
+    "chante",
+    "cuisine",
+    "voyage",
+    "lis",
+    "écris",
+    "souris",
+    "ris",
+    "attends",
+    "imagine",
+    "découvre",
+    "retrouve",
+    "souviens",
+    "musique",
+    "plage",
+    "montagne",
+    "forêt",
+    "mer",
+    "soleil",
+    "lune",
+    "étoiles",
+    "pluie",
+    "neige",
+    "vent",
+    "ville",
+    "village",
+    "café",
+    "thé",
+    "chocolat",
+    "croissant",
+    "fromage",
+    "vin",
+    "restaurant",
+    "marché",
+    "jardin",
+    "fleurs",
+    "livre",
+    "film",
+    "chanson",
+    "concert",
+    "musée",
+    "tableau",
+    "photo",
+    "voyage",
+    "train",
+    "vélo",
+    "bateau",
+    "avion",
+    "Paris",
+    "Lyon",
+    "Marseille",
+    "Bordeaux",
+    "Nice",
+    "Bretagne",
+    "Provence",
+    "Normandie",
+    "Alpes",
+    "Montréal",
+    "chat",
+    "chien",
+    "oiseau",
+    "cheval",
+    "ami",
+    "amie",
+    "famille",
+    "frère",
+    "sœur",
+    "enfance",
+    "souvenir",
+    "week-end",
+    "vacances",
+    "soirée",
+    "matin",
+    "nuit",
+    "printemps",
+    "été",
+    "automne",
+    "hiver",
+    "anniversaire",
+    "doux",
+    "belle",
+    "beau",
+    "heureux",
+    "heureuse",
+    "triste",
+    "fatigué",
+    "curieux",
+    "calme",
+    "drôle",
+    "tendre",
+    "magnifique",
+    "incroyable",
+    "simple",
+    "secret",
+    "nouveau",
+    "ancien",
+    "petit",
+    "grand",
+    "chaud",
+    "froid",
+    "cœur",
+    "sourire",
+    "regard",
+    "voix",
+    "silence",
+    "histoire",
+    "idée",
+    "envie",
+    "rendez-vous",
+    "promenade",
+    "randonnée",
+    "piscine",
+    "guitare",
+    "piano",
+    "peinture",
+    "poésie",
+    "roman",
+    "jeu",
+    "série",
+    "recette",
 ];
 
 impl Worker {
@@ -308,10 +510,15 @@ impl Worker {
         .bind::<Array<Text>, _>(WORDS)
         .execute(&mut conn)
         .await?;
-        conn.batch_execute("ANALYZE seed_chars; ANALYZE seed_sentences").await?;
+        conn.batch_execute("ANALYZE seed_chars; ANALYZE seed_sentences")
+            .await?;
         // A stride coprime with the character count gives each user distinct characters.
         let stride = (7..).find(|s| gcd(*s, cfg.characters) == 1).unwrap_or(1);
-        Ok(Self { conn, cfg: cfg.clone(), stride })
+        Ok(Self {
+            conn,
+            cfg: cfg.clone(),
+            stride,
+        })
     }
 
     /// Matches, messages, photos and memories of users `first..=last`, in one transaction.

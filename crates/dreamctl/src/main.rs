@@ -11,12 +11,18 @@ use db_core::seed::{self, SeedConfig};
 use db_core::{AsyncPgConnection, explain};
 
 async fn establish(url: &str) -> anyhow::Result<AsyncPgConnection> {
-    db_core::pool::connect_unpooled(url, "dreamctl").await.context("cannot connect to the database")
+    db_core::pool::connect_unpooled(url, "dreamctl")
+        .await
+        .context("cannot connect to the database")
 }
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Parser)]
-#[command(name = "dreamctl", version, about = "Operate a Dream deployment: migrations, data, query plans")]
+#[command(
+    name = "dreamctl",
+    version,
+    about = "Operate a Dream deployment: migrations, data, query plans"
+)]
 struct Cli {
     /// PostgreSQL to work on.
     #[arg(long, env = "DATABASE_URL", default_value = db_core::config::DEFAULT_DATABASE_URL, global = true)]
@@ -65,7 +71,10 @@ struct SeedArgs {
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
@@ -115,7 +124,11 @@ async fn run_migrate(url: &str) -> anyhow::Result<ExitCode> {
         report.failed(),
         report.migrations.len()
     );
-    Ok(if report.is_success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if report.is_success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn demo_password_hash() -> anyhow::Result<SecretString> {
@@ -135,7 +148,11 @@ async fn run_seed(url: &str, args: SeedArgs) -> anyhow::Result<ExitCode> {
             "Demo catalogue: {} characters. Demo account {} ({}): password {:?}",
             report.characters,
             seed::DEMO_EMAIL,
-            if report.user_created { "created" } else { "already there" },
+            if report.user_created {
+                "created"
+            } else {
+                "already there"
+            },
             seed::DEMO_PASSWORD
         );
         return Ok(ExitCode::SUCCESS);
@@ -160,9 +177,11 @@ async fn run_seed(url: &str, args: SeedArgs) -> anyhow::Result<ExitCode> {
     );
     let bar = ProgressBar::new(cfg.users as u64);
     bar.set_style(
-        ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} users ({per_sec}, eta {eta})")
-            .context("progress template")?
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:40}] {pos}/{len} users ({per_sec}, eta {eta})",
+        )
+        .context("progress template")?
+        .progress_chars("=> "),
     );
     let progress = |done: i64, _total: i64| bar.set_position(done as u64);
     let started = Instant::now();
@@ -179,7 +198,10 @@ async fn run_seed(url: &str, args: SeedArgs) -> anyhow::Result<ExitCode> {
         counts.photos,
         counts.memories
     );
-    println!("Every seeded user is user<N>@example.com with the password {:?}", seed::DEMO_PASSWORD);
+    println!(
+        "Every seeded user is user<N>@example.com with the password {:?}",
+        seed::DEMO_PASSWORD
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -201,7 +223,10 @@ async fn run_explain(url: &str, summary: bool) -> anyhow::Result<ExitCode> {
             println!("\n── {} ──\n{}", p.name, p.text());
         }
     }
-    println!("\n{:<38} {:>10}  {:<32} verdict", "query", "exec ms", "expected index");
+    println!(
+        "\n{:<38} {:>10}  {:<32} verdict",
+        "query", "exec ms", "expected index"
+    );
     let mut failed = 0;
     for p in &plans {
         let verdict = if !p.large_seq_scans.is_empty() {
@@ -214,10 +239,16 @@ async fn run_explain(url: &str, summary: bool) -> anyhow::Result<ExitCode> {
         if !p.large_seq_scans.is_empty() {
             failed += 1;
         }
-        println!("{:<38} {:>10.3}  {:<32} {verdict}", p.name, p.execution_ms, p.expected_index);
+        println!(
+            "{:<38} {:>10.3}  {:<32} {verdict}",
+            p.name, p.execution_ms, p.expected_index
+        );
     }
     if failed > 0 {
-        println!("\n{failed} hot quer{} scan a large table sequentially", if failed == 1 { "y" } else { "ies" });
+        println!(
+            "\n{failed} hot quer{} scan a large table sequentially",
+            if failed == 1 { "y" } else { "ies" }
+        );
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)

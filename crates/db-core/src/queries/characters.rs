@@ -16,7 +16,12 @@ pub async fn list(conn: &mut AsyncPgConnection) -> QueryResult<Vec<Character>> {
 }
 
 pub async fn get(conn: &mut AsyncPgConnection, id: &str) -> QueryResult<Option<Character>> {
-    characters::table.find(id).select(Character::as_select()).first(conn).await.optional()
+    characters::table
+        .find(id)
+        .select(Character::as_select())
+        .first(conn)
+        .await
+        .optional()
 }
 
 /// Inserts or updates characters by id; returns how many rows were written.

@@ -27,23 +27,37 @@ pub async fn create(
     character_id: &str,
 ) -> Result<(Match, bool), CreateMatchError> {
     let created = diesel::insert_into(matches::table)
-        .values((matches::user_id.eq(user_id), matches::character_id.eq(character_id)))
+        .values((
+            matches::user_id.eq(user_id),
+            matches::character_id.eq(character_id),
+        ))
         .on_conflict_do_nothing()
         .returning(Match::as_returning())
         .get_result(conn)
         .await
         .optional()
         .map_err(|e| match e {
-            DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => CreateMatchError::UnknownCharacter,
+            DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => {
+                CreateMatchError::UnknownCharacter
+            }
             e => CreateMatchError::Db(e),
         })?;
     match created {
         Some(m) => Ok((m, true)),
-        None => Ok((get(conn, user_id, character_id).await?.ok_or(DieselError::NotFound)?, false)),
+        None => Ok((
+            get(conn, user_id, character_id)
+                .await?
+                .ok_or(DieselError::NotFound)?,
+            false,
+        )),
     }
 }
 
-pub async fn get(conn: &mut AsyncPgConnection, user_id: Uuid, character_id: &str) -> QueryResult<Option<Match>> {
+pub async fn get(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    character_id: &str,
+) -> QueryResult<Option<Match>> {
     matches::table
         .find((user_id, character_id))
         .select(Match::as_select())
@@ -118,6 +132,9 @@ pub fn list_with_last_message_query(user_id: Uuid) -> HotQuery {
     .bind::<SqlUuid, _>(user_id)
 }
 
-pub async fn list_with_last_message(conn: &mut AsyncPgConnection, user_id: Uuid) -> QueryResult<Vec<MatchSummary>> {
+pub async fn list_with_last_message(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+) -> QueryResult<Vec<MatchSummary>> {
     list_with_last_message_query(user_id).load(conn).await
 }

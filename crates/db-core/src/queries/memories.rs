@@ -11,7 +11,8 @@ use crate::models::{Memory, NewMemory};
 use crate::pagination::{Cursor, KeysetPage, clamp_limit};
 use crate::schema::memories;
 
-const COLUMNS: &str = "id, user_id, character_id, content, source_message_id, created_at, updated_at";
+const COLUMNS: &str =
+    "id, user_id, character_id, content, source_message_id, created_at, updated_at";
 
 pub async fn insert(conn: &mut AsyncPgConnection, new: &NewMemory) -> QueryResult<Memory> {
     diesel::insert_into(memories::table)
@@ -22,25 +23,44 @@ pub async fn insert(conn: &mut AsyncPgConnection, new: &NewMemory) -> QueryResul
 }
 
 /// Changes a memory's text; `None` if it does not exist or is not the user's.
-pub async fn update(conn: &mut AsyncPgConnection, user_id: Uuid, id: i64, content: &str) -> QueryResult<Option<Memory>> {
-    diesel::update(memories::table.filter(memories::id.eq(id)).filter(memories::user_id.eq(user_id)))
-        .set((memories::content.eq(content), memories::updated_at.eq(diesel::dsl::now)))
-        .returning(Memory::as_returning())
-        .get_result(conn)
-        .await
-        .optional()
+pub async fn update(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    id: i64,
+    content: &str,
+) -> QueryResult<Option<Memory>> {
+    diesel::update(
+        memories::table
+            .filter(memories::id.eq(id))
+            .filter(memories::user_id.eq(user_id)),
+    )
+    .set((
+        memories::content.eq(content),
+        memories::updated_at.eq(diesel::dsl::now),
+    ))
+    .returning(Memory::as_returning())
+    .get_result(conn)
+    .await
+    .optional()
 }
 
 /// Deletes a memory; false if it does not exist or is not the user's.
 pub async fn delete(conn: &mut AsyncPgConnection, user_id: Uuid, id: i64) -> QueryResult<bool> {
-    let n = diesel::delete(memories::table.filter(memories::id.eq(id)).filter(memories::user_id.eq(user_id)))
-        .execute(conn)
-        .await?;
+    let n = diesel::delete(
+        memories::table
+            .filter(memories::id.eq(id))
+            .filter(memories::user_id.eq(user_id)),
+    )
+    .execute(conn)
+    .await?;
     Ok(n == 1)
 }
 
 /// Memories drawn from one message, to update or remove them with it.
-pub async fn by_source_message(conn: &mut AsyncPgConnection, message_id: i64) -> QueryResult<Vec<Memory>> {
+pub async fn by_source_message(
+    conn: &mut AsyncPgConnection,
+    message_id: i64,
+) -> QueryResult<Vec<Memory>> {
     memories::table
         .filter(memories::source_message_id.eq(message_id))
         .select(Memory::as_select())
@@ -49,8 +69,15 @@ pub async fn by_source_message(conn: &mut AsyncPgConnection, message_id: i64) ->
 }
 
 /// Newest first, keyset-paged on `memories_owner_idx`.
-pub fn list_query(user_id: Uuid, character_id: &str, before: Option<Cursor>, limit: i64) -> HotQuery {
-    let base = format!("/* memories.list */ SELECT {COLUMNS} FROM memories WHERE user_id = $1 AND character_id = $2");
+pub fn list_query(
+    user_id: Uuid,
+    character_id: &str,
+    before: Option<Cursor>,
+    limit: i64,
+) -> HotQuery {
+    let base = format!(
+        "/* memories.list */ SELECT {COLUMNS} FROM memories WHERE user_id = $1 AND character_id = $2"
+    );
     match before {
         None => diesel::sql_query(format!("{base} ORDER BY created_at DESC, id DESC LIMIT $3"))
             .into_boxed()
@@ -77,8 +104,12 @@ pub async fn list(
     limit: i64,
 ) -> QueryResult<KeysetPage<Memory>> {
     let limit = clamp_limit(limit);
-    let rows: Vec<Memory> = list_query(user_id, character_id, before, limit).load(conn).await?;
-    Ok(KeysetPage::from_overfetch(rows, limit as usize, |m| Cursor::new(m.created_at, m.id)))
+    let rows: Vec<Memory> = list_query(user_id, character_id, before, limit)
+        .load(conn)
+        .await?;
+    Ok(KeysetPage::from_overfetch(rows, limit as usize, |m| {
+        Cursor::new(m.created_at, m.id)
+    }))
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, QueryableByName)]
@@ -92,8 +123,17 @@ pub struct MemoryHit {
 
 /// French full-text search over a user's memories (of one character, or all), best first,
 /// on `memories_search_idx` (GIN over the stored `search_vector`).
-pub fn search_query(user_id: Uuid, query: &str, character_id: Option<&str>, limit: i64) -> HotQuery {
-    let conversation = if character_id.is_some() { "AND character_id = $4" } else { "" };
+pub fn search_query(
+    user_id: Uuid,
+    query: &str,
+    character_id: Option<&str>,
+    limit: i64,
+) -> HotQuery {
+    let conversation = if character_id.is_some() {
+        "AND character_id = $4"
+    } else {
+        ""
+    };
     let q = diesel::sql_query(format!(
         "/* memories.search */ SELECT {COLUMNS}, \
                 ts_rank(search_vector, websearch_to_tsquery('french', $2)) AS rank \
@@ -119,5 +159,12 @@ pub async fn search(
     character_id: Option<&str>,
     limit: i64,
 ) -> QueryResult<Vec<MemoryHit>> {
-    search_query(user_id, query, character_id, limit.clamp(1, super::messages::MAX_SEARCH_RESULTS)).load(conn).await
+    search_query(
+        user_id,
+        query,
+        character_id,
+        limit.clamp(1, super::messages::MAX_SEARCH_RESULTS),
+    )
+    .load(conn)
+    .await
 }

@@ -19,8 +19,15 @@ const COLUMNS: &str = "id, user_id, character_id, sender, content, is_read, clie
 
 /// The newest messages of a conversation, newest first; or those strictly older than `before`.
 /// Served by `chat_messages_conversation_idx`; reads `limit + 1` rows to know if there is more.
-pub fn latest_query(user_id: Uuid, character_id: &str, before: Option<Cursor>, limit: i64) -> HotQuery {
-    let base = format!("/* messages.latest */ SELECT {COLUMNS} FROM chat_messages WHERE user_id = $1 AND character_id = $2");
+pub fn latest_query(
+    user_id: Uuid,
+    character_id: &str,
+    before: Option<Cursor>,
+    limit: i64,
+) -> HotQuery {
+    let base = format!(
+        "/* messages.latest */ SELECT {COLUMNS} FROM chat_messages WHERE user_id = $1 AND character_id = $2"
+    );
     match before {
         None => diesel::sql_query(format!("{base} ORDER BY created_at DESC, id DESC LIMIT $3"))
             .into_boxed()
@@ -47,8 +54,12 @@ pub async fn latest(
     limit: i64,
 ) -> QueryResult<KeysetPage<Message>> {
     let limit = clamp_limit(limit);
-    let rows: Vec<Message> = latest_query(user_id, character_id, before, limit).load(conn).await?;
-    Ok(KeysetPage::from_overfetch(rows, limit as usize, |m| Cursor::new(m.created_at, m.id)))
+    let rows: Vec<Message> = latest_query(user_id, character_id, before, limit)
+        .load(conn)
+        .await?;
+    Ok(KeysetPage::from_overfetch(rows, limit as usize, |m| {
+        Cursor::new(m.created_at, m.id)
+    }))
 }
 
 /// The guide's offset page of a conversation, newest first, with the total count.
@@ -99,8 +110,14 @@ struct Count {
     count: i64,
 }
 
-pub async fn unread_count(conn: &mut AsyncPgConnection, user_id: Uuid, character_id: &str) -> QueryResult<i64> {
-    let c: Count = unread_count_query(user_id, character_id).get_result(conn).await?;
+pub async fn unread_count(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    character_id: &str,
+) -> QueryResult<i64> {
+    let c: Count = unread_count_query(user_id, character_id)
+        .get_result(conn)
+        .await?;
     Ok(c.count)
 }
 
@@ -115,7 +132,11 @@ pub fn mark_read_query(user_id: Uuid, character_id: &str) -> HotQuery {
     .bind::<Text, _>(character_id.to_owned())
 }
 
-pub async fn mark_read(conn: &mut AsyncPgConnection, user_id: Uuid, character_id: &str) -> QueryResult<usize> {
+pub async fn mark_read(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    character_id: &str,
+) -> QueryResult<usize> {
     mark_read_query(user_id, character_id).execute(conn).await
 }
 
@@ -149,7 +170,10 @@ pub enum InsertMessageError {
 }
 
 /// Stores a message once per `client_id`: a retried send returns the stored message.
-pub async fn insert_idempotent(conn: &mut AsyncPgConnection, new: &NewMessage) -> Result<Inserted, InsertMessageError> {
+pub async fn insert_idempotent(
+    conn: &mut AsyncPgConnection,
+    new: &NewMessage,
+) -> Result<Inserted, InsertMessageError> {
     let created = diesel::insert_into(chat_messages::table)
         .values(new)
         .on_conflict((chat_messages::user_id, chat_messages::client_id))
@@ -160,7 +184,9 @@ pub async fn insert_idempotent(conn: &mut AsyncPgConnection, new: &NewMessage) -
         .await
         .optional()
         .map_err(|e| match e {
-            DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => InsertMessageError::NoMatch,
+            DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => {
+                InsertMessageError::NoMatch
+            }
             e => InsertMessageError::Db(e),
         })?;
     if let Some(m) = created {
@@ -191,7 +217,10 @@ pub async fn insert_many(conn: &mut AsyncPgConnection, rows: &[NewMessage]) -> Q
     conn.transaction(async |conn| {
         let mut inserted = 0;
         for chunk in rows.chunks(BULK_INSERT_BATCH) {
-            inserted += diesel::insert_into(chat_messages::table).values(chunk).execute(conn).await?;
+            inserted += diesel::insert_into(chat_messages::table)
+                .values(chunk)
+                .execute(conn)
+                .await?;
         }
         Ok(inserted)
     })
@@ -219,8 +248,17 @@ pub struct MessageHit {
 
 /// French full-text search over one user's messages, best first, on `chat_messages_search_idx`
 /// (GIN over the stored `search_vector`); the headline is computed for the returned rows only.
-pub fn search_query(user_id: Uuid, query: &str, character_id: Option<&str>, limit: i64) -> HotQuery {
-    let conversation = if character_id.is_some() { "AND m.character_id = $4" } else { "" };
+pub fn search_query(
+    user_id: Uuid,
+    query: &str,
+    character_id: Option<&str>,
+    limit: i64,
+) -> HotQuery {
+    let conversation = if character_id.is_some() {
+        "AND m.character_id = $4"
+    } else {
+        ""
+    };
     let sql = format!(
         "/* messages.search */ \
          SELECT h.id, h.character_id, h.sender, h.content, h.created_at, h.rank, \
@@ -257,11 +295,17 @@ pub async fn search(
     limit: i64,
 ) -> QueryResult<Vec<MessageHit>> {
     let limit = limit.clamp(1, MAX_SEARCH_RESULTS);
-    search_query(user_id, query, character_id, limit).load(conn).await
+    search_query(user_id, query, character_id, limit)
+        .load(conn)
+        .await
 }
 
 /// One message, only if it belongs to `user_id`.
-pub async fn get(conn: &mut AsyncPgConnection, user_id: Uuid, id: i64) -> QueryResult<Option<Message>> {
+pub async fn get(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    id: i64,
+) -> QueryResult<Option<Message>> {
     chat_messages::table
         .filter(chat_messages::id.eq(id))
         .filter(chat_messages::user_id.eq(user_id))

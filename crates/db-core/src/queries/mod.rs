@@ -20,4 +20,5 @@ pub type HotQuery = BoxedSqlQuery<'static, Pg, SqlQuery>;
 
 /// Escapes text for HTML before `ts_headline` wraps the matches in `<mark>`, so a highlight
 /// can be shown as HTML without letting stored content inject markup.
-pub(crate) const HEADLINE_OPTIONS: &str = "StartSel=<mark>, StopSel=</mark>, MaxWords=24, MinWords=8, MaxFragments=2";
+pub(crate) const HEADLINE_OPTIONS: &str =
+    "StartSel=<mark>, StopSel=</mark>, MaxWords=24, MinWords=8, MaxFragments=2";

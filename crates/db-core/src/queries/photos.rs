@@ -10,18 +10,27 @@ use crate::models::{NewPhoto, Photo};
 use crate::pagination::{Cursor, KeysetPage, clamp_limit};
 use crate::schema::received_photos;
 
-const COLUMNS: &str = "id, user_id, character_id, storage_key, content_type, width, height, prompt, received_at";
+const COLUMNS: &str =
+    "id, user_id, character_id, storage_key, content_type, width, height, prompt, received_at";
 
 /// Newest photos of a conversation first, keyset-paged on `received_photos_gallery_idx`.
-pub fn latest_query(user_id: Uuid, character_id: &str, before: Option<Cursor>, limit: i64) -> HotQuery {
-    let base =
-        format!("/* photos.latest */ SELECT {COLUMNS} FROM received_photos WHERE user_id = $1 AND character_id = $2");
+pub fn latest_query(
+    user_id: Uuid,
+    character_id: &str,
+    before: Option<Cursor>,
+    limit: i64,
+) -> HotQuery {
+    let base = format!(
+        "/* photos.latest */ SELECT {COLUMNS} FROM received_photos WHERE user_id = $1 AND character_id = $2"
+    );
     match before {
-        None => diesel::sql_query(format!("{base} ORDER BY received_at DESC, id DESC LIMIT $3"))
-            .into_boxed()
-            .bind::<SqlUuid, _>(user_id)
-            .bind::<Text, _>(character_id.to_owned())
-            .bind::<BigInt, _>(limit + 1),
+        None => diesel::sql_query(format!(
+            "{base} ORDER BY received_at DESC, id DESC LIMIT $3"
+        ))
+        .into_boxed()
+        .bind::<SqlUuid, _>(user_id)
+        .bind::<Text, _>(character_id.to_owned())
+        .bind::<BigInt, _>(limit + 1),
         Some(c) => diesel::sql_query(format!(
             "{base} AND (received_at, id) < ($3, $4) ORDER BY received_at DESC, id DESC LIMIT $5"
         ))
@@ -42,8 +51,12 @@ pub async fn latest(
     limit: i64,
 ) -> QueryResult<KeysetPage<Photo>> {
     let limit = clamp_limit(limit);
-    let rows: Vec<Photo> = latest_query(user_id, character_id, before, limit).load(conn).await?;
-    Ok(KeysetPage::from_overfetch(rows, limit as usize, |p| Cursor::new(p.received_at, p.id)))
+    let rows: Vec<Photo> = latest_query(user_id, character_id, before, limit)
+        .load(conn)
+        .await?;
+    Ok(KeysetPage::from_overfetch(rows, limit as usize, |p| {
+        Cursor::new(p.received_at, p.id)
+    }))
 }
 
 pub async fn insert(conn: &mut AsyncPgConnection, new: &NewPhoto) -> QueryResult<Photo> {
@@ -55,7 +68,11 @@ pub async fn insert(conn: &mut AsyncPgConnection, new: &NewPhoto) -> QueryResult
 }
 
 /// One photo, only if it belongs to `user_id`.
-pub async fn get(conn: &mut AsyncPgConnection, user_id: Uuid, id: i64) -> QueryResult<Option<Photo>> {
+pub async fn get(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    id: i64,
+) -> QueryResult<Option<Photo>> {
     received_photos::table
         .filter(received_photos::id.eq(id))
         .filter(received_photos::user_id.eq(user_id))

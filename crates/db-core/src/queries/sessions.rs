@@ -9,11 +9,18 @@ use crate::models::{RefreshSession, SecretBytes};
 use crate::schema::refresh_sessions;
 
 pub async fn insert(conn: &mut AsyncPgConnection, session: &RefreshSession) -> QueryResult<()> {
-    diesel::insert_into(refresh_sessions::table).values(session).execute(conn).await.map(drop)
+    diesel::insert_into(refresh_sessions::table)
+        .values(session)
+        .execute(conn)
+        .await
+        .map(drop)
 }
 
 /// On `refresh_sessions_token_hash_key`.
-pub async fn find_by_token_hash(conn: &mut AsyncPgConnection, hash: &SecretBytes) -> QueryResult<Option<RefreshSession>> {
+pub async fn find_by_token_hash(
+    conn: &mut AsyncPgConnection,
+    hash: &SecretBytes,
+) -> QueryResult<Option<RefreshSession>> {
     refresh_sessions::table
         .filter(refresh_sessions::token_hash.eq(hash))
         .select(RefreshSession::as_select())
@@ -24,7 +31,11 @@ pub async fn find_by_token_hash(conn: &mut AsyncPgConnection, hash: &SecretBytes
 
 /// Marks a live, unused, unexpired session used. Exactly one of two racing refreshes wins;
 /// `false` means the token was already used or revoked: a replay.
-pub async fn mark_used(conn: &mut AsyncPgConnection, id: Uuid, now: DateTime<Utc>) -> QueryResult<bool> {
+pub async fn mark_used(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> QueryResult<bool> {
     let n = diesel::update(
         refresh_sessions::table
             .filter(refresh_sessions::id.eq(id))
@@ -51,7 +62,10 @@ pub async fn revoke_family(conn: &mut AsyncPgConnection, family_id: Uuid) -> Que
 }
 
 /// Revokes every session of a user (on `refresh_sessions_user_idx`).
-pub async fn revoke_all_for_user(conn: &mut AsyncPgConnection, user_id: Uuid) -> QueryResult<usize> {
+pub async fn revoke_all_for_user(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+) -> QueryResult<usize> {
     diesel::update(
         refresh_sessions::table
             .filter(refresh_sessions::user_id.eq(user_id))

@@ -21,14 +21,19 @@ pub enum CreateUserError {
 
 /// Creates an account. The email is stored lower-cased, as the schema requires.
 pub async fn create(conn: &mut AsyncPgConnection, new: &NewUser) -> Result<User, CreateUserError> {
-    let new = NewUser { email: new.email.trim().to_lowercase(), ..new.clone() };
+    let new = NewUser {
+        email: new.email.trim().to_lowercase(),
+        ..new.clone()
+    };
     diesel::insert_into(users::table)
         .values(&new)
         .returning(User::as_returning())
         .get_result(conn)
         .await
         .map_err(|e| match e {
-            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => CreateUserError::EmailTaken,
+            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+                CreateUserError::EmailTaken
+            }
             e => CreateUserError::Db(e),
         })
 }
@@ -44,12 +49,24 @@ pub async fn find_by_email(conn: &mut AsyncPgConnection, email: &str) -> QueryRe
 }
 
 pub async fn find_by_id(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<User>> {
-    users::table.find(id).select(User::as_select()).first(conn).await.optional()
+    users::table
+        .find(id)
+        .select(User::as_select())
+        .first(conn)
+        .await
+        .optional()
 }
 
-pub async fn update_display_name(conn: &mut AsyncPgConnection, id: Uuid, display_name: &str) -> QueryResult<Option<User>> {
+pub async fn update_display_name(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    display_name: &str,
+) -> QueryResult<Option<User>> {
     diesel::update(users::table.find(id))
-        .set((users::display_name.eq(display_name), users::updated_at.eq(diesel::dsl::now)))
+        .set((
+            users::display_name.eq(display_name),
+            users::updated_at.eq(diesel::dsl::now),
+        ))
         .returning(User::as_returning())
         .get_result(conn)
         .await
@@ -57,7 +74,11 @@ pub async fn update_display_name(conn: &mut AsyncPgConnection, id: Uuid, display
 }
 
 /// Adds XP and returns the new total.
-pub async fn add_xp(conn: &mut AsyncPgConnection, id: Uuid, delta: i64) -> QueryResult<Option<i64>> {
+pub async fn add_xp(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    delta: i64,
+) -> QueryResult<Option<i64>> {
     diesel::update(users::table.find(id))
         .set(users::xp.eq(users::xp + delta))
         .returning(users::xp)
@@ -85,7 +106,10 @@ pub fn top_by_xp_query(limit: i64) -> HotQuery {
     .bind::<BigInt, _>(limit)
 }
 
-pub async fn top_by_xp(conn: &mut AsyncPgConnection, limit: i64) -> QueryResult<Vec<LeaderboardEntry>> {
+pub async fn top_by_xp(
+    conn: &mut AsyncPgConnection,
+    limit: i64,
+) -> QueryResult<Vec<LeaderboardEntry>> {
     top_by_xp_query(limit.clamp(1, 100)).load(conn).await
 }
 

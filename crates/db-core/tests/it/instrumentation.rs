@@ -1,0 +1,90 @@
+use std::time::Duration;
+
+use db_core::instrumentation::{count_queries, recent_slow_queries, slow_query_total};
+use db_core::models::SecretString;
+use db_core::{Db, PgConfig, SlowQueryConfig};
+use db_test::TestDb;
+use diesel::prelude::*;
+use diesel::sql_types::{Double, Text};
+use diesel_async::RunQueryDsl;
+
+#[derive(QueryableByName)]
+struct Out {
+    #[diesel(sql_type = Text)]
+    out: String,
+}
+
+#[tokio::test]
+async fn queries_are_counted_per_request_without_the_pool_ping() {
+    let test = TestDb::new().await.unwrap();
+    let config = PgConfig {
+        test_on_checkout: true,
+        ..test.pg_config()
+    };
+    let db = Db::new(&config, SlowQueryConfig::default());
+    let ((), n) = count_queries(async {
+        let mut conn = db.write().await.unwrap();
+        for _ in 0..3 {
+            db_core::queries::characters::list(&mut conn).await.unwrap();
+        }
+        drop(conn);
+        // A second checkout runs the health check; it is not the request's query.
+        let mut conn = db.write().await.unwrap();
+        db_core::queries::characters::get(&mut conn, "x")
+            .await
+            .unwrap();
+    })
+    .await;
+    assert_eq!(n, 4);
+    // Outside the scope nothing is counted, and nothing breaks.
+    let mut conn = db.write().await.unwrap();
+    db_core::queries::characters::list(&mut conn).await.unwrap();
+}
+
+#[tokio::test]
+async fn slow_queries_are_kept_with_secrets_redacted() {
+    let test = TestDb::new().await.unwrap();
+    let slow = SlowQueryConfig {
+        warn_after: Duration::from_millis(50),
+        binds_after: Duration::from_millis(120),
+    };
+    let db = Db::new(&test.pg_config(), slow);
+    let mut conn = db.write().await.unwrap();
+    let before = slow_query_total();
+    let secret = SecretString::new("$argon2id$v=19$super-secret-hash");
+    let q = |sleep: f64| {
+        diesel::sql_query("/* test.sleep */ SELECT pg_sleep($1)::text || $2 || $3 AS out")
+            .bind::<Double, _>(sleep)
+            .bind::<Text, _>(secret.clone())
+            .bind::<Text, _>("visible-bind")
+    };
+    assert!(
+        q(0.0)
+            .get_result::<Out>(&mut conn)
+            .await
+            .unwrap()
+            .out
+            .ends_with("visible-bind")
+    );
+    assert_eq!(slow_query_total(), before, "a fast query is not slow");
+    q(0.07).get_result::<Out>(&mut conn).await.unwrap();
+    q(0.15).get_result::<Out>(&mut conn).await.unwrap();
+    assert_eq!(slow_query_total(), before + 2);
+    let log = recent_slow_queries();
+    let [.., warned, very] = log.as_slice() else {
+        panic!("{log:?}")
+    };
+    assert_eq!(warned.name, "test.sleep");
+    assert!(
+        warned.sql.contains("pg_sleep") && warned.binds.is_none(),
+        "{warned:?}"
+    );
+    assert!(warned.duration_ms >= 70.0);
+    let binds = very.binds.as_deref().unwrap();
+    assert!(
+        binds.contains("<redacted>") && binds.contains("visible-bind"),
+        "{binds}"
+    );
+    assert!(!binds.contains("super-secret"), "{binds}");
+    assert!(!very.failed);
+}

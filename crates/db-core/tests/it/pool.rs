@@ -1,0 +1,131 @@
+use std::time::{Duration, Instant};
+
+use db_core::{Db, DbError, PgConfig, SlowQueryConfig};
+use db_test::TestDb;
+
+use crate::fixtures::scalar;
+
+#[tokio::test]
+async fn connections_carry_the_service_name_and_a_statement_timeout() {
+    let test = TestDb::new().await.unwrap();
+    let config = PgConfig {
+        application_name: "chat".into(),
+        statement_timeout: Duration::from_millis(300),
+        ..test.pg_config()
+    };
+    let db = Db::new(&config, SlowQueryConfig::default());
+    let mut conn = db.write().await.unwrap();
+    assert_eq!(
+        scalar(&mut conn, "current_setting('application_name')").await,
+        "chat"
+    );
+    assert_eq!(
+        scalar(&mut conn, "current_setting('statement_timeout')").await,
+        "300ms"
+    );
+    let err = db_core::pool::batch_execute(&mut conn, "SELECT pg_sleep(2)")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("statement timeout"), "{err}");
+    assert_eq!(
+        scalar(&mut conn, "1 + 1").await,
+        "2",
+        "the connection survives the cancelled statement"
+    );
+}
+
+#[tokio::test]
+async fn an_exhausted_pool_answers_with_a_timeout_not_a_hang() {
+    let test = TestDb::new().await.unwrap();
+    let config = PgConfig {
+        max_size: 2,
+        acquire_timeout: Duration::from_millis(300),
+        ..test.pg_config()
+    };
+    let db = Db::new(&config, SlowQueryConfig::default());
+    let held = (db.write().await.unwrap(), db.write().await.unwrap());
+    let stats = db.primary().stats();
+    assert_eq!((stats.size, stats.in_use, stats.idle), (2, 2, 0));
+    assert!(stats.connections_created >= 2);
+
+    let started = Instant::now();
+    let err = db.write().await.err().unwrap();
+    let waited = started.elapsed();
+    assert!(matches!(err, DbError::PoolTimeout(_)), "{err:?}");
+    assert!(err.is_unavailable());
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+    assert_eq!(db.primary().stats().timeouts, 1);
+
+    // A waiter is counted while it waits, and served as soon as a connection comes back.
+    let db2 = db.clone();
+    let waiter = tokio::spawn(async move { db2.write().await.map(drop) });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(db.primary().stats().waiters, 1);
+    drop(held);
+    waiter.await.unwrap().unwrap();
+    assert_eq!(db.primary().stats().waiters, 0);
+}
+
+#[tokio::test]
+async fn an_unreachable_database_fails_fast_with_a_typed_error() {
+    // A port nothing listens on.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let config = PgConfig {
+        url: format!("postgres://postgres@127.0.0.1:{port}/dream"),
+        min_idle: 0,
+        acquire_timeout: Duration::from_secs(30),
+        ..PgConfig::defaults(db_core::Environment::Development, "test")
+    };
+    let db = Db::new(&config, SlowQueryConfig::default());
+    let started = Instant::now();
+    let err = db.read().await.err().unwrap();
+    assert!(matches!(err, DbError::Unreachable(_)), "{err:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "no waiting out the 30 s acquire timeout"
+    );
+    assert!(db.ping().await.is_err());
+}
+
+#[tokio::test]
+async fn reads_go_to_the_replica_when_one_is_configured() {
+    let test = TestDb::new().await.unwrap();
+    // The same server stands in for the replica; its connections are read-only and named so.
+    let config = PgConfig {
+        replica_url: Some(test.url().to_owned()),
+        ..test.pg_config()
+    };
+    let db = Db::new(&config, SlowQueryConfig::default());
+    let mut read = db.read().await.unwrap();
+    assert_eq!(
+        scalar(&mut read, "current_setting('application_name')").await,
+        "db-test-ro"
+    );
+    let err = db_core::pool::batch_execute(&mut read, "CREATE TABLE nope (id int)")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("read-only"), "{err}");
+    let mut write = db.write().await.unwrap();
+    assert_eq!(
+        scalar(&mut write, "current_setting('application_name')").await,
+        "db-test"
+    );
+    assert_eq!(
+        db.stats().iter().map(|(role, _)| *role).collect::<Vec<_>>(),
+        vec!["primary", "replica"]
+    );
+
+    let without = test.db();
+    let mut read = without.read().await.unwrap();
+    assert_eq!(
+        scalar(&mut read, "current_setting('application_name')").await,
+        "db-test",
+        "no replica: the primary serves reads"
+    );
+    without.ping().await.unwrap();
+}
