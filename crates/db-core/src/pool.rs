@@ -316,3 +316,34 @@ pub async fn database_is_template(admin_url: &str, name: &str) -> Result<Option<
             .optional()?;
     Ok(row.map(|r| r.datistemplate))
 }
+
+/// Creates the database `url` names, through the server's `postgres` database, unless it
+/// exists. Returns whether it created it.
+pub async fn create_database_if_missing(url: &str) -> Result<bool, DbError> {
+    let (server, rest) = url
+        .rsplit_once('/')
+        .ok_or_else(|| DbError::Unreachable(format!("no database name in {url}")))?;
+    let (name, query) = match rest.split_once('?') {
+        Some((n, q)) => (n, format!("?{q}")),
+        None => (rest, String::new()),
+    };
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(DbError::Unreachable(format!(
+            "unusable database name {name:?}"
+        )));
+    }
+    let admin = format!("{server}/postgres{query}");
+    if database_is_template(&admin, name).await?.is_some() {
+        return Ok(false);
+    }
+    let mut conn = connect_unpooled(&admin, "dreamctl")
+        .await
+        .map_err(|e| DbError::Unreachable(e.to_string()))?;
+    conn.batch_execute(&format!("CREATE DATABASE \"{name}\""))
+        .await?;
+    Ok(true)
+}

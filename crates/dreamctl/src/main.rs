@@ -1,3 +1,5 @@
+#![doc = include_str!("../README.md")]
+
 //! `dreamctl`: Dream's operator CLI.
 
 use std::process::ExitCode;
@@ -34,7 +36,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Apply pending migrations and print what was applied or skipped.
-    Migrate,
+    Migrate {
+        /// Create the database first if it does not exist.
+        #[arg(long)]
+        create_database: bool,
+    },
     /// Load the demo catalogue and account, or generate the synthetic dataset.
     Seed(SeedArgs),
     /// EXPLAIN (ANALYZE, BUFFERS) every hot query; fail on a sequential scan of a large table.
@@ -79,7 +85,9 @@ async fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Migrate => run_migrate(&cli.database_url).await,
+        Command::Migrate { create_database } => {
+            run_migrate(&cli.database_url, create_database).await
+        }
         Command::Seed(args) => run_seed(&cli.database_url, args).await,
         Command::Explain { summary } => run_explain(&cli.database_url, summary).await,
     };
@@ -106,7 +114,10 @@ fn display_url(url: &str) -> String {
     }
 }
 
-async fn run_migrate(url: &str) -> anyhow::Result<ExitCode> {
+async fn run_migrate(url: &str, create_database: bool) -> anyhow::Result<ExitCode> {
+    if create_database && db_core::pool::create_database_if_missing(url).await? {
+        println!("Created the database of {}", display_url(url));
+    }
     println!("Migrating {}", display_url(url));
     let report = migrate::run_pending(url).await?;
     for (name, outcome) in &report.migrations {
