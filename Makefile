@@ -1,0 +1,62 @@
+# Dream: two commands matter. `make dev` runs the system here; `make test` proves it works.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/dream
+export REDIS_URL ?= redis://127.0.0.1:6379
+# Tests create a database each through the server's maintenance database.
+export TEST_DATABASE_URL ?= $(shell echo '$(DATABASE_URL)' | sed -E 's#/[^/?]*(\?.*)?$$#/postgres\1#')
+export CARGO_TERM_COLOR ?= always
+export RUST_BACKTRACE ?= 0
+
+DREAMCTL := target/debug/dreamctl
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+.PHONY: tools
+tools: ## Install the build tools the project needs (cargo-nextest)
+	@command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
+
+.PHONY: services
+services: ## Make sure PostgreSQL and Redis answer (start local ones if nothing listens)
+	@scripts/local-services.sh ensure
+
+.PHONY: services-stop
+services-stop: ## Stop the PostgreSQL/Redis that `make services` started
+	@scripts/local-services.sh stop
+
+.PHONY: test
+test: tools ## fmt, clippy and every test against real PostgreSQL and Redis
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+	scripts/check-layering.sh
+	scripts/with-services.sh cargo nextest run --workspace --locked --no-fail-fast
+
+.PHONY: build
+build: ## Build every binary (debug)
+	cargo build --workspace --locked
+
+.PHONY: db
+db: services build ## Create and migrate DATABASE_URL, load the demo characters and account
+	$(DREAMCTL) migrate --create-database
+	$(DREAMCTL) seed --demo
+
+.PHONY: dev
+dev: db ## Run the whole system on this machine
+	@scripts/dev.sh
+
+.PHONY: seed
+seed: services build ## The synthetic dataset (2,000 users, 2 M messages) in DATABASE_URL
+	$(DREAMCTL) migrate --create-database
+	$(DREAMCTL) seed
+
+.PHONY: explain
+explain: build ## EXPLAIN ANALYZE every hot query on DATABASE_URL's data
+	$(DREAMCTL) explain
+
+.PHONY: clean-test-dbs
+clean-test-dbs: ## Drop test databases and templates left behind
+	scripts/clean-test-dbs.sh
