@@ -7,7 +7,6 @@ export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/dream
 export REDIS_URL ?= redis://127.0.0.1:6379
 # Tests create a database each through the server's maintenance database.
 export TEST_DATABASE_URL ?= $(shell echo '$(DATABASE_URL)' | sed -E 's#/[^/?]*(\?.*)?$$#/postgres\1#')
-export CARGO_TERM_COLOR ?= always
 export RUST_BACKTRACE ?= 0
 
 DREAMCTL := target/debug/dreamctl
