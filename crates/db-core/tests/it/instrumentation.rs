@@ -88,3 +88,40 @@ async fn slow_queries_are_kept_with_secrets_redacted() {
     assert!(!binds.contains("super-secret"), "{binds}");
     assert!(!very.failed);
 }
+
+#[tokio::test]
+async fn every_query_lands_in_its_latency_histogram() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    // The test runtime is single-threaded: the instrumentation runs on this thread.
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let test = TestDb::new().await.unwrap();
+    let mut conn = test.conn().await.unwrap();
+    let u = uuid::Uuid::new_v4();
+    for _ in 0..3 {
+        db_core::queries::messages::latest(&mut conn, u, "sophia", None, 10)
+            .await
+            .unwrap();
+    }
+    db_core::queries::users::find_by_id(&mut conn, u)
+        .await
+        .unwrap();
+    // A snapshot drains the histograms: take one.
+    let snapshot = snapshotter.snapshot().into_vec();
+    let samples = |name: &str| {
+        snapshot
+            .iter()
+            .find(|(key, ..)| {
+                key.key().name() == "db_query_duration_seconds"
+                    && key.key().labels().any(|l| l.value() == name)
+            })
+            .map(|(.., v)| match v {
+                DebugValue::Histogram(s) => s.len(),
+                other => panic!("{other:?}"),
+            })
+    };
+    assert_eq!(samples("messages.latest"), Some(3));
+    assert_eq!(samples("select users"), Some(1));
+    assert_eq!(samples("nothing.ran"), None);
+}

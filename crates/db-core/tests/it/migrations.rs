@@ -94,3 +94,23 @@ async fn a_failing_migration_is_reported_and_stops_the_run() {
     );
     assert_eq!(report.skipped(), migration_count() - 1);
 }
+
+/// No index is a prefix of another on the same table (same method, same predicate): such a
+/// pair costs every write and serves no read the longer one does not.
+#[tokio::test]
+async fn no_index_duplicates_another() {
+    let db = TestDb::new().await.unwrap();
+    let mut conn = db.conn().await.unwrap();
+    let overlaps = scalar(
+        &mut conn,
+        "SELECT coalesce(string_agg(a.indexrelid::regclass || ' ⊂ ' || b.indexrelid::regclass, ', '), '') \
+         FROM pg_index a JOIN pg_index b ON a.indrelid = b.indrelid AND a.indexrelid <> b.indexrelid \
+         JOIN pg_class ca ON ca.oid = a.indexrelid JOIN pg_class cb ON cb.oid = b.indexrelid \
+         WHERE ca.relam = cb.relam AND ca.relnamespace = 'public'::regnamespace \
+           AND coalesce(pg_get_expr(a.indpred, a.indrelid), '') = coalesce(pg_get_expr(b.indpred, b.indrelid), '') \
+           AND (a.indkey::int2[])[0:a.indnkeyatts - 1] = (b.indkey::int2[])[0:a.indnkeyatts - 1] \
+           AND a.indnkeyatts <= b.indnkeyatts AND NOT (a.indnkeyatts = b.indnkeyatts AND a.indexrelid > b.indexrelid)",
+    )
+    .await;
+    assert_eq!(overlaps, "", "redundant indexes");
+}
