@@ -170,7 +170,9 @@ pub struct Character {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Queryable, Selectable, QueryableByName)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, Queryable, Selectable, QueryableByName,
+)]
 #[diesel(table_name = matches, check_for_backend(Pg))]
 pub struct Match {
     pub user_id: Uuid,
@@ -179,7 +181,9 @@ pub struct Match {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Queryable, Selectable, QueryableByName)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, Queryable, Selectable, QueryableByName,
+)]
 #[diesel(table_name = chat_messages, check_for_backend(Pg))]
 pub struct Message {
     pub id: i64,
@@ -230,7 +234,9 @@ impl NewMessage {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Queryable, Selectable, QueryableByName)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, Queryable, Selectable, QueryableByName,
+)]
 #[diesel(table_name = received_photos, check_for_backend(Pg))]
 pub struct Photo {
     pub id: i64,

@@ -25,6 +25,7 @@ pub struct RedisPool {
     pool: bb8::Pool<RedisConnectionManager>,
     command_timeout: Duration,
     prefix: String,
+    url: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -51,6 +52,7 @@ impl RedisPool {
             pool,
             command_timeout: config.command_timeout,
             prefix: config.key_prefix.clone(),
+            url: config.url.clone(),
         })
     }
 
@@ -83,6 +85,23 @@ impl RedisPool {
             Ok(pipe.query_async(&mut *conn).await?)
         })
         .await
+    }
+
+    /// Runs a Lua script (EVALSHA, loading it on first use) within the command timeout.
+    pub async fn script<T: FromRedisValue>(
+        &self,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, RedisError> {
+        self.with_timeout(async {
+            let mut conn = self.connection().await?;
+            Ok(invocation.invoke_async(&mut *conn).await?)
+        })
+        .await
+    }
+
+    /// A client for a dedicated connection (pub/sub cannot share the multiplexed ones).
+    pub fn client(&self) -> Result<redis::Client, RedisError> {
+        Ok(redis::Client::open(self.url.as_str())?)
     }
 
     pub async fn ping(&self) -> Result<(), RedisError> {

@@ -314,3 +314,39 @@ pub async fn get(
         .await
         .optional()
 }
+
+/// Deletes a message of the user's; returns it if it existed. Memories drawn from it go with it.
+pub async fn delete(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    id: i64,
+) -> QueryResult<Option<Message>> {
+    diesel::delete(
+        chat_messages::table
+            .filter(chat_messages::id.eq(id))
+            .filter(chat_messages::user_id.eq(user_id)),
+    )
+    .returning(Message::as_returning())
+    .get_result(conn)
+    .await
+    .optional()
+}
+
+/// Changes a message's text (the user's own, or a regenerated reply); returns it if it existed.
+pub async fn edit(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    id: i64,
+    content: &str,
+) -> QueryResult<Option<Message>> {
+    diesel::update(
+        chat_messages::table
+            .filter(chat_messages::id.eq(id))
+            .filter(chat_messages::user_id.eq(user_id)),
+    )
+    .set(chat_messages::content.eq(content))
+    .returning(Message::as_returning())
+    .get_result(conn)
+    .await
+    .optional()
+}

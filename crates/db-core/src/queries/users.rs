@@ -135,3 +135,41 @@ pub fn rank_of_query(user_id: Uuid) -> HotQuery {
 pub async fn rank_of(conn: &mut AsyncPgConnection, user_id: Uuid) -> QueryResult<Option<Rank>> {
     rank_of_query(user_id).get_result(conn).await.optional()
 }
+
+/// Every user's XP, in pages by id (for rebuilding the Redis leaderboard).
+pub async fn xp_page(
+    conn: &mut AsyncPgConnection,
+    after: Option<Uuid>,
+    limit: i64,
+) -> QueryResult<Vec<(Uuid, i64)>> {
+    let mut q = users::table
+        .select((users::id, users::xp))
+        .order(users::id)
+        .limit(limit)
+        .into_boxed();
+    if let Some(after) = after {
+        q = q.filter(users::id.gt(after));
+    }
+    q.load(conn).await
+}
+
+/// Display names and XP of the given users (on the primary key), in no particular order.
+pub async fn leaderboard_entries(
+    conn: &mut AsyncPgConnection,
+    ids: &[Uuid],
+) -> QueryResult<Vec<LeaderboardEntry>> {
+    users::table
+        .filter(users::id.eq_any(ids))
+        .select((users::id, users::display_name, users::xp))
+        .load::<(Uuid, String, i64)>(conn)
+        .await
+        .map(|rows| {
+            rows.into_iter()
+                .map(|(user_id, display_name, xp)| LeaderboardEntry {
+                    user_id,
+                    display_name,
+                    xp,
+                })
+                .collect()
+        })
+}
