@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod cache;
 pub mod config;
 pub mod explain;
 pub mod instrumentation;
@@ -11,10 +12,13 @@ pub mod queries;
 pub mod redis_pool;
 pub mod schema;
 pub mod seed;
+pub mod store;
 
+pub use cache::Cache;
 pub use config::{Environment, PgConfig, RedisConfig, SlowQueryConfig};
 pub use diesel::QueryResult;
 pub use diesel::result::Error as QueryError;
 pub use diesel_async::AsyncPgConnection;
 pub use pool::{Db, DbError, PgConn, PgPool, PoolStats};
 pub use redis_pool::{RedisError, RedisPool, RedisPoolStats};
+pub use store::Store;

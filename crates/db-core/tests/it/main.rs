@@ -2,6 +2,7 @@
 //! each test gets a database of its own, so they run in parallel.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod cache;
 mod explain;
 mod fixtures;
 mod instrumentation;

@@ -1,0 +1,104 @@
+//! A circuit breaker in front of Redis: after a few failures in a row it stops sending
+//! commands for a moment, then lets one probe through; the first success closes it again.
+//! It also keeps the log quiet: one warning when it opens, one line when Redis is back.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+pub struct Breaker {
+    threshold: u32,
+    cool_down: Duration,
+    consecutive_failures: AtomicU32,
+    open_until: Mutex<Option<Instant>>,
+    probing: AtomicBool,
+    opened_total: AtomicU64,
+}
+
+impl Breaker {
+    pub fn new(threshold: u32, cool_down: Duration) -> Self {
+        Self {
+            threshold: threshold.max(1),
+            cool_down,
+            consecutive_failures: AtomicU32::new(0),
+            open_until: Mutex::new(None),
+            probing: AtomicBool::new(false),
+            opened_total: AtomicU64::new(0),
+        }
+    }
+
+    /// May a command go to Redis now?
+    pub fn allow(&self) -> bool {
+        let open_until = self.open_until.lock().map(|g| *g).unwrap_or(None);
+        match open_until {
+            None => true,
+            Some(until) if Instant::now() < until => false,
+            // Half-open: one probe at a time.
+            Some(_) => self
+                .probing
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok(),
+        }
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.open_until.lock().map(|g| g.is_some()).unwrap_or(false)
+    }
+
+    pub fn success(&self) {
+        self.consecutive_failures.store(0, Ordering::Relaxed);
+        self.probing.store(false, Ordering::Release);
+        if let Ok(mut g) = self.open_until.lock()
+            && g.take().is_some()
+        {
+            tracing::info!("redis is answering again; cache back in use");
+        }
+    }
+
+    pub fn failure(&self, error: &dyn std::fmt::Display) {
+        let n = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
+        let was_probe = self.probing.swap(false, Ordering::AcqRel);
+        if (n >= self.threshold || was_probe)
+            && let Ok(mut g) = self.open_until.lock()
+        {
+            if g.is_none() {
+                self.opened_total.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%error, cool_down_ms = self.cool_down.as_millis() as u64,
+                    "redis failing; serving from PostgreSQL until it answers again");
+            }
+            *g = Some(Instant::now() + self.cool_down);
+        }
+    }
+
+    /// How many times the breaker has opened.
+    pub fn opened_total(&self) -> u64 {
+        self.opened_total.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opens_after_the_threshold_and_probes_after_the_cool_down() {
+        let b = Breaker::new(3, Duration::from_millis(30));
+        for _ in 0..2 {
+            assert!(b.allow());
+            b.failure(&"x");
+        }
+        assert!(!b.is_open());
+        b.failure(&"x");
+        assert!(b.is_open() && !b.allow());
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(b.allow(), "one probe");
+        assert!(!b.allow(), "only one");
+        b.failure(&"still down");
+        assert!(!b.allow(), "a failed probe re-opens");
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(b.allow());
+        b.success();
+        assert!(!b.is_open() && b.allow() && b.allow());
+        assert_eq!(b.opened_total(), 1);
+    }
+}

@@ -1,0 +1,287 @@
+//! The keyspace: every Redis key family Dream uses, with its pattern, lifetime, value type and
+//! who writes and invalidates it. Every key lives under a configurable prefix, so tests and
+//! tenants get a keyspace of their own. Nothing here ever needs `KEYS`.
+
+use std::time::Duration;
+
+use uuid::Uuid;
+
+/// A kind of cached data. `Family::ALL` is the table the monitor and the docs read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    UserProfile,
+    Conversation,
+    MatchList,
+    Affection,
+    Character,
+    PhotoPage,
+    Typing,
+    Unread,
+    Leaderboard,
+    Session,
+    RateLimit,
+}
+
+/// One row of the keyspace table.
+pub struct FamilySpec {
+    pub family: Family,
+    pub name: &'static str,
+    pub pattern: &'static str,
+    /// `None`: kept until deleted (write-behind state, rebuilt indexes).
+    pub ttl: Option<Duration>,
+    pub value: &'static str,
+    pub written_by: &'static str,
+    pub invalidated_by: &'static str,
+}
+
+const fn secs(s: u64) -> Option<Duration> {
+    Some(Duration::from_secs(s))
+}
+
+impl Family {
+    pub const ALL: [Family; 11] = [
+        Family::UserProfile,
+        Family::Conversation,
+        Family::MatchList,
+        Family::Affection,
+        Family::Character,
+        Family::PhotoPage,
+        Family::Typing,
+        Family::Unread,
+        Family::Leaderboard,
+        Family::Session,
+        Family::RateLimit,
+    ];
+
+    pub fn spec(self) -> FamilySpec {
+        let s = |name, pattern, ttl, value, written_by, invalidated_by| FamilySpec {
+            family: self,
+            name,
+            pattern,
+            ttl,
+            value,
+            written_by,
+            invalidated_by,
+        };
+        match self {
+            Family::UserProfile => s(
+                "user_profile",
+                "user:profile:{user}",
+                secs(15 * 60),
+                "JSON User",
+                "profile read (miss)",
+                "profile edit, XP change",
+            ),
+            Family::Conversation => s(
+                "conversation",
+                "chat:history:{user}:{character} (+ chat:ver:…)",
+                secs(5 * 60),
+                "sorted set of the latest 100 messages, score = time",
+                "conversation read (miss); every send appends and trims",
+                "message edit or delete",
+            ),
+            Family::MatchList => s(
+                "matches",
+                "matches:{user}",
+                secs(5 * 60),
+                "JSON [MatchSummary]",
+                "match list read (miss)",
+                "new match, send, mark read, affection flush",
+            ),
+            Family::Affection => s(
+                "affection",
+                "affection:{user}:{character}, affection:pending:…, affection:dirty",
+                secs(5 * 60),
+                "integer (flushed value); pending deltas and the dirty set never expire",
+                "affection read (miss); increments add to pending",
+                "flush (pending moves to PostgreSQL)",
+            ),
+            Family::Character => s(
+                "characters",
+                "character:{id}, characters",
+                secs(30 * 60),
+                "JSON Character",
+                "catalogue read (miss), also held in process",
+                "catalogue upsert (pub/sub to every replica)",
+            ),
+            Family::PhotoPage => s(
+                "photos",
+                "photos:{user}:{character}",
+                secs(5 * 60),
+                "JSON first gallery page",
+                "gallery read (miss)",
+                "new photo",
+            ),
+            Family::Typing => s(
+                "typing",
+                "typing:{user}:{character}",
+                secs(10),
+                "who is typing",
+                "typing indicator",
+                "expiry",
+            ),
+            Family::Unread => s(
+                "unread",
+                "unread:{user}:{character}",
+                secs(30),
+                "integer",
+                "unread read (miss, from the partial index); +1 when the character writes",
+                "mark read (reset to 0)",
+            ),
+            Family::Leaderboard => s(
+                "leaderboard",
+                "leaderboard:xp",
+                None,
+                "sorted set user → XP",
+                "rebuilt from PostgreSQL when missing; every XP change",
+                "never (kept exact)",
+            ),
+            Family::Session => s(
+                "sessions",
+                "session:{id}",
+                secs(15 * 60),
+                "session state",
+                "auth service",
+                "logout",
+            ),
+            Family::RateLimit => s(
+                "rate_limits",
+                "ratelimit:{scope}:{id}:{window}",
+                secs(60),
+                "integer counter",
+                "gateway",
+                "expiry",
+            ),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        self.spec().name
+    }
+
+    pub fn ttl(self) -> Option<Duration> {
+        self.spec().ttl
+    }
+
+    pub(crate) fn index(self) -> usize {
+        Family::ALL.iter().position(|f| *f == self).unwrap_or(0)
+    }
+}
+
+/// Builds keys under one prefix.
+#[derive(Debug, Clone)]
+pub struct Keyspace {
+    prefix: String,
+}
+
+impl Keyspace {
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+        }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn k(&self, rest: std::fmt::Arguments<'_>) -> String {
+        format!("{}:{rest}", self.prefix)
+    }
+
+    pub fn user_profile(&self, user: Uuid) -> String {
+        self.k(format_args!("user:profile:{user}"))
+    }
+    pub fn conversation(&self, user: Uuid, character: &str) -> String {
+        self.k(format_args!("chat:history:{user}:{character}"))
+    }
+    /// Bumped by every change to a conversation, so a window loaded before the change is not stored.
+    pub fn conversation_version(&self, user: Uuid, character: &str) -> String {
+        self.k(format_args!("chat:ver:{user}:{character}"))
+    }
+    /// Every conversation window of a user, for `SCAN`-based invalidation.
+    pub fn conversations_of(&self, user: Uuid) -> String {
+        self.k(format_args!("chat:history:{user}:*"))
+    }
+    pub fn match_list(&self, user: Uuid) -> String {
+        self.k(format_args!("matches:{user}"))
+    }
+    pub fn affection(&self, user: Uuid, character: &str) -> String {
+        self.k(format_args!("affection:{user}:{character}"))
+    }
+    pub fn affection_pending(&self, user: Uuid, character: &str) -> String {
+        self.k(format_args!("affection:pending:{user}:{character}"))
+    }
+    pub fn affection_dirty(&self) -> String {
+        self.k(format_args!("affection:dirty"))
+    }
+    pub fn character(&self, id: &str) -> String {
+        self.k(format_args!("character:{id}"))
+    }
+    pub fn character_list(&self) -> String {
+        self.k(format_args!("characters"))
+    }
+    pub fn photo_page(&self, user: Uuid, character: &str) -> String {
+        self.k(format_args!("photos:{user}:{character}"))
+    }
+    pub fn typing(&self, user: Uuid, character: &str) -> String {
+        self.k(format_args!("typing:{user}:{character}"))
+    }
+    pub fn unread(&self, user: Uuid, character: &str) -> String {
+        self.k(format_args!("unread:{user}:{character}"))
+    }
+    pub fn leaderboard(&self) -> String {
+        self.k(format_args!("leaderboard:xp"))
+    }
+    pub fn session(&self, id: &str) -> String {
+        self.k(format_args!("session:{id}"))
+    }
+    pub fn rate_limit(&self, scope: &str, id: &str, window: u64) -> String {
+        self.k(format_args!("ratelimit:{scope}:{id}:{window}"))
+    }
+    /// The pub/sub channel that tells every replica to drop in-process copies.
+    pub fn invalidation_channel(&self) -> String {
+        self.k(format_args!("invalidate"))
+    }
+    /// The cross-process load guard of a key.
+    pub fn lock(&self, key: &str) -> String {
+        format!("{key}:lock")
+    }
+    /// Every key of this keyspace, for `SCAN`.
+    pub fn everything(&self) -> String {
+        self.k(format_args!("*"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_guides_ttls_are_the_defaults() {
+        assert_eq!(Family::UserProfile.ttl(), secs(900));
+        assert_eq!(Family::Conversation.ttl(), secs(300));
+        assert_eq!(Family::Affection.ttl(), secs(300));
+        assert_eq!(Family::Character.ttl(), secs(1800));
+        assert_eq!(Family::Typing.ttl(), secs(10));
+        assert_eq!(Family::Unread.ttl(), secs(30));
+        let names: std::collections::HashSet<_> = Family::ALL.iter().map(|f| f.name()).collect();
+        assert_eq!(names.len(), Family::ALL.len());
+        assert!(Family::ALL.iter().enumerate().all(|(i, f)| f.index() == i));
+    }
+
+    #[test]
+    fn keys_live_under_the_prefix() {
+        let k = Keyspace::new("t1");
+        let u = Uuid::nil();
+        assert_eq!(
+            k.conversation(u, "sophia"),
+            format!("t1:chat:history:{u}:sophia")
+        );
+        assert_eq!(
+            k.lock(&k.user_profile(u)),
+            format!("t1:user:profile:{u}:lock")
+        );
+        assert!(k.conversations_of(u).starts_with("t1:chat:history:"));
+    }
+}

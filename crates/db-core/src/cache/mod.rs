@@ -1,0 +1,418 @@
+//! Dream's cache strategy: cache-aside in Redis with a TTL per kind of data (`keys`), kept warm
+//! by updating in place what writes change, never wrong (every write path invalidates or
+//! updates what it makes stale, next to the write), and never required: with Redis slow or
+//! down every call is served from PostgreSQL.
+
+pub mod affection;
+mod breaker;
+pub mod keys;
+pub mod local;
+pub mod window;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use redis::FromRedisValue;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use breaker::Breaker;
+pub use keys::{Family, Keyspace};
+
+use crate::redis_pool::{RedisError, RedisPool};
+
+/// Hits and misses of one family since the process started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct FamilyStats {
+    pub family: &'static str,
+    pub hits: u64,
+    pub misses: u64,
+    /// Redis failed or was skipped (breaker open, caching off): served from PostgreSQL.
+    pub bypassed: u64,
+}
+
+impl FamilyStats {
+    pub fn hit_rate(&self) -> Option<f64> {
+        let total = self.hits + self.misses;
+        (total > 0).then(|| self.hits as f64 / total as f64)
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    bypassed: AtomicU64,
+}
+
+#[derive(Clone, Copy)]
+pub(crate) enum Outcome {
+    Hit,
+    Miss,
+    Bypass,
+}
+
+/// The cache handle a service keeps in its state. Cheap to clone.
+#[derive(Clone)]
+pub struct Cache(Arc<Inner>);
+
+struct Inner {
+    redis: Option<RedisPool>,
+    keys: Keyspace,
+    breaker: Breaker,
+    counters: Vec<Counters>,
+    flights: std::sync::Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
+    lock_ttl: Duration,
+    lock_wait: Duration,
+    local: local::LocalTier,
+    /// Keys a write could not update or drop while Redis was unreachable: dropped before
+    /// anything is read from Redis again, so a write is never followed by a stale read here.
+    deferred_deletes: std::sync::Mutex<Vec<String>>,
+}
+
+/// A value as Redis had it.
+enum Lookup<T> {
+    Hit(T),
+    Miss,
+    Unavailable,
+}
+
+impl Cache {
+    pub fn new(redis: RedisPool) -> Self {
+        let keys = Keyspace::new(redis.prefix());
+        Self::build(Some(redis), keys)
+    }
+
+    /// Caching off (the benchmark's `--no-cache` run): every read goes to PostgreSQL.
+    pub fn disabled() -> Self {
+        Self::build(None, Keyspace::new("disabled"))
+    }
+
+    fn build(redis: Option<RedisPool>, keys: Keyspace) -> Self {
+        Self(Arc::new(Inner {
+            redis,
+            keys,
+            breaker: Breaker::new(3, Duration::from_secs(1)),
+            counters: Family::ALL.iter().map(|_| Counters::default()).collect(),
+            flights: std::sync::Mutex::new(HashMap::new()),
+            lock_ttl: Duration::from_secs(5),
+            lock_wait: Duration::from_millis(300),
+            local: local::LocalTier::new(),
+            deferred_deletes: std::sync::Mutex::new(Vec::new()),
+        }))
+    }
+
+    pub fn keys(&self) -> &Keyspace {
+        &self.0.keys
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        self.0.redis.is_some()
+    }
+
+    /// False while the breaker is open.
+    pub fn redis_healthy(&self) -> bool {
+        self.0.redis.is_some() && !self.0.breaker.is_open()
+    }
+
+    pub fn breaker(&self) -> &Breaker {
+        &self.0.breaker
+    }
+
+    pub(crate) fn local(&self) -> &local::LocalTier {
+        &self.0.local
+    }
+
+    pub(crate) fn redis_pool(&self) -> Option<&RedisPool> {
+        self.0.redis.as_ref()
+    }
+
+    /// Hit and miss counts per family.
+    pub fn stats(&self) -> Vec<FamilyStats> {
+        Family::ALL
+            .iter()
+            .zip(&self.0.counters)
+            .map(|(f, c)| FamilyStats {
+                family: f.name(),
+                hits: c.hits.load(Ordering::Relaxed),
+                misses: c.misses.load(Ordering::Relaxed),
+                bypassed: c.bypassed.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+
+    pub fn family_stats(&self, family: Family) -> FamilyStats {
+        self.stats()[family.index()]
+    }
+
+    pub(crate) fn count(&self, family: Family, outcome: Outcome) {
+        let c = &self.0.counters[family.index()];
+        let (counter, result) = match outcome {
+            Outcome::Hit => (&c.hits, "hit"),
+            Outcome::Miss => (&c.misses, "miss"),
+            Outcome::Bypass => (&c.bypassed, "bypass"),
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("cache_requests_total", "family" => family.name(), "result" => result)
+            .increment(1);
+    }
+
+    /// Runs a Redis call unless caching is off or the breaker is open; `None` means "go to
+    /// PostgreSQL". Failures feed the breaker and are counted.
+    pub(crate) async fn redis<T, F, Fut>(&self, call: F) -> Option<T>
+    where
+        F: FnOnce(RedisPool) -> Fut,
+        Fut: Future<Output = Result<T, RedisError>>,
+    {
+        let redis = self.0.redis.as_ref()?;
+        if !self.0.breaker.allow() {
+            return None;
+        }
+        if !self.drop_deferred(redis).await {
+            return None;
+        }
+        match call(redis.clone()).await {
+            Ok(v) => {
+                self.0.breaker.success();
+                Some(v)
+            }
+            Err(e) => {
+                metrics::counter!("cache_redis_errors_total").increment(1);
+                self.0.breaker.failure(&e);
+                None
+            }
+        }
+    }
+
+    /// Remembers a key to drop as soon as Redis answers again.
+    pub(crate) fn defer_delete(&self, key: String) {
+        // Bounded: past this, what a long outage left stale expires with its TTL (≤ 30 min).
+        const MAX_DEFERRED: usize = 10_000;
+        if self.0.redis.is_some()
+            && let Ok(mut d) = self.0.deferred_deletes.lock()
+        {
+            if d.len() < MAX_DEFERRED {
+                d.push(key);
+            } else {
+                metrics::counter!("cache_deferred_deletes_dropped_total").increment(1);
+            }
+        }
+    }
+
+    /// Drops the deferred keys; false (and the keys kept) if Redis still fails.
+    async fn drop_deferred(&self, redis: &RedisPool) -> bool {
+        let keys = match self.0.deferred_deletes.lock() {
+            Ok(mut d) if !d.is_empty() => std::mem::take(&mut *d),
+            _ => return true,
+        };
+        let mut cmd = redis::cmd("UNLINK");
+        for k in &keys {
+            cmd.arg(k);
+        }
+        match redis.query::<i64>(&cmd).await {
+            Ok(_) => true,
+            Err(e) => {
+                self.0.breaker.failure(&e);
+                if let Ok(mut d) = self.0.deferred_deletes.lock() {
+                    d.extend(keys);
+                }
+                false
+            }
+        }
+    }
+
+    pub(crate) async fn cmd<T: FromRedisValue + Send + 'static>(
+        &self,
+        cmd: redis::Cmd,
+    ) -> Option<T> {
+        self.redis(|r| async move { r.query(&cmd).await }).await
+    }
+
+    pub(crate) async fn pipe<T: FromRedisValue + Send + 'static>(
+        &self,
+        pipe: redis::Pipeline,
+    ) -> Option<T> {
+        self.redis(|r| async move { r.query_pipe(&pipe).await })
+            .await
+    }
+
+    async fn lookup<T: DeserializeOwned>(&self, key: &str) -> Lookup<T> {
+        match self.cmd::<Option<Vec<u8>>>(redis::Cmd::get(key)).await {
+            None => Lookup::Unavailable,
+            Some(None) => Lookup::Miss,
+            Some(Some(bytes)) => match serde_json::from_slice(&bytes) {
+                Ok(v) => Lookup::Hit(v),
+                Err(e) => {
+                    // An old or foreign shape: drop it and load afresh.
+                    tracing::warn!(key, error = %e, "undecodable cache entry");
+                    self.delete(&[key.to_owned()]).await;
+                    Lookup::Miss
+                }
+            },
+        }
+    }
+
+    /// Stores a value with the family's TTL, spread ±10% per key so keys written together do
+    /// not all expire together.
+    pub(crate) async fn store<T: Serialize>(&self, family: Family, key: &str, value: &T) {
+        let Ok(bytes) = serde_json::to_vec(value) else {
+            return;
+        };
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(key).arg(bytes);
+        if let Some(ttl) = family.ttl() {
+            cmd.arg("PX").arg(jittered(ttl, key).as_millis() as u64);
+        }
+        let _: Option<()> = self.cmd(cmd).await;
+    }
+
+    /// Deletes keys (one round trip); if Redis cannot be reached they are dropped as soon as
+    /// it can.
+    pub async fn delete(&self, keys: &[String]) {
+        if keys.is_empty() {
+            return;
+        }
+        let mut cmd = redis::cmd("UNLINK");
+        for k in keys {
+            cmd.arg(k);
+        }
+        if self.cmd::<i64>(cmd).await.is_none() {
+            for k in keys {
+                self.defer_delete(k.clone());
+            }
+        }
+    }
+
+    /// Deletes every key matching a glob pattern with `SCAN` + `UNLINK`, never `KEYS`; for
+    /// rare, wide invalidations (a user's every conversation). Returns how many went.
+    pub async fn delete_matching(&self, pattern: &str) -> u64 {
+        let mut cursor: u64 = 0;
+        let mut deleted = 0;
+        loop {
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(1000);
+            let Some((next, keys)) = self.cmd::<(u64, Vec<String>)>(scan).await else {
+                return deleted;
+            };
+            deleted += keys.len() as u64;
+            self.delete(&keys).await;
+            if next == 0 {
+                return deleted;
+            }
+            cursor = next;
+        }
+    }
+
+    /// The one cache-aside primitive (the guide's `@cache_result`): a hit is returned as is; on
+    /// a miss `load` runs once for all concurrent callers of this process (single flight), and
+    /// once for all replicas while a short Redis lock is held, then the value is stored with
+    /// the family's TTL. With Redis unavailable `load` simply runs.
+    pub async fn get_or_load<T, E, F, Fut>(
+        &self,
+        family: Family,
+        key: &str,
+        load: F,
+    ) -> Result<T, E>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        match self.lookup::<T>(key).await {
+            Lookup::Hit(v) => {
+                self.count(family, Outcome::Hit);
+                return Ok(v);
+            }
+            Lookup::Unavailable => {
+                self.count(family, Outcome::Bypass);
+                return load().await;
+            }
+            Lookup::Miss => {}
+        }
+        let flight = self.flight(key);
+        let _turn = flight.lock().await;
+        // A caller ahead of us in this process may have loaded it meanwhile.
+        if let Lookup::Hit(v) = self.lookup::<T>(key).await {
+            self.count(family, Outcome::Hit);
+            return Ok(v);
+        }
+        let lock_key = self.0.keys.lock(key);
+        let token = uuid::Uuid::new_v4().to_string();
+        let mut set = redis::cmd("SET");
+        set.arg(&lock_key)
+            .arg(&token)
+            .arg("NX")
+            .arg("PX")
+            .arg(self.0.lock_ttl.as_millis() as u64);
+        let locked = self.cmd::<Option<String>>(set).await.map(|r| r.is_some());
+        if locked == Some(false) {
+            // Another replica is loading it: wait a little for its result, then load ourselves
+            // rather than fail.
+            let deadline = tokio::time::Instant::now() + self.0.lock_wait;
+            while tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(15)).await;
+                if let Lookup::Hit(v) = self.lookup::<T>(key).await {
+                    self.count(family, Outcome::Hit);
+                    return Ok(v);
+                }
+            }
+        }
+        self.count(family, Outcome::Miss);
+        let value = load().await?;
+        self.store(family, key, &value).await;
+        if locked == Some(true) {
+            let release = redis::Script::new(
+                "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end",
+            );
+            let _: Option<i64> = self
+                .redis(|r| async move { r.script(release.key(&lock_key).arg(&token)).await })
+                .await;
+        }
+        Ok(value)
+    }
+
+    fn flight(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let Ok(mut flights) = self.0.flights.lock() else {
+            return Arc::new(tokio::sync::Mutex::new(()));
+        };
+        if let Some(existing) = flights.get(key).and_then(Weak::upgrade) {
+            return existing;
+        }
+        if flights.len() > 4096 {
+            flights.retain(|_, w| w.strong_count() > 0);
+        }
+        let fresh = Arc::new(tokio::sync::Mutex::new(()));
+        flights.insert(key.to_owned(), Arc::downgrade(&fresh));
+        fresh
+    }
+}
+
+fn jittered(ttl: Duration, key: &str) -> Duration {
+    let mut h = DefaultHasher::new();
+    key.hash(&mut h);
+    let spread = (h.finish() % 2001) as f64 / 10_000.0; // 0 ..= 0.2
+    ttl.mul_f64(0.9 + spread)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_ten_percent_and_differs_by_key() {
+        let ttl = Duration::from_secs(300);
+        let spread: std::collections::HashSet<u128> = (0..50)
+            .map(|i| jittered(ttl, &format!("k{i}")).as_millis())
+            .collect();
+        assert!(spread.len() > 10);
+        assert!(spread.iter().all(|ms| (270_000..=330_000).contains(ms)));
+    }
+}

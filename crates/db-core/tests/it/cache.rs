@@ -1,0 +1,635 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use db_core::cache::Family;
+use db_core::models::{NewMessage, NewPhoto, Sender};
+use db_core::{Cache, RedisConfig, RedisPool, Store};
+use db_test::TestDb;
+use uuid::Uuid;
+
+use crate::fixtures::{conversation, matched_user};
+
+fn live_cache(prefix_of: Option<&RedisConfig>) -> Cache {
+    let config = prefix_of.cloned().unwrap_or_else(db_test::redis_config);
+    Cache::new(RedisPool::new(&config).unwrap())
+}
+
+/// Redis at a port where nothing listens.
+fn dead_cache() -> Cache {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let config = RedisConfig {
+        url: format!("redis://127.0.0.1:{port}"),
+        ..db_test::redis_config()
+    };
+    Cache::new(RedisPool::new(&config).unwrap())
+}
+
+fn hits(cache: &Cache, f: Family) -> (u64, u64) {
+    let s = cache.family_stats(f);
+    (s.hits, s.misses)
+}
+
+async fn setup(cache: Cache) -> (TestDb, Store, Uuid) {
+    let db = TestDb::new().await.unwrap();
+    let mut conn = db.conn().await.unwrap();
+    let user = matched_user(&mut conn, "a@example.com", &["sophia", "hugo"]).await;
+    conversation(&mut conn, user, "sophia", 30).await;
+    let store = Store::new(db.db(), cache);
+    (db, store, user)
+}
+
+#[tokio::test]
+async fn second_reads_are_hits_and_writes_are_seen_at_once() {
+    let (_db, store, u) = setup(live_cache(None)).await;
+    let c = &store.cache;
+
+    // Conversation: a miss, then hits; a send keeps it a hit and shows the message.
+    let first = store.conversation(u, "sophia", None, 20).await.unwrap();
+    assert_eq!(first.items[0].content, "message 29");
+    let again = store.conversation(u, "sophia", None, 20).await.unwrap();
+    assert_eq!(again.items, first.items);
+    assert_eq!(hits(c, Family::Conversation), (1, 1));
+    let sent = store
+        .send(&NewMessage::new(u, "sophia", Sender::User, "tout nouveau"))
+        .await
+        .unwrap()
+        .into_message();
+    let after = store.conversation(u, "sophia", None, 20).await.unwrap();
+    assert_eq!(after.items[0], sent);
+    assert_eq!(after.items[1].content, "message 29");
+    assert_eq!(
+        hits(c, Family::Conversation),
+        (2, 1),
+        "the send updated the window in place"
+    );
+
+    // Profile: hit, then an edit is visible on the next read.
+    assert_eq!(store.profile(u).await.unwrap().unwrap().display_name, "a");
+    store.profile(u).await.unwrap();
+    assert_eq!(hits(c, Family::UserProfile), (1, 1));
+    store.update_display_name(u, "Alice").await.unwrap();
+    assert_eq!(
+        store.profile(u).await.unwrap().unwrap().display_name,
+        "Alice"
+    );
+    store.add_xp(u, 40).await.unwrap();
+    assert_eq!(
+        store.profile(u).await.unwrap().unwrap().xp,
+        40,
+        "an XP change is visible"
+    );
+
+    // Match list: hit; the send above and a reply from the character show up.
+    let list = store.matches(u).await.unwrap();
+    assert_eq!(
+        list[0].last_message_content.as_deref(),
+        Some("tout nouveau")
+    );
+    store.matches(u).await.unwrap();
+    assert_eq!(hits(c, Family::MatchList), (1, 1));
+    store
+        .send(&NewMessage::new(u, "hugo", Sender::Character, "coucou"))
+        .await
+        .unwrap();
+    let list = store.matches(u).await.unwrap();
+    assert_eq!(
+        (list[0].character_id.as_str(), list[0].unread_count),
+        ("hugo", 1)
+    );
+
+    // Characters: Redis, then process memory.
+    let sophia = store.character("sophia").await.unwrap().unwrap();
+    assert_eq!(sophia.name, "Sophia");
+    store.character("sophia").await.unwrap();
+    store.characters().await.unwrap();
+    store.characters().await.unwrap();
+    assert_eq!(hits(c, Family::Character), (2, 2));
+    assert!(store.character("nobody").await.unwrap().is_none());
+
+    // Photo page: hit; a new photo is visible at once.
+    assert!(
+        store
+            .photos(u, "sophia", None, 20)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    store.photos(u, "sophia", None, 20).await.unwrap();
+    assert_eq!(hits(c, Family::PhotoPage), (1, 1));
+    let photo = store
+        .add_photo(&NewPhoto {
+            user_id: u,
+            character_id: "sophia".into(),
+            storage_key: "k.png".into(),
+            content_type: "image/png".into(),
+            width: 8,
+            height: 8,
+            prompt: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.photos(u, "sophia", None, 20).await.unwrap().items,
+        vec![photo]
+    );
+
+    // Unread: counted from the partial index once, then +1 in place, reset by mark read.
+    assert_eq!(store.unread_count(u, "sophia").await.unwrap(), 15);
+    store
+        .send(&NewMessage::new(
+            u,
+            "sophia",
+            Sender::Character,
+            "tu dors ?",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(store.unread_count(u, "sophia").await.unwrap(), 16);
+    assert_eq!(hits(c, Family::Unread), (1, 1));
+    assert_eq!(store.mark_read(u, "sophia").await.unwrap(), 16);
+    assert_eq!(store.unread_count(u, "sophia").await.unwrap(), 0);
+    assert!(
+        store
+            .conversation(u, "sophia", None, 5)
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .all(|m| m.is_read)
+    );
+
+    // Typing lasts 10 s; deleting a message drops the window.
+    store.set_typing(u, "sophia", Sender::Character).await;
+    assert_eq!(store.typing(u, "sophia").await, Some(Sender::Character));
+    assert_eq!(store.typing(u, "hugo").await, None);
+    store.delete_message(u, sent.id).await.unwrap().unwrap();
+    let after_delete = store.conversation(u, "sophia", None, 100).await.unwrap();
+    assert!(after_delete.items.iter().all(|m| m.id != sent.id));
+    let edited = store
+        .edit_message(u, after_delete.items[0].id, "modifié")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store
+            .conversation(u, "sophia", None, 1)
+            .await
+            .unwrap()
+            .items[0],
+        edited
+    );
+}
+
+#[tokio::test]
+async fn the_window_keeps_the_newest_hundred_in_order_under_concurrent_sends() {
+    let (_db, store, u) = setup(live_cache(None)).await;
+    let mut conn = _db.conn().await.unwrap();
+    conversation(&mut conn, u, "hugo", 95).await;
+    store.conversation(u, "hugo", None, 100).await.unwrap();
+    let sends = (0..40).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .send(&NewMessage::new(
+                    u,
+                    "hugo",
+                    Sender::User,
+                    format!("vite {i}"),
+                ))
+                .await
+                .unwrap()
+        })
+    });
+    for s in sends {
+        s.await.unwrap();
+    }
+    let cached = store
+        .conversation(u, "hugo", None, 100)
+        .await
+        .unwrap()
+        .items;
+    let mut fresh = conn_latest(&_db, u).await;
+    fresh.truncate(100);
+    assert_eq!(cached.len(), 100);
+    assert_eq!(
+        cached, fresh,
+        "the window equals PostgreSQL's newest 100, in order"
+    );
+    assert_eq!(store.cache.family_stats(Family::Conversation).misses, 1);
+}
+
+async fn conn_latest(db: &TestDb, u: Uuid) -> Vec<db_core::models::Message> {
+    let mut conn = db.conn().await.unwrap();
+    db_core::queries::messages::latest(&mut conn, u, "hugo", None, 100)
+        .await
+        .unwrap()
+        .items
+}
+
+#[tokio::test]
+async fn a_hundred_concurrent_misses_load_once_across_two_replicas() {
+    let config = db_test::redis_config();
+    let (a, b) = (live_cache(Some(&config)), live_cache(Some(&config)));
+    let loads = Arc::new(AtomicUsize::new(0));
+    let tasks = (0..100).map(|i| {
+        let cache = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let loads = loads.clone();
+        tokio::spawn(async move {
+            cache
+                .get_or_load(
+                    Family::UserProfile,
+                    &cache.keys().user_profile(Uuid::nil()),
+                    || async {
+                        loads.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        Ok::<_, std::convert::Infallible>("loaded once".to_owned())
+                    },
+                )
+                .await
+                .unwrap()
+        })
+    });
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), "loaded once");
+    }
+    assert_eq!(loads.load(Ordering::SeqCst), 1);
+    let total = |c: &Cache| {
+        let s = c.family_stats(Family::UserProfile);
+        (s.hits, s.misses)
+    };
+    let (ha, ma) = total(&a);
+    let (hb, mb) = total(&b);
+    assert_eq!((ha + hb, ma + mb), (99, 1));
+}
+
+#[tokio::test]
+async fn with_redis_unreachable_every_path_serves_postgres() {
+    let (db, store, u) = setup(dead_cache()).await;
+    let first = store.conversation(u, "sophia", None, 10).await.unwrap();
+    assert_eq!(first.items[0].content, "message 29");
+    let sent = store
+        .send(&NewMessage::new(u, "sophia", Sender::User, "sans redis"))
+        .await
+        .unwrap()
+        .into_message();
+    assert_eq!(
+        store
+            .conversation(u, "sophia", None, 1)
+            .await
+            .unwrap()
+            .items[0],
+        sent
+    );
+    assert_eq!(
+        store.profile(u).await.unwrap().unwrap().email,
+        "a@example.com"
+    );
+    store.update_display_name(u, "Bea").await.unwrap();
+    assert_eq!(store.profile(u).await.unwrap().unwrap().display_name, "Bea");
+    assert_eq!(store.matches(u).await.unwrap().len(), 2);
+    assert_eq!(
+        store.characters().await.unwrap().len(),
+        db_core::seed::demo_characters().unwrap().len()
+    );
+    assert_eq!(store.character("hugo").await.unwrap().unwrap().name, "Hugo");
+    assert_eq!(store.unread_count(u, "sophia").await.unwrap(), 15);
+    assert_eq!(store.mark_read(u, "sophia").await.unwrap(), 15);
+    assert_eq!(store.unread_count(u, "sophia").await.unwrap(), 0);
+    assert!(
+        store
+            .photos(u, "sophia", None, 10)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert_eq!(
+        store.add_affection(u, "sophia", 3).await.unwrap(),
+        0,
+        "written straight to PostgreSQL"
+    );
+    assert_eq!(store.affection(u, "sophia").await.unwrap(), Some(3));
+    assert_eq!(store.add_xp(u, 5).await.unwrap(), Some(5));
+    assert_eq!(store.leaderboard(10).await.unwrap()[0].xp, 5);
+    assert_eq!(store.rank(u).await.unwrap().unwrap().rank, 1);
+    assert_eq!(store.typing(u, "sophia").await, None);
+    store.warm_user(u).await.unwrap();
+    assert!(!store.cache.redis_healthy(), "the breaker opened");
+    assert!(store.cache.breaker().opened_total() >= 1);
+    assert!(store.cache.family_stats(Family::Conversation).bypassed >= 1);
+    drop(db);
+}
+
+#[tokio::test]
+async fn a_disabled_cache_serves_everything_from_postgres() {
+    let (_db, store, u) = setup(Cache::disabled()).await;
+    assert_eq!(
+        store
+            .conversation(u, "sophia", None, 5)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        5
+    );
+    store
+        .send(&NewMessage::new(u, "sophia", Sender::User, "x"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .conversation(u, "sophia", None, 1)
+            .await
+            .unwrap()
+            .items[0]
+            .content,
+        "x"
+    );
+    assert_eq!(store.matches(u).await.unwrap().len(), 2);
+    assert_eq!(store.cache.family_stats(Family::Conversation).hits, 0);
+}
+
+async fn affection_run(redis_dies_halfway: bool) {
+    let db = TestDb::new().await.unwrap();
+    let mut conn = db.conn().await.unwrap();
+    let u = matched_user(&mut conn, "a@example.com", &["sophia"]).await;
+    let config = db_test::redis_config();
+    // Two replicas sharing Redis, each with a periodic flusher; a third replica whose Redis
+    // is unreachable takes over the second half when `redis_dies_halfway`.
+    let replicas: Vec<Store> = (0..2)
+        .map(|_| Store::new(db.db(), live_cache(Some(&config))))
+        .collect();
+    let cut_off = Store::new(db.db(), dead_cache());
+    let flushers: Vec<_> = replicas
+        .iter()
+        .map(|s| {
+            s.cache
+                .spawn_affection_flusher(s.db.clone(), Duration::from_millis(5))
+        })
+        .collect();
+    let tasks = (0..8).map(|t| {
+        let replicas = replicas.clone();
+        let cut_off = cut_off.clone();
+        tokio::spawn(async move {
+            for i in 0..125 {
+                let store = if redis_dies_halfway && i >= 62 {
+                    &cut_off
+                } else {
+                    &replicas[(t + i) % 2]
+                };
+                store.add_affection(u, "sophia", 1).await.unwrap();
+            }
+        })
+    });
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut flushed = 0;
+    for f in flushers {
+        flushed += f.shutdown().await.unwrap().points;
+    }
+    let pg = db_core::queries::matches::get(&mut conn, u, "sophia")
+        .await
+        .unwrap()
+        .unwrap()
+        .affection;
+    assert_eq!(
+        pg, 1000,
+        "every point in PostgreSQL exactly once (flushed {flushed})"
+    );
+    assert_eq!(
+        replicas[0].affection(u, "sophia").await.unwrap(),
+        Some(1000)
+    );
+    assert_eq!(replicas[0].cache.pending_affection(u, "sophia").await, 0);
+}
+
+#[tokio::test]
+async fn affection_write_behind_loses_and_double_counts_nothing() {
+    affection_run(false).await;
+}
+
+#[tokio::test]
+async fn affection_survives_redis_going_away_halfway() {
+    affection_run(true).await;
+}
+
+#[tokio::test]
+async fn an_interrupted_flush_is_reapplied_exactly_once() {
+    let db = TestDb::new().await.unwrap();
+    let mut conn = db.conn().await.unwrap();
+    let u = matched_user(&mut conn, "a@example.com", &["sophia"]).await;
+    let store = Store::new(db.db(), live_cache(None));
+    store.add_affection(u, "sophia", 7).await.unwrap();
+    // A replica took the delta into flight and died before forgetting it, twice over: once
+    // before its PostgreSQL commit, once after.
+    let redis = db_core::RedisPool::new(&RedisConfig {
+        key_prefix: store.cache.keys().prefix().to_owned(),
+        ..db_test::redis_config()
+    })
+    .unwrap();
+    let inflight = format!("{}:inflight", store.cache.keys().affection_dirty());
+    let committed = Uuid::new_v4();
+    let _: i64 = redis
+        .query(redis::cmd("GETDEL").arg(store.cache.keys().affection_pending(u, "sophia")))
+        .await
+        .unwrap_or(0);
+    let _: i64 = redis
+        .query(
+            redis::cmd("HSET")
+                .arg(&inflight)
+                .arg(format!("{u}|sophia|{}", Uuid::new_v4()))
+                .arg(7),
+        )
+        .await
+        .unwrap();
+    let _: i64 = redis
+        .query(
+            redis::cmd("HSET")
+                .arg(&inflight)
+                .arg(format!("{u}|sophia|{committed}"))
+                .arg(5),
+        )
+        .await
+        .unwrap();
+    db_core::pool::batch_execute(
+        &mut conn,
+        &format!("INSERT INTO affection_flushes (id) VALUES ('{committed}'); UPDATE matches SET affection = affection + 5"),
+    )
+    .await
+    .unwrap();
+    let report = store.flush_affection().await.unwrap();
+    assert_eq!(report.points, 7);
+    assert_eq!(store.affection(u, "sophia").await.unwrap(), Some(12));
+    let left: i64 = redis
+        .query(redis::cmd("HLEN").arg(&inflight))
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+}
+
+#[tokio::test]
+async fn the_leaderboard_is_rebuilt_when_missing_and_kept_exact() {
+    let db = TestDb::new().await.unwrap();
+    let mut conn = db.conn().await.unwrap();
+    let ids: Vec<Uuid> = {
+        let mut v = Vec::new();
+        for (i, xp) in [10, 50, 30, 50].iter().enumerate() {
+            let id = crate::fixtures::user(&mut conn, &format!("u{i}@example.com")).await;
+            db_core::queries::users::add_xp(&mut conn, id, *xp)
+                .await
+                .unwrap();
+            v.push(id);
+        }
+        v
+    };
+    let store = Store::new(db.db(), live_cache(None));
+    let top = store.leaderboard(3).await.unwrap();
+    assert_eq!(
+        top.iter().map(|e| e.xp).collect::<Vec<_>>(),
+        vec![50, 50, 30]
+    );
+    assert_eq!(
+        hits(&store.cache, Family::Leaderboard),
+        (0, 1),
+        "rebuilt once"
+    );
+    assert_eq!(store.rank(ids[2]).await.unwrap().unwrap().rank, 3);
+    assert_eq!(store.rank(ids[1]).await.unwrap().unwrap().rank, 1);
+    store.add_xp(ids[0], 100).await.unwrap();
+    assert_eq!(store.leaderboard(1).await.unwrap()[0].user_id, ids[0]);
+    assert_eq!(
+        store.rank(ids[0]).await.unwrap().unwrap(),
+        db_core::queries::users::Rank { xp: 110, rank: 1 }
+    );
+    assert_eq!(store.rank(ids[1]).await.unwrap().unwrap().rank, 2);
+    let (h, m) = hits(&store.cache, Family::Leaderboard);
+    assert_eq!(m, 1);
+    assert!(h >= 5);
+}
+
+#[tokio::test]
+async fn a_catalogue_change_reaches_every_replica_through_pub_sub() {
+    let db = TestDb::new().await.unwrap();
+    let mut conn = db.conn().await.unwrap();
+    db_core::queries::characters::upsert(&mut conn, &db_core::seed::demo_characters().unwrap())
+        .await
+        .unwrap();
+    let config = db_test::redis_config();
+    let (a, b) = (
+        Store::new(db.db(), live_cache(Some(&config))),
+        Store::new(db.db(), live_cache(Some(&config))),
+    );
+    let _listening = (
+        a.cache.spawn_invalidation_listener().unwrap(),
+        b.cache.spawn_invalidation_listener().unwrap(),
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(b.character("sophia").await.unwrap().unwrap().name, "Sophia");
+    b.characters().await.unwrap();
+    let mut renamed = (*a.character("sophia").await.unwrap().unwrap()).clone();
+    renamed.name = "Sophia R.".into();
+    a.upsert_characters(&[renamed]).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let seen = b.character("sophia").await.unwrap().unwrap().name.clone();
+        let listed = b
+            .characters()
+            .await
+            .unwrap()
+            .iter()
+            .any(|c| c.name == "Sophia R.");
+        if seen == "Sophia R." && listed {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "replica b still serves {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn login_warming_fills_profile_matches_and_recent_windows() {
+    let (_db, store, u) = setup(live_cache(None)).await;
+    store.warm_user(u).await.unwrap();
+    store.profile(u).await.unwrap();
+    store.matches(u).await.unwrap();
+    store.conversation(u, "sophia", None, 50).await.unwrap();
+    assert_eq!(hits(&store.cache, Family::UserProfile), (1, 1));
+    assert_eq!(hits(&store.cache, Family::MatchList), (1, 1));
+    assert_eq!(hits(&store.cache, Family::Conversation), (1, 1));
+}
+
+#[tokio::test]
+async fn family_invalidation_scans_instead_of_keys() {
+    let (_db, store, u) = setup(live_cache(None)).await;
+    store.conversation(u, "sophia", None, 5).await.unwrap();
+    store.conversation(u, "hugo", None, 5).await.unwrap();
+    let gone = store
+        .cache
+        .delete_matching(&store.cache.keys().conversations_of(u))
+        .await;
+    assert_eq!(gone, 2);
+    store.conversation(u, "sophia", None, 5).await.unwrap();
+    assert_eq!(store.cache.family_stats(Family::Conversation).misses, 3);
+}
+
+#[test]
+fn no_keys_command_anywhere_in_the_code() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
+    let mut stack = vec![std::path::PathBuf::from(root)];
+    while let Some(p) = stack.pop() {
+        if p.is_dir() {
+            stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        } else if p.extension().is_some_and(|e| e == "rs") {
+            let text = std::fs::read_to_string(&p).unwrap();
+            assert!(
+                !text.contains("cmd(\"KEYS\")") && !text.contains("'KEYS'"),
+                "{} sends KEYS",
+                p.display()
+            );
+        }
+    }
+}
+
+/// A send that lands while a reader is loading the window from PostgreSQL: the reader's
+/// (older) window must not be stored, or the new message would vanish from the cache.
+#[tokio::test]
+async fn a_window_loaded_before_a_send_is_not_stored() {
+    let (db, store, u) = setup(live_cache(None)).await;
+    let stale = store
+        .cache
+        .conversation_window(u, "sophia", 100, || async {
+            let mut conn = db.conn().await.unwrap();
+            let before = db_core::queries::messages::latest(&mut conn, u, "sophia", None, 100)
+                .await
+                .unwrap()
+                .items;
+            store
+                .send(&NewMessage::new(
+                    u,
+                    "sophia",
+                    Sender::User,
+                    "pendant le chargement",
+                ))
+                .await
+                .unwrap();
+            Ok::<_, std::convert::Infallible>(before)
+        })
+        .await
+        .unwrap();
+    assert_eq!(stale[0].content, "message 29");
+    let now = store.conversation(u, "sophia", None, 100).await.unwrap();
+    assert_eq!(now.items[0].content, "pendant le chargement");
+    assert_eq!(
+        store.cache.family_stats(Family::Conversation).misses,
+        2,
+        "the stale load was not cached"
+    );
+}
