@@ -301,24 +301,21 @@ impl Store {
     /// The user's matches with last message and unread count (one query on a miss), and the
     /// true affection (pending write-behind points included).
     pub async fn matches(&self, user: Uuid) -> Result<Vec<MatchSummary>, DbError> {
-        let key = self.cache.keys().match_list(user);
-        let mut list: Vec<MatchSummary> = self
+        let mut list = self
             .cache
-            .get_or_load(Family::MatchList, &key, || async {
+            .match_list(user, || async {
                 let mut conn = self.db.write().await?;
                 Ok::<_, DbError>(matches::list_with_last_message(&mut conn, user).await?)
             })
             .await?;
         if !list.is_empty() {
-            let mut mget = redis::cmd("MGET");
-            for m in &list {
-                mget.arg(self.cache.keys().affection_pending(user, &m.character_id));
-            }
-            if let Some(pending) = self.cache.cmd::<Vec<Option<i64>>>(mget).await {
+            // The true affection: what PostgreSQL held, plus pending and in-flight points.
+            let characters: Vec<&str> = list.iter().map(|m| m.character_id.as_str()).collect();
+            if let Some(pending) = self.cache.pending_affection_many(user, &characters).await {
                 for (m, p) in list.iter_mut().zip(pending) {
-                    m.affection = m.affection.saturating_add(
-                        p.unwrap_or(0).clamp(i32::MIN.into(), i32::MAX.into()) as i32,
-                    );
+                    m.affection = m
+                        .affection
+                        .saturating_add(p.clamp(i32::MIN.into(), i32::MAX.into()) as i32);
                 }
             }
         }
@@ -339,9 +336,7 @@ impl Store {
             })?;
         drop(conn);
         if created.1 {
-            self.cache
-                .delete(&[self.cache.keys().match_list(user)])
-                .await;
+            self.cache.invalidate_match_list(user).await;
         }
         Ok(created)
     }
@@ -408,7 +403,7 @@ impl Store {
                 self.cache.defer_delete(unread);
             }
         }
-        self.cache.delete(&[keys.match_list(m.user_id)]).await;
+        self.cache.touch_match_list(m).await;
     }
 
     /// Deletes one of the user's messages; the window, unread count and match list are dropped.
@@ -443,11 +438,9 @@ impl Store {
         self.cache
             .invalidate_window(m.user_id, &m.character_id)
             .await;
+        self.cache.invalidate_match_list(m.user_id).await;
         self.cache
-            .delete(&[
-                keys.match_list(m.user_id),
-                keys.unread(m.user_id, &m.character_id),
-            ])
+            .delete(&[keys.unread(m.user_id, &m.character_id)])
             .await;
     }
 
@@ -466,15 +459,12 @@ impl Store {
             .arg("EX")
             .arg(ttl)
             .ignore();
-        pipe.cmd("UNLINK")
-            .arg(keys.match_list(user))
-            .arg(keys.conversation(user, character))
-            .ignore();
         if self.cache.pipe::<()>(pipe).await.is_none() {
             self.cache.defer_delete(unread);
-            self.cache.defer_delete(keys.match_list(user));
-            self.cache.defer_delete(keys.conversation(user, character));
         }
+        self.cache.set_match_unread(user, character, 0).await;
+        // The window holds the read flags it was loaded with.
+        self.cache.invalidate_window(user, character).await;
         Ok(n)
     }
 

@@ -26,14 +26,22 @@ pub const FLUSH_THRESHOLD: i64 = 10;
 const ADD: &str = r"
 local n = redis.call('INCRBY', KEYS[1], ARGV[1])
 redis.call('SADD', KEYS[2], ARGV[2])
-redis.call('DEL', KEYS[3])
 return n";
 
+// Moves the whole pending delta of a match into its in-flight hash under a flush id.
 const TAKE: &str = r"
 local v = redis.call('GETDEL', KEYS[1])
 if not v or tonumber(v) == 0 then return 0 end
 redis.call('HSET', KEYS[2], ARGV[1], v)
+redis.call('SADD', KEYS[3], ARGV[2])
 return tonumber(v)";
+
+// After the PostgreSQL commit: forget the in-flight entry and the cached flushed value.
+const FORGET: &str = r"
+redis.call('HDEL', KEYS[1], ARGV[1])
+if redis.call('HLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[2]) end
+redis.call('DEL', KEYS[3])
+return 1";
 
 fn member(user: Uuid, character: &str) -> String {
     format!("{user}|{character}")
@@ -44,7 +52,14 @@ fn parse_member(m: &str) -> Option<(Uuid, &str)> {
     Some((u.parse().ok()?, c))
 }
 
-fn inflight_key(cache: &Cache) -> String {
+fn inflight_key(cache: &Cache, user: Uuid, character: &str) -> String {
+    format!(
+        "{}:inflight:{user}:{character}",
+        cache.keys().affection_dirty()
+    )
+}
+
+fn inflight_index(cache: &Cache) -> String {
     format!("{}:inflight", cache.keys().affection_dirty())
 }
 
@@ -70,7 +85,6 @@ impl Cache {
         let mut invocation = script.key(keys.affection_pending(user, character));
         invocation
             .key(keys.affection_dirty())
-            .key(keys.match_list(user))
             .arg(delta)
             .arg(member(user, character));
         match self
@@ -125,14 +139,34 @@ impl Cache {
         ))
     }
 
-    /// Pending (not yet flushed) affection of a match; 0 when Redis is unavailable.
+    /// Affection not yet in PostgreSQL (pending, plus any flush in flight); 0 when Redis is
+    /// unavailable.
     pub async fn pending_affection(&self, user: Uuid, character: &str) -> i64 {
-        let pending: Option<Option<i64>> = self
-            .cmd(redis::Cmd::get(
-                self.keys().affection_pending(user, character),
-            ))
-            .await;
-        pending.flatten().unwrap_or(0)
+        self.pending_affection_many(user, &[character])
+            .await
+            .and_then(|v| v.as_slice().first().copied())
+            .unwrap_or(0)
+    }
+
+    /// [`Cache::pending_affection`] of several matches of a user, in one round trip.
+    pub async fn pending_affection_many(
+        &self,
+        user: Uuid,
+        characters: &[&str],
+    ) -> Option<Vec<i64>> {
+        let mut read = redis::pipe();
+        for c in characters {
+            read.get(self.keys().affection_pending(user, c))
+                .hvals(inflight_key(self, user, c));
+        }
+        let raw: Vec<redis::Value> = self.pipe(read).await?;
+        let mut out = Vec::with_capacity(characters.len());
+        for pair in raw.chunks(2) {
+            let pending: Option<i64> = redis::from_redis_value(pair.first()?.clone()).ok()?;
+            let inflight: Vec<i64> = redis::from_redis_value(pair.get(1)?.clone()).ok()?;
+            out.push(pending.unwrap_or(0) + inflight.iter().sum::<i64>());
+        }
+        Some(out)
     }
 
     /// Flushes up to `batch` dirty matches (and re-applies anything left in flight).
@@ -176,10 +210,13 @@ impl Cache {
         character: &str,
     ) -> Result<FlushReport, DbError> {
         let flush_id = Uuid::new_v4();
-        let field = format!("{}|{flush_id}", member(user, character));
         let script = redis::Script::new(TAKE);
         let mut invocation = script.key(self.keys().affection_pending(user, character));
-        invocation.key(inflight_key(self)).arg(&field);
+        invocation
+            .key(inflight_key(self, user, character))
+            .key(inflight_index(self))
+            .arg(flush_id.to_string())
+            .arg(member(user, character));
         let Some(delta) = self
             .redis(|r| async move { r.script::<i64>(&invocation).await })
             .await
@@ -189,7 +226,8 @@ impl Cache {
         if delta == 0 {
             return Ok(FlushReport::default());
         }
-        self.apply_flush(db, &field, delta).await?;
+        self.apply_flush(db, user, character, flush_id, delta)
+            .await?;
         Ok(FlushReport {
             matches: 1,
             points: delta,
@@ -198,35 +236,48 @@ impl Cache {
 
     /// Re-applies in-flight deltas (idempotent thanks to the recorded flush id).
     async fn recover_inflight(&self, db: &Db) -> Result<FlushReport, DbError> {
-        let mut all = redis::cmd("HGETALL");
-        all.arg(inflight_key(self));
-        let Some(entries) = self.cmd::<Vec<(String, i64)>>(all).await else {
+        let mut members = redis::cmd("SMEMBERS");
+        members.arg(inflight_index(self));
+        let Some(members) = self.cmd::<Vec<String>>(members).await else {
             return Ok(FlushReport::default());
         };
         let mut report = FlushReport::default();
-        for (field, delta) in entries {
-            if self.apply_flush(db, &field, delta).await? {
-                report.matches += 1;
-                report.points += delta;
+        for m in &members {
+            let Some((user, character)) = parse_member(m) else {
+                continue;
+            };
+            let mut all = redis::cmd("HGETALL");
+            all.arg(inflight_key(self, user, character));
+            let Some(entries) = self.cmd::<Vec<(String, i64)>>(all).await else {
+                break;
+            };
+            for (flush_id, delta) in entries {
+                let Ok(flush_id) = flush_id.parse() else {
+                    continue;
+                };
+                if self
+                    .apply_flush(db, user, character, flush_id, delta)
+                    .await?
+                {
+                    report.matches += 1;
+                    report.points += delta;
+                }
             }
         }
         Ok(report)
     }
 
-    /// Applies one in-flight delta once; returns whether this call applied it. The entry is
-    /// kept in flight if PostgreSQL fails, to be retried.
-    async fn apply_flush(&self, db: &Db, field: &str, delta: i64) -> Result<bool, DbError> {
-        let mut parts = field.split('|');
-        let (Some(user), Some(character), Some(flush_id)) =
-            (parts.next(), parts.next(), parts.next())
-        else {
-            return Ok(false);
-        };
-        let (Ok(user), Ok(flush_id)) = (user.parse::<Uuid>(), flush_id.parse::<Uuid>()) else {
-            return Ok(false);
-        };
-        let character = character.to_owned();
-        let delta = i32::try_from(delta).unwrap_or(if delta > 0 { i32::MAX } else { i32::MIN });
+    /// Applies one in-flight delta once; returns whether this call applied it. The entry stays
+    /// in flight if PostgreSQL fails, to be retried.
+    async fn apply_flush(
+        &self,
+        db: &Db,
+        user: Uuid,
+        character: &str,
+        flush_id: Uuid,
+        delta: i64,
+    ) -> Result<bool, DbError> {
+        let delta32 = i32::try_from(delta).unwrap_or(if delta > 0 { i32::MAX } else { i32::MIN });
         let mut conn = db.write().await?;
         let applied = conn
             .transaction::<bool, diesel::result::Error, _>(async |conn| {
@@ -244,20 +295,29 @@ impl Cache {
                      WHERE user_id = $1 AND character_id = $2",
                 )
                 .bind::<SqlUuid, _>(user)
-                .bind::<Text, _>(&character)
-                .bind::<Integer, _>(delta)
+                .bind::<Text, _>(character)
+                .bind::<Integer, _>(delta32)
                 .execute(conn)
                 .await?;
                 Ok(true)
             })
             .await?;
-        let mut forget = redis::cmd("HDEL");
-        forget.arg(inflight_key(self)).arg(field);
-        let _: Option<i64> = self.cmd(forget).await;
-        // The flushed value changed: drop its cached copy and the match list showing it.
+        drop(conn);
         let keys = self.keys();
-        self.delete(&[keys.affection(user, &character), keys.match_list(user)])
+        let script = redis::Script::new(FORGET);
+        let mut forget = script.key(inflight_key(self, user, character));
+        forget
+            .key(inflight_index(self))
+            .key(keys.affection(user, character))
+            .arg(flush_id.to_string())
+            .arg(member(user, character));
+        self.run_or_defer(forget, keys.affection(user, character))
             .await;
+        if applied {
+            // Dropped, not adjusted: a list loaded after the commit already holds the new value,
+            // and adding the delta to it would count it twice.
+            self.invalidate_match_list(user).await;
+        }
         Ok(applied)
     }
 

@@ -206,6 +206,10 @@ impl Keyspace {
     pub fn match_list(&self, user: Uuid) -> String {
         self.k(format_args!("matches:{user}"))
     }
+    /// Bumped by every change to a user's match list (see `conversation_version`).
+    pub fn match_list_version(&self, user: Uuid) -> String {
+        self.k(format_args!("matches:ver:{user}"))
+    }
     pub fn affection(&self, user: Uuid, character: &str) -> String {
         self.k(format_args!("affection:{user}:{character}"))
     }

@@ -7,6 +7,7 @@ pub mod affection;
 mod breaker;
 pub mod keys;
 pub mod local;
+pub mod matches;
 pub mod window;
 
 use std::collections::HashMap;

@@ -99,6 +99,15 @@ async fn second_reads_are_hits_and_writes_are_seen_at_once() {
         (list[0].character_id.as_str(), list[0].unread_count),
         ("hugo", 1)
     );
+    assert_eq!(list[0].last_message_sender, Some(Sender::Character));
+    assert_eq!(
+        hits(c, Family::MatchList),
+        (2, 1),
+        "the send updated the list in place"
+    );
+    store.mark_read(u, "hugo").await.unwrap();
+    assert_eq!(store.matches(u).await.unwrap()[0].unread_count, 0);
+    assert_eq!(hits(c, Family::MatchList), (3, 1));
 
     // Characters: Redis, then process memory.
     let sophia = store.character("sophia").await.unwrap().unwrap();
@@ -190,6 +199,7 @@ async fn the_window_keeps_the_newest_hundred_in_order_under_concurrent_sends() {
     let mut conn = _db.conn().await.unwrap();
     conversation(&mut conn, u, "hugo", 95).await;
     store.conversation(u, "hugo", None, 100).await.unwrap();
+    store.matches(u).await.unwrap();
     let sends = (0..40).map(|i| {
         let store = store.clone();
         tokio::spawn(async move {
@@ -220,6 +230,13 @@ async fn the_window_keeps_the_newest_hundred_in_order_under_concurrent_sends() {
         "the window equals PostgreSQL's newest 100, in order"
     );
     assert_eq!(store.cache.family_stats(Family::Conversation).misses, 1);
+    let list = store.matches(u).await.unwrap();
+    let hugo = list.iter().find(|m| m.character_id == "hugo").unwrap();
+    assert_eq!(
+        hugo.last_message_id,
+        Some(fresh[0].id),
+        "the newest send is the last message, whatever order the updates ran in"
+    );
 }
 
 async fn conn_latest(db: &TestDb, u: Uuid) -> Vec<db_core::models::Message> {
@@ -406,6 +423,7 @@ async fn affection_run(redis_dies_halfway: bool) {
         Some(1000)
     );
     assert_eq!(replicas[0].cache.pending_affection(u, "sophia").await, 0);
+    assert_eq!(replicas[1].matches(u).await.unwrap()[0].affection, 1000);
 }
 
 #[tokio::test]
@@ -432,7 +450,8 @@ async fn an_interrupted_flush_is_reapplied_exactly_once() {
         ..db_test::redis_config()
     })
     .unwrap();
-    let inflight = format!("{}:inflight", store.cache.keys().affection_dirty());
+    let dirty = store.cache.keys().affection_dirty();
+    let inflight = format!("{dirty}:inflight:{u}:sophia");
     let committed = Uuid::new_v4();
     let _: i64 = redis
         .query(redis::cmd("GETDEL").arg(store.cache.keys().affection_pending(u, "sophia")))
@@ -442,7 +461,7 @@ async fn an_interrupted_flush_is_reapplied_exactly_once() {
         .query(
             redis::cmd("HSET")
                 .arg(&inflight)
-                .arg(format!("{u}|sophia|{}", Uuid::new_v4()))
+                .arg(Uuid::new_v4().to_string())
                 .arg(7),
         )
         .await
@@ -451,11 +470,24 @@ async fn an_interrupted_flush_is_reapplied_exactly_once() {
         .query(
             redis::cmd("HSET")
                 .arg(&inflight)
-                .arg(format!("{u}|sophia|{committed}"))
+                .arg(committed.to_string())
                 .arg(5),
         )
         .await
         .unwrap();
+    let _: i64 = redis
+        .query(
+            redis::cmd("SADD")
+                .arg(format!("{dirty}:inflight"))
+                .arg(format!("{u}|sophia")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.affection(u, "sophia").await.unwrap(),
+        Some(12),
+        "in-flight points count in reads"
+    );
     db_core::pool::batch_execute(
         &mut conn,
         &format!("INSERT INTO affection_flushes (id) VALUES ('{committed}'); UPDATE matches SET affection = affection + 5"),
@@ -631,5 +663,112 @@ async fn a_window_loaded_before_a_send_is_not_stored() {
         store.cache.family_stats(Family::Conversation).misses,
         2,
         "the stale load was not cached"
+    );
+}
+
+/// The guide's mix on the seeded dataset, users drawn with a Zipf skew (s = 1.1). Sends
+/// update the cached window and match list in place, so the only misses are first visits:
+/// every read of a key seen before is a hit.
+#[tokio::test]
+async fn in_the_realistic_mix_only_first_visits_miss() {
+    use std::collections::HashSet;
+
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+
+    #[derive(QueryableByName)]
+    struct Pair {
+        #[diesel(sql_type = diesel::sql_types::Uuid)]
+        user_id: Uuid,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        character_id: String,
+    }
+
+    let db = TestDb::seeded().await.unwrap();
+    let mut conn = db.conn().await.unwrap();
+    let pairs: Vec<Pair> = diesel::sql_query(
+        "SELECT user_id, character_id FROM matches ORDER BY user_id, character_id",
+    )
+    .load(&mut conn)
+    .await
+    .unwrap();
+    let mut users: Vec<(Uuid, Vec<String>)> = Vec::new();
+    for p in pairs {
+        match users.last_mut() {
+            Some((u, cs)) if *u == p.user_id => cs.push(p.character_id),
+            _ => users.push((p.user_id, vec![p.character_id])),
+        }
+    }
+    // Zipf(1.1) over the users, and a fixed-seed xorshift: the same run every time.
+    let weights: Vec<f64> = (1..=users.len())
+        .map(|k| 1.0 / (k as f64).powf(1.1))
+        .collect();
+    let total: f64 = weights.iter().sum();
+    let cdf: Vec<f64> = weights
+        .iter()
+        .scan(0.0, |acc, w| {
+            *acc += w / total;
+            Some(*acc)
+        })
+        .collect();
+    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let store = Store::new(db.db(), live_cache(None));
+    let mut first_visits = 0;
+    let mut seen = HashSet::new();
+    let mut reads = 0;
+    for i in 0..4_000 {
+        let r = next();
+        let user = cdf.iter().position(|c| r <= *c).unwrap_or(users.len() - 1);
+        let (u, characters) = &users[user];
+        let c = &characters[(next() * characters.len() as f64) as usize % characters.len()];
+        let (kind, key) = match next() {
+            x if x < 0.5 => ("conversation", c.as_str()),
+            x if x < 0.7 => ("matches", ""),
+            x if x < 0.9 => ("photos", c.as_str()),
+            _ => ("send", c.as_str()),
+        };
+        if kind != "send" {
+            reads += 1;
+            if seen.insert((kind, *u, key.to_owned())) {
+                first_visits += 1;
+            }
+        }
+        match kind {
+            "conversation" => drop(store.conversation(*u, c, None, 100).await.unwrap()),
+            "matches" => drop(store.matches(*u).await.unwrap()),
+            "photos" => drop(store.photos(*u, c, None, 20).await.unwrap()),
+            _ => drop(
+                store
+                    .send(&NewMessage::new(
+                        *u,
+                        c.as_str(),
+                        Sender::User,
+                        format!("mix {i}"),
+                    ))
+                    .await
+                    .unwrap(),
+            ),
+        }
+    }
+    let families = [Family::Conversation, Family::MatchList, Family::PhotoPage];
+    let (h, m) = families
+        .iter()
+        .map(|f| hits(&store.cache, *f))
+        .fold((0, 0), |(h, m), (a, b)| (h + a, m + b));
+    println!(
+        "{reads} reads: {h} hits, {m} misses ({first_visits} first visits); hit rate {:.1}%, {:.1}% of repeat visits",
+        h as f64 * 100.0 / reads as f64,
+        h as f64 * 100.0 / (reads - first_visits) as f64
+    );
+    assert_eq!(h + m, reads);
+    assert_eq!(
+        m, first_visits,
+        "a key read before was read again from the cache"
     );
 }
