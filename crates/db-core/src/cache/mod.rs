@@ -128,7 +128,8 @@ impl Cache {
         &self.0.local
     }
 
-    pub(crate) fn redis_pool(&self) -> Option<&RedisPool> {
+    /// The Redis pool, when caching is on.
+    pub fn redis_pool(&self) -> Option<&RedisPool> {
         self.0.redis.as_ref()
     }
 

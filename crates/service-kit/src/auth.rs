@@ -1,0 +1,167 @@
+//! Access tokens: short-lived JWTs signed with Ed25519 (EdDSA). Only the auth service holds the
+//! private key and mints them; every service verifies them with the public key.
+
+use std::future::{Ready, ready};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use chrono::Utc;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+/// The development key pair in `deploy/dev-keys` (public: never for production).
+pub const DEV_PRIVATE_KEY_PEM: &str = include_str!("../../../deploy/dev-keys/jwt-ed25519.pem");
+pub const DEV_PUBLIC_KEY_PEM: &str = include_str!("../../../deploy/dev-keys/jwt-ed25519.pub.pem");
+
+const ISSUER: &str = "dream-auth";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user id.
+    pub sub: Uuid,
+    pub iat: i64,
+    pub exp: i64,
+    pub iss: String,
+    /// The refresh-token family this access token came from (logout ends the family).
+    pub sid: Uuid,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("invalid Ed25519 key: {0}")]
+    Invalid(#[from] jsonwebtoken::errors::Error),
+    #[error("refusing to use the public development key pair with DREAM_ENV=production")]
+    DevKeyInProduction,
+}
+
+/// Verification (and, in the auth service, signing) keys.
+#[derive(Clone)]
+pub struct TokenKeys(Arc<Keys>);
+
+struct Keys {
+    decoding: DecodingKey,
+    encoding: Option<EncodingKey>,
+    validation: Validation,
+    access_ttl: Duration,
+}
+
+impl TokenKeys {
+    /// Verification only, from a public key PEM.
+    pub fn verifier(public_pem: &str, production: bool) -> Result<Self, KeyError> {
+        Self::build(public_pem, None, production, Duration::from_secs(900))
+    }
+
+    /// Signing and verification, for the auth service.
+    pub fn signer(
+        public_pem: &str,
+        private_pem: &str,
+        production: bool,
+        access_ttl: Duration,
+    ) -> Result<Self, KeyError> {
+        Self::build(public_pem, Some(private_pem), production, access_ttl)
+    }
+
+    /// From `JWT_PUBLIC_KEY_PEM` (and `JWT_PRIVATE_KEY_PEM` when `sign`), falling back to the
+    /// development pair outside production.
+    pub fn from_env(sign: bool, production: bool, access_ttl: Duration) -> Result<Self, KeyError> {
+        let public =
+            std::env::var("JWT_PUBLIC_KEY_PEM").unwrap_or_else(|_| DEV_PUBLIC_KEY_PEM.to_owned());
+        if sign {
+            let private = std::env::var("JWT_PRIVATE_KEY_PEM")
+                .unwrap_or_else(|_| DEV_PRIVATE_KEY_PEM.to_owned());
+            Self::signer(&public, &private, production, access_ttl)
+        } else {
+            Self::verifier(&public, production)
+        }
+    }
+
+    fn build(
+        public_pem: &str,
+        private_pem: Option<&str>,
+        production: bool,
+        access_ttl: Duration,
+    ) -> Result<Self, KeyError> {
+        let is_dev = |pem: &str, dev: &str| pem.trim() == dev.trim();
+        if production
+            && (is_dev(public_pem, DEV_PUBLIC_KEY_PEM)
+                || private_pem.is_some_and(|p| is_dev(p, DEV_PRIVATE_KEY_PEM)))
+        {
+            return Err(KeyError::DevKeyInProduction);
+        }
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_required_spec_claims(&["exp", "sub", "iss"]);
+        validation.leeway = 5;
+        Ok(Self(Arc::new(Keys {
+            decoding: DecodingKey::from_ed_pem(public_pem.as_bytes())?,
+            encoding: private_pem
+                .map(|p| EncodingKey::from_ed_pem(p.as_bytes()))
+                .transpose()?,
+            validation,
+            access_ttl,
+        })))
+    }
+
+    pub fn access_ttl(&self) -> Duration {
+        self.0.access_ttl
+    }
+
+    /// Mints an access token (auth service only: `None` without the private key).
+    pub fn mint(&self, user: Uuid, session_family: Uuid) -> Option<String> {
+        let key = self.0.encoding.as_ref()?;
+        let now = Utc::now().timestamp();
+        let claims = Claims {
+            sub: user,
+            iat: now,
+            exp: now + self.0.access_ttl.as_secs() as i64,
+            iss: ISSUER.to_owned(),
+            sid: session_family,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, key).ok()
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
+        jsonwebtoken::decode::<Claims>(token, &self.0.decoding, &self.0.validation)
+            .map(|d| d.claims)
+            .map_err(|_| ApiError::InvalidToken)
+    }
+}
+
+/// The authenticated caller: a handler that takes it only runs with a valid access token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthUser {
+    pub id: Uuid,
+    pub session_family: Uuid,
+}
+
+impl FromRequest for AuthUser {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let Some(keys) = req.app_data::<web::Data<TokenKeys>>() else {
+            return ready(Err(ApiError::internal(anyhow::anyhow!(
+                "TokenKeys missing from app data"
+            ))));
+        };
+        let token = req
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            });
+        ready(match token {
+            None => Err(ApiError::Unauthorized),
+            Some(t) => keys.verify(t.trim()).map(|c| AuthUser {
+                id: c.sub,
+                session_family: c.sid,
+            }),
+        })
+    }
+}

@@ -1,0 +1,263 @@
+//! One error type for every service, rendered as `application/problem+json` (RFC 9457) with a
+//! stable snake_case code, an explicit status per variant and the request id. 5xx bodies say
+//! nothing about the cause; the cause goes to the log.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use db_core::DbError;
+use serde::Serialize;
+
+use crate::request_id;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Malformed request: unreadable JSON, a wrong type, a bad query string.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Well-formed but invalid input.
+    #[error("{field}: {message}")]
+    Validation {
+        field: &'static str,
+        message: String,
+    },
+    #[error("authentication required")]
+    Unauthorized,
+    #[error("the access token is invalid or expired")]
+    InvalidToken,
+    #[error("wrong email or password")]
+    InvalidCredentials,
+    /// Absent, or not the caller's: the two are never told apart.
+    #[error("not found")]
+    NotFound,
+    #[error("{detail}")]
+    Conflict { code: &'static str, detail: String },
+    #[error("too many requests; retry in {retry_after} s")]
+    RateLimited { retry_after: u64 },
+    #[error("the request body is too large")]
+    PayloadTooLarge,
+    #[error("temporarily unavailable; retry in {retry_after} s")]
+    Unavailable { retry_after: u64 },
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    /// Every code a client can see, for docs and for the test that reaches each one.
+    pub const CODES: [&'static str; 11] = [
+        "bad_request",
+        "validation_failed",
+        "unauthorized",
+        "invalid_token",
+        "invalid_credentials",
+        "not_found",
+        "email_taken",
+        "rate_limited",
+        "payload_too_large",
+        "service_unavailable",
+        "internal",
+    ];
+
+    pub fn validation(field: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Validation {
+            field,
+            message: message.into(),
+        }
+    }
+
+    pub fn internal(e: impl Into<anyhow::Error>) -> Self {
+        ApiError::Internal(e.into())
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::Validation { .. } => "validation_failed",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::InvalidToken => "invalid_token",
+            ApiError::InvalidCredentials => "invalid_credentials",
+            ApiError::NotFound => "not_found",
+            ApiError::Conflict { code, .. } => code,
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::Unavailable { .. } => "service_unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "Bad request",
+            ApiError::Validation { .. } => "Invalid input",
+            ApiError::Unauthorized | ApiError::InvalidToken | ApiError::InvalidCredentials => {
+                "Unauthorized"
+            }
+            ApiError::NotFound => "Not found",
+            ApiError::Conflict { .. } => "Conflict",
+            ApiError::RateLimited { .. } => "Too many requests",
+            ApiError::PayloadTooLarge => "Payload too large",
+            ApiError::Unavailable { .. } => "Service unavailable",
+            ApiError::Internal(_) => "Internal error",
+        }
+    }
+}
+
+/// The problem document.
+#[derive(Debug, Serialize, serde::Deserialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    pub code: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    pub request_id: String,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unauthorized | ApiError::InvalidToken | ApiError::InvalidCredentials => {
+                StatusCode::UNAUTHORIZED
+            }
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let request_id = request_id::current().unwrap_or_default();
+        let detail = if status.is_server_error() {
+            tracing::error!(code = self.code(), %request_id, error = ?self, "request failed");
+            match self {
+                ApiError::Unavailable { .. } => self.to_string(),
+                _ => "Something went wrong on our side. The request id identifies it in our logs."
+                    .to_owned(),
+            }
+        } else {
+            self.to_string()
+        };
+        let body = Problem {
+            kind: format!("https://dream.invalid/problems/{}", self.code()),
+            title: self.title().to_owned(),
+            status: status.as_u16(),
+            detail,
+            code: self.code().to_owned(),
+            field: match self {
+                ApiError::Validation { field, .. } => Some((*field).to_owned()),
+                _ => None,
+            },
+            request_id,
+        };
+        let mut response = HttpResponse::build(status);
+        response.insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        ));
+        match self {
+            ApiError::RateLimited { retry_after } | ApiError::Unavailable { retry_after } => {
+                response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
+            }
+            ApiError::Unauthorized | ApiError::InvalidToken => {
+                response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            _ => {}
+        }
+        response.body(serde_json::to_vec(&body).unwrap_or_default())
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        if e.is_unavailable() {
+            ApiError::Unavailable { retry_after: 1 }
+        } else {
+            ApiError::Internal(e.into())
+        }
+    }
+}
+
+impl From<db_core::QueryError> for ApiError {
+    fn from(e: db_core::QueryError) -> Self {
+        ApiError::Internal(e.into())
+    }
+}
+
+/// Handlers return this.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::body::MessageBody;
+
+    fn render(e: ApiError) -> (StatusCode, Problem, actix_web::http::header::HeaderMap) {
+        let res = e.error_response();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.into_body().try_into_bytes().unwrap_or_default();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{e}")),
+            headers,
+        )
+    }
+
+    #[test]
+    fn every_variant_renders_a_problem_with_its_code() {
+        let all = [
+            ApiError::BadRequest("x".into()),
+            ApiError::validation("email", "bad"),
+            ApiError::Unauthorized,
+            ApiError::InvalidToken,
+            ApiError::InvalidCredentials,
+            ApiError::NotFound,
+            ApiError::Conflict {
+                code: "email_taken",
+                detail: "taken".into(),
+            },
+            ApiError::RateLimited { retry_after: 7 },
+            ApiError::PayloadTooLarge,
+            ApiError::Unavailable { retry_after: 1 },
+            ApiError::internal(anyhow::anyhow!("secret cause: password=hunter2")),
+        ];
+        let codes: Vec<&str> = all.iter().map(ApiError::code).collect();
+        assert_eq!(codes, ApiError::CODES);
+        for e in all {
+            let code = e.code();
+            let (status, problem, headers) = render(e);
+            assert_eq!(
+                headers.get("content-type").and_then(|v| v.to_str().ok()),
+                Some("application/problem+json")
+            );
+            assert_eq!(
+                (problem.code.as_str(), problem.status),
+                (code, status.as_u16())
+            );
+            assert!(status.is_client_error() || status.is_server_error());
+            if code == "internal" {
+                assert!(!problem.detail.contains("hunter2"), "5xx bodies are opaque");
+            }
+            if matches!(code, "rate_limited" | "service_unavailable") {
+                assert!(headers.contains_key("retry-after"), "{code}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_unavailable_database_is_a_503() {
+        let e: ApiError = DbError::PoolTimeout(std::time::Duration::from_secs(1)).into();
+        assert_eq!(e.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+        let e: ApiError = DbError::Query(db_core::QueryError::NotFound).into();
+        assert_eq!(e.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}

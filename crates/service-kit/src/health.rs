@@ -1,0 +1,47 @@
+//! `/health` (the process is up), `/ready` (it can serve: PostgreSQL answers; Redis down only
+//! degrades it), `/metrics`, and the recent slow queries for the dashboard.
+
+use std::time::Duration;
+
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+use crate::Kit;
+use crate::error::{ApiError, ApiResult};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/health", web::get().to(health))
+        .route("/ready", web::get().to(ready))
+        .route("/metrics", web::get().to(metrics))
+        .route("/internal/slow-queries", web::get().to(slow_queries));
+}
+
+async fn health(kit: web::Data<Kit>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok", "service": kit.service }))
+}
+
+async fn ready(kit: web::Data<Kit>) -> ApiResult<HttpResponse> {
+    let db = tokio::time::timeout(Duration::from_secs(2), kit.store.db.ping()).await;
+    if !matches!(db, Ok(Ok(()))) {
+        return Err(ApiError::Unavailable { retry_after: 1 });
+    }
+    let redis = match kit.store.cache.redis_pool() {
+        None => "disabled",
+        Some(r) if r.ping().await.is_ok() => "up",
+        Some(_) => "down",
+    };
+    let status = if redis == "down" { "degraded" } else { "ready" };
+    Ok(HttpResponse::Ok().json(
+        json!({ "status": status, "service": kit.service, "postgres": "up", "redis": redis }),
+    ))
+}
+
+async fn metrics(kit: web::Data<Kit>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(crate::metrics::render(&kit))
+}
+
+async fn slow_queries() -> HttpResponse {
+    HttpResponse::Ok().json(db_core::instrumentation::recent_slow_queries())
+}

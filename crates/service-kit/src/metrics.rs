@@ -1,0 +1,105 @@
+//! Prometheus metrics: request latency per route, queries per request, pool and cache figures.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::Kit;
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
+];
+const COUNT_BUCKETS: &[f64] = &[0.0, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide Prometheus recorder (once) and returns its handle.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets(LATENCY_BUCKETS)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        metrics_exporter_prometheus::Matcher::Full("db_queries_per_request".into()),
+                        COUNT_BUCKETS,
+                    )
+                })
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (a test harness): keep serving ours.
+            let _ = metrics::set_global_recorder(recorder);
+            let upkeep = handle.clone();
+            std::thread::spawn(move || {
+                loop {
+                    std::thread::sleep(std::time::Duration::from_secs(5));
+                    upkeep.run_upkeep();
+                }
+            });
+            handle
+        })
+        .clone()
+}
+
+/// Times every request by route pattern and counts the database queries it ran.
+pub async fn middleware(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let route = req
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().to_string();
+    let started = Instant::now();
+    let (res, queries) = db_core::instrumentation::count_queries(next.call(req)).await;
+    let status = match &res {
+        Ok(r) => r.status().as_u16(),
+        Err(e) => e.as_response_error().status_code().as_u16(),
+    };
+    let labels = [
+        ("route", route.clone()),
+        ("method", method),
+        ("status", status.to_string()),
+    ];
+    metrics::histogram!("http_request_duration_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
+    metrics::histogram!("db_queries_per_request", "route" => route).record(queries as f64);
+    res
+}
+
+/// Renders the metrics, refreshing the pool and cache gauges first.
+pub fn render(kit: &Kit) -> String {
+    for (role, s) in kit.store.db.stats() {
+        let g = |state: &'static str, v: f64| {
+            metrics::gauge!("db_pool_connections", "role" => role, "state" => state).set(v)
+        };
+        g("open", s.size.into());
+        g("idle", s.idle.into());
+        g("in_use", s.in_use.into());
+        g("overflow", s.overflow.into());
+        g("max", s.max_size.into());
+        g("waiters", s.waiters as f64);
+        metrics::gauge!("db_pool_timeouts", "role" => role).set(s.timeouts as f64);
+        metrics::gauge!("db_pool_connections_created", "role" => role)
+            .set(s.connections_created as f64);
+        metrics::gauge!("db_pool_connections_closed", "role" => role)
+            .set(s.connections_closed as f64);
+    }
+    for f in kit.store.cache.stats() {
+        metrics::gauge!("cache_hits", "family" => f.family).set(f.hits as f64);
+        metrics::gauge!("cache_misses", "family" => f.family).set(f.misses as f64);
+        metrics::gauge!("cache_bypassed", "family" => f.family).set(f.bypassed as f64);
+    }
+    metrics::gauge!("cache_redis_healthy").set(if kit.store.cache.redis_healthy() {
+        1.0
+    } else {
+        0.0
+    });
+    metrics::gauge!("db_slow_queries").set(db_core::instrumentation::slow_query_total() as f64);
+    kit.metrics.render()
+}
