@@ -1,0 +1,56 @@
+use actix_web::{HttpRequest, HttpResponse, web};
+use db_core::queries::users;
+use serde::Deserialize;
+use service_kit::{ApiError, ApiResult, Kit};
+
+use super::AuthResponse;
+use crate::{passwords, sessions};
+
+/// Attempts per minute before 429: per account, and per client address.
+const PER_ACCOUNT: u64 = 10;
+const PER_IP: u64 = 30;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    email: String,
+    password: String,
+}
+
+pub async fn handle(
+    kit: web::Data<Kit>,
+    req: HttpRequest,
+    body: web::Json<Login>,
+) -> ApiResult<HttpResponse> {
+    let Login { email, password } = body.into_inner();
+    let email = email.trim().to_lowercase();
+    let ip = req
+        .connection_info()
+        .realip_remote_addr()
+        .unwrap_or("unknown")
+        .to_owned();
+    for (scope, id, limit) in [
+        ("login-account", email.as_str(), PER_ACCOUNT),
+        ("login-ip", ip.as_str(), PER_IP),
+    ] {
+        if let Some(retry_after) = kit.store.rate_limit(scope, id, 60, limit).await {
+            return Err(ApiError::RateLimited { retry_after });
+        }
+    }
+    let mut conn = kit.store.db.write().await?;
+    let user = users::find_by_email(&mut conn, &email).await?;
+    let stored = user.as_ref().map(|u| u.password_hash.expose().to_owned());
+    if !passwords::verify(password, stored).await? {
+        return Err(ApiError::InvalidCredentials);
+    }
+    let Some(user) = user else {
+        return Err(ApiError::InvalidCredentials);
+    };
+    let tokens = sessions::issue(&kit, &mut conn, user.id, None).await?;
+    // The guide's warm_cache_for_user, in the background: the response does not wait for it.
+    kit.store.warm_user(user.id);
+    Ok(HttpResponse::Ok().json(AuthResponse {
+        tokens,
+        user: db_core::store::Profile::from(user).into(),
+    }))
+}

@@ -1,0 +1,17 @@
+pub mod login;
+pub mod logout;
+pub mod refresh;
+pub mod register;
+
+use serde::Serialize;
+
+use super::UserDto;
+use crate::sessions::TokenPair;
+
+/// Tokens and the user they belong to.
+#[derive(Debug, Serialize)]
+pub struct AuthResponse {
+    #[serde(flatten)]
+    pub tokens: TokenPair,
+    pub user: UserDto,
+}

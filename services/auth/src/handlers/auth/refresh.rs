@@ -1,0 +1,34 @@
+use actix_web::{HttpResponse, web};
+use chrono::Utc;
+use db_core::queries::sessions as stored;
+use serde::Deserialize;
+use service_kit::{ApiError, ApiResult, Kit};
+
+use crate::sessions;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Refresh {
+    refresh_token: String,
+}
+
+pub async fn handle(kit: web::Data<Kit>, body: web::Json<Refresh>) -> ApiResult<HttpResponse> {
+    let mut conn = kit.store.db.write().await?;
+    let Some(session) =
+        stored::find_by_token_hash(&mut conn, &sessions::hash(&body.refresh_token)).await?
+    else {
+        return Err(ApiError::InvalidToken);
+    };
+    let now = Utc::now();
+    if session.revoked_at.is_some() || session.expires_at <= now {
+        return Err(ApiError::InvalidToken);
+    }
+    if !stored::mark_used(&mut conn, session.id, now).await? {
+        // Used before: someone replays a rotated token. End the whole family.
+        stored::revoke_family(&mut conn, session.family_id).await?;
+        tracing::warn!(user = %session.user_id, family = %session.family_id, "refresh token reuse; family revoked");
+        return Err(ApiError::InvalidToken);
+    }
+    let tokens = sessions::issue(&kit, &mut conn, session.user_id, Some(session.family_id)).await?;
+    Ok(HttpResponse::Ok().json(tokens))
+}

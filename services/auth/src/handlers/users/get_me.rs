@@ -1,0 +1,9 @@
+use actix_web::web;
+use service_kit::{ApiError, ApiResult, AuthUser, Kit};
+
+use crate::handlers::UserDto;
+
+pub async fn handle(kit: web::Data<Kit>, me: AuthUser) -> ApiResult<web::Json<UserDto>> {
+    let profile = kit.store.profile(me.id).await?.ok_or(ApiError::NotFound)?;
+    Ok(web::Json(profile.into()))
+}

@@ -1,0 +1,27 @@
+use actix_web::web;
+use serde::Serialize;
+use service_kit::{ApiError, ApiResult, AuthUser, Kit};
+
+use crate::handlers::level;
+
+#[derive(Serialize)]
+pub struct Stats {
+    xp: i64,
+    level: i64,
+    rank: Option<i64>,
+    matches: usize,
+    unread: i64,
+}
+
+pub async fn handle(kit: web::Data<Kit>, me: AuthUser) -> ApiResult<web::Json<Stats>> {
+    let profile = kit.store.profile(me.id).await?.ok_or(ApiError::NotFound)?;
+    let matches = kit.store.matches(me.id).await?;
+    let rank = kit.store.rank(me.id).await?.map(|r| r.rank);
+    Ok(web::Json(Stats {
+        xp: profile.xp,
+        level: level(profile.xp),
+        rank,
+        matches: matches.len(),
+        unread: matches.iter().map(|m| m.unread_count).sum(),
+    }))
+}

@@ -1,0 +1,3 @@
+pub mod get_me;
+pub mod get_stats;
+pub mod update_me;

@@ -1,0 +1,38 @@
+//! `dream-auth`: accounts, sessions and tokens, profiles, XP and the leaderboard.
+
+use std::net::TcpListener;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "dream-auth", version, about = "Dream's auth service")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve HTTP (the default).
+    Serve,
+}
+
+#[actix_web::main]
+async fn main() -> anyhow::Result<()> {
+    service_kit::init_logging();
+    match Cli::parse().command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let config = service_kit::KitConfig::from_env("auth", 8081)?;
+            let kit = config.kit(true)?;
+            let listener = TcpListener::bind((config.host.as_str(), config.port))?;
+            tracing::info!(addr = %listener.local_addr()?, "auth listening");
+            service_kit::serve(
+                kit,
+                listener,
+                config.shutdown_timeout,
+                auth::routes::configure,
+            )
+            .await
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! Argon2id password hashes (argon2's defaults: m = 19 MiB, t = 2, p = 1), computed off the
+//! async workers.
+
+use argon2::password_hash::phc::PasswordHash;
+use argon2::{Argon2, PasswordHasher, PasswordVerifier};
+use service_kit::ApiError;
+
+/// A hash to verify against when the account does not exist, so that the answer takes as long
+/// and nobody learns which emails have accounts.
+fn dummy() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| {
+        Argon2::default()
+            .hash_password(uuid::Uuid::new_v4().as_bytes())
+            .map(|h| h.to_string())
+            .unwrap_or_default()
+    })
+}
+
+pub async fn hash(password: String) -> Result<String, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        Argon2::default()
+            .hash_password(password.as_bytes())
+            .map(|h| h.to_string())
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)
+}
+
+/// True when `password` matches `stored` (or, with `stored` absent, after the same work).
+pub async fn verify(password: String, stored: Option<String>) -> Result<bool, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        let exists = stored.is_some();
+        let stored = stored.unwrap_or_else(|| dummy().to_owned());
+        let ok = PasswordHash::new(&stored)
+            .map(|h| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &h)
+                    .is_ok()
+            })
+            .unwrap_or(false);
+        exists && ok
+    })
+    .await
+    .map_err(ApiError::internal)
+}

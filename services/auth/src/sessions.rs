@@ -1,0 +1,64 @@
+//! Refresh sessions: opaque refresh tokens stored as SHA-256 hashes, rotated on every use; a
+//! used token presented again revokes its whole family (it was stolen, or replayed).
+
+use chrono::{Duration, Utc};
+use db_core::AsyncPgConnection;
+use db_core::models::{RefreshSession, SecretBytes};
+use db_core::queries::sessions;
+use serde::Serialize;
+use service_kit::{ApiError, Kit};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+pub const REFRESH_TTL_DAYS: i64 = 30;
+
+#[derive(Debug, Serialize)]
+pub struct TokenPair {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub token_type: &'static str,
+    /// Seconds the access token lives.
+    pub expires_in: u64,
+}
+
+pub fn hash(token: &str) -> SecretBytes {
+    SecretBytes::new(Sha256::digest(token.as_bytes()).to_vec())
+}
+
+fn new_token() -> String {
+    // Two v4 UUIDs: 244 random bits from the OS generator.
+    format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple())
+}
+
+/// Starts (or, with `family`, continues) a session and returns its token pair.
+pub async fn issue(
+    kit: &Kit,
+    conn: &mut AsyncPgConnection,
+    user: Uuid,
+    family: Option<Uuid>,
+) -> Result<TokenPair, ApiError> {
+    let family = family.unwrap_or_else(Uuid::new_v4);
+    let refresh_token = new_token();
+    let now = Utc::now();
+    let session = RefreshSession {
+        id: Uuid::new_v4(),
+        user_id: user,
+        family_id: family,
+        token_hash: hash(&refresh_token),
+        expires_at: now + Duration::days(REFRESH_TTL_DAYS),
+        used_at: None,
+        revoked_at: None,
+        created_at: now,
+    };
+    sessions::insert(conn, &session).await?;
+    let access_token = kit
+        .keys
+        .mint(user, family)
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("cannot sign")))?;
+    Ok(TokenPair {
+        access_token,
+        refresh_token,
+        token_type: "Bearer",
+        expires_in: kit.keys.access_ttl().as_secs(),
+    })
+}

@@ -1,0 +1,598 @@
+//! The auth service over real HTTP, on an ephemeral port, against a database and a Redis
+//! prefix of its own.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use db_core::{Cache, RedisPool, Store};
+use db_test::TestDb;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use service_kit::{Kit, TokenKeys, auth};
+
+struct TestApp {
+    base: String,
+    http: reqwest::Client,
+    _db: TestDb,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl TestApp {
+    async fn start() -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let db = TestDb::new().await.unwrap();
+        let kit = Kit {
+            service: "auth",
+            store: Store::new(
+                db.db(),
+                Cache::new(RedisPool::new(&db_test::redis_config()).unwrap()),
+            ),
+            keys: TokenKeys::signer(
+                auth::DEV_PUBLIC_KEY_PEM,
+                auth::DEV_PRIVATE_KEY_PEM,
+                false,
+                Duration::from_secs(900),
+            )
+            .unwrap(),
+            metrics: service_kit::metrics::install(),
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(service_kit::serve(
+            kit,
+            listener,
+            Duration::from_secs(1),
+            ::auth::routes::configure,
+        ));
+        Self {
+            base,
+            http: reqwest::Client::new(),
+            _db: db,
+            server,
+        }
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status();
+        let problem = res
+            .headers()
+            .get("content-type")
+            .is_some_and(|c| c == "application/problem+json");
+        let text = res.text().await.unwrap();
+        let value: Value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        if status.is_client_error() || status.is_server_error() {
+            assert!(problem, "errors are problem+json: {status} {value}");
+            assert_eq!(value["status"], status.as_u16(), "{value}");
+            assert!(
+                value["request_id"].as_str().is_some_and(|s| !s.is_empty()),
+                "{value}"
+            );
+        }
+        (status, value)
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(reqwest::Method::POST, path, None, Some(body))
+            .await
+    }
+
+    async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(reqwest::Method::GET, path, Some(token), None)
+            .await
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+fn register_body(email: &str) -> Value {
+    json!({ "email": email, "password": "correct horse battery", "display_name": "Camille" })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_login_profile_refresh_logout() {
+    let app = TestApp::start().await;
+    let (status, reg) = app
+        .post(
+            "/api/v1/auth/register",
+            register_body("Camille@Example.com"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{reg}");
+    assert_eq!(reg["user"]["email"], "camille@example.com");
+    assert_eq!(reg["user"]["level"], 1);
+    assert_eq!(reg["token_type"], "Bearer");
+    assert_eq!(reg["expires_in"], 900);
+
+    let (status, dup) = app
+        .post(
+            "/api/v1/auth/register",
+            register_body("camille@example.com"),
+        )
+        .await;
+    assert_eq!(
+        (status, dup["code"].as_str()),
+        (StatusCode::CONFLICT, Some("email_taken"))
+    );
+
+    let (status, bad) = app
+        .post(
+            "/api/v1/auth/login",
+            json!({ "email": "camille@example.com", "password": "nope nope" }),
+        )
+        .await;
+    assert_eq!(
+        (status, bad["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_credentials"))
+    );
+    let (status, ghost) = app
+        .post(
+            "/api/v1/auth/login",
+            json!({ "email": "ghost@example.com", "password": "whatever1" }),
+        )
+        .await;
+    assert_eq!(
+        (status, ghost["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_credentials")),
+        "no account: the same answer"
+    );
+
+    let (status, login) = app
+        .post(
+            "/api/v1/auth/login",
+            json!({ "email": "CAMILLE@example.com", "password": "correct horse battery" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{login}");
+    let access = login["access_token"].as_str().unwrap().to_owned();
+    let refresh = login["refresh_token"].as_str().unwrap().to_owned();
+
+    let (status, me) = app.get("/api/v1/users/me", &access).await;
+    assert_eq!(
+        (status, me["display_name"].as_str()),
+        (StatusCode::OK, Some("Camille"))
+    );
+    let (status, patched) = app
+        .call(
+            reqwest::Method::PATCH,
+            "/api/v1/users/me",
+            Some(&access),
+            Some(json!({ "display_name": "  Cam  " })),
+        )
+        .await;
+    assert_eq!(
+        (status, patched["display_name"].as_str()),
+        (StatusCode::OK, Some("Cam"))
+    );
+    assert_eq!(
+        app.get("/api/v1/users/me", &access).await.1["display_name"],
+        "Cam",
+        "the edit is visible at once"
+    );
+    let (status, stats) = app.get("/api/v1/users/me/stats", &access).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (
+            stats["xp"].as_i64(),
+            stats["level"].as_i64(),
+            stats["rank"].as_i64()
+        ),
+        (Some(0), Some(1), Some(1))
+    );
+    let (status, board) = app.get("/api/v1/leaderboard?limit=5", &access).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(board["entries"].as_array().unwrap().len(), 1);
+    assert_eq!(board["me"]["rank"], 1);
+
+    // Refresh rotates: the new pair works, the old refresh token is spent, and spending it
+    // again revokes the family, the new token included.
+    let (status, rotated) = app
+        .post("/api/v1/auth/refresh", json!({ "refresh_token": refresh }))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    let refresh2 = rotated["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(refresh2, refresh);
+    assert_eq!(
+        app.get(
+            "/api/v1/users/me",
+            rotated["access_token"].as_str().unwrap()
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    let (status, replay) = app
+        .post("/api/v1/auth/refresh", json!({ "refresh_token": refresh }))
+        .await;
+    assert_eq!(
+        (status, replay["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_token"))
+    );
+    assert_eq!(
+        app.post("/api/v1/auth/refresh", json!({ "refresh_token": refresh2 }))
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Logout ends a fresh session.
+    let (_, login2) = app
+        .post(
+            "/api/v1/auth/login",
+            json!({ "email": "camille@example.com", "password": "correct horse battery" }),
+        )
+        .await;
+    let refresh3 = login2["refresh_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        app.post("/api/v1/auth/logout", json!({ "refresh_token": refresh3 }))
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.post("/api/v1/auth/refresh", json!({ "refresh_token": refresh3 }))
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.post("/api/v1/auth/logout", json!({ "refresh_token": "unknown" }))
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_clear_4xx_problems() {
+    let app = TestApp::start().await;
+    let raw = |body: &'static str| {
+        app.http
+            .post(format!("{}/api/v1/auth/register", app.base))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    for (body, want) in [
+        ("{not json", StatusCode::BAD_REQUEST),
+        (
+            r#"{"email": 5, "password": "x", "display_name": "y"}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+        (r#"{"email": "a@example.com"}"#, StatusCode::BAD_REQUEST),
+        (
+            r#"{"email": "a@example.com", "password": "long enough", "display_name": "y", "admin": true}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let res = raw(body).await.unwrap();
+        assert_eq!(res.status(), want, "{body}");
+        assert_eq!(res.headers()["content-type"], "application/problem+json");
+    }
+    let huge = "x".repeat(100_000);
+    let (status, p) = app
+        .post(
+            "/api/v1/auth/register",
+            json!({ "email": "a@example.com", "password": huge, "display_name": "y" }),
+        )
+        .await;
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large"))
+    );
+    for (body, field) in [
+        (
+            json!({ "email": "not-an-email", "password": "long enough", "display_name": "y" }),
+            "email",
+        ),
+        (
+            json!({ "email": "a@example.com", "password": "short", "display_name": "y" }),
+            "password",
+        ),
+        (
+            json!({ "email": "a@example.com", "password": "long enough", "display_name": "   " }),
+            "display_name",
+        ),
+        (
+            json!({ "email": "a@example.com", "password": "long enough", "display_name": "x".repeat(65) }),
+            "display_name",
+        ),
+    ] {
+        let (status, p) = app.post("/api/v1/auth/register", body).await;
+        assert_eq!(
+            (status, p["code"].as_str(), p["field"].as_str()),
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some("validation_failed"),
+                Some(field)
+            )
+        );
+    }
+    let (status, p) = app
+        .call(reqwest::Method::GET, "/api/v1/users/me", None, None)
+        .await;
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthorized"))
+    );
+    let (status, p) = app.get("/api/v1/users/me", "forged.token.here").await;
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_token"))
+    );
+    let (status, p) = app.get("/api/v1/leaderboard?limit=lots", "x").await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "auth is checked first: {p}"
+    );
+    let (status, p) = app.get("/api/v1/nowhere", "x").await;
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_signed_by_another_key_is_refused() {
+    let app = TestApp::start().await;
+    let (_, reg) = app
+        .post("/api/v1/auth/register", register_body("a@example.com"))
+        .await;
+    let valid = reg["access_token"].as_str().unwrap();
+    // Same header and claims, someone else's signature.
+    let mut parts: Vec<&str> = valid.split('.').collect();
+    let other =
+        "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAxMjM0NTY3ODkrLw";
+    parts[2] = other;
+    let forged = parts.join(".");
+    assert_eq!(
+        app.get("/api/v1/users/me", &forged).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(app.get("/api/v1/users/me", valid).await.0, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_is_throttled_per_account() {
+    let app = TestApp::start().await;
+    app.post("/api/v1/auth/register", register_body("a@example.com"))
+        .await;
+    let mut last = (StatusCode::OK, Value::Null);
+    for _ in 0..11 {
+        last = app
+            .post(
+                "/api/v1/auth/login",
+                json!({ "email": "a@example.com", "password": "wrong password" }),
+            )
+            .await;
+    }
+    assert_eq!(
+        (last.0, last.1["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited"))
+    );
+    let res = app
+        .http
+        .post(format!("{}/api/v1/auth/login", app.base))
+        .json(&json!({ "email": "a@example.com", "password": "correct horse battery" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "even the right password waits"
+    );
+    let retry: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_ready_and_metrics() {
+    let app = TestApp::start().await;
+    let (status, h) = app.call(reqwest::Method::GET, "/health", None, None).await;
+    assert_eq!((status, h["status"].as_str()), (StatusCode::OK, Some("ok")));
+    let (status, r) = app.call(reqwest::Method::GET, "/ready", None, None).await;
+    assert_eq!(
+        (status, r["status"].as_str(), r["redis"].as_str()),
+        (StatusCode::OK, Some("ready"), Some("up"))
+    );
+    app.post("/api/v1/auth/register", register_body("m@example.com"))
+        .await;
+    let text = app
+        .http
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("http_request_duration_seconds_bucket{route=\"/api/v1/auth/register\""),
+        "{text}"
+    );
+    assert!(text.contains("db_queries_per_request"), "{text}");
+    assert!(
+        text.contains("db_pool_connections{role=\"primary\",state=\"idle\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("cache_hits{family=\"user_profile\"}"),
+        "{text}"
+    );
+    let res = app
+        .http
+        .get(format!("{}/health", app.base))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["x-request-id"], "abc-123");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_is_a_503_with_retry_after_and_redis_down_only_degrades() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let closed = || {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        drop(l);
+        port
+    };
+    let pg = db_core::PgConfig {
+        url: format!("postgres://postgres@127.0.0.1:{}/dream", closed()),
+        min_idle: 0,
+        ..db_core::PgConfig::defaults(db_core::Environment::Development, "auth")
+    };
+    let redis = db_core::RedisConfig {
+        url: format!("redis://127.0.0.1:{}", closed()),
+        ..db_test::redis_config()
+    };
+    let kit = Kit {
+        service: "auth",
+        store: Store::new(
+            db_core::Db::new(&pg, Default::default()),
+            Cache::new(RedisPool::new(&redis).unwrap()),
+        ),
+        keys: TokenKeys::signer(
+            auth::DEV_PUBLIC_KEY_PEM,
+            auth::DEV_PRIVATE_KEY_PEM,
+            false,
+            Duration::from_secs(900),
+        )
+        .unwrap(),
+        metrics: service_kit::metrics::install(),
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(service_kit::serve(
+        kit,
+        listener,
+        Duration::from_secs(1),
+        ::auth::routes::configure,
+    ));
+    let http = reqwest::Client::new();
+    let started = std::time::Instant::now();
+    let res = http
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(&register_body("a@example.com"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "fails fast: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(res.headers()["retry-after"], "1");
+    let p: Value = res.json().await.unwrap();
+    assert_eq!(p["code"], "service_unavailable");
+    assert_eq!(
+        http.get(format!("{base}/ready"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(
+        http.get(format!("{base}/health"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK,
+        "alive, not ready"
+    );
+    server.abort();
+
+    // PostgreSQL up, Redis down: ready, but degraded.
+    let db = TestDb::new().await.unwrap();
+    let kit = Kit {
+        service: "auth",
+        store: Store::new(db.db(), Cache::new(RedisPool::new(&redis).unwrap())),
+        keys: TokenKeys::signer(
+            auth::DEV_PUBLIC_KEY_PEM,
+            auth::DEV_PRIVATE_KEY_PEM,
+            false,
+            Duration::from_secs(900),
+        )
+        .unwrap(),
+        metrics: service_kit::metrics::install(),
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(service_kit::serve(
+        kit,
+        listener,
+        Duration::from_secs(1),
+        ::auth::routes::configure,
+    ));
+    let r: Value = http
+        .get(format!("{base}/ready"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r["status"].as_str(), r["redis"].as_str()),
+        (Some("degraded"), Some("down"))
+    );
+    let res = http
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(&register_body("b@example.com"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::CREATED,
+        "accounts work without Redis"
+    );
+    server.abort();
+}
+
+#[test]
+fn production_refuses_the_development_keys() {
+    assert!(matches!(
+        TokenKeys::signer(
+            auth::DEV_PUBLIC_KEY_PEM,
+            auth::DEV_PRIVATE_KEY_PEM,
+            true,
+            Duration::from_secs(60)
+        ),
+        Err(service_kit::auth::KeyError::DevKeyInProduction)
+    ));
+    assert!(TokenKeys::verifier(auth::DEV_PUBLIC_KEY_PEM, true).is_err());
+    assert!(TokenKeys::verifier(auth::DEV_PUBLIC_KEY_PEM, false).is_ok());
+}
