@@ -1,15 +1,37 @@
 #!/usr/bin/env bash
-# `make dev`, after `make db`: prints what is running and how to use it.
-# The HTTP services (gateway, auth, chat, ai, media) are not written yet; until they are,
-# `make dev` prepares the database and the tools and stops here.
+# `make dev`, after `make db`: runs the services that exist, each log line prefixed by its
+# name, until Ctrl-C; then stops them all (and the PostgreSQL/Redis `make services` started).
 set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin="$root/target/debug"
+export RUST_LOG=${RUST_LOG:-info}
+pids=()
+stop() {
+  trap - INT TERM EXIT
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  "$root/scripts/local-services.sh" stop
+}
+trap stop INT TERM EXIT
+
+run() { # name binary port
+  AUTH_PORT=$3 "$bin/$2" 2>&1 | sed -u "s/^/[$1] /" &
+  pids+=($!)
+}
+
+run auth dream-auth "${AUTH_PORT:-8081}"
+
 cat <<TXT
 
-Dream's database is ready at ${DATABASE_URL} (migrated, demo characters loaded).
-  demo account:  demo@example.com / dream-demo-2026
-  try:           target/debug/dreamctl explain        # after: make seed
-                 psql "${DATABASE_URL}" -c 'SELECT id, name FROM characters'
+Dream (development) — database ${DATABASE_URL}, Redis ${REDIS_URL}
+  auth     http://127.0.0.1:${AUTH_PORT:-8081}   (health: /health, ready: /ready, metrics: /metrics)
 
-The HTTP services are not built yet; this target will start them behind the gateway
-on 127.0.0.1:\${GATEWAY_PORT:-8080} once they land.
+Try:
+  curl -s -X POST http://127.0.0.1:${AUTH_PORT:-8081}/api/v1/auth/login \\
+       -H 'content-type: application/json' \\
+       -d '{"email":"demo@example.com","password":"dream-demo-2026"}'
+
+The gateway (127.0.0.1:\${GATEWAY_PORT:-8080}), chat, ai and media services join as they land.
+Ctrl-C stops everything.
 TXT
+wait
