@@ -5,6 +5,8 @@ pub mod error;
 pub mod health;
 pub mod metrics;
 pub mod request_id;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::net::TcpListener;
 use std::time::Duration;

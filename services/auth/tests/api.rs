@@ -9,102 +9,21 @@ use db_core::{Cache, RedisPool, Store};
 use db_test::TestDb;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use service_kit::testing::TestApp;
 use service_kit::{Kit, TokenKeys, auth};
 
-struct TestApp {
-    base: String,
-    http: reqwest::Client,
-    _db: TestDb,
-    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+trait PostPublic {
+    async fn post_public(&self, path: &str, body: Value) -> (StatusCode, Value);
 }
 
-impl TestApp {
-    async fn start() -> Self {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let db = TestDb::new().await.unwrap();
-        let kit = Kit {
-            service: "auth",
-            store: Store::new(
-                db.db(),
-                Cache::new(RedisPool::new(&db_test::redis_config()).unwrap()),
-            ),
-            keys: TokenKeys::signer(
-                auth::DEV_PUBLIC_KEY_PEM,
-                auth::DEV_PRIVATE_KEY_PEM,
-                false,
-                Duration::from_secs(900),
-            )
-            .unwrap(),
-            metrics: service_kit::metrics::install(),
-        };
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let server = tokio::spawn(service_kit::serve(
-            kit,
-            listener,
-            Duration::from_secs(1),
-            ::auth::routes::configure,
-        ));
-        Self {
-            base,
-            http: reqwest::Client::new(),
-            _db: db,
-            server,
-        }
-    }
-
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.unwrap();
-        let status = res.status();
-        let problem = res
-            .headers()
-            .get("content-type")
-            .is_some_and(|c| c == "application/problem+json");
-        let text = res.text().await.unwrap();
-        let value: Value = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        if status.is_client_error() || status.is_server_error() {
-            assert!(problem, "errors are problem+json: {status} {value}");
-            assert_eq!(value["status"], status.as_u16(), "{value}");
-            assert!(
-                value["request_id"].as_str().is_some_and(|s| !s.is_empty()),
-                "{value}"
-            );
-        }
-        (status, value)
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.call(reqwest::Method::POST, path, None, Some(body))
-            .await
-    }
-
-    async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
-        self.call(reqwest::Method::GET, path, Some(token), None)
-            .await
+impl PostPublic for TestApp {
+    async fn post_public(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.post(path, None, body).await
     }
 }
 
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
+async fn start() -> TestApp {
+    TestApp::start("auth", ::auth::routes::configure).await
 }
 
 fn register_body(email: &str) -> Value {
@@ -113,9 +32,9 @@ fn register_body(email: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_login_profile_refresh_logout() {
-    let app = TestApp::start().await;
+    let app = start().await;
     let (status, reg) = app
-        .post(
+        .post_public(
             "/api/v1/auth/register",
             register_body("Camille@Example.com"),
         )
@@ -127,7 +46,7 @@ async fn register_login_profile_refresh_logout() {
     assert_eq!(reg["expires_in"], 900);
 
     let (status, dup) = app
-        .post(
+        .post_public(
             "/api/v1/auth/register",
             register_body("camille@example.com"),
         )
@@ -138,7 +57,7 @@ async fn register_login_profile_refresh_logout() {
     );
 
     let (status, bad) = app
-        .post(
+        .post_public(
             "/api/v1/auth/login",
             json!({ "email": "camille@example.com", "password": "nope nope" }),
         )
@@ -148,7 +67,7 @@ async fn register_login_profile_refresh_logout() {
         (StatusCode::UNAUTHORIZED, Some("invalid_credentials"))
     );
     let (status, ghost) = app
-        .post(
+        .post_public(
             "/api/v1/auth/login",
             json!({ "email": "ghost@example.com", "password": "whatever1" }),
         )
@@ -160,7 +79,7 @@ async fn register_login_profile_refresh_logout() {
     );
 
     let (status, login) = app
-        .post(
+        .post_public(
             "/api/v1/auth/login",
             json!({ "email": "CAMILLE@example.com", "password": "correct horse battery" }),
         )
@@ -209,7 +128,7 @@ async fn register_login_profile_refresh_logout() {
     // Refresh rotates: the new pair works, the old refresh token is spent, and spending it
     // again revokes the family, the new token included.
     let (status, rotated) = app
-        .post("/api/v1/auth/refresh", json!({ "refresh_token": refresh }))
+        .post_public("/api/v1/auth/refresh", json!({ "refresh_token": refresh }))
         .await;
     assert_eq!(status, StatusCode::OK, "{rotated}");
     let refresh2 = rotated["refresh_token"].as_str().unwrap().to_owned();
@@ -224,14 +143,14 @@ async fn register_login_profile_refresh_logout() {
         StatusCode::OK
     );
     let (status, replay) = app
-        .post("/api/v1/auth/refresh", json!({ "refresh_token": refresh }))
+        .post_public("/api/v1/auth/refresh", json!({ "refresh_token": refresh }))
         .await;
     assert_eq!(
         (status, replay["code"].as_str()),
         (StatusCode::UNAUTHORIZED, Some("invalid_token"))
     );
     assert_eq!(
-        app.post("/api/v1/auth/refresh", json!({ "refresh_token": refresh2 }))
+        app.post_public("/api/v1/auth/refresh", json!({ "refresh_token": refresh2 }))
             .await
             .0,
         StatusCode::UNAUTHORIZED
@@ -239,26 +158,26 @@ async fn register_login_profile_refresh_logout() {
 
     // Logout ends a fresh session.
     let (_, login2) = app
-        .post(
+        .post_public(
             "/api/v1/auth/login",
             json!({ "email": "camille@example.com", "password": "correct horse battery" }),
         )
         .await;
     let refresh3 = login2["refresh_token"].as_str().unwrap().to_owned();
     assert_eq!(
-        app.post("/api/v1/auth/logout", json!({ "refresh_token": refresh3 }))
+        app.post_public("/api/v1/auth/logout", json!({ "refresh_token": refresh3 }))
             .await
             .0,
         StatusCode::NO_CONTENT
     );
     assert_eq!(
-        app.post("/api/v1/auth/refresh", json!({ "refresh_token": refresh3 }))
+        app.post_public("/api/v1/auth/refresh", json!({ "refresh_token": refresh3 }))
             .await
             .0,
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        app.post("/api/v1/auth/logout", json!({ "refresh_token": "unknown" }))
+        app.post_public("/api/v1/auth/logout", json!({ "refresh_token": "unknown" }))
             .await
             .0,
         StatusCode::NO_CONTENT
@@ -267,7 +186,7 @@ async fn register_login_profile_refresh_logout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_clear_4xx_problems() {
-    let app = TestApp::start().await;
+    let app = start().await;
     let raw = |body: &'static str| {
         app.http
             .post(format!("{}/api/v1/auth/register", app.base))
@@ -293,7 +212,7 @@ async fn bad_input_gets_clear_4xx_problems() {
     }
     let huge = "x".repeat(100_000);
     let (status, p) = app
-        .post(
+        .post_public(
             "/api/v1/auth/register",
             json!({ "email": "a@example.com", "password": huge, "display_name": "y" }),
         )
@@ -320,7 +239,7 @@ async fn bad_input_gets_clear_4xx_problems() {
             "display_name",
         ),
     ] {
-        let (status, p) = app.post("/api/v1/auth/register", body).await;
+        let (status, p) = app.post_public("/api/v1/auth/register", body).await;
         assert_eq!(
             (status, p["code"].as_str(), p["field"].as_str()),
             (
@@ -357,9 +276,9 @@ async fn bad_input_gets_clear_4xx_problems() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_signed_by_another_key_is_refused() {
-    let app = TestApp::start().await;
+    let app = start().await;
     let (_, reg) = app
-        .post("/api/v1/auth/register", register_body("a@example.com"))
+        .post_public("/api/v1/auth/register", register_body("a@example.com"))
         .await;
     let valid = reg["access_token"].as_str().unwrap();
     // Same header and claims, someone else's signature.
@@ -377,13 +296,13 @@ async fn a_token_signed_by_another_key_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_is_throttled_per_account() {
-    let app = TestApp::start().await;
-    app.post("/api/v1/auth/register", register_body("a@example.com"))
+    let app = start().await;
+    app.post_public("/api/v1/auth/register", register_body("a@example.com"))
         .await;
     let mut last = (StatusCode::OK, Value::Null);
     for _ in 0..11 {
         last = app
-            .post(
+            .post_public(
                 "/api/v1/auth/login",
                 json!({ "email": "a@example.com", "password": "wrong password" }),
             )
@@ -415,7 +334,7 @@ async fn login_is_throttled_per_account() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_ready_and_metrics() {
-    let app = TestApp::start().await;
+    let app = start().await;
     let (status, h) = app.call(reqwest::Method::GET, "/health", None, None).await;
     assert_eq!((status, h["status"].as_str()), (StatusCode::OK, Some("ok")));
     let (status, r) = app.call(reqwest::Method::GET, "/ready", None, None).await;
@@ -423,7 +342,7 @@ async fn health_ready_and_metrics() {
         (status, r["status"].as_str(), r["redis"].as_str()),
         (StatusCode::OK, Some("ready"), Some("up"))
     );
-    app.post("/api/v1/auth/register", register_body("m@example.com"))
+    app.post_public("/api/v1/auth/register", register_body("m@example.com"))
         .await;
     let text = app
         .http
@@ -459,7 +378,7 @@ async fn health_ready_and_metrics() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_outage_is_a_503_with_retry_after_and_redis_down_only_degrades() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    service_kit::testing::install_crypto();
     let closed = || {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();

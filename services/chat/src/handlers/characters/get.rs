@@ -1,0 +1,8 @@
+use actix_web::web;
+use db_core::models::Character;
+use service_kit::{ApiError, ApiResult, Kit};
+
+pub async fn handle(kit: web::Data<Kit>, id: web::Path<String>) -> ApiResult<web::Json<Character>> {
+    let found = kit.store.character(&id).await?.ok_or(ApiError::NotFound)?;
+    Ok(web::Json(found.as_ref().clone()))
+}

@@ -1,0 +1,30 @@
+use actix_web::web;
+use db_core::models::Message;
+use db_core::pagination::KeysetPage;
+use serde::Deserialize;
+use service_kit::{ApiResult, AuthUser, Kit};
+
+use crate::handlers::{cursor, require_match};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    limit: Option<i64>,
+    before: Option<String>,
+}
+
+/// Newest first, at most 100; `next` is the cursor of the page after.
+pub async fn handle(
+    kit: web::Data<Kit>,
+    me: AuthUser,
+    character: web::Path<String>,
+    params: web::Query<Params>,
+) -> ApiResult<web::Json<KeysetPage<Message>>> {
+    let before = cursor(params.before.as_deref())?;
+    require_match(&kit, me.id, &character).await?;
+    let page = kit
+        .store
+        .conversation(me.id, &character, before, params.limit.unwrap_or(50))
+        .await?;
+    Ok(web::Json(page))
+}

@@ -1,0 +1,21 @@
+use actix_web::web;
+use serde::Serialize;
+use service_kit::{ApiResult, AuthUser, Kit};
+
+use crate::handlers::require_match;
+
+#[derive(Serialize)]
+pub struct Marked {
+    marked_read: usize,
+}
+
+pub async fn handle(
+    kit: web::Data<Kit>,
+    me: AuthUser,
+    character: web::Path<String>,
+) -> ApiResult<web::Json<Marked>> {
+    require_match(&kit, me.id, &character).await?;
+    Ok(web::Json(Marked {
+        marked_read: kit.store.mark_read(me.id, &character).await?,
+    }))
+}

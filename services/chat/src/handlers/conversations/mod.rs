@@ -1,0 +1,4 @@
+pub mod list_messages;
+pub mod mark_read;
+pub mod send_message;
+pub mod typing;

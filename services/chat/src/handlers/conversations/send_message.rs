@@ -1,0 +1,45 @@
+use actix_web::{HttpResponse, web};
+use db_core::models::{NewMessage, Sender};
+use db_core::queries::messages::Inserted;
+use db_core::store::SendError;
+use serde::Deserialize;
+use service_kit::{ApiError, ApiResult, AuthUser, Kit};
+use uuid::Uuid;
+
+use crate::handlers::valid_text;
+
+pub const MAX_MESSAGE_CHARS: usize = 4000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Send {
+    content: String,
+    /// Idempotency key: sending again with the same id returns the stored message.
+    client_id: Option<Uuid>,
+}
+
+/// 201 with the stored message; 200 with the same message when `client_id` was seen before.
+pub async fn handle(
+    kit: web::Data<Kit>,
+    me: AuthUser,
+    character: web::Path<String>,
+    body: web::Json<Send>,
+) -> ApiResult<HttpResponse> {
+    let content = valid_text("content", &body.content, MAX_MESSAGE_CHARS)?;
+    let mut new = NewMessage::new(me.id, character.as_str(), Sender::User, content);
+    new.client_id = body.client_id;
+    let inserted = kit.store.send(&new).await.map_err(|e| match e {
+        SendError::NoMatch => ApiError::NotFound,
+        SendError::Db(e) => e.into(),
+    })?;
+    Ok(match inserted {
+        Inserted::Created(m) => HttpResponse::Created().json(m),
+        Inserted::Existing(m) if m.character_id == *character => HttpResponse::Ok().json(m),
+        Inserted::Existing(_) => {
+            return Err(ApiError::Conflict {
+                code: "client_id_reused",
+                detail: "this client_id was already used for another conversation".into(),
+            });
+        }
+    })
+}

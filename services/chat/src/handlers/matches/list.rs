@@ -1,0 +1,8 @@
+use actix_web::web;
+use db_core::queries::matches::MatchSummary;
+use service_kit::{ApiResult, AuthUser, Kit};
+
+/// Each match with its affection, last message and unread count (one query on a miss, cached).
+pub async fn handle(kit: web::Data<Kit>, me: AuthUser) -> ApiResult<web::Json<Vec<MatchSummary>>> {
+    Ok(web::Json(kit.store.matches(me.id).await?))
+}

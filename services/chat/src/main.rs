@@ -1,0 +1,27 @@
+//! `dream-chat`: characters, matches, conversations, search and memories.
+
+use std::net::TcpListener;
+
+#[actix_web::main]
+async fn main() -> anyhow::Result<()> {
+    service_kit::init_logging();
+    let config = service_kit::KitConfig::from_env("chat", 8082)?;
+    let kit = config.kit(false)?;
+    let _listener_task = kit.store.cache.spawn_invalidation_listener();
+    let flusher = kit
+        .store
+        .cache
+        .spawn_affection_flusher(kit.store.db.clone(), std::time::Duration::from_secs(5));
+    let listener = TcpListener::bind((config.host.as_str(), config.port))?;
+    tracing::info!(addr = %listener.local_addr()?, "chat listening");
+    let served = service_kit::serve(
+        kit,
+        listener,
+        config.shutdown_timeout,
+        chat::routes::configure,
+    )
+    .await;
+    let flushed = flusher.shutdown().await?;
+    tracing::info!(points = flushed.points, "affection flushed");
+    served
+}

@@ -1,0 +1,393 @@
+//! The chat service over real HTTP, on an ephemeral port, against a database and a Redis
+//! prefix of its own.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use db_core::models::{NewUser, SecretString};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use service_kit::testing::TestApp;
+use uuid::Uuid;
+
+async fn start() -> TestApp {
+    let app = TestApp::start("chat", chat::routes::configure).await;
+    let mut conn = app.db.conn().await.unwrap();
+    db_core::queries::characters::upsert(&mut conn, &db_core::seed::demo_characters().unwrap())
+        .await
+        .unwrap();
+    app
+}
+
+async fn user(app: &TestApp, email: &str) -> (Uuid, String) {
+    let mut conn = app.db.conn().await.unwrap();
+    let new = NewUser {
+        email: email.into(),
+        password_hash: SecretString::new("x"),
+        display_name: "U".into(),
+    };
+    let id = db_core::queries::users::create(&mut conn, &new)
+        .await
+        .unwrap()
+        .id;
+    (id, app.token_for(id))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversation_from_match_to_search() {
+    let app = start().await;
+    let (_, t) = user(&app, "a@example.com").await;
+
+    let (status, catalogue) = app
+        .call(Method::GET, "/api/v1/characters", None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "the catalogue is public");
+    assert!(
+        catalogue
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["id"] == "sophia")
+    );
+    let (status, sophia) = app
+        .call(Method::GET, "/api/v1/characters/sophia", None, None)
+        .await;
+    assert_eq!(
+        (status, sophia["name"].as_str()),
+        (StatusCode::OK, Some("Sophia"))
+    );
+    assert_eq!(
+        app.call(Method::GET, "/api/v1/characters/nobody", None, None)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+
+    let (status, m) = app
+        .post(
+            "/api/v1/matches",
+            Some(&t),
+            json!({ "character_id": "sophia" }),
+        )
+        .await;
+    assert_eq!(
+        (status, m["affection"].as_i64()),
+        (StatusCode::CREATED, Some(0))
+    );
+    assert_eq!(
+        app.post(
+            "/api/v1/matches",
+            Some(&t),
+            json!({ "character_id": "sophia" })
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.post(
+            "/api/v1/matches",
+            Some(&t),
+            json!({ "character_id": "nobody" })
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+
+    let client_id = Uuid::new_v4();
+    let send = json!({ "content": "J'adore les croissants du marché", "client_id": client_id });
+    let (status, first) = app
+        .post(
+            "/api/v1/conversations/sophia/messages",
+            Some(&t),
+            send.clone(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let (status, again) = app
+        .post("/api/v1/conversations/sophia/messages", Some(&t), send)
+        .await;
+    assert_eq!(
+        (status, &again),
+        (StatusCode::OK, &first),
+        "the same client_id returns the stored message"
+    );
+    for i in 0..3 {
+        app.post(
+            "/api/v1/conversations/sophia/messages",
+            Some(&t),
+            json!({ "content": format!("message {i}") }),
+        )
+        .await;
+    }
+
+    let (status, page) = app
+        .get("/api/v1/conversations/sophia/messages?limit=2", &t)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["items"][0]["content"], "message 2");
+    let next = page["next"].as_str().unwrap();
+    let (_, older) = app
+        .get(
+            &format!("/api/v1/conversations/sophia/messages?limit=2&before={next}"),
+            &t,
+        )
+        .await;
+    assert_eq!(older["items"][0]["content"], "message 0");
+    assert_eq!(
+        older["items"][1]["content"],
+        "J'adore les croissants du marché"
+    );
+
+    let (_, list) = app.get("/api/v1/matches", &t).await;
+    assert_eq!(list[0]["last_message_content"], "message 2");
+
+    let (status, hits) = app.get("/api/v1/search/messages?q=croissant", &t).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(hits.as_array().unwrap().len(), 1);
+    assert!(
+        hits[0]["headline"]
+            .as_str()
+            .unwrap()
+            .contains("<mark>croissants</mark>"),
+        "{hits}"
+    );
+
+    let (status, read) = app
+        .post("/api/v1/conversations/sophia/read", Some(&t), Value::Null)
+        .await;
+    assert_eq!(
+        (status, read["marked_read"].as_i64()),
+        (StatusCode::OK, Some(0)),
+        "the user's own messages are read"
+    );
+
+    let (status, _) = app
+        .call(
+            Method::PUT,
+            "/api/v1/conversations/sophia/typing",
+            Some(&t),
+            Some(json!({ "typing": true })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.get("/api/v1/conversations/sophia/typing", &t).await.1["typing"],
+        "user"
+    );
+
+    let (status, memory) = app
+        .post(
+            "/api/v1/memories",
+            Some(&t),
+            json!({ "character_id": "sophia", "content": "Aime la randonnée" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{memory}");
+    let id = memory["id"].as_i64().unwrap();
+    let (_, found) = app.get("/api/v1/memories?q=randonnées", &t).await;
+    assert_eq!(found[0]["id"], id);
+    let (status, edited) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/memories/{id}"),
+            Some(&t),
+            Some(json!({ "content": "Aime la Bretagne" })),
+        )
+        .await;
+    assert_eq!(
+        (status, edited["content"].as_str()),
+        (StatusCode::OK, Some("Aime la Bretagne"))
+    );
+    let (_, listed) = app.get("/api/v1/memories?character_id=sophia", &t).await;
+    assert_eq!(listed["items"][0]["content"], "Aime la Bretagne");
+    assert_eq!(
+        app.call(
+            Method::DELETE,
+            &format!("/api/v1/memories/{id}"),
+            Some(&t),
+            None
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.call(
+            Method::DELETE,
+            &format!("/api/v1/memories/{id}"),
+            Some(&t),
+            None
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_user_sees_none_of_the_first_users_data() {
+    let app = start().await;
+    let (_, a) = user(&app, "a@example.com").await;
+    let (_, b) = user(&app, "b@example.com").await;
+    app.post(
+        "/api/v1/matches",
+        Some(&a),
+        json!({ "character_id": "hugo" }),
+    )
+    .await;
+    app.post(
+        "/api/v1/conversations/hugo/messages",
+        Some(&a),
+        json!({ "content": "secret de a" }),
+    )
+    .await;
+    let (_, memory) = app
+        .post(
+            "/api/v1/memories",
+            Some(&a),
+            json!({ "character_id": "hugo", "content": "secret" }),
+        )
+        .await;
+    let id = memory["id"].as_i64().unwrap();
+
+    assert_eq!(
+        app.get("/api/v1/conversations/hugo/messages", &b).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.post(
+            "/api/v1/conversations/hugo/messages",
+            Some(&b),
+            json!({ "content": "x" })
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.post("/api/v1/conversations/hugo/read", Some(&b), Value::Null)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.get("/api/v1/conversations/hugo/typing", &b).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(app.get("/api/v1/matches", &b).await.1, json!([]));
+    assert_eq!(
+        app.get("/api/v1/search/messages?q=secret", &b).await.1,
+        json!([])
+    );
+    assert_eq!(app.get("/api/v1/memories?q=secret", &b).await.1, json!([]));
+    assert_eq!(
+        app.get("/api/v1/memories?character_id=hugo", &b).await.1["items"],
+        json!([])
+    );
+    let patch = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/memories/{id}"),
+            Some(&b),
+            Some(json!({ "content": "volé" })),
+        )
+        .await;
+    assert_eq!(patch.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.call(
+            Method::DELETE,
+            &format!("/api/v1/memories/{id}"),
+            Some(&b),
+            None
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+    // Still there for its owner, unchanged.
+    assert_eq!(
+        app.get("/api/v1/memories?character_id=hugo", &a).await.1["items"][0]["content"],
+        "secret"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_a_clear_4xx_and_changes_nothing() {
+    let app = start().await;
+    let (_, t) = user(&app, "a@example.com").await;
+    app.post(
+        "/api/v1/matches",
+        Some(&t),
+        json!({ "character_id": "sophia" }),
+    )
+    .await;
+    let path = "/api/v1/conversations/sophia/messages";
+    for (body, status) in [
+        (json!({ "content": "" }), StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            json!({ "content": "   " }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({ "content": "x".repeat(4001) }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (json!({ "content": 42 }), StatusCode::BAD_REQUEST),
+        (
+            json!({ "content": "ok", "client_id": "not-a-uuid" }),
+            StatusCode::BAD_REQUEST,
+        ),
+        (json!({ "text": "wrong field" }), StatusCode::BAD_REQUEST),
+    ] {
+        assert_eq!(
+            app.post(path, Some(&t), body.clone()).await.0,
+            status,
+            "{body}"
+        );
+    }
+    let raw = app
+        .http
+        .post(format!("{}{path}", app.base))
+        .bearer_auth(&t)
+        .header("content-type", "application/json")
+        .body("{")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        app.get(&format!("{path}?before=garbage"), &t).await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        app.get(&format!("{path}?limit=many"), &t).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        app.get("/api/v1/search/messages", &t).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        app.get("/api/v1/search/messages?q=%20", &t).await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        app.get("/api/v1/memories", &t).await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        app.call(Method::DELETE, "/api/v1/memories/abc", Some(&t), None)
+            .await
+            .0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        app.call(Method::GET, "/api/v1/matches", None, None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.get(path, &t).await.1["items"],
+        json!([]),
+        "nothing was stored"
+    );
+}
