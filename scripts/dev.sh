@@ -5,6 +5,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin="$root/target/debug"
 export RUST_LOG=${RUST_LOG:-info}
+export AUTH_PORT=${AUTH_PORT:-8081} CHAT_PORT=${CHAT_PORT:-8082} GATEWAY_PORT=${GATEWAY_PORT:-8080}
+export AUTH_URLS=${AUTH_URLS:-http://127.0.0.1:$AUTH_PORT} CHAT_URLS=${CHAT_URLS:-http://127.0.0.1:$CHAT_PORT}
 pids=()
 stop() {
   trap - INT TERM EXIT
@@ -19,24 +21,22 @@ run() { # name binary
   pids+=($!)
 }
 
-export AUTH_PORT=${AUTH_PORT:-8081} CHAT_PORT=${CHAT_PORT:-8082}
 run auth dream-auth
 run chat dream-chat
+run gateway dream-gateway
 
 cat <<TXT
 
 Dream (development) — database ${DATABASE_URL}, Redis ${REDIS_URL}
-  auth     http://127.0.0.1:${AUTH_PORT}   (health: /health, ready: /ready, metrics: /metrics)
-  chat     http://127.0.0.1:${CHAT_PORT}
+  gateway  http://127.0.0.1:${GATEWAY_PORT}   the one public entry (/health aggregates the services)
+  auth     http://127.0.0.1:${AUTH_PORT}   chat http://127.0.0.1:${CHAT_PORT}   (each: /health /ready /metrics)
 
 Try:
-  curl -s -X POST http://127.0.0.1:${AUTH_PORT:-8081}/api/v1/auth/login \\
+  TOKEN=\$(curl -s -X POST http://127.0.0.1:${GATEWAY_PORT}/api/v1/auth/login \\
        -H 'content-type: application/json' \\
-       -d '{"email":"demo@example.com","password":"dream-demo-2026"}'
-  # then, with TOKEN set to its access_token:
-  curl -s http://127.0.0.1:${CHAT_PORT}/api/v1/conversations/sophia/messages -H "authorization: Bearer \$TOKEN"
+       -d '{"email":"demo@example.com","password":"dream-demo-2026"}' | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
+  curl -s http://127.0.0.1:${GATEWAY_PORT}/api/v1/conversations/sophia/messages -H "authorization: Bearer \$TOKEN"
 
-The gateway (127.0.0.1:\${GATEWAY_PORT:-8080}), ai and media services join as they land.
-Ctrl-C stops everything.
+The ai and media services join as they land. Ctrl-C stops everything.
 TXT
 wait

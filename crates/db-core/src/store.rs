@@ -578,32 +578,6 @@ impl Store {
         self.cache.flush_all_affection(&self.db).await
     }
 
-    // ── rate limits ──────────────────────────────────────────────────────────────────────
-
-    /// Counts one hit of `id` in `scope` in the current fixed window of `window_secs`; returns
-    /// the seconds to wait when the limit is passed. Shared by every replica through Redis;
-    /// with Redis unavailable nothing is limited (`None`).
-    pub async fn rate_limit(
-        &self,
-        scope: &str,
-        id: &str,
-        window_secs: u64,
-        limit: u64,
-    ) -> Option<u64> {
-        let now = Utc::now().timestamp().max(0) as u64;
-        let window = now / window_secs.max(1);
-        let key = self.cache.keys().rate_limit(scope, id, window);
-        let mut pipe = redis::pipe();
-        pipe.incr(&key, 1)
-            .cmd("EXPIRE")
-            .arg(&key)
-            .arg(window_secs.max(1))
-            .arg("NX")
-            .ignore();
-        let (count,): (u64,) = self.cache.pipe(pipe).await?;
-        (count > limit).then(|| (window + 1) * window_secs.max(1) - now)
-    }
-
     // ── warming ──────────────────────────────────────────────────────────────────────────
 
     /// The guide's `warm_cache_for_user`, run in the background so login does not wait: the

@@ -38,13 +38,19 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("temporarily unavailable; retry in {retry_after} s")]
     Unavailable { retry_after: u64 },
+    /// The gateway could not reach a healthy replica of the service.
+    #[error("the {0} service cannot be reached")]
+    BadGateway(&'static str),
+    /// The service did not answer in time.
+    #[error("the {0} service did not answer in time")]
+    GatewayTimeout(&'static str),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
 
 impl ApiError {
     /// Every code a client can see, for docs and for the test that reaches each one.
-    pub const CODES: [&'static str; 11] = [
+    pub const CODES: [&'static str; 13] = [
         "bad_request",
         "validation_failed",
         "unauthorized",
@@ -55,6 +61,8 @@ impl ApiError {
         "rate_limited",
         "payload_too_large",
         "service_unavailable",
+        "upstream_unavailable",
+        "upstream_timeout",
         "internal",
     ];
 
@@ -81,6 +89,8 @@ impl ApiError {
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::Unavailable { .. } => "service_unavailable",
+            ApiError::BadGateway(_) => "upstream_unavailable",
+            ApiError::GatewayTimeout(_) => "upstream_timeout",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -97,6 +107,8 @@ impl ApiError {
             ApiError::RateLimited { .. } => "Too many requests",
             ApiError::PayloadTooLarge => "Payload too large",
             ApiError::Unavailable { .. } => "Service unavailable",
+            ApiError::BadGateway(_) => "Bad gateway",
+            ApiError::GatewayTimeout(_) => "Gateway timeout",
             ApiError::Internal(_) => "Internal error",
         }
     }
@@ -129,6 +141,8 @@ impl ResponseError for ApiError {
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            ApiError::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -139,7 +153,9 @@ impl ResponseError for ApiError {
         let detail = if status.is_server_error() {
             tracing::error!(code = self.code(), %request_id, error = ?self, "request failed");
             match self {
-                ApiError::Unavailable { .. } => self.to_string(),
+                ApiError::Unavailable { .. }
+                | ApiError::BadGateway(_)
+                | ApiError::GatewayTimeout(_) => self.to_string(),
                 _ => "Something went wrong on our side. The request id identifies it in our logs."
                     .to_owned(),
             }
@@ -228,6 +244,8 @@ mod tests {
             ApiError::RateLimited { retry_after: 7 },
             ApiError::PayloadTooLarge,
             ApiError::Unavailable { retry_after: 1 },
+            ApiError::BadGateway("chat"),
+            ApiError::GatewayTimeout("chat"),
             ApiError::internal(anyhow::anyhow!("secret cause: password=hunter2")),
         ];
         let codes: Vec<&str> = all.iter().map(ApiError::code).collect();

@@ -6,6 +6,7 @@
 pub mod affection;
 mod breaker;
 pub mod keys;
+pub mod limits;
 pub mod local;
 pub mod matches;
 pub mod window;

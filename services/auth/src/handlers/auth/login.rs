@@ -33,8 +33,12 @@ pub async fn handle(
         ("login-account", email.as_str(), PER_ACCOUNT),
         ("login-ip", ip.as_str(), PER_IP),
     ] {
-        if let Some(retry_after) = kit.store.rate_limit(scope, id, 60, limit).await {
-            return Err(ApiError::RateLimited { retry_after });
+        if let Some(rl) = kit.store.cache.rate_limit(scope, id, 60, limit).await
+            && rl.exceeded
+        {
+            return Err(ApiError::RateLimited {
+                retry_after: rl.reset_after,
+            });
         }
     }
     let mut conn = kit.store.db.write().await?;

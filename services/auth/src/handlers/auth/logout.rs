@@ -18,6 +18,11 @@ pub async fn handle(kit: web::Data<Kit>, body: web::Json<Logout>) -> ApiResult<H
         stored::find_by_token_hash(&mut conn, &sessions::hash(&body.refresh_token)).await?
     {
         stored::revoke_family(&mut conn, session.family_id).await?;
+        // Access tokens of the family are refused by the gateway until they expire.
+        kit.store
+            .cache
+            .revoke_family(session.family_id, kit.keys.access_ttl())
+            .await;
     }
     Ok(HttpResponse::NoContent().finish())
 }

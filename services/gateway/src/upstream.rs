@@ -1,0 +1,87 @@
+//! The services behind the gateway: each a list of replicas, balanced round-robin over those
+//! whose circuit breaker is closed. A replica that refuses connections is ejected for a moment;
+//! a background check of `/health` brings it back as soon as it answers.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use db_core::cache::Breaker;
+
+pub struct Replica {
+    pub url: String,
+    pub breaker: Breaker,
+}
+
+pub struct Service {
+    pub name: &'static str,
+    pub replicas: Vec<Replica>,
+    next: AtomicUsize,
+}
+
+impl Service {
+    pub fn new(name: &'static str, urls: &[String]) -> Self {
+        Self {
+            name,
+            replicas: urls
+                .iter()
+                .map(|u| Replica {
+                    url: u.trim_end_matches('/').to_owned(),
+                    breaker: Breaker::new(2, Duration::from_secs(5)),
+                })
+                .collect(),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// Replicas to try, in order: healthy ones round-robin first, none twice.
+    pub fn pick(&self, tries: usize) -> Vec<&Replica> {
+        let n = self.replicas.len();
+        if n == 0 {
+            return Vec::new();
+        }
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        (0..n)
+            .map(|i| &self.replicas[(start + i) % n])
+            .filter(|r| r.breaker.allow())
+            .take(tries)
+            .collect()
+    }
+}
+
+/// Every service by name.
+pub struct Upstreams {
+    pub services: Vec<Service>,
+}
+
+impl Upstreams {
+    pub fn get(&self, name: &str) -> Option<&Service> {
+        self.services.iter().find(|s| s.name == name)
+    }
+
+    /// Probes ejected replicas every second and closes their breaker when they answer.
+    pub fn spawn_health_checks(
+        self: &Arc<Self>,
+        client: reqwest::Client,
+    ) -> tokio::task::JoinHandle<()> {
+        let upstreams = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                for s in &upstreams.services {
+                    for r in s.replicas.iter().filter(|r| r.breaker.is_open()) {
+                        let probe = client
+                            .get(format!("{}/health", r.url))
+                            .timeout(Duration::from_millis(500))
+                            .send()
+                            .await;
+                        if probe.is_ok_and(|res| res.status().is_success()) {
+                            r.breaker.success();
+                        }
+                    }
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,375 @@
+//! The real binaries — gateway, auth and two chat replicas — as separate processes on
+//! ephemeral ports, against a test database and Redis prefix, driven like a client would.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use db_test::TestDb;
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+
+struct Proc {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!(
+                "── {} log ──\n{}",
+                self.name,
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// target/debug, where cargo put the service binaries.
+fn bin(name: &str) -> PathBuf {
+    if name == "dream-gateway" {
+        return PathBuf::from(env!("CARGO_BIN_EXE_dream-gateway"));
+    }
+    let dir = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let path = dir.join(name);
+    if !path.exists() {
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "--bin", name])
+            .status()
+            .unwrap();
+        assert!(status.success(), "building {name}");
+    }
+    path
+}
+
+fn spawn(name: &'static str, binary: &str, env: &[(&str, String)]) -> Proc {
+    let log = std::env::temp_dir().join(format!(
+        "dream-e2e-{name}-{}.log",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let out = std::fs::File::create(&log).unwrap();
+    let child = Command::new(bin(binary))
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::from(out.try_clone().unwrap()))
+        .stderr(Stdio::from(out))
+        .spawn()
+        .unwrap();
+    Proc { name, child, log }
+}
+
+async fn wait_healthy(http: &Client, base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if http
+            .get(format!("{base}/health"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{base} never became healthy");
+}
+
+struct Stack {
+    gateway: String,
+    http: Client,
+    chat_replicas: Vec<Proc>,
+    _others: Vec<Proc>,
+    _db: TestDb,
+}
+
+async fn stack() -> Stack {
+    service_kit::testing::install_crypto();
+    let db = TestDb::new().await.unwrap();
+    {
+        let mut conn = db.conn().await.unwrap();
+        db_core::queries::characters::upsert(&mut conn, &db_core::seed::demo_characters().unwrap())
+            .await
+            .unwrap();
+    }
+    let redis = db_test::redis_config();
+    let (auth_port, chat1, chat2, gw_port) = (free_port(), free_port(), free_port(), free_port());
+    let common = |extra: Vec<(&'static str, String)>| {
+        let mut env = vec![
+            ("DATABASE_URL", db.url().to_owned()),
+            ("REDIS_URL", redis.url.clone()),
+            ("REDIS_KEY_PREFIX", redis.key_prefix.clone()),
+            ("DB_POOL_MIN_IDLE", "0".into()),
+            ("DB_POOL_MAX_SIZE", "4".into()),
+            ("DREAM_ENV", "development".into()),
+        ];
+        env.extend(extra);
+        env
+    };
+    let auth = spawn(
+        "auth",
+        "dream-auth",
+        &common(vec![("AUTH_PORT", auth_port.to_string())]),
+    );
+    let chat_a = spawn(
+        "chat-1",
+        "dream-chat",
+        &common(vec![("CHAT_PORT", chat1.to_string())]),
+    );
+    let chat_b = spawn(
+        "chat-2",
+        "dream-chat",
+        &common(vec![("CHAT_PORT", chat2.to_string())]),
+    );
+    let gateway = spawn(
+        "gateway",
+        "dream-gateway",
+        &common(vec![
+            ("GATEWAY_PORT", gw_port.to_string()),
+            ("AUTH_URLS", format!("http://127.0.0.1:{auth_port}")),
+            (
+                "CHAT_URLS",
+                format!("http://127.0.0.1:{chat1},http://127.0.0.1:{chat2}"),
+            ),
+        ]),
+    );
+    let http = Client::new();
+    for port in [auth_port, chat1, chat2, gw_port] {
+        wait_healthy(&http, &format!("http://127.0.0.1:{port}")).await;
+    }
+    Stack {
+        gateway: format!("http://127.0.0.1:{gw_port}"),
+        http,
+        chat_replicas: vec![chat_a, chat_b],
+        _others: vec![auth, gateway],
+        _db: db,
+    }
+}
+
+impl Stack {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.gateway));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status();
+        if status.is_client_error() || status.is_server_error() {
+            assert_eq!(
+                res.headers()["content-type"],
+                "application/problem+json",
+                "{path}: {status}"
+            );
+        }
+        let text = res.text().await.unwrap();
+        (
+            status,
+            if text.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&text).unwrap()
+            },
+        )
+    }
+    async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(reqwest::Method::GET, path, Some(token), None)
+            .await
+    }
+    async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+        self.call(reqwest::Method::POST, path, token, Some(body))
+            .await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_story_through_the_gateway() {
+    let mut s = stack().await;
+    let (status, health) = s.call(reqwest::Method::GET, "/health", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (
+            health["services"]["auth"].as_str(),
+            health["services"]["chat"].as_str()
+        ),
+        (Some("up"), Some("up"))
+    );
+
+    let creds = json!({ "email": "lea@example.com", "password": "un mot de passe" });
+    let (status, _) =
+        s.post("/api/v1/auth/register", None, json!({ "email": "lea@example.com", "password": "un mot de passe", "display_name": "Léa" })).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, login) = s.post("/api/v1/auth/login", None, creds.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    let access = login["access_token"].as_str().unwrap().to_owned();
+
+    let (status, characters) = s
+        .call(reqwest::Method::GET, "/api/v1/characters", None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "the catalogue is public");
+    assert!(characters.as_array().unwrap().len() >= 8);
+    let (status, p) = s
+        .call(reqwest::Method::GET, "/api/v1/users/me", None, None)
+        .await;
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthorized")),
+        "the gateway checks tokens"
+    );
+
+    assert_eq!(
+        s.post(
+            "/api/v1/matches",
+            Some(&access),
+            json!({ "character_id": "sophia" })
+        )
+        .await
+        .0,
+        StatusCode::CREATED
+    );
+    let (status, sent) = s
+        .post(
+            "/api/v1/conversations/sophia/messages",
+            Some(&access),
+            json!({ "content": "On se voit au café demain ?" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{sent}");
+    let (status, page) = s
+        .get("/api/v1/conversations/sophia/messages", &access)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["items"][0]["id"], sent["id"]);
+    let (_, hits) = s.get("/api/v1/search/messages?q=cafés", &access).await;
+    assert_eq!(hits.as_array().unwrap().len(), 1, "{hits}");
+
+    // Rate-limit headers and the request id come back through the gateway.
+    let res = s
+        .http
+        .get(format!("{}/api/v1/matches", s.gateway))
+        .bearer_auth(&access)
+        .header("x-request-id", "e2e-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["x-request-id"], "e2e-42");
+    assert!(res.headers().contains_key("ratelimit-remaining"));
+
+    // A second user sees nothing of the first.
+    s.post(
+        "/api/v1/auth/register",
+        None,
+        json!({ "email": "hugo@example.com", "password": "un autre secret", "display_name": "H" }),
+    )
+    .await;
+    let (_, other) = s
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({ "email": "hugo@example.com", "password": "un autre secret" }),
+        )
+        .await;
+    let other = other["access_token"].as_str().unwrap();
+    assert_eq!(
+        s.get("/api/v1/conversations/sophia/messages", other)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        s.get("/api/v1/search/messages?q=café", other).await.1,
+        json!([])
+    );
+
+    // Refresh, then logout: the session's tokens stop working at once.
+    let (status, rotated) = s
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({ "refresh_token": login["refresh_token"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let access2 = rotated["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(s.get("/api/v1/users/me", &access2).await.0, StatusCode::OK);
+    assert_eq!(
+        s.post(
+            "/api/v1/auth/logout",
+            None,
+            json!({ "refresh_token": rotated["refresh_token"] })
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
+    let (status, p) = s.get("/api/v1/users/me", &access2).await;
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_token"))
+    );
+    assert_eq!(
+        s.get("/api/v1/users/me", &access).await.0,
+        StatusCode::UNAUTHORIZED,
+        "the whole family"
+    );
+    assert_eq!(
+        s.post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({ "refresh_token": rotated["refresh_token"] })
+        )
+        .await
+        .0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // One chat replica dies: reads keep working through the other.
+    let (_, relog) = s.post("/api/v1/auth/login", None, creds).await;
+    let access3 = relog["access_token"].as_str().unwrap().to_owned();
+    s.chat_replicas[0].kill();
+    for _ in 0..6 {
+        assert_eq!(
+            s.get("/api/v1/conversations/sophia/messages", &access3)
+                .await
+                .0,
+            StatusCode::OK
+        );
+    }
+    let (status, p) = s.get("/api/v1/nowhere", &access3).await;
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+}
