@@ -7,6 +7,7 @@ use std::time::Duration;
 use bb8_redis::RedisConnectionManager;
 use redis::FromRedisValue;
 use serde::Serialize;
+use tracing::Instrument;
 
 use crate::config::RedisConfig;
 
@@ -68,10 +69,20 @@ impl RedisPool {
 
     /// Runs one command (or pipeline) within the command timeout.
     pub async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, RedisError> {
+        let name = cmd
+            .args_iter()
+            .next()
+            .and_then(|a| match a {
+                redis::Arg::Simple(b) => std::str::from_utf8(b).ok(),
+                _ => None,
+            })
+            .unwrap_or("command")
+            .to_ascii_uppercase();
         self.with_timeout(async {
             let mut conn = self.connection().await?;
             Ok(cmd.query_async(&mut *conn).await?)
         })
+        .instrument(span(&name))
         .await
     }
 
@@ -84,6 +95,7 @@ impl RedisPool {
             let mut conn = self.connection().await?;
             Ok(pipe.query_async(&mut *conn).await?)
         })
+        .instrument(span("PIPELINE"))
         .await
     }
 
@@ -96,6 +108,7 @@ impl RedisPool {
             let mut conn = self.connection().await?;
             Ok(invocation.invoke_async(&mut *conn).await?)
         })
+        .instrument(span("EVALSHA"))
         .await
     }
 
@@ -139,4 +152,9 @@ impl RedisPool {
             .await
             .unwrap_or(Err(RedisError::Timeout(self.command_timeout)))
     }
+}
+
+/// A client span for one Redis round trip, in the caller's trace.
+fn span(command: &str) -> tracing::Span {
+    tracing::info_span!("redis", otel.name = %format!("redis {command}"), otel.kind = "client", db.system = "redis")
 }

@@ -5,6 +5,7 @@ pub mod error;
 pub mod health;
 pub mod metrics;
 pub mod request_id;
+pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -142,6 +143,7 @@ where
             .app_data(path_config())
             .wrap(from_fn(metrics::middleware))
             .wrap(from_fn(request_id::middleware))
+            .wrap(tracing_actix_web::TracingLogger::default())
             .configure(health::configure)
             .configure(routes.clone())
             .default_service(web::to(not_found))
@@ -159,13 +161,5 @@ where
     Ok(())
 }
 
-/// JSON logs on stdout, filtered by `RUST_LOG` (default `info`).
-pub fn init_logging() {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_current_span(false)
-        .try_init();
-}
+pub use telemetry::Telemetry;
+pub use tracing_actix_web::TracingLogger;

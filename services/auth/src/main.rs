@@ -19,20 +19,22 @@ enum Command {
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
-    service_kit::init_logging();
+    let telemetry = service_kit::Telemetry::init("auth");
     match Cli::parse().command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let config = service_kit::KitConfig::from_env("auth", 8081)?;
             let kit = config.kit(true)?;
             let listener = TcpListener::bind((config.host.as_str(), config.port))?;
             tracing::info!(addr = %listener.local_addr()?, "auth listening");
-            service_kit::serve(
+            let served = service_kit::serve(
                 kit,
                 listener,
                 config.shutdown_timeout,
                 auth::routes::configure,
             )
-            .await
+            .await;
+            telemetry.shutdown();
+            served
         }
     }
 }

@@ -4,7 +4,7 @@ use std::net::TcpListener;
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
-    service_kit::init_logging();
+    let telemetry = service_kit::Telemetry::init("chat");
     let config = service_kit::KitConfig::from_env("chat", 8082)?;
     let kit = config.kit(false)?;
     let _listener_task = kit.store.cache.spawn_invalidation_listener();
@@ -23,5 +23,6 @@ async fn main() -> anyhow::Result<()> {
     .await;
     let flushed = flusher.shutdown().await?;
     tracing::info!(points = flushed.points, "affection flushed");
+    telemetry.shutdown();
     served
 }

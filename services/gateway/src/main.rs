@@ -9,7 +9,7 @@ use gateway::{Gateway, GatewayConfig};
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
-    service_kit::init_logging();
+    let telemetry = service_kit::Telemetry::init("gateway");
     let config = GatewayConfig::from_env()?;
     let production = db_core::Environment::from_env()? == db_core::Environment::Production;
     let cache = Cache::new(RedisPool::new(&RedisConfig::from_env()?)?);
@@ -24,6 +24,7 @@ async fn main() -> anyhow::Result<()> {
             .app_data(gw.clone())
             .wrap(from_fn(service_kit::metrics::middleware))
             .wrap(from_fn(service_kit::request_id::middleware))
+            .wrap(service_kit::TracingLogger::default())
             .wrap(gateway::cors(&config.cors_origins))
             .configure(gateway::configure)
     })
@@ -31,5 +32,6 @@ async fn main() -> anyhow::Result<()> {
     .listen(listener)?
     .run()
     .await?;
+    telemetry.shutdown();
     Ok(())
 }

@@ -24,6 +24,9 @@ const HOP_BY_HOP: &[&str] = &[
     "upgrade",
     "host",
     "content-length",
+    // Replaced by the gateway's own span context below.
+    "traceparent",
+    "tracestate",
 ];
 
 fn idempotent(m: &Method) -> bool {
@@ -162,11 +165,11 @@ pub async fn forward(
         out = out
             .header(request_id::HEADER, &request_id)
             .header("x-forwarded-for", client_ip(&req));
-        if !req.headers().contains_key("traceparent") && request_id.len() == 32 {
-            out = out.header(
-                "traceparent",
-                format!("00-{request_id}-{:016x}-01", rand_span()),
-            );
+        // The service's span continues the gateway's: one trace per request.
+        if let Some(tp) = service_kit::telemetry::traceparent() {
+            out = out.header("traceparent", tp);
+        } else if let Some(tp) = req.headers().get("traceparent") {
+            out = out.header("traceparent", tp.as_bytes());
         }
         match out.send().await {
             Ok(res) => {
@@ -187,10 +190,6 @@ pub async fn forward(
         }
     }
     Err(ApiError::BadGateway(service.name))
-}
-
-fn rand_span() -> u64 {
-    uuid::Uuid::new_v4().as_u64_pair().0
 }
 
 /// The upstream's status, headers and body, streamed chunk by chunk as they arrive.

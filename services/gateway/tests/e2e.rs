@@ -108,6 +108,10 @@ struct Stack {
 }
 
 async fn stack() -> Stack {
+    stack_with(Vec::new()).await
+}
+
+async fn stack_with(extra_env: Vec<(&'static str, String)>) -> Stack {
     service_kit::testing::install_crypto();
     let db = TestDb::new().await.unwrap();
     {
@@ -127,6 +131,7 @@ async fn stack() -> Stack {
             ("DB_POOL_MAX_SIZE", "4".into()),
             ("DREAM_ENV", "development".into()),
         ];
+        env.extend(extra_env.iter().cloned());
         env.extend(extra);
         env
     };
@@ -372,4 +377,129 @@ async fn a_client_story_through_the_gateway() {
         (status, p["code"].as_str()),
         (StatusCode::NOT_FOUND, Some("not_found"))
     );
+}
+
+/// One request through the gateway is one trace: spans from the gateway, from the chat
+/// service it reached, and from that service's PostgreSQL query, all under one trace id,
+/// exported over OTLP/HTTP to a receiver in this test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_request_is_one_trace_across_gateway_service_and_database() {
+    use std::sync::{Arc, Mutex};
+
+    use actix_web::{App, HttpResponse, HttpServer, web};
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use prost::Message;
+
+    #[derive(Debug, Clone)]
+    struct Seen {
+        trace_id: String,
+        service: String,
+        name: String,
+    }
+    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+    let sink = seen.clone();
+    let receiver = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let otlp = format!("http://{}", receiver.local_addr().unwrap());
+    let server = HttpServer::new(move || {
+        let sink = sink.clone();
+        App::new()
+            .app_data(web::PayloadConfig::new(16 << 20))
+            .route(
+                "/v1/traces",
+                web::post().to(move |body: web::Bytes| {
+                    let sink = sink.clone();
+                    async move {
+                        let req = ExportTraceServiceRequest::decode(body).unwrap();
+                        for rs in req.resource_spans {
+                            let service = rs
+                                .resource
+                                .iter()
+                                .flat_map(|r| &r.attributes)
+                                .find(|a| a.key == "service.name")
+                                .and_then(|a| a.value.as_ref())
+                                .map(|v| format!("{:?}", v.value))
+                                .unwrap_or_default();
+                            for ss in rs.scope_spans {
+                                for span in ss.spans {
+                                    let trace_id =
+                                        span.trace_id.iter().map(|b| format!("{b:02x}")).collect();
+                                    sink.lock().unwrap().push(Seen {
+                                        trace_id,
+                                        service: service.clone(),
+                                        name: span.name,
+                                    });
+                                }
+                            }
+                        }
+                        HttpResponse::Ok()
+                            .content_type("application/x-protobuf")
+                            .body(Vec::<u8>::new())
+                    }
+                }),
+            )
+    })
+    .workers(1)
+    .listen(receiver)
+    .unwrap()
+    .run();
+    let receiver_task = tokio::spawn(server);
+
+    let s = stack_with(vec![
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100".into()),
+    ])
+    .await;
+    s.post(
+        "/api/v1/auth/register",
+        None,
+        json!({ "email": "t@example.com", "password": "tracé tracé", "display_name": "T" }),
+    )
+    .await;
+    let (_, login) = s
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({ "email": "t@example.com", "password": "tracé tracé" }),
+        )
+        .await;
+    let token = login["access_token"].as_str().unwrap().to_owned();
+    // A caller's trace id is continued, not replaced.
+    let trace_id = format!("{:032x}", uuid::Uuid::new_v4().as_u128());
+    let res = s
+        .http
+        .get(format!("{}/api/v1/search/messages?q=bonjour", s.gateway))
+        .bearer_auth(&token)
+        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let spans: Vec<Seen> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|x| x.trace_id == trace_id)
+            .cloned()
+            .collect();
+        let from = |svc: &str| spans.iter().any(|x| x.service.contains(svc));
+        let query = spans
+            .iter()
+            .any(|x| x.service.contains("chat") && x.name == "messages.search");
+        let redis = spans
+            .iter()
+            .any(|x| x.service.contains("gateway") && x.name.starts_with("redis "));
+        if from("gateway") && from("chat") && query && redis {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "trace {trace_id} incomplete: {spans:#?}\nall: {:#?}",
+            seen.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    receiver_task.abort();
 }
