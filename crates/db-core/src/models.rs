@@ -18,7 +18,17 @@ use crate::schema::{
 
 /// Who wrote a chat message.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, AsExpression, FromSqlRow,
+    utoipa::ToSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    AsExpression,
+    FromSqlRow,
 )]
 #[diesel(sql_type = sql_types::MessageSender)]
 #[serde(rename_all = "snake_case")]
@@ -146,6 +156,7 @@ pub struct NewUser {
 }
 
 #[derive(
+    utoipa::ToSchema,
     Debug,
     Clone,
     PartialEq,
@@ -171,7 +182,15 @@ pub struct Character {
 }
 
 #[derive(
-    Debug, Clone, PartialEq, Serialize, Deserialize, Queryable, Selectable, QueryableByName,
+    utoipa::ToSchema,
+    Debug,
+    Clone,
+    PartialEq,
+    Serialize,
+    Deserialize,
+    Queryable,
+    Selectable,
+    QueryableByName,
 )]
 #[diesel(table_name = matches, check_for_backend(Pg))]
 pub struct Match {
@@ -182,7 +201,15 @@ pub struct Match {
 }
 
 #[derive(
-    Debug, Clone, PartialEq, Serialize, Deserialize, Queryable, Selectable, QueryableByName,
+    utoipa::ToSchema,
+    Debug,
+    Clone,
+    PartialEq,
+    Serialize,
+    Deserialize,
+    Queryable,
+    Selectable,
+    QueryableByName,
 )]
 #[diesel(table_name = chat_messages, check_for_backend(Pg))]
 pub struct Message {
@@ -235,7 +262,15 @@ impl NewMessage {
 }
 
 #[derive(
-    Debug, Clone, PartialEq, Serialize, Deserialize, Queryable, Selectable, QueryableByName,
+    utoipa::ToSchema,
+    Debug,
+    Clone,
+    PartialEq,
+    Serialize,
+    Deserialize,
+    Queryable,
+    Selectable,
+    QueryableByName,
 )]
 #[diesel(table_name = received_photos, check_for_backend(Pg))]
 pub struct Photo {
@@ -262,7 +297,9 @@ pub struct NewPhoto {
     pub prompt: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Queryable, Selectable, QueryableByName)]
+#[derive(
+    utoipa::ToSchema, Debug, Clone, PartialEq, Serialize, Queryable, Selectable, QueryableByName,
+)]
 #[diesel(table_name = memories, check_for_backend(Pg))]
 pub struct Memory {
     pub id: i64,

@@ -43,11 +43,12 @@ impl FromStr for Cursor {
 }
 
 /// One keyset page, newest first, with the cursor of the page after it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Serialize)]
 pub struct KeysetPage<T> {
     pub items: Vec<T>,
-    /// `None` when this is the last page.
+    /// `None` when this is the last page; else pass it as `before` for the next one.
     #[serde(serialize_with = "serialize_cursor")]
+    #[schema(value_type = Option<String>)]
     pub next: Option<Cursor>,
 }
 

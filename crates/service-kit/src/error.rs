@@ -114,8 +114,8 @@ impl ApiError {
     }
 }
 
-/// The problem document.
-#[derive(Debug, Serialize, serde::Deserialize)]
+/// The problem document (RFC 9457).
+#[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Problem {
     #[serde(rename = "type")]
     pub kind: String,

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod error;
 pub mod health;
 pub mod metrics;
+pub mod openapi;
 pub mod request_id;
 pub mod telemetry;
 #[cfg(feature = "testing")]

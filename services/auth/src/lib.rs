@@ -2,6 +2,7 @@
 //! profiles, XP stats and the leaderboard. `main.rs` only starts it.
 
 pub mod handlers;
+pub mod openapi;
 pub mod passwords;
 pub mod routes;
 pub mod sessions;

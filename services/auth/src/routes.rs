@@ -5,6 +5,7 @@ use actix_web::web;
 use crate::handlers::{auth, leaderboard, users};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    service_kit::openapi::route(cfg, crate::openapi::document);
     cfg.service(
         web::scope("/api/v1")
             .route("/auth/register", web::post().to(auth::register::handle))

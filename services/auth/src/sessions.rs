@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 pub const REFRESH_TTL_DAYS: i64 = 30;
 
-#[derive(Debug, Serialize)]
+#[derive(utoipa::ToSchema, Debug, Serialize)]
 pub struct TokenPair {
     pub access_token: String,
     pub refresh_token: String,

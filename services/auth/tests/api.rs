@@ -515,3 +515,13 @@ fn production_refuses_the_development_keys() {
     assert!(TokenKeys::verifier(auth::DEV_PUBLIC_KEY_PEM, true).is_err());
     assert!(TokenKeys::verifier(auth::DEV_PUBLIC_KEY_PEM, false).is_ok());
 }
+
+#[test]
+fn the_openapi_document_is_complete() {
+    let doc = ::auth::openapi::document();
+    assert_eq!(
+        service_kit::openapi::dangling_refs(&doc),
+        Vec::<String>::new()
+    );
+    assert_eq!(doc.paths.paths.len(), 7, "distinct paths");
+}

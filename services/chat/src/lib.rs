@@ -2,4 +2,5 @@
 //! conversation, match or memory is a 404, never their data.
 
 pub mod handlers;
+pub mod openapi;
 pub mod routes;

@@ -5,6 +5,7 @@ use actix_web::web;
 use crate::handlers::{characters, conversations, matches, memories, search};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    service_kit::openapi::route(cfg, crate::openapi::document);
     cfg.service(
         web::scope("/api/v1")
             .route("/characters", web::get().to(characters::list::handle))

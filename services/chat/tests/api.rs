@@ -391,3 +391,13 @@ async fn bad_input_is_a_clear_4xx_and_changes_nothing() {
         "nothing was stored"
     );
 }
+
+#[test]
+fn the_openapi_document_is_complete() {
+    let doc = chat::openapi::document();
+    assert_eq!(
+        service_kit::openapi::dangling_refs(&doc),
+        Vec::<String>::new()
+    );
+    assert_eq!(doc.paths.paths.len(), 9, "distinct paths");
+}

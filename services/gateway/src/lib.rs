@@ -128,7 +128,8 @@ pub fn cors(origins: &str) -> actix_cors::Cors {
 
 /// The gateway's own routes; everything else is forwarded.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health", web::get().to(health))
+    cfg.route("/api/v1/openapi.json", web::get().to(openapi))
+        .route("/health", web::get().to(health))
         .route("/ready", web::get().to(ready))
         .route("/metrics", web::get().to(metrics))
         .default_service(web::to(proxy::forward));
@@ -169,6 +170,49 @@ async fn health(gw: web::Data<Gateway>) -> HttpResponse {
         "redis": redis,
         "services": services,
     }))
+}
+
+/// The whole API: every service's own generated document, merged.
+async fn openapi(gw: web::Data<Gateway>) -> HttpResponse {
+    let mut doc = utoipa::openapi::OpenApiBuilder::new()
+        .info(
+            utoipa::openapi::InfoBuilder::new()
+                .title("Dream API")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(
+                    "Every route the gateway serves, merged from the services' own documents.",
+                ))
+                .build(),
+        )
+        .build();
+    let mut missing = Vec::new();
+    for s in &gw.upstreams.services {
+        let mut merged = false;
+        for r in &s.replicas {
+            let res = gw
+                .client
+                .get(format!("{}/openapi.json", r.url))
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await;
+            if let Ok(res) = res
+                && res.status().is_success()
+                && let Ok(part) = res.json::<utoipa::openapi::OpenApi>().await
+            {
+                doc.merge(part);
+                merged = true;
+                break;
+            }
+        }
+        if !merged {
+            missing.push(s.name);
+        }
+    }
+    let mut res = HttpResponse::Ok();
+    if !missing.is_empty() {
+        res.insert_header(("x-dream-missing-services", missing.join(",")));
+    }
+    res.json(doc)
 }
 
 async fn ready() -> HttpResponse {

@@ -372,6 +372,43 @@ async fn a_client_story_through_the_gateway() {
             StatusCode::OK
         );
     }
+    // The OpenAPI document, generated from the services' code, lists every route.
+    let (status, doc) = s
+        .call(reqwest::Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/api/v1/auth/register", "post"),
+        ("/api/v1/auth/login", "post"),
+        ("/api/v1/auth/refresh", "post"),
+        ("/api/v1/auth/logout", "post"),
+        ("/api/v1/users/me", "get"),
+        ("/api/v1/users/me", "patch"),
+        ("/api/v1/users/me/stats", "get"),
+        ("/api/v1/leaderboard", "get"),
+        ("/api/v1/characters", "get"),
+        ("/api/v1/characters/{id}", "get"),
+        ("/api/v1/matches", "post"),
+        ("/api/v1/matches", "get"),
+        ("/api/v1/conversations/{character_id}/messages", "get"),
+        ("/api/v1/conversations/{character_id}/messages", "post"),
+        ("/api/v1/conversations/{character_id}/read", "post"),
+        ("/api/v1/conversations/{character_id}/typing", "put"),
+        ("/api/v1/conversations/{character_id}/typing", "get"),
+        ("/api/v1/search/messages", "get"),
+        ("/api/v1/memories", "get"),
+        ("/api/v1/memories", "post"),
+        ("/api/v1/memories/{id}", "patch"),
+        ("/api/v1/memories/{id}", "delete"),
+    ] {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} missing from the OpenAPI document"
+        );
+    }
+    assert!(doc["components"]["schemas"]["Message"].is_object());
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
     let (status, p) = s.get("/api/v1/nowhere", &access3).await;
     assert_eq!(
         (status, p["code"].as_str()),

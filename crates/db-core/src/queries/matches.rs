@@ -82,7 +82,9 @@ pub async fn add_affection(
 }
 
 /// A match as the matches screen shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, QueryableByName)]
+#[derive(
+    utoipa::ToSchema, Debug, Clone, PartialEq, Serialize, serde::Deserialize, QueryableByName,
+)]
 pub struct MatchSummary {
     #[diesel(sql_type = SqlUuid)]
     pub user_id: Uuid,

@@ -112,7 +112,7 @@ pub async fn list(
     }))
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, QueryableByName)]
+#[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Serialize, QueryableByName)]
 pub struct MemoryHit {
     #[diesel(embed)]
     #[serde(flatten)]

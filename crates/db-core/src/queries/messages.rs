@@ -228,7 +228,7 @@ pub async fn insert_many(conn: &mut AsyncPgConnection, rows: &[NewMessage]) -> Q
 }
 
 /// A search result: the message, its rank and an HTML-safe highlight.
-#[derive(Debug, Clone, PartialEq, Serialize, QueryableByName)]
+#[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Serialize, QueryableByName)]
 pub struct MessageHit {
     #[diesel(sql_type = BigInt)]
     pub id: i64,

@@ -87,7 +87,7 @@ pub async fn add_xp(
         .optional()
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, QueryableByName)]
+#[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Serialize, QueryableByName)]
 pub struct LeaderboardEntry {
     #[diesel(sql_type = SqlUuid)]
     pub user_id: Uuid,
@@ -113,7 +113,7 @@ pub async fn top_by_xp(
     top_by_xp_query(limit.clamp(1, 100)).load(conn).await
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, QueryableByName)]
+#[derive(utoipa::ToSchema, Debug, Clone, Copy, PartialEq, Eq, Serialize, QueryableByName)]
 pub struct Rank {
     #[diesel(sql_type = BigInt)]
     pub xp: i64,

@@ -3,18 +3,21 @@ use db_core::queries::users::{LeaderboardEntry, Rank};
 use serde::{Deserialize, Serialize};
 use service_kit::{ApiResult, AuthUser, Kit};
 
-#[derive(Deserialize)]
+#[derive(utoipa::ToSchema, utoipa::IntoParams, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct Params {
     limit: Option<i64>,
 }
 
-#[derive(Serialize)]
+#[derive(utoipa::ToSchema, Serialize)]
 pub struct Leaderboard {
     entries: Vec<LeaderboardEntry>,
     me: Option<Rank>,
 }
 
+#[utoipa::path(get, path = "/api/v1/leaderboard", tag = "users", security(("bearer" = [])), params(Params),
+    responses((status = 200, body = Leaderboard)))]
 pub async fn handle(
     kit: web::Data<Kit>,
     me: AuthUser,

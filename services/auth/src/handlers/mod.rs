@@ -7,7 +7,7 @@ use serde::Serialize;
 use service_kit::ApiError;
 
 /// A user as the API shows them.
-#[derive(Debug, Serialize)]
+#[derive(utoipa::ToSchema, Debug, Serialize)]
 pub struct UserDto {
     pub id: uuid::Uuid,
     pub email: String,

@@ -10,13 +10,16 @@ use crate::{passwords, sessions};
 const PER_ACCOUNT: u64 = 10;
 const PER_IP: u64 = 30;
 
-#[derive(Deserialize)]
+#[derive(utoipa::ToSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Login {
     email: String,
     password: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = Login,
+    responses((status = 200, body = AuthResponse), (status = 401, body = service_kit::error::Problem),
+              (status = 429, body = service_kit::error::Problem)))]
 pub async fn handle(
     kit: web::Data<Kit>,
     req: HttpRequest,

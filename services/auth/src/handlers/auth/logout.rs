@@ -5,13 +5,14 @@ use service_kit::{ApiResult, Kit};
 
 use crate::sessions;
 
-#[derive(Deserialize)]
+#[derive(utoipa::ToSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Logout {
     refresh_token: String,
 }
 
 /// Ends the session family of the token. Always 204: an unknown token reveals nothing.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = Logout, responses((status = 204)))]
 pub async fn handle(kit: web::Data<Kit>, body: web::Json<Logout>) -> ApiResult<HttpResponse> {
     let mut conn = kit.store.db.write().await?;
     if let Some(session) =

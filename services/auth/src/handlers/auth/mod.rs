@@ -9,7 +9,7 @@ use super::UserDto;
 use crate::sessions::TokenPair;
 
 /// Tokens and the user they belong to.
-#[derive(Debug, Serialize)]
+#[derive(utoipa::ToSchema, Debug, Serialize)]
 pub struct AuthResponse {
     #[serde(flatten)]
     pub tokens: TokenPair,

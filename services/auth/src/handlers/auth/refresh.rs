@@ -6,12 +6,14 @@ use service_kit::{ApiError, ApiResult, Kit};
 
 use crate::sessions;
 
-#[derive(Deserialize)]
+#[derive(utoipa::ToSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Refresh {
     refresh_token: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = Refresh,
+    responses((status = 200, body = crate::sessions::TokenPair), (status = 401, body = service_kit::error::Problem)))]
 pub async fn handle(kit: web::Data<Kit>, body: web::Json<Refresh>) -> ApiResult<HttpResponse> {
     let mut conn = kit.store.db.write().await?;
     let Some(session) =

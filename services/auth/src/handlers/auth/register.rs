@@ -8,7 +8,7 @@ use super::AuthResponse;
 use crate::handlers::valid_display_name;
 use crate::{passwords, sessions};
 
-#[derive(Deserialize)]
+#[derive(utoipa::ToSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Register {
     email: String,
@@ -30,6 +30,9 @@ pub fn valid_email(email: &str) -> Result<String, ApiError> {
     }
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = Register,
+    responses((status = 201, body = AuthResponse), (status = 409, body = service_kit::error::Problem, description = "email_taken"),
+              (status = 422, body = service_kit::error::Problem)))]
 pub async fn handle(kit: web::Data<Kit>, body: web::Json<Register>) -> ApiResult<HttpResponse> {
     let Register {
         email,

@@ -4,7 +4,7 @@ use service_kit::{ApiError, ApiResult, AuthUser, Kit};
 
 use crate::handlers::level;
 
-#[derive(Serialize)]
+#[derive(utoipa::ToSchema, Serialize)]
 pub struct Stats {
     xp: i64,
     level: i64,
@@ -13,6 +13,8 @@ pub struct Stats {
     unread: i64,
 }
 
+#[utoipa::path(get, path = "/api/v1/users/me/stats", tag = "users", security(("bearer" = [])),
+    responses((status = 200, body = Stats)))]
 pub async fn handle(kit: web::Data<Kit>, me: AuthUser) -> ApiResult<web::Json<Stats>> {
     let profile = kit.store.profile(me.id).await?.ok_or(ApiError::NotFound)?;
     let matches = kit.store.matches(me.id).await?;

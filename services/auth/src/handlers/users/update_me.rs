@@ -4,12 +4,14 @@ use service_kit::{ApiError, ApiResult, AuthUser, Kit};
 
 use crate::handlers::{UserDto, valid_display_name};
 
-#[derive(Deserialize)]
+#[derive(utoipa::ToSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMe {
     display_name: String,
 }
 
+#[utoipa::path(patch, path = "/api/v1/users/me", tag = "users", security(("bearer" = [])), request_body = UpdateMe,
+    responses((status = 200, body = UserDto), (status = 422, body = service_kit::error::Problem)))]
 pub async fn handle(
     kit: web::Data<Kit>,
     me: AuthUser,

@@ -6,14 +6,16 @@ use service_kit::{ApiResult, AuthUser, Kit};
 
 use crate::handlers::{cursor, require_match};
 
-#[derive(Deserialize)]
+#[derive(utoipa::IntoParams, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct Params {
     limit: Option<i64>,
     before: Option<String>,
 }
 
 /// Newest first, at most 100; `next` is the cursor of the page after.
+#[utoipa::path(get, path = "/api/v1/conversations/{character_id}/messages", tag = "conversations", security(("bearer" = [])), params(("character_id" = String, Path, description = "the character, e.g. sophia"), Params), responses((status = 200, body = KeysetPage<Message>), (status = 404, body = service_kit::error::Problem)))]
 pub async fn handle(
     kit: web::Data<Kit>,
     me: AuthUser,

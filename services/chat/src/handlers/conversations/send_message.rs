@@ -10,7 +10,7 @@ use crate::handlers::valid_text;
 
 pub const MAX_MESSAGE_CHARS: usize = 4000;
 
-#[derive(Deserialize)]
+#[derive(utoipa::ToSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Send {
     content: String,
@@ -19,6 +19,7 @@ pub struct Send {
 }
 
 /// 201 with the stored message; 200 with the same message when `client_id` was seen before.
+#[utoipa::path(post, path = "/api/v1/conversations/{character_id}/messages", tag = "conversations", security(("bearer" = [])), params(("character_id" = String, Path, description = "the character, e.g. sophia")), request_body = Send, responses((status = 201, body = db_core::models::Message), (status = 200, body = db_core::models::Message, description = "client_id seen before"), (status = 404, body = service_kit::error::Problem), (status = 422, body = service_kit::error::Problem)))]
 pub async fn handle(
     kit: web::Data<Kit>,
     me: AuthUser,

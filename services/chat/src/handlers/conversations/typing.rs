@@ -7,18 +7,19 @@ use service_kit::{ApiResult, AuthUser, Kit};
 
 use crate::handlers::require_match;
 
-#[derive(Deserialize)]
+#[derive(utoipa::ToSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SetTyping {
     typing: bool,
 }
 
-#[derive(Serialize)]
+#[derive(utoipa::ToSchema, Serialize)]
 pub struct Typing {
     /// Who is typing: `user`, `character`, or null.
     typing: Option<Sender>,
 }
 
+#[utoipa::path(put, path = "/api/v1/conversations/{character_id}/typing", tag = "conversations", security(("bearer" = [])), params(("character_id" = String, Path, description = "the character, e.g. sophia")), request_body = SetTyping, responses((status = 204)))]
 pub async fn set(
     kit: web::Data<Kit>,
     me: AuthUser,
@@ -32,6 +33,7 @@ pub async fn set(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(get, path = "/api/v1/conversations/{character_id}/typing", tag = "conversations", security(("bearer" = [])), params(("character_id" = String, Path, description = "the character, e.g. sophia")), responses((status = 200, body = Typing)))]
 pub async fn get(
     kit: web::Data<Kit>,
     me: AuthUser,

@@ -3,13 +3,14 @@ use db_core::store::MatchError;
 use serde::Deserialize;
 use service_kit::{ApiError, ApiResult, AuthUser, Kit};
 
-#[derive(Deserialize)]
+#[derive(utoipa::ToSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateMatch {
     character_id: String,
 }
 
 /// 201 with the new match, or 200 with the one that exists.
+#[utoipa::path(post, path = "/api/v1/matches", tag = "matches", security(("bearer" = [])), request_body = CreateMatch, responses((status = 201, body = db_core::models::Match), (status = 200, body = db_core::models::Match, description = "already matched"), (status = 404, body = service_kit::error::Problem)))]
 pub async fn handle(
     kit: web::Data<Kit>,
     me: AuthUser,

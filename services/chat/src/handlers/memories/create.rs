@@ -7,7 +7,7 @@ use service_kit::{ApiResult, AuthUser, Kit};
 use super::MAX_MEMORY_CHARS;
 use crate::handlers::{require_match, valid_text};
 
-#[derive(Deserialize)]
+#[derive(utoipa::ToSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Create {
     character_id: String,
@@ -15,6 +15,7 @@ pub struct Create {
 }
 
 /// Something the user wants the character to remember.
+#[utoipa::path(post, path = "/api/v1/memories", tag = "memories", security(("bearer" = [])), request_body = Create, responses((status = 201, body = db_core::models::Memory)))]
 pub async fn handle(
     kit: web::Data<Kit>,
     me: AuthUser,

@@ -2,6 +2,7 @@ use actix_web::{HttpResponse, web};
 use db_core::queries::memories;
 use service_kit::{ApiError, ApiResult, AuthUser, Kit};
 
+#[utoipa::path(delete, path = "/api/v1/memories/{id}", tag = "memories", security(("bearer" = [])), params(("id" = i64, Path)), responses((status = 204), (status = 404, body = service_kit::error::Problem)))]
 pub async fn handle(
     kit: web::Data<Kit>,
     me: AuthUser,

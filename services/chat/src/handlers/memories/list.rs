@@ -5,8 +5,9 @@ use service_kit::{ApiError, ApiResult, AuthUser, Kit};
 
 use crate::handlers::{cursor, valid_text};
 
-#[derive(Deserialize)]
+#[derive(utoipa::IntoParams, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct Params {
     character_id: Option<String>,
     q: Option<String>,
@@ -16,6 +17,7 @@ pub struct Params {
 
 /// With `q`: a ranked search (all characters, or one). Without: one character's memories,
 /// newest first, keyset-paged.
+#[utoipa::path(get, path = "/api/v1/memories", tag = "memories", security(("bearer" = [])), params(Params), responses((status = 200, description = "with q: [MemoryHit]; without: a KeysetPage of Memory")))]
 pub async fn handle(
     kit: web::Data<Kit>,
     me: AuthUser,

@@ -7,12 +7,13 @@ use service_kit::{ApiError, ApiResult, AuthUser, Kit};
 use super::MAX_MEMORY_CHARS;
 use crate::handlers::valid_text;
 
-#[derive(Deserialize)]
+#[derive(utoipa::ToSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Update {
     content: String,
 }
 
+#[utoipa::path(patch, path = "/api/v1/memories/{id}", tag = "memories", security(("bearer" = [])), params(("id" = i64, Path)), request_body = Update, responses((status = 200, body = Memory), (status = 404, body = service_kit::error::Problem)))]
 pub async fn handle(
     kit: web::Data<Kit>,
     me: AuthUser,

@@ -5,8 +5,9 @@ use service_kit::{ApiResult, AuthUser, Kit};
 
 use crate::handlers::valid_text;
 
-#[derive(Deserialize)]
+#[derive(utoipa::IntoParams, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct Params {
     q: String,
     character_id: Option<String>,
@@ -14,6 +15,7 @@ pub struct Params {
 }
 
 /// French full-text search over the caller's messages, best first, highlighted, at most 50.
+#[utoipa::path(get, path = "/api/v1/search/messages", tag = "search", security(("bearer" = [])), params(Params), responses((status = 200, body = Vec<MessageHit>)))]
 pub async fn handle(
     kit: web::Data<Kit>,
     me: AuthUser,
