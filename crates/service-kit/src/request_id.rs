@@ -28,6 +28,10 @@ fn from_request(req: &ServiceRequest) -> String {
     {
         return id;
     }
+    // With tracing on, the request id is the trace id: a problem document leads to its trace.
+    if let Some(trace_id) = crate::telemetry::current_trace_id() {
+        return trace_id;
+    }
     if let Some(trace_id) =
         header("traceparent").and_then(|tp| tp.split('-').nth(1).map(str::to_owned))
         && trace_id.len() == 32

@@ -30,7 +30,7 @@ impl Telemetry {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
         let logs = tracing_subscriber::fmt::layer()
             .json()
-            .with_current_span(false)
+            .with_current_span(true)
             .with_span_list(false);
         let provider = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
             .ok()
@@ -84,4 +84,12 @@ pub fn traceparent() -> Option<String> {
     let mut carrier = std::collections::HashMap::new();
     global::get_text_map_propagator(|p| p.inject_context(&cx, &mut carrier));
     carrier.remove("traceparent")
+}
+
+/// The trace id of the current span, when tracing is on.
+pub fn current_trace_id() -> Option<String> {
+    use opentelemetry::trace::TraceContextExt;
+    let cx = tracing::Span::current().context();
+    let id = cx.span().span_context().trace_id();
+    (id != opentelemetry::trace::TraceId::INVALID).then(|| id.to_string())
 }

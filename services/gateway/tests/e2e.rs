@@ -511,6 +511,11 @@ async fn one_request_is_one_trace_across_gateway_service_and_database() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        res.headers()["x-request-id"],
+        trace_id.as_str(),
+        "the request id is the trace id"
+    );
 
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {

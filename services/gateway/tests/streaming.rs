@@ -1,0 +1,123 @@
+//! The gateway passes a streamed answer (SSE) through as it comes, chunk by chunk, without
+//! waiting for the end: the client reads the first event while the upstream still holds the
+//! second back.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+use db_core::{Cache, RedisPool};
+use futures_util::StreamExt;
+use gateway::{Gateway, GatewayConfig};
+use service_kit::TokenKeys;
+use service_kit::auth::{DEV_PRIVATE_KEY_PEM, DEV_PUBLIC_KEY_PEM};
+use tokio::sync::Notify;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_sent_events_stream_through_unbuffered() {
+    service_kit::testing::install_crypto();
+    // A fake "ai" upstream: one event now, the next only when the test says so.
+    let release = Arc::new(Notify::new());
+    let gate = release.clone();
+    let upstream = TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream_url = format!("http://{}", upstream.local_addr().unwrap());
+    let fake = HttpServer::new(move || {
+        let gate = gate.clone();
+        App::new().route(
+            "/api/v1/conversations/{id}/reply",
+            web::post().to(move || {
+                let gate = gate.clone();
+                async move {
+                    let events = futures_util::stream::unfold(0u8, move |step| {
+                        let gate = gate.clone();
+                        async move {
+                            match step {
+                                0 => Some((
+                                    Ok::<_, std::io::Error>(web::Bytes::from_static(
+                                        b"id: 1\ndata: Bonjour\n\n",
+                                    )),
+                                    1,
+                                )),
+                                1 => {
+                                    gate.notified().await;
+                                    Some((Ok(web::Bytes::from_static(b"id: 2\ndata: toi\n\n")), 2))
+                                }
+                                _ => None,
+                            }
+                        }
+                    });
+                    HttpResponse::Ok()
+                        .content_type("text/event-stream")
+                        .streaming(events)
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .listen(upstream)
+    .unwrap()
+    .run();
+    let fake = tokio::spawn(fake);
+
+    let keys = TokenKeys::signer(
+        DEV_PUBLIC_KEY_PEM,
+        DEV_PRIVATE_KEY_PEM,
+        false,
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    let token = keys
+        .mint(uuid::Uuid::new_v4(), uuid::Uuid::new_v4())
+        .unwrap();
+    let mut config = GatewayConfig::from_env().unwrap();
+    config.upstreams = vec![("ai", vec![upstream_url])];
+    let cache = Cache::new(RedisPool::new(&db_test::redis_config()).unwrap());
+    let gw = web::Data::new(Gateway::new(config, cache, keys).unwrap());
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(gw.clone())
+            .configure(gateway::configure)
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    let server = tokio::spawn(server);
+
+    let res = reqwest::Client::new()
+        .post(format!("{base}/api/v1/conversations/sophia/reply"))
+        .bearer_auth(&token)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    let mut body = res.bytes_stream();
+    let first = tokio::time::timeout(Duration::from_secs(10), body.next())
+        .await
+        .expect("the first event arrives while the upstream holds the second back")
+        .unwrap()
+        .unwrap();
+    assert_eq!(&first[..], b"id: 1\ndata: Bonjour\n\n");
+    release.notify_one();
+    let second = tokio::time::timeout(Duration::from_secs(10), body.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(&second[..], b"id: 2\ndata: toi\n\n");
+    assert!(
+        tokio::time::timeout(Duration::from_secs(10), body.next())
+            .await
+            .unwrap()
+            .is_none(),
+        "then the stream ends"
+    );
+    server.abort();
+    fake.abort();
+}
