@@ -4,6 +4,7 @@ pub mod cache;
 pub mod config;
 pub mod explain;
 pub mod instrumentation;
+pub mod maintenance;
 pub mod migrate;
 pub mod models;
 pub mod pagination;

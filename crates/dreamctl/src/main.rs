@@ -43,6 +43,16 @@ enum Command {
     },
     /// Load the demo catalogue and account, or generate the synthetic dataset.
     Seed(SeedArgs),
+    /// VACUUM (ANALYZE) the large tables and report unused or overlapping indexes, sizes and
+    /// dead tuples.
+    Maintenance {
+        /// Report only; vacuum nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// EXPLAIN (ANALYZE, BUFFERS) every hot query; fail on a sequential scan of a large table.
     Explain {
         /// Print only the summary table, not the plans.
@@ -90,6 +100,9 @@ async fn main() -> ExitCode {
         }
         Command::Seed(args) => run_seed(&cli.database_url, args).await,
         Command::Explain { summary } => run_explain(&cli.database_url, summary).await,
+        Command::Maintenance { dry_run, json } => {
+            run_maintenance(&cli.database_url, dry_run, json).await
+        }
     };
     match result {
         Ok(code) => code,
@@ -261,6 +274,88 @@ async fn run_explain(url: &str, summary: bool) -> anyhow::Result<ExitCode> {
             if failed == 1 { "y" } else { "ies" }
         );
         return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn human_bytes(b: i64) -> String {
+    let b = b as f64;
+    match b {
+        b if b >= 1e9 => format!("{:.1} GB", b / 1e9),
+        b if b >= 1e6 => format!("{:.1} MB", b / 1e6),
+        b if b >= 1e3 => format!("{:.1} kB", b / 1e3),
+        b => format!("{b} B"),
+    }
+}
+
+async fn run_maintenance(url: &str, dry_run: bool, json: bool) -> anyhow::Result<ExitCode> {
+    use db_core::maintenance;
+    let mut conn: AsyncPgConnection = establish(url).await?;
+    if dry_run {
+        if !json {
+            println!("Dry run: would run");
+            for sql in maintenance::vacuum_statements() {
+                println!("  {sql}");
+            }
+        }
+    } else {
+        for (sql, took) in maintenance::vacuum(&mut conn).await? {
+            if !json {
+                println!("  {sql}  ({} ms)", took.as_millis());
+            }
+        }
+    }
+    let report = maintenance::report(&mut conn).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "\n{:<22} {:>12} {:>10} {:>7} {:>10} {:>10}",
+        "table", "live rows", "dead", "dead %", "table", "indexes"
+    );
+    for t in &report.tables {
+        println!(
+            "{:<22} {:>12} {:>10} {:>6.1}% {:>10} {:>10}",
+            t.table,
+            t.live_rows,
+            t.dead_rows,
+            t.dead_ratio * 100.0,
+            human_bytes(t.table_bytes),
+            human_bytes(t.index_bytes)
+        );
+    }
+    println!(
+        "\n{:<40} {:<18} {:>12} {:>10}",
+        "index", "table", "scans", "size"
+    );
+    for i in &report.indexes {
+        println!(
+            "{:<40} {:<18} {:>12} {:>10}",
+            i.index,
+            i.table,
+            i.scans,
+            human_bytes(i.bytes)
+        );
+    }
+    let unused: Vec<_> = report.unused().map(|i| i.index.as_str()).collect();
+    println!(
+        "\nNever scanned since the statistics reset (constraints aside): {}",
+        if unused.is_empty() {
+            "none".to_owned()
+        } else {
+            unused.join(", ")
+        }
+    );
+    if report.overlapping.is_empty() {
+        println!("Duplicate or overlapping indexes: none");
+    } else {
+        for o in &report.overlapping {
+            println!(
+                "Overlapping: {} is a prefix of {} (drop it?)",
+                o.index, o.covered_by
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -150,3 +150,46 @@ fn an_unreachable_database_is_a_clear_error() {
     let err = String::from_utf8_lossy(&run.stderr);
     assert!(err.contains("error:") && !err.contains("panicked"), "{err}");
 }
+
+#[tokio::test]
+async fn maintenance_vacuums_and_reports() {
+    let db = TestDb::seeded().await.unwrap();
+    let dry = dreamctl(db.url(), &["maintenance", "--dry-run"]);
+    let out = stdout(&dry);
+    assert!(dry.status.success(), "{out}");
+    assert!(
+        out.contains("would run") && out.contains("VACUUM (ANALYZE) chat_messages"),
+        "{out}"
+    );
+    assert!(
+        out.contains("chat_messages_conversation_idx")
+            && out.contains("Duplicate or overlapping indexes: none"),
+        "{out}"
+    );
+
+    let mut conn = db.conn().await.unwrap();
+    db_core::pool::batch_execute(
+        &mut conn,
+        "CREATE INDEX redundant ON received_photos (user_id)",
+    )
+    .await
+    .unwrap();
+    let run = dreamctl(db.url(), &["maintenance"]);
+    let out = stdout(&run);
+    assert!(run.status.success(), "{out}");
+    assert!(out.contains("VACUUM (ANALYZE) chat_messages  ("), "{out}");
+    assert!(
+        out.contains("Overlapping: redundant is a prefix of received_photos_gallery_idx"),
+        "{out}"
+    );
+    let json = dreamctl(db.url(), &["maintenance", "--dry-run", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let messages = report["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == "chat_messages")
+        .unwrap();
+    assert_eq!(messages["dead_rows"], 0, "vacuumed");
+    assert!(messages["live_rows"].as_i64().unwrap() >= 300_000);
+}

@@ -1,0 +1,131 @@
+//! Routine upkeep: `VACUUM (ANALYZE)` of the large tables and a health report of tables and
+//! indexes (unused, duplicate or overlapping indexes, sizes, dead tuples).
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Double, Text};
+use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use serde::Serialize;
+
+/// The tables that grow with use.
+pub const LARGE_TABLES: &[&str] = &[
+    "chat_messages",
+    "received_photos",
+    "memories",
+    "matches",
+    "users",
+    "refresh_sessions",
+];
+
+#[derive(Debug, Clone, Serialize, QueryableByName)]
+pub struct TableReport {
+    #[diesel(sql_type = Text)]
+    pub table: String,
+    #[diesel(sql_type = BigInt)]
+    pub live_rows: i64,
+    #[diesel(sql_type = BigInt)]
+    pub dead_rows: i64,
+    /// Dead / (live + dead).
+    #[diesel(sql_type = Double)]
+    pub dead_ratio: f64,
+    #[diesel(sql_type = BigInt)]
+    pub table_bytes: i64,
+    #[diesel(sql_type = BigInt)]
+    pub index_bytes: i64,
+}
+
+#[derive(Debug, Clone, Serialize, QueryableByName)]
+pub struct IndexReport {
+    #[diesel(sql_type = Text)]
+    pub index: String,
+    #[diesel(sql_type = Text)]
+    pub table: String,
+    #[diesel(sql_type = BigInt)]
+    pub scans: i64,
+    #[diesel(sql_type = BigInt)]
+    pub bytes: i64,
+    /// Backs a primary key or unique constraint: needed whether or not it is scanned.
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub enforces_constraint: bool,
+}
+
+#[derive(Debug, Clone, Serialize, QueryableByName)]
+pub struct Overlap {
+    /// This index's key columns are a prefix of `covered_by`'s (same method, same predicate).
+    #[diesel(sql_type = Text)]
+    pub index: String,
+    #[diesel(sql_type = Text)]
+    pub covered_by: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub tables: Vec<TableReport>,
+    pub indexes: Vec<IndexReport>,
+    pub overlapping: Vec<Overlap>,
+}
+
+impl Report {
+    /// Indexes never scanned since the statistics were reset, constraints aside.
+    pub fn unused(&self) -> impl Iterator<Item = &IndexReport> {
+        self.indexes
+            .iter()
+            .filter(|i| i.scans == 0 && !i.enforces_constraint)
+    }
+}
+
+pub async fn report(conn: &mut AsyncPgConnection) -> QueryResult<Report> {
+    let tables = diesel::sql_query(
+        "SELECT relname::text AS table, n_live_tup AS live_rows, n_dead_tup AS dead_rows, \
+                CASE WHEN n_live_tup + n_dead_tup = 0 THEN 0 ELSE n_dead_tup::float8 / (n_live_tup + n_dead_tup) END AS dead_ratio, \
+                pg_table_size(relid) AS table_bytes, pg_indexes_size(relid) AS index_bytes \
+         FROM pg_stat_user_tables WHERE schemaname = 'public' ORDER BY pg_total_relation_size(relid) DESC",
+    )
+    .load(conn)
+    .await?;
+    let indexes = diesel::sql_query(
+        "SELECT s.indexrelname::text AS index, s.relname::text AS table, s.idx_scan AS scans, \
+                pg_relation_size(s.indexrelid) AS bytes, (i.indisunique OR i.indisprimary) AS enforces_constraint \
+         FROM pg_stat_user_indexes s JOIN pg_index i ON i.indexrelid = s.indexrelid \
+         WHERE s.schemaname = 'public' ORDER BY pg_relation_size(s.indexrelid) DESC",
+    )
+    .load(conn)
+    .await?;
+    let overlapping = diesel::sql_query(
+        "SELECT a.indexrelid::regclass::text AS index, b.indexrelid::regclass::text AS covered_by \
+         FROM pg_index a JOIN pg_index b ON a.indrelid = b.indrelid AND a.indexrelid <> b.indexrelid \
+         JOIN pg_class ca ON ca.oid = a.indexrelid JOIN pg_class cb ON cb.oid = b.indexrelid \
+         WHERE ca.relam = cb.relam AND ca.relnamespace = 'public'::regnamespace \
+           AND coalesce(pg_get_expr(a.indpred, a.indrelid), '') = coalesce(pg_get_expr(b.indpred, b.indrelid), '') \
+           AND (a.indkey::int2[])[0:a.indnkeyatts - 1] = (b.indkey::int2[])[0:a.indnkeyatts - 1] \
+           AND a.indnkeyatts <= b.indnkeyatts AND NOT (a.indnkeyatts = b.indnkeyatts AND a.indexrelid > b.indexrelid) \
+           AND NOT (a.indisunique AND NOT b.indisunique)",
+    )
+    .load(conn)
+    .await?;
+    Ok(Report {
+        tables,
+        indexes,
+        overlapping,
+    })
+}
+
+/// The statements [`vacuum`] runs.
+pub fn vacuum_statements() -> Vec<String> {
+    LARGE_TABLES
+        .iter()
+        .map(|t| format!("VACUUM (ANALYZE) {t}"))
+        .collect()
+}
+
+/// `VACUUM (ANALYZE)` of every large table, one at a time (VACUUM cannot run in a transaction).
+pub async fn vacuum(
+    conn: &mut AsyncPgConnection,
+) -> QueryResult<Vec<(String, std::time::Duration)>> {
+    let mut done = Vec::new();
+    for sql in vacuum_statements() {
+        let started = std::time::Instant::now();
+        conn.batch_execute(&sql).await?;
+        done.push((sql, started.elapsed()));
+    }
+    Ok(done)
+}
