@@ -42,7 +42,7 @@ pub async fn count_queries<F: Future>(fut: F) -> (F::Output, u64) {
 }
 
 /// A query that took at least the warning threshold.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct SlowQuery {
     pub at: DateTime<Utc>,
     pub name: String,

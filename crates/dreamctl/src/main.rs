@@ -19,6 +19,8 @@ async fn establish(url: &str) -> anyhow::Result<AsyncPgConnection> {
 }
 use indicatif::{ProgressBar, ProgressStyle};
 
+mod monitor;
+
 #[derive(Parser)]
 #[command(
     name = "dreamctl",
@@ -52,6 +54,21 @@ enum Command {
         /// The report as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// The live dashboard: pools, Redis, latency percentiles, slow queries.
+    Monitor {
+        /// Print one snapshot and exit.
+        #[arg(long)]
+        once: bool,
+        /// Seconds between refreshes.
+        #[arg(long, default_value_t = 5)]
+        interval: u64,
+        /// One JSON document per refresh instead of the text dashboard.
+        #[arg(long)]
+        json: bool,
+        /// A service to watch as NAME=URL (repeatable); default: the local `make dev` ports.
+        #[arg(long = "service", value_name = "NAME=URL")]
+        services: Vec<String>,
     },
     /// EXPLAIN (ANALYZE, BUFFERS) every hot query; fail on a sequential scan of a large table.
     Explain {
@@ -103,6 +120,12 @@ async fn main() -> ExitCode {
         Command::Maintenance { dry_run, json } => {
             run_maintenance(&cli.database_url, dry_run, json).await
         }
+        Command::Monitor {
+            once,
+            interval,
+            json,
+            services,
+        } => run_monitor(once, interval, json, services).await,
     };
     match result {
         Ok(code) => code,
@@ -358,4 +381,60 @@ async fn run_maintenance(url: &str, dry_run: bool, json: bool) -> anyhow::Result
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn run_monitor(
+    once: bool,
+    interval: u64,
+    json: bool,
+    services: Vec<String>,
+) -> anyhow::Result<ExitCode> {
+    let services: Vec<(String, String)> = if services.is_empty() {
+        let port = |var: &str, default: u16| {
+            std::env::var(var)
+                .ok()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(default)
+        };
+        [
+            ("gateway", "GATEWAY_PORT", 8080),
+            ("auth", "AUTH_PORT", 8081),
+            ("chat", "CHAT_PORT", 8082),
+            ("ai", "AI_PORT", 8083),
+            ("media", "MEDIA_PORT", 8084),
+        ]
+        .into_iter()
+        .map(|(n, var, d)| (n.to_owned(), format!("http://127.0.0.1:{}", port(var, d))))
+        .collect()
+    } else {
+        services
+            .iter()
+            .map(|s| {
+                s.split_once('=')
+                    .map(|(n, u)| (n.to_owned(), u.trim_end_matches('/').to_owned()))
+            })
+            .collect::<Option<_>>()
+            .context("--service takes NAME=URL")?
+    };
+    let interval = std::time::Duration::from_secs(interval.max(1));
+    let mut m = monitor::Monitor::new(services, &db_core::RedisConfig::from_env()?, interval)?;
+    loop {
+        // --once counts every key now; a live dashboard spreads the count over refreshes.
+        let snapshot = m.snapshot(if once { 10_000 } else { 20 }).await;
+        if json {
+            println!("{}", serde_json::to_string(&snapshot)?);
+        } else {
+            if !once {
+                print!("\x1b[2J\x1b[H");
+            }
+            print!("{}", monitor::render(&snapshot));
+        }
+        if once {
+            return Ok(ExitCode::SUCCESS);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+        }
+    }
 }

@@ -193,3 +193,122 @@ async fn maintenance_vacuums_and_reports() {
     assert_eq!(messages["dead_rows"], 0, "vacuumed");
     assert!(messages["live_rows"].as_i64().unwrap() >= 300_000);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitor_shows_live_figures_and_survives_what_is_down() {
+    use service_kit::testing::TestApp;
+    let app = TestApp::start("chat", chat::routes::configure).await;
+    let mut conn = app.db.conn().await.unwrap();
+    db_core::queries::characters::upsert(&mut conn, &db_core::seed::demo_characters().unwrap())
+        .await
+        .unwrap();
+    let new = db_core::models::NewUser {
+        email: "m@example.com".into(),
+        password_hash: db_core::models::SecretString::new("x"),
+        display_name: "M".into(),
+    };
+    let user = db_core::queries::users::create(&mut conn, &new)
+        .await
+        .unwrap()
+        .id;
+    let token = app.token_for(user);
+    app.post(
+        "/api/v1/matches",
+        Some(&token),
+        serde_json::json!({ "character_id": "sophia" }),
+    )
+    .await;
+    for _ in 0..5 {
+        app.get("/api/v1/conversations/sophia/messages", &token)
+            .await;
+    }
+    let prefix = app.kit.store.cache.keys().prefix().to_owned();
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let monitor = |redis: String, json: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dreamctl"));
+        cmd.args([
+            "monitor",
+            "--once",
+            "--service",
+            &format!("chat={}", app.base),
+            "--service",
+        ])
+        .arg(format!("auth=http://127.0.0.1:{closed}"))
+        .env("REDIS_URL", redis)
+        .env("REDIS_KEY_PREFIX", &prefix);
+        if json {
+            cmd.arg("--json");
+        }
+        cmd.output().unwrap()
+    };
+    let out = monitor(db_test::redis_url(), true);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let snap: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let svc = |name: &str| {
+        snap["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(svc("chat")["status"], "green");
+    assert_eq!(svc("chat")["pools"][0]["role"], "primary");
+    assert!(svc("chat")["pools"][0]["open"].as_f64().unwrap() >= 1.0);
+    assert_eq!(svc("auth")["status"], "down");
+    assert_eq!(snap["redis"]["up"], true);
+    let families = snap["redis"]["keys"]["families"].as_array().unwrap();
+    let count = |f: &str| {
+        families.iter().find(|x| x[0] == f).unwrap()[1]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(count("conversation"), 1, "the one cached window");
+    assert!(count("matches") >= 1);
+    assert!(
+        snap["redis"]["hit_rate"].as_f64().unwrap() > 0.5,
+        "{}",
+        snap["redis"]
+    );
+    let read = snap["latency"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["operation"] == "read conversation")
+        .unwrap()
+        .clone();
+    assert_eq!(read["requests"], 5);
+    assert!(read["p95_ms"].as_f64().unwrap() > 0.0);
+
+    let text = monitor(db_test::redis_url(), false);
+    let text = String::from_utf8_lossy(&text.stdout);
+    for section in [
+        "SERVICES AND POOLS",
+        "REDIS",
+        "KEYS BY FAMILY",
+        "LATENCY",
+        "SLOW QUERIES",
+    ] {
+        assert!(text.contains(section), "{section} missing:\n{text}");
+    }
+    assert!(
+        text.contains("🟢 chat") && text.contains("⚫ auth"),
+        "{text}"
+    );
+
+    let down = monitor(format!("redis://127.0.0.1:{closed}"), false);
+    assert!(down.status.success());
+    let down = String::from_utf8_lossy(&down.stdout);
+    assert!(
+        down.contains("⚫ down: the services serve from PostgreSQL"),
+        "{down}"
+    );
+}

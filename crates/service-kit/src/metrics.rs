@@ -52,9 +52,11 @@ pub async fn middleware(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let route = req
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
+    // `{param}` becomes `:param`: braces inside label values trip some Prometheus parsers.
+    let route = req.match_pattern().map_or_else(
+        || "unmatched".to_owned(),
+        |p| p.replace('{', ":").replace('}', ""),
+    );
     let method = req.method().to_string();
     let started = Instant::now();
     let (res, queries) = db_core::instrumentation::count_queries(next.call(req)).await;

@@ -163,6 +163,26 @@ impl Family {
         self.spec().ttl
     }
 
+    /// The family a key of `keys` belongs to (its lock and version keys included).
+    pub fn of_key(keys: &Keyspace, key: &str) -> Option<Family> {
+        let rest = key.strip_prefix(keys.prefix())?.strip_prefix(':')?;
+        let family = match rest.split(':').next()? {
+            "user" => Family::UserProfile,
+            "chat" => Family::Conversation,
+            "matches" => Family::MatchList,
+            "affection" => Family::Affection,
+            "character" | "characters" | "invalidate" => Family::Character,
+            "photos" => Family::PhotoPage,
+            "typing" => Family::Typing,
+            "unread" => Family::Unread,
+            "leaderboard" => Family::Leaderboard,
+            "session" => Family::Session,
+            "ratelimit" => Family::RateLimit,
+            _ => return None,
+        };
+        Some(family)
+    }
+
     pub(crate) fn index(self) -> usize {
         Family::ALL.iter().position(|f| *f == self).unwrap_or(0)
     }
@@ -287,5 +307,18 @@ mod tests {
             format!("t1:user:profile:{u}:lock")
         );
         assert!(k.conversations_of(u).starts_with("t1:chat:history:"));
+        assert_eq!(
+            Family::of_key(&k, &k.conversation(u, "x")),
+            Some(Family::Conversation)
+        );
+        assert_eq!(
+            Family::of_key(&k, &k.lock(&k.user_profile(u))),
+            Some(Family::UserProfile)
+        );
+        assert_eq!(
+            Family::of_key(&k, &k.rate_limit("ip", "1", 2)),
+            Some(Family::RateLimit)
+        );
+        assert_eq!(Family::of_key(&k, "other:chat:history"), None);
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod affection;
 mod breaker;
+pub mod census;
 pub mod keys;
 pub mod limits;
 pub mod local;
