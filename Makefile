@@ -16,8 +16,11 @@ help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 .PHONY: tools
-tools: ## Install the build tools the project needs (cargo-nextest)
+tools: ## Install the tools the tests need (cargo-nextest, kubectl, kubernetes-validate)
 	@command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
+	@command -v kubectl >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq kubernetes-client); } \
+	  || { echo "kubectl is needed: sudo apt-get install -y kubernetes-client" >&2; exit 1; }
+	@command -v kubernetes-validate >/dev/null || pip install --quiet kubernetes-validate
 
 .PHONY: services
 services: ## Make sure PostgreSQL and Redis answer (start local ones if nothing listens)
@@ -32,6 +35,8 @@ test: tools ## fmt, clippy and every test against real PostgreSQL and Redis
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	scripts/check-layering.sh
+	scripts/check-k8s.sh
+	scripts/check-deploy.sh
 	scripts/with-services.sh cargo nextest run --workspace --locked --no-fail-fast
 
 .PHONY: build

@@ -87,6 +87,10 @@ pub struct PgConfig {
     pub test_on_checkout: bool,
     /// Per-statement limit set on every connection; zero disables it (for migrations and seeding).
     pub statement_timeout: Duration,
+    /// Send `SET application_name/statement_timeout` on each new connection. Turn off behind
+    /// PgBouncer in transaction mode, where session settings would leak to other clients: set
+    /// them on the role (`ALTER ROLE dream SET statement_timeout = '10s'`) instead.
+    pub session_settings: bool,
 }
 
 impl PgConfig {
@@ -109,6 +113,7 @@ impl PgConfig {
             idle_timeout: Duration::from_secs(600),
             test_on_checkout: true,
             statement_timeout: Duration::from_secs(10),
+            session_settings: true,
         }
     }
 
@@ -129,6 +134,7 @@ impl PgConfig {
                 "DB_STATEMENT_TIMEOUT_MS",
                 d.statement_timeout.as_millis() as u64,
             )?,
+            session_settings: env_or("DB_SESSION_SETTINGS", d.session_settings)?,
         })
     }
 }

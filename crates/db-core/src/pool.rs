@@ -122,6 +122,7 @@ impl PgPool {
             ),
             statement_timeout_ms: config.statement_timeout.as_millis() as u64,
             read_only: role == "replica",
+            session_settings: config.session_settings,
             slow,
         };
         manager_config.custom_setup =
@@ -200,12 +201,17 @@ struct ConnectionSetup {
     application_name: String,
     statement_timeout_ms: u64,
     read_only: bool,
+    session_settings: bool,
     slow: SlowQueryConfig,
 }
 
 impl ConnectionSetup {
     async fn connect(self, url: String) -> Result<AsyncPgConnection, ConnectionError> {
         let mut conn = AsyncPgConnection::establish(&url).await?;
+        if !self.session_settings {
+            conn.set_instrumentation(QueryInstrumentation::new(self.slow));
+            return Ok(conn);
+        }
         // Quoted as a SQL literal; the name comes from our own config, never from a request.
         let name = self.application_name.replace('\'', "''");
         let mut setup = format!(
@@ -286,6 +292,7 @@ pub async fn connect_unpooled(
         application_name: application_name.to_owned(),
         statement_timeout_ms: 0,
         read_only: false,
+        session_settings: true,
         slow: SlowQueryConfig::default(),
     };
     setup.connect(url.to_owned()).await

@@ -41,7 +41,7 @@ impl GatewayConfig {
         };
         Ok(Self {
             host: env_or("HOST", "127.0.0.1".to_owned())?,
-            port: env_or("GATEWAY_PORT", 8080)?,
+            port: env_or("GATEWAY_PORT", env_or("PORT", 8080)?)?,
             upstreams: vec![
                 ("auth", urls("AUTH_URLS", "http://127.0.0.1:8081")?),
                 ("chat", urls("CHAT_URLS", "http://127.0.0.1:8082")?),

@@ -129,3 +129,19 @@ async fn reads_go_to_the_replica_when_one_is_configured() {
     );
     without.ping().await.unwrap();
 }
+
+#[tokio::test]
+async fn behind_pgbouncer_no_session_setting_is_sent() {
+    let test = TestDb::new().await.unwrap();
+    let config = PgConfig { application_name: "chat".into(), session_settings: false, ..test.pg_config() };
+    let db = Db::new(&config, SlowQueryConfig::default());
+    let mut conn = db.write().await.unwrap();
+    assert_ne!(scalar(&mut conn, "current_setting('application_name')").await, "chat");
+    assert_eq!(scalar(&mut conn, "current_setting('statement_timeout')").await, "0", "the server's (or role's) default");
+    // Still instrumented.
+    let ((), n) = db_core::instrumentation::count_queries(async {
+        scalar(&mut conn, "1").await;
+    })
+    .await;
+    assert_eq!(n, 1);
+}
