@@ -37,6 +37,7 @@ Try:
        -d '{"email":"demo@example.com","password":"dream-demo-2026"}' | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
   curl -s http://127.0.0.1:${GATEWAY_PORT}/api/v1/conversations/sophia/messages -H "authorization: Bearer \$TOKEN"
 
+Dashboard:  target/debug/dreamctl monitor     (pools, Redis, latency, slow queries)
 The ai and media services join as they land. Ctrl-C stops everything.
 TXT
 wait

@@ -262,7 +262,7 @@ async fn a_hundred_concurrent_misses_load_once_across_two_replicas() {
                     &cache.keys().user_profile(Uuid::nil()),
                     || async {
                         loads.fetch_add(1, Ordering::SeqCst);
-                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
                         Ok::<_, std::convert::Infallible>("loaded once".to_owned())
                     },
                 )

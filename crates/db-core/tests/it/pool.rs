@@ -62,8 +62,15 @@ async fn an_exhausted_pool_answers_with_a_timeout_not_a_hang() {
     // A waiter is counted while it waits, and served as soon as a connection comes back.
     let db2 = db.clone();
     let waiter = tokio::spawn(async move { db2.write().await.map(drop) });
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(db.primary().stats().waiters, 1);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while db.primary().stats().waiters != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the waiter never showed up: {:?}",
+            db.primary().stats()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     drop(held);
     waiter.await.unwrap().unwrap();
     assert_eq!(db.primary().stats().waiters, 0);
@@ -133,11 +140,22 @@ async fn reads_go_to_the_replica_when_one_is_configured() {
 #[tokio::test]
 async fn behind_pgbouncer_no_session_setting_is_sent() {
     let test = TestDb::new().await.unwrap();
-    let config = PgConfig { application_name: "chat".into(), session_settings: false, ..test.pg_config() };
+    let config = PgConfig {
+        application_name: "chat".into(),
+        session_settings: false,
+        ..test.pg_config()
+    };
     let db = Db::new(&config, SlowQueryConfig::default());
     let mut conn = db.write().await.unwrap();
-    assert_ne!(scalar(&mut conn, "current_setting('application_name')").await, "chat");
-    assert_eq!(scalar(&mut conn, "current_setting('statement_timeout')").await, "0", "the server's (or role's) default");
+    assert_ne!(
+        scalar(&mut conn, "current_setting('application_name')").await,
+        "chat"
+    );
+    assert_eq!(
+        scalar(&mut conn, "current_setting('statement_timeout')").await,
+        "0",
+        "the server's (or role's) default"
+    );
     // Still instrumented.
     let ((), n) = db_core::instrumentation::count_queries(async {
         scalar(&mut conn, "1").await;
