@@ -5,8 +5,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin="$root/target/debug"
 export RUST_LOG=${RUST_LOG:-info}
-export AUTH_PORT=${AUTH_PORT:-8081} CHAT_PORT=${CHAT_PORT:-8082} GATEWAY_PORT=${GATEWAY_PORT:-8080}
-export AUTH_URLS=${AUTH_URLS:-http://127.0.0.1:$AUTH_PORT} CHAT_URLS=${CHAT_URLS:-http://127.0.0.1:$CHAT_PORT}
+export AUTH_PORT=${AUTH_PORT:-8081} CHAT_PORT=${CHAT_PORT:-8082} AI_PORT=${AI_PORT:-8083} GATEWAY_PORT=${GATEWAY_PORT:-8080}
+export AUTH_URLS=${AUTH_URLS:-http://127.0.0.1:$AUTH_PORT} CHAT_URLS=${CHAT_URLS:-http://127.0.0.1:$CHAT_PORT} AI_URLS=${AI_URLS:-http://127.0.0.1:$AI_PORT}
 pids=()
 stop() {
   trap - INT TERM EXIT
@@ -23,21 +23,26 @@ run() { # name binary
 
 run auth dream-auth
 run chat dream-chat
+run ai dream-ai
 run gateway dream-gateway
 
 cat <<TXT
 
 Dream (development) — database ${DATABASE_URL}, Redis ${REDIS_URL}
   gateway  http://127.0.0.1:${GATEWAY_PORT}   the one public entry (/health aggregates the services)
-  auth     http://127.0.0.1:${AUTH_PORT}   chat http://127.0.0.1:${CHAT_PORT}   (each: /health /ready /metrics)
+  auth     http://127.0.0.1:${AUTH_PORT}   chat http://127.0.0.1:${CHAT_PORT}   ai http://127.0.0.1:${AI_PORT}   (each: /health /ready /metrics)
 
 Try:
   TOKEN=\$(curl -s -X POST http://127.0.0.1:${GATEWAY_PORT}/api/v1/auth/login \\
        -H 'content-type: application/json' \\
        -d '{"email":"demo@example.com","password":"dream-demo-2026"}' | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
   curl -s http://127.0.0.1:${GATEWAY_PORT}/api/v1/conversations/sophia/messages -H "authorization: Bearer \$TOKEN"
+  curl -s -X POST http://127.0.0.1:${GATEWAY_PORT}/api/v1/conversations/sophia/messages -H "authorization: Bearer \$TOKEN" \
+       -H 'content-type: application/json' -d '{"content":"Bonsoir Sophia, tu lis quoi en ce moment ?"}'
+  curl -N -X POST http://127.0.0.1:${GATEWAY_PORT}/api/v1/conversations/sophia/reply -H "authorization: Bearer \$TOKEN" \
+       -H 'accept: text/event-stream'
 
 Dashboard:  target/debug/dreamctl monitor     (pools, Redis, latency, slow queries)
-The ai and media services join as they land. Ctrl-C stops everything.
+The media service joins when it lands. Ctrl-C stops everything.
 TXT
 wait

@@ -98,6 +98,21 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    generations (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        character_id -> Text,
+        user_message_id -> Int8,
+        reply_message_id -> Nullable<Int8>,
+        status -> Text,
+        provider -> Text,
+        tokens -> Jsonb,
+        started_at -> Timestamptz,
+        finished_at -> Nullable<Timestamptz>,
+    }
+}
+
 diesel::joinable!(matches -> users (user_id));
 diesel::joinable!(matches -> characters (character_id));
 diesel::joinable!(refresh_sessions -> users (user_id));
@@ -110,4 +125,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     received_photos,
     memories,
     refresh_sessions,
+    generations,
 );

@@ -213,8 +213,11 @@ pub async fn seed(
         if !reset {
             return Err(SeedError::NotEmpty(existing));
         }
-        conn.batch_execute("TRUNCATE users, characters, matches, chat_messages, received_photos, memories, refresh_sessions RESTART IDENTITY")
-            .await?;
+        // CASCADE empties every table that refers to users or characters, new ones included.
+        conn.batch_execute(
+            "TRUNCATE users, characters, affection_flushes RESTART IDENTITY CASCADE",
+        )
+        .await?;
     }
 
     // Characters: the demo catalogue first, then generated ones up to the count.

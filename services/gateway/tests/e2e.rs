@@ -150,6 +150,15 @@ async fn stack_with(extra_env: Vec<(&'static str, String)>) -> Stack {
         "dream-chat",
         &common(vec![("CHAT_PORT", chat2.to_string())]),
     );
+    let ai_port = free_port();
+    let ai = spawn(
+        "ai",
+        "dream-ai",
+        &common(vec![
+            ("AI_PORT", ai_port.to_string()),
+            ("AI_TOKEN_DELAY_MS", "5".into()),
+        ]),
+    );
     let gateway = spawn(
         "gateway",
         "dream-gateway",
@@ -160,17 +169,18 @@ async fn stack_with(extra_env: Vec<(&'static str, String)>) -> Stack {
                 "CHAT_URLS",
                 format!("http://127.0.0.1:{chat1},http://127.0.0.1:{chat2}"),
             ),
+            ("AI_URLS", format!("http://127.0.0.1:{ai_port}")),
         ]),
     );
     let http = Client::new();
-    for port in [auth_port, chat1, chat2, gw_port] {
+    for port in [auth_port, chat1, chat2, ai_port, gw_port] {
         wait_healthy(&http, &format!("http://127.0.0.1:{port}")).await;
     }
     Stack {
         gateway: format!("http://127.0.0.1:{gw_port}"),
         http,
         chat_replicas: vec![chat_a, chat_b],
-        _others: vec![auth, gateway],
+        _others: vec![auth, ai, gateway],
         _db: db,
     }
 }
@@ -277,6 +287,35 @@ async fn a_client_story_through_the_gateway() {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(page["items"][0]["id"], sent["id"]);
+    // The character answers, streamed through the gateway as server-sent events.
+    let res = s
+        .http
+        .post(format!("{}/api/v1/conversations/sophia/reply", s.gateway))
+        .bearer_auth(&access)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    let stream = res.text().await.unwrap();
+    assert!(stream.matches("event: token").count() >= 5, "{stream}");
+    let done = stream
+        .split("\n\n")
+        .find(|e| e.contains("event: done"))
+        .expect("a done event");
+    let stored: Value =
+        serde_json::from_str(done.lines().find_map(|l| l.strip_prefix("data: ")).unwrap()).unwrap();
+    assert_eq!(stored["sender"], "character");
+    let (_, page) = s
+        .get("/api/v1/conversations/sophia/messages", &access)
+        .await;
+    assert_eq!(
+        page["items"][0]["id"], stored["id"],
+        "the reply is in the conversation"
+    );
+    assert_eq!(page["items"][1]["id"], sent["id"]);
+
     let (_, hits) = s.get("/api/v1/search/messages?q=cafés", &access).await;
     assert_eq!(hits.as_array().unwrap().len(), 1, "{hits}");
 
@@ -401,6 +440,7 @@ async fn a_client_story_through_the_gateway() {
         ("/api/v1/memories", "post"),
         ("/api/v1/memories/{id}", "patch"),
         ("/api/v1/memories/{id}", "delete"),
+        ("/api/v1/conversations/{character_id}/reply", "post"),
     ] {
         assert!(
             paths.get(path).and_then(|p| p.get(method)).is_some(),

@@ -5,6 +5,7 @@
 //! its latency histogram, and `crate::explain` runs the very same statement under EXPLAIN.
 
 pub mod characters;
+pub mod generations;
 pub mod matches;
 pub mod memories;
 pub mod messages;

@@ -1,0 +1,140 @@
+//! `POST /api/v1/conversations/{character_id}/reply`: the character answers the user's latest
+//! message. With `Accept: text/event-stream` the reply streams as server-sent events (one
+//! `token` event per token, then `done` with the stored message); otherwise the stored message
+//! comes back as JSON when it is complete. Asking again returns the same reply.
+
+use std::sync::Arc;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use db_core::models::Message;
+use futures_util::stream::{self, StreamExt};
+use service_kit::{ApiError, ApiResult, AuthUser, Kit};
+
+use crate::generate::{self, Event, Started};
+use crate::provider::Provider;
+
+/// The provider the service answers with.
+pub struct Ai {
+    pub provider: Arc<dyn Provider>,
+}
+
+fn sse(id: usize, event: &str, data: &serde_json::Value) -> web::Bytes {
+    web::Bytes::from(format!("id: {id}\nevent: {event}\ndata: {data}\n\n"))
+}
+
+fn token_event(index: usize, text: &str) -> web::Bytes {
+    sse(index + 1, "token", &serde_json::json!({ "text": text }))
+}
+
+fn done_event(after: usize, m: &Message) -> web::Bytes {
+    sse(after + 1, "done", &serde_json::json!(m))
+}
+
+#[utoipa::path(post, path = "/api/v1/conversations/{character_id}/reply", tag = "conversations", security(("bearer" = [])),
+    params(("character_id" = String, Path), ("Last-Event-ID" = Option<String>, Header, description = "resume a stream after this event")),
+    responses((status = 201, body = Message, description = "a new reply (or, with Accept: text/event-stream, its events)"),
+              (status = 200, body = Message, description = "the reply already written"),
+              (status = 409, body = service_kit::error::Problem, description = "nothing_to_answer or generation_in_progress")))]
+pub async fn handle(
+    kit: web::Data<Kit>,
+    ai: web::Data<Ai>,
+    me: AuthUser,
+    character: web::Path<String>,
+    req: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    let matched = kit
+        .store
+        .matches(me.id)
+        .await?
+        .iter()
+        .any(|m| m.character_id == *character);
+    if !matched {
+        return Err(ApiError::NotFound);
+    }
+    let mut conn = kit.store.db.write().await?;
+    let user_message =
+        db_core::queries::generations::latest_user_message(&mut conn, me.id, &character)
+            .await?
+            .ok_or(ApiError::Conflict {
+                code: "nothing_to_answer",
+                detail: "the user has not written yet".into(),
+            })?;
+    drop(conn);
+    let streaming = req
+        .headers()
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/event-stream"));
+    let resume_after: usize = req
+        .headers()
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .unwrap_or(0);
+    match generate::start(&kit, ai.provider.clone(), me.id, &character, user_message).await? {
+        Started::Running(_) => Err(ApiError::Conflict {
+            code: "generation_in_progress",
+            detail: "this reply is being written; ask again in a moment".into(),
+        }),
+        Started::Done(g, reply) if streaming => {
+            // Replay what the client missed, then the end.
+            let tokens = g.tokens();
+            let mut events: Vec<web::Bytes> = tokens
+                .iter()
+                .enumerate()
+                .skip(resume_after)
+                .map(|(i, t)| token_event(i, t))
+                .collect();
+            events.push(done_event(tokens.len(), &reply));
+            Ok(HttpResponse::Ok()
+                .content_type("text/event-stream")
+                .insert_header(("cache-control", "no-cache"))
+                .streaming(stream::iter(
+                    events.into_iter().map(Ok::<_, actix_web::Error>),
+                )))
+        }
+        Started::Done(_, reply) => Ok(HttpResponse::Ok().json(reply)),
+        Started::Live(_, rx) if streaming => {
+            // The state carries how many tokens went out, so `done` gets the next id.
+            let events = stream::unfold(Some((rx, 0usize)), |state| async move {
+                let (mut rx, sent) = state?;
+                loop {
+                    match rx.recv().await {
+                        Ok(Event::Token { index, text }) => {
+                            return Some((
+                                Ok::<_, actix_web::Error>(token_event(index, &text)),
+                                Some((rx, index + 1)),
+                            ));
+                        }
+                        Ok(Event::Done(m)) => return Some((Ok(done_event(sent, &m)), None)),
+                        Ok(Event::Failed)
+                        | Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                            return Some((
+                                Ok(sse(
+                                    sent + 1,
+                                    "error",
+                                    &serde_json::json!({ "code": "generation_failed" }),
+                                )),
+                                None,
+                            ));
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    }
+                }
+            });
+            Ok(HttpResponse::Created()
+                .content_type("text/event-stream")
+                .insert_header(("cache-control", "no-cache"))
+                .streaming(events.boxed_local()))
+        }
+        Started::Live(_, mut rx) => loop {
+            match rx.recv().await {
+                Ok(Event::Done(m)) => return Ok(HttpResponse::Created().json(*m)),
+                Ok(Event::Token { .. })
+                | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Ok(Event::Failed) | Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                    return Err(ApiError::Unavailable { retry_after: 1 });
+                }
+            }
+        },
+    }
+}

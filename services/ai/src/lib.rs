@@ -1,0 +1,7 @@
+//! The ai service: the characters' replies, streamed, written exactly once.
+
+pub mod generate;
+pub mod handlers;
+pub mod openapi;
+pub mod provider;
+pub mod routes;

@@ -1,0 +1,279 @@
+//! The ai service over real HTTP, against its own database and Redis prefix.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ai::handlers::reply::Ai;
+use ai::provider::Builtin;
+use db_core::models::{NewMessage, NewUser, SecretString, Sender};
+use futures_util::StreamExt;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use service_kit::testing::TestApp;
+use uuid::Uuid;
+
+async fn start(token_delay_ms: u64) -> (TestApp, Uuid, String) {
+    let ai = Ai {
+        provider: Arc::new(Builtin {
+            token_delay: Duration::from_millis(token_delay_ms),
+        }),
+    };
+    let app = TestApp::start("ai", ai::routes::configure_with(ai)).await;
+    let mut conn = app.db.conn().await.unwrap();
+    db_core::queries::characters::upsert(&mut conn, &db_core::seed::demo_characters().unwrap())
+        .await
+        .unwrap();
+    let new = NewUser {
+        email: "lea@example.com".into(),
+        password_hash: SecretString::new("x"),
+        display_name: "Léa".into(),
+    };
+    let user = db_core::queries::users::create(&mut conn, &new)
+        .await
+        .unwrap()
+        .id;
+    db_core::queries::matches::create(&mut conn, user, "sophia")
+        .await
+        .unwrap();
+    let token = app.token_for(user);
+    (app, user, token)
+}
+
+async fn say(app: &TestApp, user: Uuid, text: &str) -> i64 {
+    app.kit
+        .store
+        .send(&NewMessage::new(user, "sophia", Sender::User, text))
+        .await
+        .unwrap()
+        .into_message()
+        .id
+}
+
+async fn character_replies(app: &TestApp, user: Uuid) -> Vec<db_core::models::Message> {
+    let mut conn = app.db.conn().await.unwrap();
+    db_core::queries::messages::latest(&mut conn, user, "sophia", None, 100)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|m| m.sender == Sender::Character)
+        .collect()
+}
+
+const REPLY: &str = "/api/v1/conversations/sophia/reply";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_is_written_once_and_counted_once() {
+    let (app, user, token) = start(0).await;
+    say(
+        &app,
+        user,
+        "Je m'appelle Léa. Je reviens de la bibliothèque municipale !",
+    )
+    .await;
+    let (status, reply) = app.post(REPLY, Some(&token), Value::Null).await;
+    assert_eq!(status, StatusCode::CREATED, "{reply}");
+    assert_eq!(reply["sender"], "character");
+    assert!(
+        reply["content"].as_str().unwrap().contains("bibliothèque"),
+        "in answer to the message: {reply}"
+    );
+    let (status, again) = app.post(REPLY, Some(&token), Value::Null).await;
+    assert_eq!(
+        (status, &again),
+        (StatusCode::OK, &reply),
+        "asking again returns the stored reply"
+    );
+    assert_eq!(character_replies(&app, user).await.len(), 1);
+    let store = &app.kit.store;
+    assert_eq!(store.affection(user, "sophia").await.unwrap(), Some(2));
+    assert_eq!(store.profile(user).await.unwrap().unwrap().xp, 10);
+    assert_eq!(store.unread_count(user, "sophia").await.unwrap(), 1);
+    let mut conn = app.db.conn().await.unwrap();
+    let remembered = db_core::queries::memories::list(&mut conn, user, "sophia", None, 10)
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(
+        remembered
+            .iter()
+            .map(|m| m.content.as_str())
+            .collect::<Vec<_>>(),
+        vec!["Je m'appelle Léa"]
+    );
+    assert!(remembered[0].source_message_id.is_some());
+
+    // The next message gets its own reply, and the memory shows in it.
+    say(&app, user, "Tu te souviens de moi ?").await;
+    let (status, second) = app.post(REPLY, Some(&token), Value::Null).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert!(
+        second["content"]
+            .as_str()
+            .unwrap()
+            .contains("je m'appelle Léa"),
+        "{second}"
+    );
+    assert_eq!(character_replies(&app, user).await.len(), 2);
+}
+
+fn parse_sse(text: &str) -> Vec<(String, String, Value)> {
+    text.split("\n\n")
+        .filter(|e| !e.trim().is_empty())
+        .map(|e| {
+            let field = |name: &str| {
+                e.lines()
+                    .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+                    .unwrap_or("")
+                    .to_owned()
+            };
+            (
+                field("id"),
+                field("event"),
+                serde_json::from_str(&field("data")).unwrap_or(Value::Null),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reply_streams_as_server_sent_events_and_replays() {
+    let (app, user, token) = start(1).await;
+    say(&app, user, "Raconte-moi ta journée à la librairie").await;
+    let res = app
+        .http
+        .post(format!("{}{REPLY}", app.base))
+        .bearer_auth(&token)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    let events = parse_sse(&res.text().await.unwrap());
+    let tokens: Vec<&(String, String, Value)> = events.iter().filter(|e| e.1 == "token").collect();
+    assert!(tokens.len() >= 5, "{events:?}");
+    assert_eq!(tokens[0].0, "1");
+    let (done_id, kind, stored) = events.last().unwrap();
+    assert_eq!(kind, "done");
+    assert_eq!(done_id, &(tokens.len() + 1).to_string());
+    let text: String = tokens
+        .iter()
+        .map(|t| t.2["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(text.trim(), stored["content"].as_str().unwrap());
+
+    // A client that lost the stream after event 3 gets the rest, not a new reply.
+    let res = app
+        .http
+        .post(format!("{}{REPLY}", app.base))
+        .bearer_auth(&token)
+        .header("accept", "text/event-stream")
+        .header("last-event-id", "3")
+        .send()
+        .await
+        .unwrap();
+    let replay = parse_sse(&res.text().await.unwrap());
+    assert_eq!(replay.first().unwrap().0, "4");
+    assert_eq!(replay.last().unwrap().2, *stored);
+    assert_eq!(character_replies(&app, user).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_leaves_midway_still_gets_the_whole_reply_stored_once() {
+    let (app, user, token) = start(40).await;
+    say(&app, user, "Tu aimes la poésie ?").await;
+    let res = app
+        .http
+        .post(format!("{}{REPLY}", app.base))
+        .bearer_auth(&token)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    let mut body = res.bytes_stream();
+    let first = body.next().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("event: token"));
+    drop(body); // the client goes away
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let reply = loop {
+        if let Some(r) = character_replies(&app, user).await.pop() {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "the reply was never stored");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(reply.content.ends_with('?'), "complete: {}", reply.content);
+    let (status, again) = app.post(REPLY, Some(&token), Value::Null).await;
+    assert_eq!(
+        (status, again["id"].as_i64()),
+        (StatusCode::OK, Some(reply.id))
+    );
+    assert_eq!(character_replies(&app, user).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_make_one_generation() {
+    let (app, user, token) = start(5).await;
+    say(&app, user, "Dis-moi quelque chose de doux").await;
+    let ask = || app.call(Method::POST, REPLY, Some(&token), None);
+    let (a, b) = tokio::join!(ask(), ask());
+    let statuses = [a.0, b.0];
+    assert!(statuses.contains(&StatusCode::CREATED), "{statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .all(|s| [StatusCode::CREATED, StatusCode::OK, StatusCode::CONFLICT].contains(s)),
+        "{statuses:?}"
+    );
+    let loser = if a.0 == StatusCode::CREATED { &b } else { &a };
+    if loser.0 == StatusCode::CONFLICT {
+        assert_eq!(loser.1["code"], "generation_in_progress");
+    }
+    assert_eq!(character_replies(&app, user).await.len(), 1);
+    assert_eq!(
+        app.kit.store.affection(user, "sophia").await.unwrap(),
+        Some(2),
+        "affection counted once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_to_answer_and_strangers() {
+    let (app, user, token) = start(0).await;
+    let (status, p) = app.post(REPLY, Some(&token), Value::Null).await;
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (StatusCode::CONFLICT, Some("nothing_to_answer"))
+    );
+    let (status, _) = app
+        .post(
+            "/api/v1/conversations/hugo/reply",
+            Some(&token),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "no match, no conversation");
+    say(&app, user, "Bonjour").await;
+    let stranger = app.token_for(Uuid::new_v4());
+    assert_eq!(
+        app.post(REPLY, Some(&stranger), Value::Null).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert!(character_replies(&app, user).await.is_empty());
+}
+
+#[test]
+fn the_openapi_document_is_complete() {
+    let doc = ai::openapi::document();
+    assert_eq!(
+        service_kit::openapi::dangling_refs(&doc),
+        Vec::<String>::new()
+    );
+    assert!(
+        doc.paths
+            .paths
+            .contains_key("/api/v1/conversations/{character_id}/reply")
+    );
+}
