@@ -115,7 +115,12 @@ async fn prompt(
         character: (*c).clone(),
         user_message,
         memories: remembered,
-        history: window.items.iter().map(|m| m.content.clone()).collect(),
+        history: window
+            .items
+            .iter()
+            .filter(|m| m.id != user_message_id)
+            .map(|m| (m.sender == db_core::models::Sender::User, m.content.clone()))
+            .collect(),
         seed: generation.as_u64_pair().0,
     })
 }

@@ -2,6 +2,7 @@
 
 pub mod generate;
 pub mod handlers;
+pub mod openai;
 pub mod openapi;
 pub mod provider;
 pub mod routes;

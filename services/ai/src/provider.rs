@@ -16,8 +16,8 @@ pub struct Prompt {
     pub user_message: String,
     /// What the character remembers of the user, most relevant first.
     pub memories: Vec<String>,
-    /// The latest messages, newest first (the cached window).
-    pub history: Vec<String>,
+    /// The latest messages, newest first (the cached window): `(from the user, text)`.
+    pub history: Vec<(bool, String)>,
     pub seed: u64,
 }
 

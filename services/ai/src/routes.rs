@@ -6,19 +6,44 @@ use std::time::Duration;
 use actix_web::web;
 
 use crate::handlers::reply::{self, Ai};
+use crate::openai::{OpenAi, OpenAiConfig};
 use crate::provider::Builtin;
 
-/// Routes with the default provider (`AI_TOKEN_DELAY_MS` paces the builtin one).
+/// Routes with the provider the environment asks for: `AI_PROVIDER=builtin` (the default,
+/// offline; `AI_TOKEN_DELAY_MS` paces it) or `openai` (`OPENAI_BASE_URL`, `OPENAI_MODEL`,
+/// `OPENAI_API_KEY`, `AI_FIRST_TOKEN_TIMEOUT_MS`, `AI_TIMEOUT_MS`, `AI_RETRIES`), which falls
+/// back to builtin when the API cannot answer.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    let delay = std::env::var("AI_TOKEN_DELAY_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(30);
-    configure_with(Ai {
-        provider: Arc::new(Builtin {
-            token_delay: Duration::from_millis(delay),
-        }),
-    })(cfg)
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let num = |k: &str, d: u64| env(k).and_then(|v| v.parse().ok()).unwrap_or(d);
+    let builtin: Arc<dyn crate::provider::Provider> = Arc::new(Builtin {
+        token_delay: Duration::from_millis(num("AI_TOKEN_DELAY_MS", 30)),
+    });
+    let provider = match env("AI_PROVIDER").as_deref() {
+        Some("openai") => {
+            let config = OpenAiConfig {
+                base_url: env("OPENAI_BASE_URL")
+                    .unwrap_or_else(|| "https://api.openai.com/v1".into()),
+                model: env("OPENAI_MODEL").unwrap_or_else(|| "gpt-4o-mini".into()),
+                api_key: env("OPENAI_API_KEY"),
+                first_token_timeout: Duration::from_millis(num(
+                    "AI_FIRST_TOKEN_TIMEOUT_MS",
+                    10_000,
+                )),
+                total_timeout: Duration::from_millis(num("AI_TIMEOUT_MS", 120_000)),
+                retries: num("AI_RETRIES", 1) as u32,
+            };
+            match OpenAi::new(config, Some(builtin.clone())) {
+                Ok(p) => Arc::new(p) as Arc<dyn crate::provider::Provider>,
+                Err(e) => {
+                    tracing::error!(error = %e, "openai provider unavailable; using builtin");
+                    builtin
+                }
+            }
+        }
+        _ => builtin,
+    };
+    configure_with(Ai { provider })(cfg)
 }
 
 pub fn configure_with(ai: Ai) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {

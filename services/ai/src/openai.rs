@@ -1,0 +1,197 @@
+//! Any OpenAI-compatible chat-completions API (OpenAI, vLLM, Ollama, llama.cpp's server), streamed.
+//! Retries happen only before the first token (after it, a retry would repeat words the client
+//! already has); a circuit breaker stops calling a failing API for a while; when the API cannot
+//! start a reply, the fallback provider answers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use db_core::cache::Breaker;
+use eventsource_stream::Eventsource;
+use futures_util::stream::{self, BoxStream, StreamExt};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use crate::provider::{Prompt, Provider, ProviderError};
+
+#[derive(Debug, Clone)]
+pub struct OpenAiConfig {
+    /// e.g. `https://api.openai.com/v1` or `http://127.0.0.1:11434/v1`.
+    pub base_url: String,
+    pub model: String,
+    pub api_key: Option<String>,
+    pub first_token_timeout: Duration,
+    pub total_timeout: Duration,
+    /// Attempts after the first, before any token arrived.
+    pub retries: u32,
+}
+
+pub struct OpenAi(Arc<Inner>);
+
+struct Inner {
+    config: OpenAiConfig,
+    client: reqwest::Client,
+    breaker: Breaker,
+    fallback: Option<Arc<dyn Provider>>,
+}
+
+type Events = BoxStream<'static, Result<eventsource_stream::Event, String>>;
+
+impl OpenAi {
+    pub fn new(config: OpenAiConfig, fallback: Option<Arc<dyn Provider>>) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .build()?;
+        Ok(Self(Arc::new(Inner {
+            config,
+            client,
+            breaker: Breaker::new(3, Duration::from_secs(30)),
+            fallback,
+        })))
+    }
+}
+
+impl Inner {
+    fn body(&self, p: &Prompt) -> Value {
+        let mut system = p.character.persona.clone();
+        if !p.memories.is_empty() {
+            system.push_str("\n\nCe dont tu te souviens sur ton interlocuteur :\n- ");
+            system.push_str(&p.memories.join("\n- "));
+        }
+        let mut messages = vec![json!({ "role": "system", "content": system })];
+        for (from_user, text) in p.history.iter().rev() {
+            messages.push(
+                json!({ "role": if *from_user { "user" } else { "assistant" }, "content": text }),
+            );
+        }
+        messages.push(json!({ "role": "user", "content": p.user_message }));
+        json!({ "model": self.config.model, "stream": true, "messages": messages, "seed": p.seed % (1 << 31) })
+    }
+
+    /// One attempt: the response's events up to the first token (`None`: the reply was empty).
+    async fn open(&self, body: &Value) -> Result<(Option<String>, Events), String> {
+        let mut req = self
+            .client
+            .post(format!(
+                "{}/chat/completions",
+                self.config.base_url.trim_end_matches('/')
+            ))
+            .json(body);
+        if let Some(key) = &self.config.api_key {
+            req = req.bearer_auth(key);
+        }
+        let res = req.send().await.map_err(|e| e.to_string())?;
+        if !res.status().is_success() {
+            return Err(format!("HTTP {}", res.status()));
+        }
+        let mut events: Events = res
+            .bytes_stream()
+            .eventsource()
+            .map(|e| e.map_err(|e| e.to_string()))
+            .boxed();
+        loop {
+            match events.next().await {
+                None => return Ok((None, events)),
+                Some(Err(e)) => return Err(e),
+                Some(Ok(ev)) => match token(&ev.data)? {
+                    Chunk::Done => return Ok((None, events)),
+                    Chunk::Token(t) if !t.is_empty() => return Ok((Some(t), events)),
+                    Chunk::Token(_) => continue,
+                },
+            }
+        }
+    }
+}
+
+enum Chunk {
+    Token(String),
+    Done,
+}
+
+/// One `data:` payload: a token, the end, or an error.
+fn token(data: &str) -> Result<Chunk, String> {
+    if data.trim() == "[DONE]" {
+        return Ok(Chunk::Done);
+    }
+    let v: Value = serde_json::from_str(data).map_err(|e| format!("unreadable chunk: {e}"))?;
+    if let Some(err) = v.get("error") {
+        return Err(format!("provider error: {err}"));
+    }
+    Ok(Chunk::Token(
+        v["choices"][0]["delta"]["content"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned(),
+    ))
+}
+
+impl Provider for OpenAi {
+    fn name(&self) -> &'static str {
+        "openai"
+    }
+
+    fn stream(&self, prompt: Prompt) -> BoxStream<'static, Result<String, ProviderError>> {
+        let inner = self.0.clone();
+        let started = stream::once(async move {
+            let deadline = Instant::now() + inner.config.total_timeout;
+            let body = inner.body(&prompt);
+            let mut last = String::from("circuit open");
+            if inner.breaker.allow() {
+                for attempt in 0..=inner.config.retries {
+                    match tokio::time::timeout(inner.config.first_token_timeout, inner.open(&body))
+                        .await
+                    {
+                        Ok(Ok((first, rest))) => {
+                            inner.breaker.success();
+                            return rest_of_reply(first, rest, deadline);
+                        }
+                        Ok(Err(e)) => last = e,
+                        Err(_) => last = "no first token in time".into(),
+                    }
+                    inner.breaker.failure(&last);
+                    tracing::warn!(attempt, error = %last, "chat-completions attempt failed");
+                    if !inner.breaker.allow() {
+                        break;
+                    }
+                }
+            }
+            match &inner.fallback {
+                Some(fallback) => {
+                    tracing::warn!(error = %last, fallback = fallback.name(), "answering with the fallback provider");
+                    fallback.stream(prompt)
+                }
+                None => stream::once(async move { Err(ProviderError(last)) }).boxed(),
+            }
+        });
+        started.flatten().boxed()
+    }
+}
+
+fn rest_of_reply(
+    first: Option<String>,
+    rest: Events,
+    deadline: Instant,
+) -> BoxStream<'static, Result<String, ProviderError>> {
+    let tail = stream::unfold(Some(rest), move |rest| async move {
+        let mut rest = rest?;
+        loop {
+            let next = match tokio::time::timeout_at(deadline, rest.next()).await {
+                Err(_) => {
+                    return Some((Err(ProviderError("the reply took too long".into())), None));
+                }
+                Ok(next) => next,
+            };
+            match next {
+                None => return None,
+                Some(Err(e)) => return Some((Err(ProviderError(e)), None)),
+                Some(Ok(ev)) => match token(&ev.data) {
+                    Ok(Chunk::Done) => return None,
+                    Ok(Chunk::Token(t)) if t.is_empty() => continue,
+                    Ok(Chunk::Token(t)) => return Some((Ok(t), Some(rest))),
+                    Err(e) => return Some((Err(ProviderError(e)), None)),
+                },
+            }
+        }
+    });
+    stream::iter(first.map(Ok)).chain(tail).boxed()
+}
