@@ -44,8 +44,15 @@ pub async fn start(
     user: Uuid,
     character: &str,
     user_message_id: i64,
+    regenerate: bool,
 ) -> Result<Started, ApiError> {
     let mut conn = kit.store.db.write().await?;
+    // A swipe retires the finished reply first; the new generation writes over its message.
+    let replaces = if regenerate {
+        generations::supersede_done(&mut conn, user_message_id).await?
+    } else {
+        None
+    };
     match generations::claim(&mut conn, user, character, user_message_id, provider.name()).await? {
         Claim::Busy => Err(ApiError::Conflict {
             code: "generation_in_progress",
@@ -70,7 +77,7 @@ pub async fn start(
                 }
             };
             let (tx, rx) = broadcast::channel(4096);
-            tokio::spawn(run(kit.clone(), provider, g.clone(), prompt, tx));
+            tokio::spawn(run(kit.clone(), provider, g.clone(), prompt, tx, replaces));
             Ok(Started::Live(g, rx))
         }
     }
@@ -131,9 +138,14 @@ async fn run(
     g: Generation,
     prompt: Prompt,
     tx: broadcast::Sender<Event>,
+    replaces: Option<i64>,
 ) {
     let user_message = prompt.user_message.clone();
-    match generate(&kit, provider, &g, prompt, &tx).await {
+    match generate(&kit, provider, &g, prompt, &tx, replaces).await {
+        Ok(reply) if replaces.is_some() => {
+            // A swipe: what the first reply counted stays counted once.
+            let _ = tx.send(Event::Done(Box::new(reply)));
+        }
         Ok(reply) => {
             after_reply(&kit, &g, &user_message).await;
             let _ = tx.send(Event::Done(Box::new(reply)));
@@ -154,6 +166,7 @@ async fn generate(
     g: &Generation,
     prompt: Prompt,
     tx: &broadcast::Sender<Event>,
+    replaces: Option<i64>,
 ) -> anyhow::Result<Message> {
     let mut tokens = provider.stream(prompt);
     let mut all = Vec::new();
@@ -176,17 +189,24 @@ async fn generate(
     let mut conn = kit.store.db.write().await?;
     generations::append_tokens(&mut conn, g.id, &unsaved).await?;
     drop(conn);
-    let reply = kit
-        .store
-        .send(&NewMessage::new(
-            g.user_id,
-            g.character_id.as_str(),
-            Sender::Character,
-            content,
-        ))
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-        .into_message();
+    let reply = match replaces {
+        Some(id) => kit
+            .store
+            .edit_message(g.user_id, id, &content)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("the replaced reply is gone"))?,
+        None => kit
+            .store
+            .send(&NewMessage::new(
+                g.user_id,
+                g.character_id.as_str(),
+                Sender::Character,
+                content,
+            ))
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .into_message(),
+    };
     let mut conn = kit.store.db.write().await?;
     generations::finish(&mut conn, g.id, reply.id).await?;
     Ok(reply)

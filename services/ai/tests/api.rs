@@ -277,3 +277,81 @@ fn the_openapi_document_is_complete() {
             .contains_key("/api/v1/conversations/{character_id}/reply")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regenerate_rewrites_the_reply_in_place_without_counting_twice() {
+    let (app, user, token) = start(0).await;
+    say(&app, user, "Je m'appelle Léa et j'aime la montagne.").await;
+    let (_, first) = app.post(REPLY, Some(&token), Value::Null).await;
+    let memories_before = {
+        let mut conn = app.db.conn().await.unwrap();
+        db_core::queries::memories::list(&mut conn, user, "sophia", None, 10)
+            .await
+            .unwrap()
+            .items
+            .len()
+    };
+    let mut contents = std::collections::HashSet::new();
+    contents.insert(first["content"].as_str().unwrap().to_owned());
+    for _ in 0..3 {
+        let (status, swiped) = app
+            .post(
+                &format!("{REPLY}?regenerate=true"),
+                Some(&token),
+                Value::Null,
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{swiped}");
+        assert_eq!(swiped["id"], first["id"], "the same message, rewritten");
+        contents.insert(swiped["content"].as_str().unwrap().to_owned());
+        let page = app
+            .kit
+            .store
+            .conversation(user, "sophia", None, 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            page.items[0].content,
+            swiped["content"].as_str().unwrap(),
+            "the cached window shows the new words"
+        );
+    }
+    assert!(
+        contents.len() >= 2,
+        "a swipe gives another reply: {contents:?}"
+    );
+    assert_eq!(character_replies(&app, user).await.len(), 1);
+    assert_eq!(
+        app.kit.store.affection(user, "sophia").await.unwrap(),
+        Some(2),
+        "affection as for one reply"
+    );
+    assert_eq!(
+        app.kit.store.profile(user).await.unwrap().unwrap().xp,
+        10,
+        "XP as for one reply"
+    );
+    let mut conn = app.db.conn().await.unwrap();
+    let memories_after = db_core::queries::memories::list(&mut conn, user, "sophia", None, 10)
+        .await
+        .unwrap()
+        .items
+        .len();
+    assert_eq!(memories_after, memories_before, "memories not drawn twice");
+    let (status, again) = app.post(REPLY, Some(&token), Value::Null).await;
+    assert_eq!(status, StatusCode::OK);
+    let latest = app
+        .kit
+        .store
+        .conversation(user, "sophia", None, 1)
+        .await
+        .unwrap()
+        .items[0]
+        .content
+        .clone();
+    assert_eq!(
+        again["content"],
+        latest.as_str(),
+        "asking again returns the latest version"
+    );
+}

@@ -166,3 +166,22 @@ pub async fn latest_user_message(
     .optional()?;
     Ok(row.map(|r| r.id))
 }
+
+/// Retires the finished generation of a message so that it can be answered again (a swipe).
+/// Returns the reply the new generation replaces; `None` if the message has no finished reply.
+pub async fn supersede_done(
+    conn: &mut AsyncPgConnection,
+    user_message_id: i64,
+) -> QueryResult<Option<i64>> {
+    let replaced: Option<Option<i64>> = diesel::update(
+        generations::table
+            .filter(generations::user_message_id.eq(user_message_id))
+            .filter(generations::status.eq("done")),
+    )
+    .set(generations::status.eq("superseded"))
+    .returning(generations::reply_message_id)
+    .get_result(conn)
+    .await
+    .optional()?;
+    Ok(replaced.flatten())
+}

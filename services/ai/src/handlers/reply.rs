@@ -30,8 +30,16 @@ fn done_event(after: usize, m: &Message) -> web::Bytes {
     sse(after + 1, "done", &serde_json::json!(m))
 }
 
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct Params {
+    /// Write the reply again in place (a swipe); affection and XP are not counted twice.
+    regenerate: Option<bool>,
+}
+
 #[utoipa::path(post, path = "/api/v1/conversations/{character_id}/reply", tag = "conversations", security(("bearer" = [])),
-    params(("character_id" = String, Path), ("Last-Event-ID" = Option<String>, Header, description = "resume a stream after this event")),
+    params(("character_id" = String, Path), Params, ("Last-Event-ID" = Option<String>, Header, description = "resume a stream after this event")),
     responses((status = 201, body = Message, description = "a new reply (or, with Accept: text/event-stream, its events)"),
               (status = 200, body = Message, description = "the reply already written"),
               (status = 409, body = service_kit::error::Problem, description = "nothing_to_answer or generation_in_progress")))]
@@ -40,6 +48,7 @@ pub async fn handle(
     ai: web::Data<Ai>,
     me: AuthUser,
     character: web::Path<String>,
+    params: web::Query<Params>,
     req: HttpRequest,
 ) -> ApiResult<HttpResponse> {
     let matched = kit
@@ -70,7 +79,17 @@ pub async fn handle(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok()?.parse().ok())
         .unwrap_or(0);
-    match generate::start(&kit, ai.provider.clone(), me.id, &character, user_message).await? {
+    let regenerate = params.regenerate.unwrap_or(false);
+    match generate::start(
+        &kit,
+        ai.provider.clone(),
+        me.id,
+        &character,
+        user_message,
+        regenerate,
+    )
+    .await?
+    {
         Started::Running(_) => Err(ApiError::Conflict {
             code: "generation_in_progress",
             detail: "this reply is being written; ask again in a moment".into(),
