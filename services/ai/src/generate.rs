@@ -18,6 +18,8 @@ use crate::provider::{Prompt, Provider};
 /// Affection and XP one reply is worth.
 pub const AFFECTION_PER_REPLY: i32 = 2;
 pub const XP_PER_REPLY: i64 = 10;
+/// Default context budget, in (estimated) tokens.
+pub const CONTEXT_TOKENS: usize = 3000;
 /// Tokens recorded per database write while generating.
 const PERSIST_EVERY: usize = 16;
 
@@ -129,7 +131,16 @@ async fn prompt(
             .map(|m| (m.sender == db_core::models::Sender::User, m.content.clone()))
             .collect(),
         seed: generation.as_u64_pair().0,
-    })
+    }
+    .within_budget(context_budget()))
+}
+
+/// Tokens of context a prompt may use (`AI_CONTEXT_TOKENS`).
+fn context_budget() -> usize {
+    std::env::var("AI_CONTEXT_TOKENS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(CONTEXT_TOKENS)
 }
 
 async fn run(

@@ -21,6 +21,28 @@ pub struct Prompt {
     pub seed: u64,
 }
 
+/// A rough token count (about four characters a token for French and English text).
+pub fn estimate_tokens(text: &str) -> usize {
+    text.chars().count().div_ceil(4)
+}
+
+impl Prompt {
+    /// Cuts the context to `budget` tokens: the persona and the user's message always stay;
+    /// then memories (most relevant first) and the history (newest first) as they fit.
+    pub fn within_budget(mut self, budget: usize) -> Self {
+        let mut used =
+            estimate_tokens(&self.character.persona) + estimate_tokens(&self.user_message);
+        let mut fits = |text: &str| {
+            let cost = estimate_tokens(text);
+            (used + cost <= budget).then(|| used += cost).is_some()
+        };
+        self.memories.retain(|m| fits(m));
+        let kept = self.history.iter().take_while(|(_, t)| fits(t)).count();
+        self.history.truncate(kept);
+        self
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("provider failed: {0}")]
 pub struct ProviderError(pub String);
@@ -183,6 +205,26 @@ mod tests {
             history: vec![],
             seed,
         }
+    }
+
+    #[test]
+    fn the_context_is_cut_to_the_budget_newest_history_first() {
+        let mut p = prompt(1, vec!["m".repeat(40), "n".repeat(40)]);
+        p.history = (0..10)
+            .map(|i| (i % 2 == 0, format!("{i}").repeat(40)))
+            .collect();
+        let base = estimate_tokens(&p.character.persona) + estimate_tokens(&p.user_message);
+        let cut = p.clone().within_budget(base + 10 + 10 + 30);
+        assert_eq!(cut.memories.len(), 2, "memories first");
+        assert_eq!(cut.history.len(), 3, "then the three newest messages");
+        assert_eq!(cut.history[0].1, "0".repeat(40));
+        let tight = p.clone().within_budget(base);
+        assert!(tight.memories.is_empty() && tight.history.is_empty());
+        assert_eq!(
+            tight.user_message, p.user_message,
+            "the message itself always stays"
+        );
+        assert_eq!(p.clone().within_budget(usize::MAX).history.len(), 10);
     }
 
     #[test]
