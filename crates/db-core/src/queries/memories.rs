@@ -1,18 +1,24 @@
 //! What a character remembers about a user; the user can list, search, edit and delete it.
 
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Float4, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{BigInt, Float4, Text, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::HotQuery;
+use super::{HotQuery, Keyset};
 use crate::models::{Memory, NewMemory};
 use crate::pagination::{Cursor, KeysetPage, clamp_limit};
 use crate::schema::memories;
 
 const COLUMNS: &str =
     "id, user_id, character_id, content, source_message_id, created_at, updated_at";
+const LIST: Keyset = Keyset {
+    name: "memories.list",
+    table: "memories",
+    columns: COLUMNS,
+    at: "created_at",
+};
 
 pub async fn insert(conn: &mut AsyncPgConnection, new: &NewMemory) -> QueryResult<Memory> {
     diesel::insert_into(memories::table)
@@ -75,25 +81,7 @@ pub fn list_query(
     before: Option<Cursor>,
     limit: i64,
 ) -> HotQuery {
-    let base = format!(
-        "/* memories.list */ SELECT {COLUMNS} FROM memories WHERE user_id = $1 AND character_id = $2"
-    );
-    match before {
-        None => diesel::sql_query(format!("{base} ORDER BY created_at DESC, id DESC LIMIT $3"))
-            .into_boxed()
-            .bind::<SqlUuid, _>(user_id)
-            .bind::<Text, _>(character_id.to_owned())
-            .bind::<BigInt, _>(limit + 1),
-        Some(c) => diesel::sql_query(format!(
-            "{base} AND (created_at, id) < ($3, $4) ORDER BY created_at DESC, id DESC LIMIT $5"
-        ))
-        .into_boxed()
-        .bind::<SqlUuid, _>(user_id)
-        .bind::<Text, _>(character_id.to_owned())
-        .bind::<Timestamptz, _>(c.at)
-        .bind::<BigInt, _>(c.id)
-        .bind::<BigInt, _>(limit + 1),
-    }
+    LIST.query(user_id, character_id, before, limit)
 }
 
 pub async fn list(

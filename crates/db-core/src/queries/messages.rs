@@ -10,12 +10,18 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{HEADLINE_OPTIONS, HotQuery};
+use super::{HEADLINE_OPTIONS, HotQuery, Keyset};
 use crate::models::{Message, NewMessage, Sender};
 use crate::pagination::{Cursor, KeysetPage, Page, clamp_limit};
 use crate::schema::{chat_messages, sql_types::MessageSender};
 
 const COLUMNS: &str = "id, user_id, character_id, sender, content, is_read, client_id, created_at";
+const LATEST: Keyset = Keyset {
+    name: "messages.latest",
+    table: "chat_messages",
+    columns: COLUMNS,
+    at: "created_at",
+};
 
 /// The newest messages of a conversation, newest first; or those strictly older than `before`.
 /// Served by `chat_messages_conversation_idx`; reads `limit + 1` rows to know if there is more.
@@ -25,25 +31,7 @@ pub fn latest_query(
     before: Option<Cursor>,
     limit: i64,
 ) -> HotQuery {
-    let base = format!(
-        "/* messages.latest */ SELECT {COLUMNS} FROM chat_messages WHERE user_id = $1 AND character_id = $2"
-    );
-    match before {
-        None => diesel::sql_query(format!("{base} ORDER BY created_at DESC, id DESC LIMIT $3"))
-            .into_boxed()
-            .bind::<SqlUuid, _>(user_id)
-            .bind::<Text, _>(character_id.to_owned())
-            .bind::<BigInt, _>(limit + 1),
-        Some(c) => diesel::sql_query(format!(
-            "{base} AND (created_at, id) < ($3, $4) ORDER BY created_at DESC, id DESC LIMIT $5"
-        ))
-        .into_boxed()
-        .bind::<SqlUuid, _>(user_id)
-        .bind::<Text, _>(character_id.to_owned())
-        .bind::<Timestamptz, _>(c.at)
-        .bind::<BigInt, _>(c.id)
-        .bind::<BigInt, _>(limit + 1),
-    }
+    LATEST.query(user_id, character_id, before, limit)
 }
 
 pub async fn latest(

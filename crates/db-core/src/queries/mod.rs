@@ -15,6 +15,10 @@ pub mod users;
 
 use diesel::pg::Pg;
 use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
+use diesel::sql_types::{BigInt, Text, Timestamptz, Uuid as SqlUuid};
+use uuid::Uuid;
+
+use crate::pagination::Cursor;
 
 /// A hand-written statement with its bind parameters, ready to run or to EXPLAIN.
 pub type HotQuery = BoxedSqlQuery<'static, Pg, SqlQuery>;
@@ -23,3 +27,50 @@ pub type HotQuery = BoxedSqlQuery<'static, Pg, SqlQuery>;
 /// can be shown as HTML without letting stored content inject markup.
 pub(crate) const HEADLINE_OPTIONS: &str =
     "StartSel=<mark>, StopSel=</mark>, MaxWords=24, MinWords=8, MaxFragments=2";
+
+/// A conversation's rows of one table, newest first by `(at, id)`, paged by keyset. Served by
+/// the `(user_id, character_id, at DESC, id DESC)` index each such table has.
+pub(crate) struct Keyset {
+    pub name: &'static str,
+    pub table: &'static str,
+    pub columns: &'static str,
+    pub at: &'static str,
+}
+
+impl Keyset {
+    /// Rows strictly older than `before` when given; `limit + 1` of them, so that the caller
+    /// knows whether a page follows.
+    pub fn query(
+        &self,
+        user_id: Uuid,
+        character_id: &str,
+        before: Option<Cursor>,
+        limit: i64,
+    ) -> HotQuery {
+        let Keyset {
+            name,
+            table,
+            columns,
+            at,
+        } = self;
+        let base = format!(
+            "/* {name} */ SELECT {columns} FROM {table} WHERE user_id = $1 AND character_id = $2"
+        );
+        let q = |sql: String| {
+            diesel::sql_query(sql)
+                .into_boxed()
+                .bind::<SqlUuid, _>(user_id)
+                .bind::<Text, _>(character_id.to_owned())
+        };
+        match before {
+            None => q(format!("{base} ORDER BY {at} DESC, id DESC LIMIT $3"))
+                .bind::<BigInt, _>(limit + 1),
+            Some(c) => q(format!(
+                "{base} AND ({at}, id) < ($3, $4) ORDER BY {at} DESC, id DESC LIMIT $5"
+            ))
+            .bind::<Timestamptz, _>(c.at)
+            .bind::<BigInt, _>(c.id)
+            .bind::<BigInt, _>(limit + 1),
+        }
+    }
+}

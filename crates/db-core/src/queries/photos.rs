@@ -1,17 +1,22 @@
 //! Photos a character has sent a user: the gallery.
 
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::HotQuery;
+use super::{HotQuery, Keyset};
 use crate::models::{NewPhoto, Photo};
 use crate::pagination::{Cursor, KeysetPage, clamp_limit};
 use crate::schema::received_photos;
 
 const COLUMNS: &str =
     "id, user_id, character_id, storage_key, content_type, width, height, prompt, received_at";
+const LATEST: Keyset = Keyset {
+    name: "photos.latest",
+    table: "received_photos",
+    columns: COLUMNS,
+    at: "received_at",
+};
 
 /// Newest photos of a conversation first, keyset-paged on `received_photos_gallery_idx`.
 pub fn latest_query(
@@ -20,27 +25,7 @@ pub fn latest_query(
     before: Option<Cursor>,
     limit: i64,
 ) -> HotQuery {
-    let base = format!(
-        "/* photos.latest */ SELECT {COLUMNS} FROM received_photos WHERE user_id = $1 AND character_id = $2"
-    );
-    match before {
-        None => diesel::sql_query(format!(
-            "{base} ORDER BY received_at DESC, id DESC LIMIT $3"
-        ))
-        .into_boxed()
-        .bind::<SqlUuid, _>(user_id)
-        .bind::<Text, _>(character_id.to_owned())
-        .bind::<BigInt, _>(limit + 1),
-        Some(c) => diesel::sql_query(format!(
-            "{base} AND (received_at, id) < ($3, $4) ORDER BY received_at DESC, id DESC LIMIT $5"
-        ))
-        .into_boxed()
-        .bind::<SqlUuid, _>(user_id)
-        .bind::<Text, _>(character_id.to_owned())
-        .bind::<Timestamptz, _>(c.at)
-        .bind::<BigInt, _>(c.id)
-        .bind::<BigInt, _>(limit + 1),
-    }
+    LATEST.query(user_id, character_id, before, limit)
 }
 
 pub async fn latest(
