@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::{HotQuery, Keyset};
 use crate::models::{Memory, NewMemory};
-use crate::pagination::{Cursor, KeysetPage, clamp_limit};
+use crate::pagination::{Cursor, KeysetPage};
 use crate::schema::memories;
 
 const COLUMNS: &str =
@@ -91,13 +91,10 @@ pub async fn list(
     before: Option<Cursor>,
     limit: i64,
 ) -> QueryResult<KeysetPage<Memory>> {
-    let limit = clamp_limit(limit);
-    let rows: Vec<Memory> = list_query(user_id, character_id, before, limit)
-        .load(conn)
-        .await?;
-    Ok(KeysetPage::from_overfetch(rows, limit as usize, |m| {
+    LIST.page(conn, user_id, character_id, before, limit, |m: &Memory| {
         Cursor::new(m.created_at, m.id)
-    }))
+    })
+    .await
 }
 
 #[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Serialize, QueryableByName)]

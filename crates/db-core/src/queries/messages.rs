@@ -41,13 +41,11 @@ pub async fn latest(
     before: Option<Cursor>,
     limit: i64,
 ) -> QueryResult<KeysetPage<Message>> {
-    let limit = clamp_limit(limit);
-    let rows: Vec<Message> = latest_query(user_id, character_id, before, limit)
-        .load(conn)
-        .await?;
-    Ok(KeysetPage::from_overfetch(rows, limit as usize, |m| {
-        Cursor::new(m.created_at, m.id)
-    }))
+    LATEST
+        .page(conn, user_id, character_id, before, limit, |m: &Message| {
+            Cursor::new(m.created_at, m.id)
+        })
+        .await
 }
 
 /// The guide's offset page of a conversation, newest first, with the total count.

@@ -18,7 +18,7 @@ use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
 use diesel::sql_types::{BigInt, Text, Timestamptz, Uuid as SqlUuid};
 use uuid::Uuid;
 
-use crate::pagination::Cursor;
+use crate::pagination::{Cursor, KeysetPage, clamp_limit};
 
 /// A hand-written statement with its bind parameters, ready to run or to EXPLAIN.
 pub type HotQuery = BoxedSqlQuery<'static, Pg, SqlQuery>;
@@ -72,5 +72,27 @@ impl Keyset {
             .bind::<BigInt, _>(c.id)
             .bind::<BigInt, _>(limit + 1),
         }
+    }
+
+    /// One page of at most `limit` (clamped) rows, with the cursor of the next page.
+    pub async fn page<T>(
+        &self,
+        conn: &mut diesel_async::AsyncPgConnection,
+        user_id: Uuid,
+        character_id: &str,
+        before: Option<Cursor>,
+        limit: i64,
+        key: fn(&T) -> Cursor,
+    ) -> diesel::QueryResult<KeysetPage<T>>
+    where
+        T: diesel::deserialize::QueryableByName<Pg> + Send + 'static,
+    {
+        use diesel_async::RunQueryDsl;
+        let limit = clamp_limit(limit);
+        let rows: Vec<T> = self
+            .query(user_id, character_id, before, limit)
+            .load(conn)
+            .await?;
+        Ok(KeysetPage::from_overfetch(rows, limit as usize, key))
     }
 }

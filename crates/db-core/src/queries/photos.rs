@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::{HotQuery, Keyset};
 use crate::models::{NewPhoto, Photo};
-use crate::pagination::{Cursor, KeysetPage, clamp_limit};
+use crate::pagination::{Cursor, KeysetPage};
 use crate::schema::received_photos;
 
 const COLUMNS: &str =
@@ -35,13 +35,11 @@ pub async fn latest(
     before: Option<Cursor>,
     limit: i64,
 ) -> QueryResult<KeysetPage<Photo>> {
-    let limit = clamp_limit(limit);
-    let rows: Vec<Photo> = latest_query(user_id, character_id, before, limit)
-        .load(conn)
-        .await?;
-    Ok(KeysetPage::from_overfetch(rows, limit as usize, |p| {
-        Cursor::new(p.received_at, p.id)
-    }))
+    LATEST
+        .page(conn, user_id, character_id, before, limit, |p: &Photo| {
+            Cursor::new(p.received_at, p.id)
+        })
+        .await
 }
 
 pub async fn insert(conn: &mut AsyncPgConnection, new: &NewPhoto) -> QueryResult<Photo> {
