@@ -11,7 +11,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::pagination::Cursor;
-use crate::queries::{HotQuery, matches, memories, messages, photos, users};
+use crate::queries::{HotQuery, matches, memories, messages, photo_jobs, photos, users};
 
 /// `EXPLAIN (ANALYZE, BUFFERS)` around any query. ANALYZE runs the statement: writes are
 /// explained inside a transaction that is rolled back.
@@ -180,6 +180,12 @@ pub fn hot_queries(s: &Sample) -> Vec<HotQuerySpec> {
             "received_photos_gallery_idx",
             false,
             photos::latest_query(u, c, None, 20),
+        ),
+        spec(
+            "photo_jobs.claim",
+            "photo_jobs_queue_idx",
+            true,
+            photo_jobs::claim_query(std::time::Duration::from_secs(30)),
         ),
         spec(
             "messages.search",

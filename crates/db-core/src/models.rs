@@ -12,8 +12,8 @@ use std::io::Write;
 use uuid::Uuid;
 
 use crate::schema::{
-    characters, chat_messages, matches, memories, received_photos, refresh_sessions, sql_types,
-    users,
+    characters, chat_messages, matches, memories, photo_jobs, received_photos, refresh_sessions,
+    sql_types, users,
 };
 
 /// Who wrote a chat message.
@@ -221,6 +221,9 @@ pub struct Message {
     pub is_read: bool,
     pub client_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
+    /// The photo this message carries (a photo the character sent).
+    #[serde(default)]
+    pub photo_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -233,6 +236,7 @@ pub struct NewMessage {
     pub is_read: bool,
     pub client_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
+    pub photo_id: Option<i64>,
 }
 
 impl NewMessage {
@@ -252,6 +256,7 @@ impl NewMessage {
             is_read: sender == Sender::User,
             client_id: None,
             created_at: Utc::now(),
+            photo_id: None,
         }
     }
 
@@ -283,6 +288,25 @@ pub struct Photo {
     pub height: i32,
     pub prompt: Option<String>,
     pub received_at: DateTime<Utc>,
+}
+
+/// A photo generation job (see `queries::photo_jobs`).
+#[derive(Debug, Clone, PartialEq, Serialize, Queryable, Selectable, QueryableByName)]
+#[diesel(table_name = photo_jobs, check_for_backend(Pg))]
+pub struct PhotoJob {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub character_id: String,
+    pub prompt: Option<String>,
+    /// `queued`, `running`, `done` or `failed`.
+    pub status: String,
+    pub attempts: i32,
+    pub lease_until: Option<DateTime<Utc>>,
+    pub run_after: DateTime<Utc>,
+    pub photo_id: Option<i64>,
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Insertable)]

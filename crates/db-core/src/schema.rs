@@ -56,6 +56,7 @@ diesel::table! {
         is_read -> Bool,
         client_id -> Nullable<Uuid>,
         created_at -> Timestamptz,
+        photo_id -> Nullable<Int8>,
     }
 }
 
@@ -113,6 +114,23 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    photo_jobs (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        character_id -> Text,
+        prompt -> Nullable<Text>,
+        status -> Text,
+        attempts -> Int4,
+        lease_until -> Nullable<Timestamptz>,
+        run_after -> Timestamptz,
+        photo_id -> Nullable<Int8>,
+        error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        finished_at -> Nullable<Timestamptz>,
+    }
+}
+
 diesel::joinable!(matches -> users (user_id));
 diesel::joinable!(matches -> characters (character_id));
 diesel::joinable!(refresh_sessions -> users (user_id));
@@ -126,4 +144,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     memories,
     refresh_sessions,
     generations,
+    photo_jobs,
 );

@@ -577,12 +577,18 @@ impl Worker {
                 .execute(conn)
                 .await?;
                 bind(format!(
-                    "{matches_cte} INSERT INTO received_photos (user_id, character_id, storage_key, content_type, width, height, prompt, received_at) \
+                    // Every photo came from a finished job, as in a live system.
+                    "{matches_cte}, photo AS ( \
+                     INSERT INTO received_photos (user_id, character_id, storage_key, content_type, width, height, prompt, received_at) \
                      SELECT um.user_id, um.character_id, \
                             'seed/' || um.user_id || '/' || um.character_id || '/' || p || '.png', 'image/png', 512, 512, \
                             s.text, um.last_at - make_interval(hours => (p * 5)::int) \
                      FROM um CROSS JOIN generate_series(0, $7 - 1) p \
-                     JOIN seed_sentences s ON s.idx = (um.n * 7 + um.k * 11 + p * 13) % 1000"
+                     JOIN seed_sentences s ON s.idx = (um.n * 7 + um.k * 11 + p * 13) % 1000 \
+                     RETURNING id, user_id, character_id, prompt, received_at) \
+                     INSERT INTO photo_jobs (id, user_id, character_id, prompt, status, attempts, photo_id, run_after, created_at, finished_at) \
+                     SELECT md5('dream-photo-job-' || id)::uuid, user_id, character_id, left(prompt, 500), 'done', 1, id, \
+                            received_at - interval '2 seconds', received_at - interval '2 seconds', received_at FROM photo"
                 ))
                 .bind::<BigInt, _>(cfg.photos_per_match)
                 .execute(conn)

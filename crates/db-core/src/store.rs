@@ -10,11 +10,14 @@ use uuid::Uuid;
 
 use crate::cache::affection::FlushReport;
 use crate::cache::{Cache, Family, window};
-use crate::models::{Character, Match, Message, NewMessage, NewPhoto, Photo, Sender, User};
+use crate::models::{
+    Character, Match, Message, NewMessage, NewPhoto, Photo, PhotoJob, Sender, User,
+};
 use crate::pagination::{Cursor, KeysetPage, clamp_limit};
 use crate::pool::{Db, DbError};
 use crate::queries::matches::{CreateMatchError, MatchSummary};
 use crate::queries::messages::{InsertMessageError, Inserted};
+use crate::queries::photo_jobs::{self, Delivered};
 use crate::queries::users::{LeaderboardEntry, Rank};
 use crate::queries::{characters, matches, messages, photos, users};
 
@@ -555,6 +558,26 @@ impl Store {
             .delete(&[self.cache.keys().photo_page(new.user_id, &new.character_id)])
             .await;
         Ok(photo)
+    }
+
+    /// Finishes a photo job (see [`photo_jobs::complete`]) and updates the caches the new
+    /// photo and its message touch. `None` if the attempt no longer held the job.
+    pub async fn deliver_photo(
+        &self,
+        job: &PhotoJob,
+        photo: &NewPhoto,
+        caption: &str,
+    ) -> Result<Option<Delivered>, DbError> {
+        let mut conn = self.db.write().await?;
+        let delivered = photo_jobs::complete(&mut conn, job, photo, caption).await?;
+        drop(conn);
+        if let Some(d) = &delivered {
+            self.cache
+                .delete(&[self.cache.keys().photo_page(job.user_id, &job.character_id)])
+                .await;
+            self.after_new_message(&d.message).await;
+        }
+        Ok(delivered)
     }
 
     // ── affection ────────────────────────────────────────────────────────────────────────

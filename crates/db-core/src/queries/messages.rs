@@ -15,7 +15,8 @@ use crate::models::{Message, NewMessage, Sender};
 use crate::pagination::{Cursor, KeysetPage, Page, clamp_limit};
 use crate::schema::{chat_messages, sql_types::MessageSender};
 
-const COLUMNS: &str = "id, user_id, character_id, sender, content, is_read, client_id, created_at";
+const COLUMNS: &str =
+    "id, user_id, character_id, sender, content, is_read, client_id, created_at, photo_id";
 const LATEST: Keyset = Keyset {
     name: "messages.latest",
     table: "chat_messages",
@@ -188,8 +189,17 @@ pub async fn insert_idempotent(
     Ok(Inserted::Existing(existing))
 }
 
+/// Stores one message as it is (no idempotency key), inside whatever transaction `conn` is in.
+pub async fn insert(conn: &mut AsyncPgConnection, new: &NewMessage) -> QueryResult<Message> {
+    diesel::insert_into(chat_messages::table)
+        .values(new)
+        .returning(Message::as_returning())
+        .get_result(conn)
+        .await
+}
+
 /// Columns bound per row by [`insert_many`].
-const INSERT_COLUMNS: usize = 7;
+const INSERT_COLUMNS: usize = 8;
 /// PostgreSQL's limit on bind parameters in one statement.
 pub const PG_MAX_BIND_PARAMS: usize = 65_535;
 /// The guide's batch size, lowered if a row ever binds so many columns it would not fit.

@@ -9,6 +9,7 @@ pub mod generations;
 pub mod matches;
 pub mod memories;
 pub mod messages;
+pub mod photo_jobs;
 pub mod photos;
 pub mod sessions;
 pub mod users;

@@ -1,0 +1,1 @@
+DROP INDEX CONCURRENTLY chat_messages_photo_idx;
