@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod auth;
+pub mod checks;
 pub mod error;
 pub mod health;
 pub mod metrics;

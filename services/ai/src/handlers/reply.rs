@@ -51,15 +51,7 @@ pub async fn handle(
     params: web::Query<Params>,
     req: HttpRequest,
 ) -> ApiResult<HttpResponse> {
-    let matched = kit
-        .store
-        .matches(me.id)
-        .await?
-        .iter()
-        .any(|m| m.character_id == *character);
-    if !matched {
-        return Err(ApiError::NotFound);
-    }
+    service_kit::checks::require_match(&kit, me.id, &character).await?;
     let mut conn = kit.store.db.write().await?;
     let user_message =
         db_core::queries::generations::latest_user_message(&mut conn, me.id, &character)

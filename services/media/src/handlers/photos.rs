@@ -1,0 +1,183 @@
+//! Asking for a photo, following its job, and the gallery.
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use db_core::models::{Photo, PhotoJob};
+use db_core::pagination::KeysetPage;
+use db_core::queries::{photo_jobs, photos};
+use serde::{Deserialize, Serialize};
+use service_kit::checks::{cursor, require_match, valid_text};
+use service_kit::{ApiError, ApiResult, AuthUser, Kit};
+use uuid::Uuid;
+
+use crate::jobs::Media;
+
+/// A photo as clients see it: where to download it, not where it is stored.
+#[derive(utoipa::ToSchema, Debug, Clone, Serialize)]
+pub struct PhotoView {
+    pub id: i64,
+    pub character_id: String,
+    pub content_type: String,
+    pub width: i32,
+    pub height: i32,
+    pub prompt: Option<String>,
+    pub received_at: DateTime<Utc>,
+    /// `GET` it for the image; add `?w=256` for a smaller one.
+    pub url: String,
+}
+
+impl From<Photo> for PhotoView {
+    fn from(p: Photo) -> Self {
+        Self {
+            url: format!("/api/v1/media/{}", p.id),
+            id: p.id,
+            character_id: p.character_id,
+            content_type: p.content_type,
+            width: p.width,
+            height: p.height,
+            prompt: p.prompt,
+            received_at: p.received_at,
+        }
+    }
+}
+
+/// A photo job as clients see it.
+#[derive(utoipa::ToSchema, Debug, Clone, Serialize)]
+pub struct JobView {
+    pub id: Uuid,
+    pub character_id: String,
+    pub prompt: Option<String>,
+    /// `queued`, `running`, `done` or `failed`.
+    pub status: String,
+    pub attempts: i32,
+    /// The photo, once the job is done.
+    pub photo: Option<PhotoView>,
+    /// Why the job failed (a code), once it has.
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl JobView {
+    fn new(job: PhotoJob, photo: Option<Photo>) -> Self {
+        Self {
+            error: (job.status == "failed").then(|| "generation_failed".to_owned()),
+            id: job.id,
+            character_id: job.character_id,
+            prompt: job.prompt,
+            status: job.status,
+            attempts: job.attempts,
+            photo: photo.map(PhotoView::from),
+            created_at: job.created_at,
+            finished_at: job.finished_at,
+        }
+    }
+}
+
+#[derive(utoipa::ToSchema, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Generate {
+    /// What the photo should show, at most 500 characters; the character chooses if absent.
+    prompt: Option<String>,
+}
+
+/// Queues a photo; 202 with the job, and its URL in `Location`. The body may be empty (or
+/// `null`): the character then chooses what to show.
+#[utoipa::path(post, path = "/api/v1/photos/{character_id}/generate", tag = "photos", security(("bearer" = [])),
+    params(("character_id" = String, Path, description = "the character, e.g. sophia")), request_body = Option<Generate>,
+    responses((status = 202, body = JobView), (status = 404, body = service_kit::error::Problem),
+              (status = 409, body = service_kit::error::Problem, description = "too_many_photo_jobs"),
+              (status = 422, body = service_kit::error::Problem)))]
+pub async fn generate(
+    kit: web::Data<Kit>,
+    media: web::Data<Media>,
+    me: AuthUser,
+    character: web::Path<String>,
+    body: web::Bytes,
+) -> ApiResult<HttpResponse> {
+    let ask: Generate = if body.iter().all(u8::is_ascii_whitespace) {
+        Generate::default()
+    } else {
+        serde_json::from_slice::<Option<Generate>>(&body)
+            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?
+            .unwrap_or_default()
+    };
+    let prompt = ask
+        .prompt
+        .as_deref()
+        .map(|p| valid_text("prompt", p, 500))
+        .transpose()?;
+    require_match(&kit, me.id, &character).await?;
+    let mut conn = kit.store.db.write().await?;
+    let job = photo_jobs::enqueue(
+        &mut conn,
+        Uuid::now_v7(),
+        me.id,
+        &character,
+        prompt.as_deref(),
+        media.jobs.max_pending,
+    )
+    .await?
+    .ok_or_else(|| ApiError::Conflict {
+        code: "too_many_photo_jobs",
+        detail: format!(
+            "at most {} photos can be on their way at once; wait for one to arrive",
+            media.jobs.max_pending
+        ),
+    })?;
+    drop(conn);
+    media.wake.notify_one();
+    Ok(HttpResponse::Accepted()
+        .insert_header(("location", format!("/api/v1/photos/jobs/{}", job.id)))
+        .json(JobView::new(job, None)))
+}
+
+/// A photo job of the caller's; 404 for anyone else's.
+#[utoipa::path(get, path = "/api/v1/photos/jobs/{id}", tag = "photos", security(("bearer" = [])),
+    params(("id" = Uuid, Path)), responses((status = 200, body = JobView), (status = 404, body = service_kit::error::Problem)))]
+pub async fn job(
+    kit: web::Data<Kit>,
+    me: AuthUser,
+    id: web::Path<Uuid>,
+) -> ApiResult<web::Json<JobView>> {
+    let mut conn = kit.store.db.read().await?;
+    let job = photo_jobs::get(&mut conn, me.id, *id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let photo = match job.photo_id {
+        Some(p) => photos::get(&mut conn, me.id, p).await?,
+        None => None,
+    };
+    Ok(web::Json(JobView::new(job, photo)))
+}
+
+#[derive(utoipa::IntoParams, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct GalleryParams {
+    limit: Option<i64>,
+    before: Option<String>,
+}
+
+/// The photos a character has sent the caller, newest first (at most 100 a page); `next` is
+/// the cursor of the page after.
+#[utoipa::path(get, path = "/api/v1/photos/{character_id}", tag = "photos", security(("bearer" = [])),
+    params(("character_id" = String, Path, description = "the character, e.g. sophia"), GalleryParams),
+    responses((status = 200, body = KeysetPage<PhotoView>), (status = 404, body = service_kit::error::Problem)))]
+pub async fn gallery(
+    kit: web::Data<Kit>,
+    me: AuthUser,
+    character: web::Path<String>,
+    params: web::Query<GalleryParams>,
+) -> ApiResult<web::Json<KeysetPage<PhotoView>>> {
+    let before = cursor(params.before.as_deref())?;
+    require_match(&kit, me.id, &character).await?;
+    let page = kit
+        .store
+        .photos(me.id, &character, before, params.limit.unwrap_or(20))
+        .await?;
+    Ok(web::Json(KeysetPage {
+        items: page.items.into_iter().map(PhotoView::from).collect(),
+        next: page.next,
+    }))
+}

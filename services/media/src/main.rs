@@ -1,0 +1,31 @@
+//! `dream-media`: the photos characters send, and the workers that make them.
+
+use std::net::TcpListener;
+
+#[actix_web::main]
+async fn main() -> anyhow::Result<()> {
+    let telemetry = service_kit::Telemetry::init("media");
+    let config = service_kit::KitConfig::from_env("media", 8084)?;
+    let kit = config.kit(false)?;
+    let media = media::routes::media_from_env()?;
+    tracing::info!(
+        store = media.storage.url(),
+        generator = media.generator.name(),
+        workers = media.jobs.workers,
+        "media storage and generator"
+    );
+    let _listener_task = kit.store.cache.spawn_invalidation_listener();
+    let workers = media::jobs::Workers::spawn(kit.clone(), media.clone());
+    let listener = TcpListener::bind((config.host.as_str(), config.port))?;
+    tracing::info!(addr = %listener.local_addr()?, "media listening");
+    let served = service_kit::serve(
+        kit,
+        listener,
+        config.shutdown_timeout,
+        media::routes::configure_with(media),
+    )
+    .await;
+    workers.shutdown(config.shutdown_timeout).await;
+    telemetry.shutdown();
+    served
+}

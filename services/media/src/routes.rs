@@ -1,0 +1,91 @@
+//! The whole route table of the media service, and its settings from the environment.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::web;
+
+use crate::generator::{Builtin, Dialect, Generator, Http, HttpConfig};
+use crate::handlers::{media, photos};
+use crate::jobs::{JobConfig, Media};
+use crate::storage::Storage;
+
+fn env(k: &str) -> Option<String> {
+    std::env::var(k).ok().filter(|v| !v.is_empty())
+}
+
+fn num<T: std::str::FromStr>(k: &str, default: T) -> anyhow::Result<T> {
+    match env(k) {
+        Some(v) => v
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{k}={v:?} is not a number")),
+        None => Ok(default),
+    }
+}
+
+/// The service's settings: `MEDIA_STORE_URL` (default `.dev/media`, a local directory),
+/// `MEDIA_PROVIDER` (`builtin`, the default; `openai` or `stable-diffusion` with
+/// `MEDIA_API_URL`, `MEDIA_API_KEY`, `MEDIA_MODEL`, `MEDIA_API_TIMEOUT_MS`),
+/// `MEDIA_RENDER_DELAY_MS` (paces builtin), and the job settings of [`JobConfig`].
+pub fn media_from_env() -> anyhow::Result<Media> {
+    let storage =
+        Storage::from_url(&env("MEDIA_STORE_URL").unwrap_or_else(|| ".dev/media".into()))?;
+    let builtin = Builtin {
+        delay: Duration::from_millis(num("MEDIA_RENDER_DELAY_MS", 0)?),
+    };
+    let dialect = match env("MEDIA_PROVIDER").as_deref() {
+        None | Some("builtin") => None,
+        Some("openai") => Some(Dialect::OpenAi),
+        Some("stable-diffusion") => Some(Dialect::StableDiffusion),
+        Some(other) => {
+            anyhow::bail!("MEDIA_PROVIDER={other:?}: expected builtin, openai or stable-diffusion")
+        }
+    };
+    let generator: Arc<dyn Generator> = match dialect {
+        None => Arc::new(builtin),
+        Some(dialect) => Arc::new(Http::new(HttpConfig {
+            dialect,
+            base_url: env("MEDIA_API_URL")
+                .ok_or_else(|| anyhow::anyhow!("MEDIA_PROVIDER needs MEDIA_API_URL"))?,
+            model: env("MEDIA_MODEL"),
+            api_key: env("MEDIA_API_KEY"),
+            timeout: Duration::from_millis(num("MEDIA_API_TIMEOUT_MS", 120_000)?),
+        })?),
+    };
+    let d = JobConfig::default();
+    let jobs = JobConfig {
+        workers: num("MEDIA_WORKERS", d.workers)?,
+        lease: Duration::from_millis(num("MEDIA_JOB_LEASE_MS", d.lease.as_millis() as u64)?),
+        poll: Duration::from_millis(num("MEDIA_POLL_MS", d.poll.as_millis() as u64)?),
+        max_attempts: num("MEDIA_MAX_ATTEMPTS", d.max_attempts)?,
+        backoff: Duration::from_millis(num(
+            "MEDIA_RETRY_BACKOFF_MS",
+            d.backoff.as_millis() as u64,
+        )?),
+        width: num("MEDIA_PHOTO_WIDTH", d.width)?,
+        height: num("MEDIA_PHOTO_HEIGHT", d.height)?,
+        max_pending: num("MEDIA_MAX_PENDING", d.max_pending)?,
+    };
+    anyhow::ensure!(
+        jobs.lease >= Duration::from_millis(300),
+        "MEDIA_JOB_LEASE_MS must be at least 300"
+    );
+    Ok(Media::new(storage, generator, jobs))
+}
+
+pub fn configure_with(media: Media) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
+    let media = web::Data::new(media);
+    move |cfg| {
+        service_kit::openapi::route(cfg, crate::openapi::document);
+        cfg.app_data(media.clone()).service(
+            web::scope("/api/v1")
+                .route("/photos/jobs/{id}", web::get().to(photos::job))
+                .route(
+                    "/photos/{character_id}/generate",
+                    web::post().to(photos::generate),
+                )
+                .route("/photos/{character_id}", web::get().to(photos::gallery))
+                .route("/media/{photo_id}", web::get().to(media::download)),
+        );
+    }
+}
