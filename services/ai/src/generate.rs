@@ -11,8 +11,10 @@ use db_core::queries::memories;
 use futures_util::StreamExt;
 use service_kit::{ApiError, Kit};
 use tokio::sync::broadcast;
+use tracing::Instrument;
 use uuid::Uuid;
 
+use crate::photos::PhotoAsk;
 use crate::provider::{Prompt, Provider};
 
 /// Affection and XP one reply is worth.
@@ -47,6 +49,7 @@ pub async fn start(
     character: &str,
     user_message_id: i64,
     regenerate: bool,
+    photo: Option<PhotoAsk>,
 ) -> Result<Started, ApiError> {
     let mut conn = kit.store.db.write().await?;
     // A swipe retires the finished reply first; the new generation writes over its message.
@@ -79,7 +82,20 @@ pub async fn start(
                 }
             };
             let (tx, rx) = broadcast::channel(4096);
-            tokio::spawn(run(kit.clone(), provider, g.clone(), prompt, tx, replaces));
+            // The generation outlives the request, in a span of the request's trace.
+            let span = tracing::info_span!("generation", generation = %g.id);
+            tokio::spawn(
+                run(
+                    kit.clone(),
+                    provider,
+                    g.clone(),
+                    prompt,
+                    tx,
+                    replaces,
+                    photo,
+                )
+                .instrument(span),
+            );
             Ok(Started::Live(g, rx))
         }
     }
@@ -150,6 +166,7 @@ async fn run(
     prompt: Prompt,
     tx: broadcast::Sender<Event>,
     replaces: Option<i64>,
+    photo: Option<PhotoAsk>,
 ) {
     let user_message = prompt.user_message.clone();
     match generate(&kit, provider, &g, prompt, &tx, replaces).await {
@@ -158,7 +175,7 @@ async fn run(
             let _ = tx.send(Event::Done(Box::new(reply)));
         }
         Ok(reply) => {
-            after_reply(&kit, &g, &user_message).await;
+            after_reply(&kit, &g, &user_message, photo.as_ref()).await;
             let _ = tx.send(Event::Done(Box::new(reply)));
         }
         Err(e) => {
@@ -224,13 +241,37 @@ async fn generate(
 }
 
 /// Runs once per generation: the claim made sure of it.
-async fn after_reply(kit: &Kit, g: &Generation, user_message: &str) {
+async fn after_reply(kit: &Kit, g: &Generation, user_message: &str, photo: Option<&PhotoAsk>) {
     if let Err(e) = kit
         .store
         .add_affection(g.user_id, &g.character_id, AFFECTION_PER_REPLY)
         .await
     {
         tracing::warn!(error = %e, "affection not counted");
+    } else if let Some(ask) = photo {
+        // A milestone passed: the character sends a photo.
+        let now = kit
+            .store
+            .affection(g.user_id, &g.character_id)
+            .await
+            .ok()
+            .flatten();
+        if let Some(now) = now
+            && ask
+                .milestones
+                .crossed(now - i64::from(AFFECTION_PER_REPLY), now)
+        {
+            match ask
+                .milestones
+                .ask(&ask.authorization, &g.character_id)
+                .await
+            {
+                Ok(job) => {
+                    tracing::info!(affection = now, %job, "affection milestone: photo asked")
+                }
+                Err(e) => tracing::warn!(error = %e, "affection milestone: no photo"),
+            }
+        }
     }
     if let Err(e) = kit.store.add_xp(g.user_id, XP_PER_REPLY).await {
         tracing::warn!(error = %e, "XP not counted");

@@ -4,5 +4,6 @@ pub mod generate;
 pub mod handlers;
 pub mod openai;
 pub mod openapi;
+pub mod photos;
 pub mod provider;
 pub mod routes;

@@ -43,7 +43,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         }
         _ => builtin,
     };
-    configure_with(Ai { provider })(cfg)
+    let photos = crate::photos::PhotoMilestones::from_env().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "photo milestones off");
+        None
+    });
+    configure_with(Ai { provider, photos })(cfg)
 }
 
 pub fn configure_with(ai: Ai) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {

@@ -18,6 +18,7 @@ async fn start(token_delay_ms: u64) -> (TestApp, Uuid, String) {
         provider: Arc::new(Builtin {
             token_delay: Duration::from_millis(token_delay_ms),
         }),
+        photos: None,
     };
     let app = TestApp::start("ai", ai::routes::configure_with(ai)).await;
     let mut conn = app.db.conn().await.unwrap();

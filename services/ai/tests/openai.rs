@@ -247,6 +247,7 @@ async fn through_the_service_a_failed_generation_stores_nothing_and_can_be_asked
     let (url, fake) = fake_server(Mode::ErrorMidStream).await;
     let ai = ai::handlers::reply::Ai {
         provider: Arc::new(provider(&url, false)),
+        photos: None,
     };
     let app = TestApp::start("ai", ai::routes::configure_with(ai)).await;
     let mut conn = app.db.conn().await.unwrap();

@@ -6,7 +6,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use db_core::schema::{chat_messages, received_photos};
 use db_test::TestDb;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 
@@ -33,6 +36,7 @@ impl Drop for Proc {
                 std::fs::read_to_string(&self.log).unwrap_or_default()
             );
         }
+        let _ = std::fs::remove_file(&self.log);
     }
 }
 
@@ -103,8 +107,12 @@ struct Stack {
     gateway: String,
     http: Client,
     chat_replicas: Vec<Proc>,
+    media: Proc,
+    media_env: Vec<(&'static str, String)>,
+    media_port: u16,
     _others: Vec<Proc>,
-    _db: TestDb,
+    _media_dir: tempfile::TempDir,
+    db: TestDb,
 }
 
 async fn stack() -> Stack {
@@ -151,14 +159,23 @@ async fn stack_with(extra_env: Vec<(&'static str, String)>) -> Stack {
         &common(vec![("CHAT_PORT", chat2.to_string())]),
     );
     let ai_port = free_port();
+    let media_port = free_port();
     let ai = spawn(
         "ai",
         "dream-ai",
         &common(vec![
             ("AI_PORT", ai_port.to_string()),
             ("AI_TOKEN_DELAY_MS", "5".into()),
+            ("MEDIA_URL", format!("http://127.0.0.1:{media_port}")),
         ]),
     );
+    let media_dir = tempfile::tempdir().unwrap();
+    let media_env = common(vec![
+        ("MEDIA_PORT", media_port.to_string()),
+        ("MEDIA_STORE_URL", media_dir.path().display().to_string()),
+        ("MEDIA_POLL_MS", "100".into()),
+    ]);
+    let media = spawn("media", "dream-media", &media_env);
     let gateway = spawn(
         "gateway",
         "dream-gateway",
@@ -170,22 +187,37 @@ async fn stack_with(extra_env: Vec<(&'static str, String)>) -> Stack {
                 format!("http://127.0.0.1:{chat1},http://127.0.0.1:{chat2}"),
             ),
             ("AI_URLS", format!("http://127.0.0.1:{ai_port}")),
+            ("MEDIA_URLS", format!("http://127.0.0.1:{media_port}")),
         ]),
     );
     let http = Client::new();
-    for port in [auth_port, chat1, chat2, ai_port, gw_port] {
+    for port in [auth_port, chat1, chat2, ai_port, media_port, gw_port] {
         wait_healthy(&http, &format!("http://127.0.0.1:{port}")).await;
     }
     Stack {
         gateway: format!("http://127.0.0.1:{gw_port}"),
         http,
         chat_replicas: vec![chat_a, chat_b],
+        media,
+        media_env,
+        media_port,
         _others: vec![auth, ai, gateway],
-        _db: db,
+        _media_dir: media_dir,
+        db,
     }
 }
 
 impl Stack {
+    /// Kills the media service outright (SIGKILL: no drain, no goodbye).
+    fn kill_media(&mut self) {
+        self.media.kill();
+    }
+
+    async fn start_media(&mut self) {
+        self.media = spawn("media", "dream-media", &self.media_env);
+        wait_healthy(&self.http, &format!("http://127.0.0.1:{}", self.media_port)).await;
+    }
+
     async fn call(
         &self,
         method: reqwest::Method,
@@ -441,6 +473,10 @@ async fn a_client_story_through_the_gateway() {
         ("/api/v1/memories/{id}", "patch"),
         ("/api/v1/memories/{id}", "delete"),
         ("/api/v1/conversations/{character_id}/reply", "post"),
+        ("/api/v1/photos/{character_id}/generate", "post"),
+        ("/api/v1/photos/jobs/{id}", "get"),
+        ("/api/v1/photos/{character_id}", "get"),
+        ("/api/v1/media/{photo_id}", "get"),
     ] {
         assert!(
             paths.get(path).and_then(|p| p.get(method)).is_some(),
@@ -524,6 +560,7 @@ async fn one_request_is_one_trace_across_gateway_service_and_database() {
     let s = stack_with(vec![
         ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp),
         ("OTEL_BSP_SCHEDULE_DELAY", "100".into()),
+        ("AI_PHOTO_EVERY", "2".into()),
     ])
     .await;
     s.post(
@@ -583,5 +620,221 @@ async fn one_request_is_one_trace_across_gateway_service_and_database() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+
+    // A reply that crosses an affection milestone: the ai service's call to the media service
+    // is part of the reply's trace.
+    s.post(
+        "/api/v1/matches",
+        Some(&token),
+        json!({ "character_id": "sophia" }),
+    )
+    .await;
+    s.post(
+        "/api/v1/conversations/sophia/messages",
+        Some(&token),
+        json!({ "content": "Une photo ?" }),
+    )
+    .await;
+    let reply_trace = format!("{:032x}", uuid::Uuid::new_v4().as_u128());
+    let res = s
+        .http
+        .post(format!("{}/api/v1/conversations/sophia/reply", s.gateway))
+        .bearer_auth(&token)
+        .header(
+            "traceparent",
+            format!("00-{reply_trace}-00f067aa0ba902b7-01"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let spans: Vec<Seen> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|x| x.trace_id == reply_trace)
+            .cloned()
+            .collect();
+        let call = spans
+            .iter()
+            .any(|x| x.service.contains("ai") && x.name == "media.generate");
+        let served = spans.iter().any(|x| x.service.contains("media"));
+        if call && served {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "reply trace {reply_trace} has no media call: {spans:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     receiver_task.abort();
+}
+
+async fn account(s: &Stack, email: &str) -> String {
+    let creds = json!({ "email": email, "password": "un mot de passe", "display_name": "Léa" });
+    let (status, _) = s.post("/api/v1/auth/register", None, creds.clone()).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, login) = s
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({ "email": email, "password": "un mot de passe" }),
+        )
+        .await;
+    login["access_token"].as_str().unwrap().to_owned()
+}
+
+async fn wait_job(s: &Stack, token: &str, job: &str, until: &[&str]) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, j) = s.get(&format!("/api/v1/photos/jobs/{job}"), token).await;
+        if status == StatusCode::OK && until.contains(&j["status"].as_str().unwrap()) {
+            return j;
+        }
+        assert!(Instant::now() < deadline, "job {job}: {status} {j}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn download(s: &Stack, url: &str, token: &str, etag: Option<&str>) -> reqwest::Response {
+    let mut req = s.http.get(format!("{}{url}", s.gateway)).bearer_auth(token);
+    if let Some(e) = etag {
+        req = req.header("if-none-match", e);
+    }
+    req.send().await.unwrap()
+}
+
+/// A photo through the gateway, with the media service killed mid-job and started again:
+/// the job is taken over and the photo delivered exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn photos_through_the_gateway_survive_a_killed_media_service() {
+    let mut s = stack_with(vec![
+        ("MEDIA_RENDER_DELAY_MS", "1500".into()),
+        ("MEDIA_JOB_LEASE_MS", "1500".into()),
+    ])
+    .await;
+    let lea = account(&s, "lea@example.com").await;
+    s.post(
+        "/api/v1/matches",
+        Some(&lea),
+        json!({ "character_id": "sophia" }),
+    )
+    .await;
+
+    let (status, job) = s
+        .post(
+            "/api/v1/photos/sophia/generate",
+            Some(&lea),
+            json!({ "prompt": "les toits de Paris la nuit" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    let done = wait_job(&s, &lea, job["id"].as_str().unwrap(), &["done", "failed"]).await;
+    assert_eq!(done["status"], "done", "{done}");
+    let url = done["photo"]["url"].as_str().unwrap().to_owned();
+    let (_, gallery) = s.get("/api/v1/photos/sophia", &lea).await;
+    assert_eq!(gallery["items"][0]["id"], done["photo"]["id"]);
+    let res = download(&s, &url, &lea, None).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let etag = res.headers()["etag"].to_str().unwrap().to_owned();
+    assert!(
+        res.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("private")
+    );
+    let bytes = res.bytes().await.unwrap();
+    assert!(
+        bytes.starts_with(b"\xFF\xD8\xFF")
+            || bytes.starts_with(b"\x89PNG")
+            || &bytes[8..12] == b"WEBP",
+        "an image signature"
+    );
+    assert_eq!(
+        download(&s, &url, &lea, Some(&etag)).await.status(),
+        StatusCode::NOT_MODIFIED
+    );
+    let hugo = account(&s, "hugo@example.com").await;
+    assert_eq!(
+        download(&s, &url, &hugo, None).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let (_, page) = s.get("/api/v1/conversations/sophia/messages", &lea).await;
+    assert_eq!(page["items"][0]["photo_id"], done["photo"]["id"], "{page}");
+
+    // Kill the media service while a job runs; start it again.
+    let (_, job) = s
+        .post(
+            "/api/v1/photos/sophia/generate",
+            Some(&lea),
+            json!({ "prompt": "le canal au petit matin" }),
+        )
+        .await;
+    let id = job["id"].as_str().unwrap().to_owned();
+    let running = wait_job(&s, &lea, &id, &["running", "done"]).await;
+    assert_eq!(running["status"], "running", "caught mid-job");
+    s.kill_media();
+    let (status, _) = s.get(&format!("/api/v1/photos/jobs/{id}"), &lea).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "no media replica is up");
+    s.start_media().await;
+    let done = wait_job(&s, &lea, &id, &["done", "failed"]).await;
+    assert_eq!(done["status"], "done", "{done}");
+    assert_eq!(
+        done["attempts"], 2,
+        "taken over after the dead attempt's lease: {done}"
+    );
+
+    // Exactly once: one photo and one photo message for that prompt.
+    let mut conn = s.db.conn().await.unwrap();
+    let photos: i64 = received_photos::table
+        .filter(received_photos::prompt.eq("le canal au petit matin"))
+        .count()
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(photos, 1);
+    let messages: i64 = chat_messages::table
+        .filter(chat_messages::photo_id.eq(done["photo"]["id"].as_i64().unwrap()))
+        .count()
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(messages, 1);
+}
+
+/// Affection milestones: with a photo every 2 points, each reply crosses one, and the ai
+/// service asks the media service for a photo on the user's behalf.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_that_crosses_an_affection_milestone_brings_a_photo() {
+    let s = stack_with(vec![("AI_PHOTO_EVERY", "2".into())]).await;
+    let lea = account(&s, "lea@example.com").await;
+    s.post(
+        "/api/v1/matches",
+        Some(&lea),
+        json!({ "character_id": "sophia" }),
+    )
+    .await;
+    s.post(
+        "/api/v1/conversations/sophia/messages",
+        Some(&lea),
+        json!({ "content": "Je t'envoie des bises !" }),
+    )
+    .await;
+    let (status, reply) = s
+        .post("/api/v1/conversations/sophia/reply", Some(&lea), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{reply}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, gallery) = s.get("/api/v1/photos/sophia", &lea).await;
+        if let Some(p) = gallery["items"].as_array().unwrap().as_slice().first() {
+            assert_eq!(p["prompt"], Value::Null, "the character chose");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no milestone photo arrived");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

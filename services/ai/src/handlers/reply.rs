@@ -16,6 +16,8 @@ use crate::provider::Provider;
 /// The provider the service answers with.
 pub struct Ai {
     pub provider: Arc<dyn Provider>,
+    /// Photo milestones; `None` turns them off.
+    pub photos: Option<crate::photos::PhotoMilestones>,
 }
 
 fn sse(id: usize, event: &str, data: &serde_json::Value) -> web::Bytes {
@@ -72,6 +74,13 @@ pub async fn handle(
         .and_then(|v| v.to_str().ok()?.parse().ok())
         .unwrap_or(0);
     let regenerate = params.regenerate.unwrap_or(false);
+    let photo = ai.photos.clone().and_then(|milestones| {
+        let authorization = req.headers().get("authorization")?.to_str().ok()?;
+        Some(crate::photos::PhotoAsk {
+            milestones,
+            authorization: authorization.to_owned(),
+        })
+    });
     match generate::start(
         &kit,
         ai.provider.clone(),
@@ -79,6 +88,7 @@ pub async fn handle(
         &character,
         user_message,
         regenerate,
+        photo,
     )
     .await?
     {
