@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# `make dev`, after `make db`: runs the services that exist, each log line prefixed by its
+# `make dev`, after `make db`: runs the gateway and the four services, each log line prefixed by its
 # name, until Ctrl-C; then stops them all (and the PostgreSQL/Redis `make services` started).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin="$root/target/debug"
 export RUST_LOG=${RUST_LOG:-info}
-export AUTH_PORT=${AUTH_PORT:-8081} CHAT_PORT=${CHAT_PORT:-8082} AI_PORT=${AI_PORT:-8083} GATEWAY_PORT=${GATEWAY_PORT:-8080}
+export AUTH_PORT=${AUTH_PORT:-8081} CHAT_PORT=${CHAT_PORT:-8082} AI_PORT=${AI_PORT:-8083} MEDIA_PORT=${MEDIA_PORT:-8084} GATEWAY_PORT=${GATEWAY_PORT:-8080}
 export AUTH_URLS=${AUTH_URLS:-http://127.0.0.1:$AUTH_PORT} CHAT_URLS=${CHAT_URLS:-http://127.0.0.1:$CHAT_PORT} AI_URLS=${AI_URLS:-http://127.0.0.1:$AI_PORT}
+export MEDIA_URLS=${MEDIA_URLS:-http://127.0.0.1:$MEDIA_PORT} MEDIA_URL=${MEDIA_URL:-http://127.0.0.1:$MEDIA_PORT}
+# Photos the characters send are kept here (any object_store URL works, e.g. s3://bucket/dream).
+export MEDIA_STORE_URL=${MEDIA_STORE_URL:-$root/.dev/media}
 pids=()
 stop() {
   trap - INT TERM EXIT
@@ -24,13 +27,15 @@ run() { # name binary
 run auth dream-auth
 run chat dream-chat
 run ai dream-ai
+run media dream-media
 run gateway dream-gateway
 
 cat <<TXT
 
 Dream (development) — database ${DATABASE_URL}, Redis ${REDIS_URL}
   gateway  http://127.0.0.1:${GATEWAY_PORT}   the one public entry (/health aggregates the services)
-  auth     http://127.0.0.1:${AUTH_PORT}   chat http://127.0.0.1:${CHAT_PORT}   ai http://127.0.0.1:${AI_PORT}   (each: /health /ready /metrics)
+  auth     http://127.0.0.1:${AUTH_PORT}   chat http://127.0.0.1:${CHAT_PORT}   ai http://127.0.0.1:${AI_PORT}
+  media    http://127.0.0.1:${MEDIA_PORT}   photos in ${MEDIA_STORE_URL}   (each service: /health /ready /metrics)
 
 Try:
   TOKEN=\$(curl -s -X POST http://127.0.0.1:${GATEWAY_PORT}/api/v1/auth/login \\
@@ -41,8 +46,11 @@ Try:
        -H 'content-type: application/json' -d '{"content":"Bonsoir Sophia, tu lis quoi en ce moment ?"}'
   curl -N -X POST http://127.0.0.1:${GATEWAY_PORT}/api/v1/conversations/sophia/reply -H "authorization: Bearer \$TOKEN" \
        -H 'accept: text/event-stream'
+  curl -s -X POST http://127.0.0.1:${GATEWAY_PORT}/api/v1/photos/sophia/generate -H "authorization: Bearer \$TOKEN" \
+       -H 'content-type: application/json' -d '{"prompt":"un coucher de soleil sur la plage"}'
+  curl -s http://127.0.0.1:${GATEWAY_PORT}/api/v1/photos/sophia -H "authorization: Bearer \$TOKEN"
 
 Dashboard:  target/debug/dreamctl monitor     (pools, Redis, latency, slow queries)
-The media service joins when it lands. Ctrl-C stops everything.
+Ctrl-C stops everything.
 TXT
 wait

@@ -6,10 +6,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use db_core::schema::{chat_messages, received_photos};
 use db_test::TestDb;
-use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 
@@ -112,7 +109,7 @@ struct Stack {
     media_port: u16,
     _others: Vec<Proc>,
     _media_dir: tempfile::TempDir,
-    db: TestDb,
+    _db: TestDb,
 }
 
 async fn stack() -> Stack {
@@ -203,7 +200,7 @@ async fn stack_with(extra_env: Vec<(&'static str, String)>) -> Stack {
         media_port,
         _others: vec![auth, ai, gateway],
         _media_dir: media_dir,
-        db,
+        _db: db,
     }
 }
 
@@ -788,21 +785,24 @@ async fn photos_through_the_gateway_survive_a_killed_media_service() {
     );
 
     // Exactly once: one photo and one photo message for that prompt.
-    let mut conn = s.db.conn().await.unwrap();
-    let photos: i64 = received_photos::table
-        .filter(received_photos::prompt.eq("le canal au petit matin"))
-        .count()
-        .get_result(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(photos, 1);
-    let messages: i64 = chat_messages::table
-        .filter(chat_messages::photo_id.eq(done["photo"]["id"].as_i64().unwrap()))
-        .count()
-        .get_result(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(messages, 1);
+    let (_, gallery) = s.get("/api/v1/photos/sophia?limit=100", &lea).await;
+    let photos = gallery["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["prompt"] == "le canal au petit matin")
+        .count();
+    assert_eq!(photos, 1, "{gallery}");
+    let (_, page) = s
+        .get("/api/v1/conversations/sophia/messages?limit=100", &lea)
+        .await;
+    let carrying = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["photo_id"] == done["photo"]["id"])
+        .count();
+    assert_eq!(carrying, 1, "{page}");
 }
 
 /// Affection milestones: with a photo every 2 points, each reply crosses one, and the ai
