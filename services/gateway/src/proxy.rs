@@ -82,52 +82,52 @@ pub async fn forward(
     gw: web::Data<Gateway>,
 ) -> Result<HttpResponse, ApiError> {
     let route = routes::resolve(req.method(), req.path()).ok_or(ApiError::NotFound)?;
-    let limit = gw.config.ip_limit_per_min;
-    let mut rl = gw.cache.rate_limit("ip", &client_ip(&req), 60, limit).await;
-    if let Some(r) = rl
-        && r.exceeded
-    {
-        return Ok(with_limit_headers(
-            ApiError::RateLimited {
-                retry_after: r.reset_after,
-            }
-            .error_response(),
-            rl,
-        ));
-    }
-    if !route.public {
-        let token = req
-            .headers()
-            .get(actix_web::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or(ApiError::Unauthorized)?;
-        let claims = gw.keys.verify(token.trim())?;
-        if gw.cache.family_revoked(claims.sid).await == Some(true) {
-            return Err(ApiError::InvalidToken);
-        }
-        let user = gw
-            .cache
-            .rate_limit(
-                "user",
-                &claims.sub.to_string(),
-                60,
-                gw.config.user_limit_per_min,
-            )
-            .await;
-        if let Some(u) = user
-            && u.exceeded
-        {
+    // The token first (a cached verification costs a lookup), then every Redis check of the
+    // request in one round trip: the IP's and the user's rate limits and the logout list.
+    let claims = if route.public {
+        None
+    } else {
+        Some(
+            req.headers()
+                .get(actix_web::http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .ok_or(ApiError::Unauthorized)
+                .and_then(|token| gw.keys.verify(token.trim())),
+        )
+    };
+    let caller = match &claims {
+        Some(Ok(c)) => Some((c.sub, c.sid)),
+        _ => None,
+    };
+    let gate = gw
+        .cache
+        .gate(
+            &client_ip(&req),
+            caller,
+            60,
+            gw.config.ip_limit_per_min,
+            gw.config.user_limit_per_min,
+        )
+        .await;
+    for limit in [gate.ip, gate.user].into_iter().flatten() {
+        if limit.exceeded {
             return Ok(with_limit_headers(
                 ApiError::RateLimited {
-                    retry_after: u.reset_after,
+                    retry_after: limit.reset_after,
                 }
                 .error_response(),
-                user,
+                Some(limit),
             ));
         }
-        rl = tighter(rl, user);
     }
+    if let Some(Err(e)) = claims {
+        return Err(e);
+    }
+    if gate.revoked == Some(true) {
+        return Err(ApiError::InvalidToken);
+    }
+    let rl = tighter(gate.ip, gate.user);
     if req
         .headers()
         .get("content-length")

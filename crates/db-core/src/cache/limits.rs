@@ -16,6 +16,53 @@ pub struct RateLimit {
     pub exceeded: bool,
 }
 
+/// What [`Cache::gate`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gate {
+    pub ip: Option<RateLimit>,
+    pub user: Option<RateLimit>,
+    pub revoked: Option<bool>,
+}
+
+/// One fixed window of a rate limit.
+struct Window {
+    secs: u64,
+    now: u64,
+    index: u64,
+}
+
+impl Window {
+    fn now(secs: u64) -> Self {
+        let secs = secs.max(1);
+        let now = Utc::now().timestamp().max(0) as u64;
+        Self {
+            secs,
+            now,
+            index: now / secs,
+        }
+    }
+
+    /// INCR the window's counter (its value is the pipeline's next result) and let it expire
+    /// with the window.
+    fn count(&self, pipe: &mut redis::Pipeline, key: &str) {
+        pipe.incr(key, 1)
+            .cmd("EXPIRE")
+            .arg(key)
+            .arg(self.secs)
+            .arg("NX")
+            .ignore();
+    }
+
+    fn limit(&self, count: u64, limit: u64) -> RateLimit {
+        RateLimit {
+            limit,
+            remaining: limit.saturating_sub(count),
+            reset_after: (self.index + 1) * self.secs - self.now,
+            exceeded: count > limit,
+        }
+    }
+}
+
 impl Cache {
     /// Counts one hit of `id` in `scope` in the current fixed window of `window_secs`. Shared by
     /// every replica through Redis; `None` (nothing limited) when Redis is unavailable.
@@ -26,24 +73,47 @@ impl Cache {
         window_secs: u64,
         limit: u64,
     ) -> Option<RateLimit> {
-        let window_secs = window_secs.max(1);
-        let now = Utc::now().timestamp().max(0) as u64;
-        let window = now / window_secs;
-        let key = self.keys().rate_limit(scope, id, window);
+        let w = Window::now(window_secs);
+        let key = self.keys().rate_limit(scope, id, w.index);
         let mut pipe = redis::pipe();
-        pipe.incr(&key, 1)
-            .cmd("EXPIRE")
-            .arg(&key)
-            .arg(window_secs)
-            .arg("NX")
-            .ignore();
+        w.count(&mut pipe, &key);
         let (count,): (u64,) = self.pipe(pipe).await?;
-        Some(RateLimit {
-            limit,
-            remaining: limit.saturating_sub(count),
-            reset_after: (window + 1) * window_secs - now,
-            exceeded: count > limit,
-        })
+        Some(w.limit(count, limit))
+    }
+
+    /// The gateway's checks of one request in one round trip: the caller's IP counted against
+    /// `ip_limit` and, for a signed-in caller, the user counted against `user_limit` and their
+    /// session family checked for a logout. Every part is `None` when Redis cannot answer.
+    pub async fn gate(
+        &self,
+        ip: &str,
+        caller: Option<(Uuid, Uuid)>,
+        window_secs: u64,
+        ip_limit: u64,
+        user_limit: u64,
+    ) -> Gate {
+        let w = Window::now(window_secs);
+        let mut pipe = redis::pipe();
+        w.count(&mut pipe, &self.keys().rate_limit("ip", ip, w.index));
+        let Some((user, family)) = caller else {
+            let counted: Option<(u64,)> = self.pipe(pipe).await;
+            return Gate {
+                ip: counted.map(|(c,)| w.limit(c, ip_limit)),
+                user: None,
+                revoked: None,
+            };
+        };
+        w.count(
+            &mut pipe,
+            &self.keys().rate_limit("user", &user.to_string(), w.index),
+        );
+        pipe.exists(self.keys().session(&format!("revoked:{family}")));
+        let answered: Option<(u64, u64, bool)> = self.pipe(pipe).await;
+        Gate {
+            ip: answered.map(|(c, _, _)| w.limit(c, ip_limit)),
+            user: answered.map(|(_, c, _)| w.limit(c, user_limit)),
+            revoked: answered.map(|(_, _, r)| r),
+        }
     }
 
     /// Marks a session family as logged out, so that its access tokens are refused until they
@@ -55,11 +125,5 @@ impl Cache {
             .arg("EX")
             .arg(ttl.as_secs().max(1));
         let _: Option<()> = self.cmd(set).await;
-    }
-
-    /// Whether a session family was logged out (`None` when Redis cannot say).
-    pub async fn family_revoked(&self, family: Uuid) -> Option<bool> {
-        let key = self.keys().session(&format!("revoked:{family}"));
-        self.cmd::<bool>(redis::Cmd::exists(key)).await
     }
 }
