@@ -304,13 +304,7 @@ impl Store {
     /// The user's matches with last message and unread count (one query on a miss), and the
     /// true affection (pending write-behind points included).
     pub async fn matches(&self, user: Uuid) -> Result<Vec<MatchSummary>, DbError> {
-        let mut list = self
-            .cache
-            .match_list(user, || async {
-                let mut conn = self.db.write().await?;
-                Ok::<_, DbError>(matches::list_with_last_message(&mut conn, user).await?)
-            })
-            .await?;
+        let mut list = self.match_list(user).await?;
         if !list.is_empty() {
             // The true affection: what PostgreSQL held, plus pending and in-flight points.
             let characters: Vec<&str> = list.iter().map(|m| m.character_id.as_str()).collect();
@@ -323,6 +317,27 @@ impl Store {
             }
         }
         Ok(list)
+    }
+
+    /// The cached match list (one query on a miss), affection as PostgreSQL holds it.
+    async fn match_list(&self, user: Uuid) -> Result<Vec<MatchSummary>, DbError> {
+        self.cache
+            .match_list(user, || async {
+                let mut conn = self.db.write().await?;
+                Ok::<_, DbError>(matches::list_with_last_message(&mut conn, user).await?)
+            })
+            .await
+    }
+
+    /// Whether the user matched the character: the check every conversation, gallery and
+    /// reply makes first. A membership test on the cached list; on a miss, the list is loaded
+    /// (and cached) as [`Store::matches`] would.
+    pub async fn is_matched(&self, user: Uuid, character: &str) -> Result<bool, DbError> {
+        if let Some(known) = self.cache.match_listed(user, character).await {
+            return Ok(known);
+        }
+        let list = self.match_list(user).await?;
+        Ok(list.iter().any(|m| m.character_id == character))
     }
 
     pub async fn create_match(

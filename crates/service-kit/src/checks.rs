@@ -5,8 +5,7 @@ use uuid::Uuid;
 
 /// Conversations, messages and memories exist only within a match; without one, a 404.
 pub async fn require_match(kit: &Kit, user: Uuid, character: &str) -> Result<(), ApiError> {
-    let matches = kit.store.matches(user).await?;
-    if matches.iter().any(|m| m.character_id == character) {
+    if kit.store.is_matched(user, character).await? {
         Ok(())
     } else {
         Err(ApiError::NotFound)

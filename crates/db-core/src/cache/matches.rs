@@ -134,6 +134,20 @@ impl Cache {
         Ok(list)
     }
 
+    /// Whether `user` matched `character`, from the cached list when it is there: one round
+    /// trip and nothing decoded. `None` when the list is not cached (or Redis cannot answer).
+    pub async fn match_listed(&self, user: Uuid, character: &str) -> Option<bool> {
+        let key = self.keys().match_list(user);
+        let mut read = redis::pipe();
+        read.exists(&key).hexists(&key, character);
+        let (cached, listed): (bool, bool) = self.pipe(read).await?;
+        if !cached {
+            return None;
+        }
+        self.count(Family::MatchList, Outcome::Hit);
+        Some(listed && character != SENTINEL)
+    }
+
     /// A new message: its match's last message (if newer) and unread count, in place.
     pub async fn touch_match_list(&self, m: &Message) {
         let unread = i64::from(m.sender != Sender::User && !m.is_read);
