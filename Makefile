@@ -52,6 +52,10 @@ db: services build ## Create and migrate DATABASE_URL, load the demo characters 
 dev: db ## Run the whole system on this machine
 	@scripts/dev.sh
 
+.PHONY: bench
+bench: ## Release build, the whole stack on a seeded database, the guide's load; report in bench/results/
+	scripts/bench.sh
+
 .PHONY: seed
 seed: services build ## The synthetic dataset (2,000 users, 2 M messages) in DATABASE_URL
 	$(DREAMCTL) migrate --create-database

@@ -86,6 +86,9 @@ struct SeedArgs {
     /// Replace existing data instead of refusing to seed a non-empty database.
     #[arg(long)]
     reset: bool,
+    /// Keep existing data and succeed (what `make bench` does to reuse its database).
+    #[arg(long, conflicts_with = "reset")]
+    if_empty: bool,
     #[arg(long, default_value_t = SeedConfig::default().users)]
     users: i64,
     #[arg(long, default_value_t = SeedConfig::default().characters)]
@@ -232,7 +235,14 @@ async fn run_seed(url: &str, args: SeedArgs) -> anyhow::Result<ExitCode> {
     );
     let progress = |done: i64, _total: i64| bar.set_position(done as u64);
     let started = Instant::now();
-    let (counts, _) = seed::seed(url, &cfg, &hash, args.reset, &progress).await?;
+    let (counts, _) = match seed::seed(url, &cfg, &hash, args.reset, &progress).await {
+        Err(seed::SeedError::NotEmpty(users)) if args.if_empty => {
+            bar.finish_and_clear();
+            println!("Already seeded ({users} users): reused as it is.");
+            return Ok(ExitCode::SUCCESS);
+        }
+        other => other?,
+    };
     bar.finish();
     println!(
         "Seeded in {:.1} s: {} users, {} characters, {} matches, {} messages ({} unread), {} photos, {} memories; ANALYZE done",

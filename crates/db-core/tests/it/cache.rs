@@ -42,6 +42,58 @@ async fn setup(cache: Cache) -> (TestDb, Store, Uuid) {
 }
 
 #[tokio::test]
+async fn the_gateways_checks_are_one_round_trip() {
+    let cache = live_cache(None);
+    let (user, family) = (Uuid::new_v4(), Uuid::new_v4());
+    let first = cache.gate("10.0.0.1", Some((user, family)), 60, 3, 2).await;
+    assert_eq!(first.ip.map(|l| (l.remaining, l.exceeded)), Some((2, false)));
+    assert_eq!(first.user.map(|l| (l.remaining, l.exceeded)), Some((1, false)));
+    assert_eq!(first.revoked, Some(false));
+    let second = cache.gate("10.0.0.1", Some((user, family)), 60, 3, 2).await;
+    assert!(!second.user.unwrap().exceeded);
+    let third = cache.gate("10.0.0.1", Some((user, family)), 60, 3, 2).await;
+    assert!(third.user.unwrap().exceeded, "the user's limit");
+    assert!(!third.ip.unwrap().exceeded);
+    let public = cache.gate("10.0.0.1", None, 60, 3, 2).await;
+    assert!(public.ip.unwrap().exceeded, "the IP's limit counts public calls too");
+    assert_eq!((public.user, public.revoked), (None, None));
+    cache.revoke_family(family, Duration::from_secs(60)).await;
+    let after = cache.gate("10.0.0.2", Some((user, family)), 60, 3, 9).await;
+    assert_eq!(after.revoked, Some(true));
+    // Without Redis nothing is limited and nothing known revoked.
+    let dead = dead_cache().gate("10.0.0.1", Some((user, family)), 60, 1, 1).await;
+    assert_eq!((dead.ip, dead.user, dead.revoked), (None, None, None));
+}
+
+#[tokio::test]
+async fn the_match_check_is_one_membership_test_on_the_cached_list() {
+    for cache in [live_cache(None), dead_cache(), Cache::disabled()] {
+        let (_db, store, u) = setup(cache).await;
+        let c = &store.cache;
+        let before = hits(c, Family::MatchList);
+        assert!(
+            store.is_matched(u, "sophia").await.unwrap(),
+            "loads on a miss"
+        );
+        assert!(store.is_matched(u, "hugo").await.unwrap());
+        assert!(!store.is_matched(u, "amelie").await.unwrap());
+        assert!(
+            !store.is_matched(u, "~").await.unwrap(),
+            "the list's sentinel is no match"
+        );
+        assert!(!store.is_matched(Uuid::new_v4(), "sophia").await.unwrap());
+        // A new match drops the list: the check sees it at once.
+        store.create_match(u, "amelie").await.unwrap();
+        assert!(store.is_matched(u, "amelie").await.unwrap());
+        let (h, m) = hits(c, Family::MatchList);
+        if c.is_enabled() && c.family_stats(Family::MatchList).bypassed == 0 {
+            // Misses: the first load, the stranger's, the reload after the new match.
+            assert_eq!((h - before.0, m - before.1), (3, 3));
+        }
+    }
+}
+
+#[tokio::test]
 async fn second_reads_are_hits_and_writes_are_seen_at_once() {
     let (_db, store, u) = setup(live_cache(None)).await;
     let c = &store.cache;

@@ -1,0 +1,604 @@
+//! Logging in, and the load itself: the guide's four operations, users drawn from a Zipf
+//! distribution, closed or open loop, latency in HDR histograms.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use hdrhistogram::Histogram;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Zipf};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::procs;
+
+#[derive(clap::Args)]
+pub struct LoginArgs {
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    gateway: String,
+    /// Seeded users `user1@example.com` … `user{N}@example.com`.
+    #[arg(long, default_value_t = 2000)]
+    users: usize,
+    #[arg(long, default_value = "dream-demo-2026")]
+    password: String,
+    /// Logins in flight at once.
+    #[arg(long, default_value_t = 8)]
+    parallel: usize,
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// A logged-in user: a real access token and the characters they matched.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Session {
+    pub n: usize,
+    pub token: String,
+    pub characters: Vec<String>,
+}
+
+fn client(connections: usize) -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .pool_max_idle_per_host(connections)
+        .tcp_nodelay(true)
+        .http1_only()
+        .timeout(Duration::from_secs(10))
+        .build()?)
+}
+
+pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
+    let http = client(args.parallel)?;
+    let started = Instant::now();
+    let gateway = args.gateway.trim_end_matches('/').to_owned();
+    let sessions: Vec<anyhow::Result<Session>> = futures_util::stream::iter(1..=args.users)
+        .map(|n| {
+            let (http, gateway, password) = (http.clone(), gateway.clone(), args.password.clone());
+            async move {
+                let res = http
+                    .post(format!("{gateway}/api/v1/auth/login"))
+                    .json(&json!({ "email": format!("user{n}@example.com"), "password": password }))
+                    .send()
+                    .await?;
+                anyhow::ensure!(res.status().is_success(), "login user{n}: {}", res.status());
+                let body: serde_json::Value = res.json().await?;
+                let token = body["access_token"]
+                    .as_str()
+                    .ok_or_else(|| anyhow::anyhow!("login user{n}: no token"))?
+                    .to_owned();
+                let matches: serde_json::Value = http
+                    .get(format!("{gateway}/api/v1/matches"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await?
+                    .error_for_status()?
+                    .json()
+                    .await?;
+                let characters = matches
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|m| m["character_id"].as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Ok(Session {
+                    n,
+                    token,
+                    characters,
+                })
+            }
+        })
+        .buffered(args.parallel)
+        .collect()
+        .await;
+    let sessions: Vec<Session> = sessions.into_iter().collect::<anyhow::Result<_>>()?;
+    if let Some(dir) = args.out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&args.out, serde_json::to_vec(&sessions)?)?;
+    println!(
+        "logged in {} users in {:.1} s",
+        sessions.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The guide's operations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Op {
+    /// The latest 100 messages of a conversation.
+    Conversation,
+    Matches,
+    /// The first page of a photo gallery.
+    Photos,
+    /// Sending a message.
+    Send,
+}
+
+impl Op {
+    pub const ALL: [Op; 4] = [Op::Conversation, Op::Matches, Op::Photos, Op::Send];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Conversation => "conversation",
+            Op::Matches => "matches",
+            Op::Photos => "photos",
+            Op::Send => "send",
+        }
+    }
+
+    fn parse(s: &str) -> anyhow::Result<Op> {
+        Op::ALL
+            .into_iter()
+            .find(|o| o.name() == s)
+            .ok_or_else(|| anyhow::anyhow!("unknown operation {s:?}"))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// N connections, each sending its next request when the last one is answered.
+    Closed,
+    /// A fixed rate of requests, whatever the answers do.
+    Open,
+}
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    gateway: String,
+    /// What `login` wrote.
+    #[arg(long)]
+    tokens: PathBuf,
+    /// A name for this run in the report.
+    #[arg(long)]
+    label: String,
+    #[arg(long, value_enum, default_value = "closed")]
+    mode: Mode,
+    /// Connections (closed loop).
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Requests per second (open loop).
+    #[arg(long, default_value_t = 2000)]
+    rate: u64,
+    /// Measured seconds.
+    #[arg(long, default_value_t = 20)]
+    duration: u64,
+    /// Seconds of the same load before measuring.
+    #[arg(long, default_value_t = 3)]
+    warmup: u64,
+    /// The mix, as op=weight pairs.
+    #[arg(long, default_value = "conversation=50,matches=20,photos=20,send=10")]
+    mix: String,
+    /// Zipf exponent of the user popularity.
+    #[arg(long, default_value_t = 1.1)]
+    zipf: f64,
+    /// Whether the services run with their cache (recorded in the results).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    cache: bool,
+    /// A service to watch: name=url@pid (its /metrics and its process).
+    #[arg(long = "service")]
+    services: Vec<String>,
+    /// The results file to append to (a JSON array).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// Latency of one operation in a run, in milliseconds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OpStats {
+    pub requests: u64,
+    pub errors: u64,
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub max: f64,
+    pub mean: f64,
+}
+
+/// One run, as the report reads it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunResult {
+    pub label: String,
+    pub mode: Mode,
+    pub connections: usize,
+    pub rate: Option<u64>,
+    pub cache: bool,
+    pub mix: String,
+    pub seconds: f64,
+    pub requests: u64,
+    pub errors: u64,
+    /// Successful requests per second.
+    pub throughput: f64,
+    pub ops: BTreeMap<Op, OpStats>,
+    /// The load generator's own CPU, percent of one core.
+    pub generator_cpu_percent: f64,
+    pub services: BTreeMap<String, procs::Usage>,
+    /// Cache hits over hits and misses, from the services' counters, during the run.
+    pub hit_rate: Option<f64>,
+    /// Database queries (all services) per API request the gateway answered.
+    pub queries_per_request: Option<f64>,
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
+struct Workload {
+    sessions: Vec<Session>,
+    zipf: Zipf<f64>,
+    ops: Vec<Op>,
+    weights: Vec<u32>,
+    gateway: String,
+}
+
+impl Workload {
+    fn pick(&self, rng: &mut SmallRng) -> (Op, &Session, Option<&str>) {
+        let total: u32 = self.weights.iter().sum();
+        let mut r = rng.random_range(0..total.max(1));
+        let mut op = self.ops[0];
+        for (o, w) in self.ops.iter().zip(&self.weights) {
+            if r < *w {
+                op = *o;
+                break;
+            }
+            r -= w;
+        }
+        let rank = self.zipf.sample(rng) as usize;
+        let s = &self.sessions[rank.clamp(1, self.sessions.len()) - 1];
+        let c = (!s.characters.is_empty())
+            .then(|| s.characters[rng.random_range(0..s.characters.len())].as_str());
+        (op, s, c)
+    }
+
+    fn request(&self, http: &reqwest::Client, rng: &mut SmallRng) -> (Op, reqwest::RequestBuilder) {
+        let (mut op, s, c) = self.pick(rng);
+        if c.is_none() {
+            op = Op::Matches;
+        }
+        let c = c.unwrap_or_default();
+        let g = &self.gateway;
+        let req = match op {
+            Op::Conversation => {
+                http.get(format!("{g}/api/v1/conversations/{c}/messages?limit=100"))
+            }
+            Op::Matches => http.get(format!("{g}/api/v1/matches")),
+            Op::Photos => http.get(format!("{g}/api/v1/photos/{c}?limit=20")),
+            Op::Send => http
+                .post(format!("{g}/api/v1/conversations/{c}/messages"))
+                .json(&json!({ "content": format!("bench {}", rng.random::<u32>()) })),
+        };
+        (op, req.bearer_auth(&s.token))
+    }
+}
+
+type Hists = BTreeMap<Op, (Histogram<u64>, u64)>;
+
+fn new_hists() -> Hists {
+    Op::ALL
+        .into_iter()
+        .map(|o| {
+            // 1 µs .. 60 s, 3 significant digits.
+            let h = Histogram::new_with_bounds(1, 60_000_000, 3).unwrap_or_else(|_| {
+                Histogram::new(3).unwrap_or_else(|_| unreachable!("3 digits is valid"))
+            });
+            (o, (h, 0))
+        })
+        .collect()
+}
+
+fn record(h: &mut Hists, op: Op, micros: u64, ok: bool) {
+    if let Some((hist, errors)) = h.get_mut(&op) {
+        if ok {
+            let _ = hist.record(micros.max(1));
+        } else {
+            *errors += 1;
+        }
+    }
+}
+
+async fn send(req: reqwest::RequestBuilder) -> bool {
+    match req.send().await {
+        Ok(res) => {
+            let ok = res.status().is_success();
+            // Read the whole body: a client would.
+            res.bytes().await.is_ok() && ok
+        }
+        Err(_) => false,
+    }
+}
+
+/// Closed loop: `connections` workers, each with its own histograms, merged at the end.
+async fn closed(
+    w: Arc<Workload>,
+    http: reqwest::Client,
+    connections: usize,
+    warmup: Duration,
+    measure: Duration,
+) -> Hists {
+    let start = Instant::now();
+    let (from, until) = (start + warmup, start + warmup + measure);
+    let tasks: Vec<_> = (0..connections)
+        .map(|i| {
+            let (w, http) = (w.clone(), http.clone());
+            tokio::spawn(async move {
+                let mut rng = SmallRng::seed_from_u64(i as u64 + 1);
+                let mut h = new_hists();
+                loop {
+                    let t0 = Instant::now();
+                    if t0 >= until {
+                        break;
+                    }
+                    let (op, req) = w.request(&http, &mut rng);
+                    let ok = send(req).await;
+                    if t0 >= from {
+                        record(&mut h, op, t0.elapsed().as_micros() as u64, ok);
+                    }
+                }
+                h
+            })
+        })
+        .collect();
+    let mut all = new_hists();
+    for t in tasks {
+        if let Ok(h) = t.await {
+            for (op, (hist, errors)) in h {
+                if let Some((a, e)) = all.get_mut(&op) {
+                    let _ = a.add(&hist);
+                    *e += errors;
+                }
+            }
+        }
+    }
+    all
+}
+
+/// Open loop: requests start on a fixed schedule; each one's latency counts from when it was
+/// due, not from when it got sent, so a stalled server shows in the numbers.
+async fn open(
+    w: Arc<Workload>,
+    http: reqwest::Client,
+    rate: u64,
+    warmup: Duration,
+    measure: Duration,
+) -> Hists {
+    let hists = Arc::new(Mutex::new(new_hists()));
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(8192));
+    let start = tokio::time::Instant::now();
+    let total = ((warmup + measure).as_secs_f64() * rate as f64) as u64;
+    let warm = (warmup.as_secs_f64() * rate as f64) as u64;
+    let mut rng = SmallRng::seed_from_u64(7);
+    let mut tasks = Vec::new();
+    for i in 0..total {
+        let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
+        tokio::time::sleep_until(due).await;
+        let (op, req) = w.request(&http, &mut rng);
+        let hists = hists.clone();
+        let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+            // Too many requests outstanding: counted as an error, never silently skipped.
+            if i >= warm {
+                record(
+                    &mut hists.lock().unwrap_or_else(|e| e.into_inner()),
+                    op,
+                    0,
+                    false,
+                );
+            }
+            continue;
+        };
+        tasks.push(tokio::spawn(async move {
+            let ok = send(req).await;
+            let micros = due.elapsed().as_micros() as u64;
+            drop(permit);
+            if i >= warm {
+                record(
+                    &mut hists.lock().unwrap_or_else(|e| e.into_inner()),
+                    op,
+                    micros,
+                    ok,
+                );
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    Arc::try_unwrap(hists)
+        .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
+        .unwrap_or_else(|arc| {
+            arc.lock()
+                .map(|h| h.clone())
+                .unwrap_or_else(|_| new_hists())
+        })
+}
+
+fn parse_services(specs: &[String]) -> anyhow::Result<Vec<(String, String, Option<u32>)>> {
+    specs
+        .iter()
+        .map(|s| {
+            let (name, rest) = s
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("--service {s:?}: expected name=url@pid"))?;
+            let (url, pid) = match rest.rsplit_once('@') {
+                Some((u, p)) => (u, Some(p.parse()?)),
+                None => (rest, None),
+            };
+            Ok((name.to_owned(), url.trim_end_matches('/').to_owned(), pid))
+        })
+        .collect()
+}
+
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let sessions: Vec<Session> = serde_json::from_slice(&std::fs::read(&args.tokens)?)?;
+    anyhow::ensure!(
+        !sessions.is_empty(),
+        "no sessions in {}",
+        args.tokens.display()
+    );
+    let mut ops = Vec::new();
+    let mut weights = Vec::new();
+    for part in args.mix.split(',') {
+        let (op, w) = part
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--mix {part:?}: expected op=weight"))?;
+        ops.push(Op::parse(op.trim())?);
+        weights.push(w.trim().parse()?);
+    }
+    let w = Arc::new(Workload {
+        zipf: Zipf::new(sessions.len() as f64, args.zipf)?,
+        sessions,
+        ops,
+        weights,
+        gateway: args.gateway.trim_end_matches('/').to_owned(),
+    });
+    let services = parse_services(&args.services)?;
+    let urls: Vec<(String, String)> = services
+        .iter()
+        .map(|(n, u, _)| (n.clone(), u.clone()))
+        .collect();
+    let pids: Vec<(String, u32)> = services
+        .iter()
+        .filter_map(|(n, _, p)| p.map(|p| (n.clone(), p)))
+        .collect();
+    let http = client(args.connections.max(256))?;
+    let (warmup, measure) = (
+        Duration::from_secs(args.warmup),
+        Duration::from_secs(args.duration),
+    );
+
+    // Counters and CPU from the end of the warm-up to the end of the run.
+    let probe = {
+        let (http, urls, pids) = (http.clone(), urls.clone(), pids.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(warmup).await;
+            let counters = procs::scrape(&http, &urls).await;
+            let cpu: BTreeMap<String, f64> = pids
+                .iter()
+                .map(|(n, p)| (n.clone(), procs::cpu_seconds(*p).unwrap_or(0.0)))
+                .collect();
+            let me = procs::cpu_seconds(std::process::id()).unwrap_or(0.0);
+            let at = Instant::now();
+            // Peak resident memory, sampled every 100 ms while measuring.
+            let mut peaks: BTreeMap<String, u64> = BTreeMap::new();
+            while at.elapsed() < measure {
+                for (n, p) in &pids {
+                    let rss = procs::rss_bytes(*p).unwrap_or(0);
+                    let e = peaks.entry(n.clone()).or_default();
+                    *e = (*e).max(rss);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            (counters, cpu, me, at, peaks)
+        })
+    };
+    let hists = match args.mode {
+        Mode::Closed => closed(w.clone(), http.clone(), args.connections, warmup, measure).await,
+        Mode::Open => open(w.clone(), http.clone(), args.rate, warmup, measure).await,
+    };
+    let (before, cpu_before, me_before, measured_from, peaks) = probe.await?;
+    let seconds = measured_from
+        .elapsed()
+        .as_secs_f64()
+        .max(measure.as_secs_f64());
+    let generator_cpu_percent =
+        100.0 * (procs::cpu_seconds(std::process::id()).unwrap_or(0.0) - me_before) / seconds;
+    let after = procs::scrape(&http, &urls).await;
+    let delta = after.delta(&before);
+    let usage = procs::usage_map(&pids, &cpu_before, &peaks, seconds);
+
+    let ms = |v: u64| v as f64 / 1000.0;
+    let mut op_stats = BTreeMap::new();
+    let (mut requests, mut errors) = (0, 0);
+    for (op, (h, e)) in &hists {
+        if h.is_empty() && *e == 0 {
+            continue;
+        }
+        requests += h.len() + e;
+        errors += e;
+        op_stats.insert(
+            *op,
+            OpStats {
+                requests: h.len() + e,
+                errors: *e,
+                p50: ms(h.value_at_quantile(0.50)),
+                p95: ms(h.value_at_quantile(0.95)),
+                p99: ms(h.value_at_quantile(0.99)),
+                max: ms(h.max()),
+                mean: h.mean() / 1000.0,
+            },
+        );
+    }
+    let lookups = delta.cache_hits + delta.cache_misses;
+    let result = RunResult {
+        label: args.label,
+        mode: args.mode,
+        connections: args.connections,
+        rate: (args.mode == Mode::Open).then_some(args.rate),
+        cache: args.cache,
+        mix: args.mix,
+        seconds,
+        requests,
+        errors,
+        throughput: (requests - errors) as f64 / seconds,
+        ops: op_stats,
+        generator_cpu_percent,
+        services: usage,
+        hit_rate: (lookups > 0.0).then(|| delta.cache_hits / lookups),
+        queries_per_request: (delta.gateway_requests > 0.0)
+            .then(|| delta.db_queries / delta.gateway_requests),
+        at: chrono::Utc::now(),
+    };
+    print_run(&result);
+    let mut all: Vec<RunResult> = std::fs::read(&args.out)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    all.push(result);
+    if let Some(dir) = args.out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&args.out, serde_json::to_vec_pretty(&all)?)?;
+    Ok(())
+}
+
+fn print_run(r: &RunResult) {
+    println!(
+        "── {} ({:?}{}, cache {}) ── {:.0} req/s, {} requests, {} errors, hit rate {}, {} queries/request, generator CPU {:.0}%",
+        r.label,
+        r.mode,
+        match r.mode {
+            Mode::Closed => format!(", {} connections", r.connections),
+            Mode::Open => format!(", {} req/s offered", r.rate.unwrap_or(0)),
+        },
+        if r.cache { "on" } else { "off" },
+        r.throughput,
+        r.requests,
+        r.errors,
+        r.hit_rate
+            .map_or("—".into(), |h| format!("{:.1}%", 100.0 * h)),
+        r.queries_per_request
+            .map_or("—".into(), |q| format!("{q:.2}")),
+        r.generator_cpu_percent,
+    );
+    for (op, s) in &r.ops {
+        println!(
+            "   {:<13} p50 {:>8.2} ms  p95 {:>8.2} ms  p99 {:>8.2} ms  max {:>8.2} ms  ({} requests, {} errors)",
+            op.name(),
+            s.p50,
+            s.p95,
+            s.p99,
+            s.max,
+            s.requests,
+            s.errors
+        );
+    }
+    for (name, u) in &r.services {
+        println!(
+            "   {name:<13} CPU {:>5.0}%  peak RSS {:>6.1} MB",
+            u.cpu_percent, u.peak_rss_mb
+        );
+    }
+}

@@ -1,0 +1,280 @@
+//! The report: a Markdown page (headline, every run, the guide's table beside ours), the same
+//! data as JSON, and an SVG chart of the latency percentiles per operation.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use crate::load::{Mode, Op, RunResult};
+
+/// The optimization guide's published figures (ms), for the side-by-side table.
+const GUIDE: [(Op, f64); 4] = [
+    (Op::Conversation, 45.0),
+    (Op::Matches, 38.0),
+    (Op::Send, 92.0),
+    (Op::Photos, 28.0),
+];
+
+fn find(runs: &[RunResult], mode: Mode, cache: bool, mixed: bool) -> Option<&RunResult> {
+    runs.iter()
+        .filter(|r| r.mode == mode && r.cache == cache && (r.ops.len() > 1) == mixed)
+        .max_by(|a, b| a.throughput.total_cmp(&b.throughput))
+}
+
+fn fmt_opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
+    v.map_or_else(|| "—".to_owned(), f)
+}
+
+pub fn write(results: &Path, out: &Path) -> anyhow::Result<()> {
+    let runs: Vec<RunResult> = serde_json::from_slice(&std::fs::read(results)?)?;
+    anyhow::ensure!(!runs.is_empty(), "no runs in {}", results.display());
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let stem = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "report".into());
+    let chart = out.with_extension("svg");
+    chart_svg(&runs, &chart)?;
+    std::fs::write(
+        out.with_extension("json"),
+        serde_json::to_vec_pretty(&runs)?,
+    )?;
+
+    let mut md = String::new();
+    let date = runs[0].at.format("%Y-%m-%d");
+    writeln!(md, "# Dream benchmark, {date}\n")?;
+    writeln!(
+        md,
+        "Release build, the whole stack on one machine (the load generator included), the \
+         `dreamctl seed` defaults (2,000 users, 20,000 matches, 2 M messages, 200 k photos), \
+         requests through the gateway with real tokens, users drawn with Zipf s = 1.1. \
+         Reproduce with `make bench`.\n"
+    )?;
+    writeln!(md, "![latency percentiles per operation]({stem}.svg)\n")?;
+
+    writeln!(md, "## Headline\n")?;
+    let closed = find(&runs, Mode::Closed, true, true);
+    let open = find(&runs, Mode::Open, true, true);
+    if let Some(c) = closed {
+        writeln!(
+            md,
+            "- Closed loop, {} connections, the mix: **{:.0} requests/s**, {} errors in {} requests.",
+            c.connections, c.throughput, c.errors, c.requests
+        )?;
+    }
+    if let Some(o) = open {
+        let worst = o.ops.values().map(|s| s.p99).fold(0.0, f64::max);
+        writeln!(
+            md,
+            "- Open loop at {} requests/s of the mix: worst p99 over the operations **{worst:.2} ms** ({} errors).",
+            o.rate.unwrap_or(0),
+            o.errors
+        )?;
+    }
+    if let Some(c) = closed.or(open) {
+        writeln!(
+            md,
+            "- Cache hit rate during the mix: **{}**; {} database queries per request.",
+            fmt_opt(c.hit_rate, |h| format!("{:.1} %", 100.0 * h)),
+            fmt_opt(c.queries_per_request, |q| format!("{q:.2}"))
+        )?;
+        let peak = c
+            .services
+            .iter()
+            .map(|(n, u)| format!("{n} {:.0} MB", u.peak_rss_mb))
+            .collect::<Vec<_>>()
+            .join(", ");
+        writeln!(md, "- Peak resident memory: {peak}.")?;
+    }
+    writeln!(md)?;
+
+    writeln!(md, "## Beside the guide\n")?;
+    writeln!(
+        md,
+        "The guide published one latency per operation (no percentile or load stated). Ours: p50 / p95 / p99 in the open-loop mix, and p95 in the no-cache run.\n"
+    )?;
+    writeln!(
+        md,
+        "| operation | guide | Dream p50 | Dream p95 | Dream p99 | Dream p95, no cache |"
+    )?;
+    writeln!(md, "|---|---|---|---|---|---|")?;
+    let nocache = find(&runs, Mode::Closed, false, true).or(find(&runs, Mode::Open, false, true));
+    let base = open.or(closed);
+    for (op, guide) in GUIDE {
+        let s = base.and_then(|r| r.ops.get(&op));
+        let n = nocache.and_then(|r| r.ops.get(&op));
+        writeln!(
+            md,
+            "| {} | {guide:.0} ms | {} | {} | {} | {} |",
+            op.name(),
+            fmt_opt(s.map(|s| s.p50), |v| format!("{v:.2} ms")),
+            fmt_opt(s.map(|s| s.p95), |v| format!("{v:.2} ms")),
+            fmt_opt(s.map(|s| s.p99), |v| format!("{v:.2} ms")),
+            fmt_opt(n.map(|s| s.p95), |v| format!("{v:.2} ms")),
+        )?;
+    }
+    writeln!(
+        md,
+        "| p95 target | < 200 ms | | | | |\n| cache hit rate | > 80 % | {} | | | |\n",
+        fmt_opt(base.and_then(|r| r.hit_rate), |h| format!(
+            "{:.1} %",
+            100.0 * h
+        ))
+    )?;
+
+    writeln!(md, "## Every run\n")?;
+    writeln!(
+        md,
+        "| run | load | cache | req/s | errors | operation | p50 ms | p95 ms | p99 ms | max ms | hit rate | queries/req | generator CPU |"
+    )?;
+    writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")?;
+    for r in &runs {
+        let load = match r.mode {
+            Mode::Closed => format!("closed, {} conns", r.connections),
+            Mode::Open => format!("open, {} req/s", r.rate.unwrap_or(0)),
+        };
+        for (i, (op, s)) in r.ops.iter().enumerate() {
+            let first = i == 0;
+            writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {} |",
+                if first { r.label.as_str() } else { "" },
+                if first { load.as_str() } else { "" },
+                if first {
+                    if r.cache { "on" } else { "off" }
+                } else {
+                    ""
+                },
+                if first {
+                    format!("{:.0}", r.throughput)
+                } else {
+                    String::new()
+                },
+                s.errors,
+                op.name(),
+                s.p50,
+                s.p95,
+                s.p99,
+                s.max,
+                if first {
+                    fmt_opt(r.hit_rate, |h| format!("{:.1} %", 100.0 * h))
+                } else {
+                    String::new()
+                },
+                if first {
+                    fmt_opt(r.queries_per_request, |q| format!("{q:.2}"))
+                } else {
+                    String::new()
+                },
+                if first {
+                    format!("{:.0} %", r.generator_cpu_percent)
+                } else {
+                    String::new()
+                },
+            )?;
+        }
+    }
+    writeln!(md, "\n## CPU and memory per service\n")?;
+    writeln!(
+        md,
+        "CPU in percent of one core (the machine has 2), averaged over the run; peak resident memory sampled every 100 ms.\n"
+    )?;
+    let names: Vec<&String> = runs
+        .iter()
+        .flat_map(|r| r.services.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    write!(md, "| run |")?;
+    for n in &names {
+        write!(md, " {n} CPU | {n} RSS |")?;
+    }
+    writeln!(md)?;
+    writeln!(md, "|---|{}", "---|---|".repeat(names.len()))?;
+    for r in &runs {
+        write!(md, "| {} |", r.label)?;
+        for n in &names {
+            match r.services.get(*n) {
+                Some(u) => write!(md, " {:.0} % | {:.0} MB |", u.cpu_percent, u.peak_rss_mb)?,
+                None => write!(md, " — | — |")?,
+            }
+        }
+        writeln!(md)?;
+    }
+    std::fs::write(out.with_extension("md"), md)?;
+    println!(
+        "report: {} (+ .json, .svg)",
+        out.with_extension("md").display()
+    );
+    Ok(())
+}
+
+/// Grouped bars: p50, p95 and p99 of each operation, for the mixed runs with the cache on.
+fn chart_svg(runs: &[RunResult], path: &Path) -> anyhow::Result<()> {
+    let panels: Vec<&RunResult> = [Mode::Open, Mode::Closed]
+        .into_iter()
+        .filter_map(|m| find(runs, m, true, true))
+        .collect();
+    let root = SVGBackend::new(path, (1000, 420)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let areas = root.split_evenly((1, panels.len().max(1)));
+    for (area, run) in areas.iter().zip(&panels) {
+        let ymax = run.ops.values().map(|s| s.p99).fold(0.1, f64::max) * 1.15;
+        let title = match run.mode {
+            Mode::Open => format!("open loop, {} req/s", run.rate.unwrap_or(0)),
+            Mode::Closed => format!(
+                "closed loop, {} conns ({:.0} req/s)",
+                run.connections, run.throughput
+            ),
+        };
+        let ops: Vec<(Op, f64, f64, f64)> = run
+            .ops
+            .iter()
+            .map(|(o, s)| (*o, s.p50, s.p95, s.p99))
+            .collect();
+        let mut chart = ChartBuilder::on(area)
+            .caption(title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(30)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0f64..ops.len() as f64, 0f64..ymax)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(ops.len())
+            .x_label_formatter(&|x| {
+                ops.get(x.floor() as usize)
+                    .map(|o| o.0.name().to_owned())
+                    .unwrap_or_default()
+            })
+            .y_desc("latency (ms)")
+            .draw()?;
+        let colors = [
+            RGBColor(110, 170, 230),
+            RGBColor(240, 160, 60),
+            RGBColor(200, 70, 70),
+        ];
+        for (pi, (label, color)) in ["p50", "p95", "p99"].iter().zip(colors).enumerate() {
+            chart
+                .draw_series(ops.iter().enumerate().map(|(i, o)| {
+                    let v = [o.1, o.2, o.3][pi];
+                    let x0 = i as f64 + 0.15 + pi as f64 * 0.23;
+                    Rectangle::new([(x0, 0.0), (x0 + 0.2, v)], color.filled())
+                }))?
+                .label(*label)
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled())
+                });
+        }
+        chart
+            .configure_series_labels()
+            .border_style(BLACK)
+            .background_style(WHITE.mix(0.8))
+            .draw()?;
+    }
+    root.present()?;
+    Ok(())
+}

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# `make bench`: release binaries, the whole stack against a seeded benchmark database, the
+# guide's load mix (closed and open loop, single operations, then without the cache), the
+# report in bench/results/<date>.{md,json,svg}; everything it started is stopped at the end.
+#
+#   BENCH_DURATION=20 BENCH_CONNECTIONS=64 BENCH_RATE=2000 make bench
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+rel="$root/target/release"
+tmp="$root/bench/tmp"
+mkdir -p "$tmp"
+
+duration=${BENCH_DURATION:-20}
+single=${BENCH_SINGLE_DURATION:-8}
+connections=${BENCH_CONNECTIONS:-64}
+rate=${BENCH_RATE:-2000}
+date=$(date -u +%Y-%m-%d)
+out=${BENCH_OUT:-bench/results/$date}
+
+# The benchmark database: DATABASE_URL's server, database dream_bench.
+base=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/dream}
+export DATABASE_URL=${BENCH_DATABASE_URL:-${base%/*}/dream_bench}
+export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
+export REDIS_KEY_PREFIX=${BENCH_REDIS_PREFIX:-dream-bench}
+
+echo "── building release binaries"
+cargo build --release --locked --bins
+scripts/local-services.sh ensure
+started_services=$( [[ -f .dev/started ]] && cat .dev/started || true )
+
+echo "── benchmark database ${DATABASE_URL}"
+"$rel/dreamctl" migrate --create-database >/dev/null
+"$rel/dreamctl" seed --if-empty
+
+# The stack: release, warnings only, ports of their own (make dev may be running).
+export DREAM_ENV=development RUST_LOG=${BENCH_RUST_LOG:-warn}
+export GATEWAY_PORT=9080 AUTH_PORT=9081 CHAT_PORT=9082 AI_PORT=9083 MEDIA_PORT=9084
+export AUTH_URLS=http://127.0.0.1:9081 CHAT_URLS=http://127.0.0.1:9082 AI_URLS=http://127.0.0.1:9083
+export MEDIA_URLS=http://127.0.0.1:9084 MEDIA_URL=http://127.0.0.1:9084 MEDIA_STORE_URL="$tmp/media"
+# Tokens outlive the whole benchmark; limits stay on (their cost is part of the path) but high.
+export ACCESS_TOKEN_TTL_S=7200 RATE_LIMIT_IP_PER_MIN=100000000 RATE_LIMIT_USER_PER_MIN=100000000
+
+pids=()
+names=(gateway auth chat ai media)
+stop_stack() {
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  pids=()
+}
+cleanup() {
+  stop_stack
+  [[ -z $started_services ]] || scripts/local-services.sh stop
+}
+trap cleanup EXIT INT TERM
+
+start_stack() { # extra env assignments
+  local name
+  for name in auth chat ai media gateway; do
+    env "$@" "$rel/dream-$name" >"$tmp/$name.log" 2>&1 &
+    pids+=($!)
+    eval "pid_$name=$!"
+  done
+  for port in 9080 9081 9082 9083 9084; do
+    for _ in $(seq 1 100); do
+      curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break
+      sleep 0.1
+    done
+    curl -fs "http://127.0.0.1:$port/health" >/dev/null || { echo "port $port did not come up" >&2; exit 1; }
+  done
+}
+
+services() {
+  local n port=9080 args=()
+  for n in "${names[@]}"; do
+    local var="pid_$n"
+    args+=(--service "$n=http://127.0.0.1:$port@${!var}")
+    port=$((port + 1))
+  done
+  echo "${args[@]}"
+}
+
+results="$tmp/results.json"
+rm -f "$results"
+bench() { # label cache args...
+  local label=$1 cache=$2
+  shift 2
+  # shellcheck disable=SC2046
+  "$rel/dream-bench" run --gateway http://127.0.0.1:9080 --tokens "$tmp/tokens.json" \
+    --label "$label" --cache "$cache" --out "$results" $(services) "$@"
+}
+
+echo "── stack with the cache"
+start_stack
+echo "── logging the seeded users in"
+"$rel/dream-bench" login --gateway http://127.0.0.1:9080 --out "$tmp/tokens.json"
+bench "mix, closed loop" true --mode closed --connections "$connections" --duration "$duration" --warmup 5
+bench "mix, open loop" true --mode open --rate "$rate" --duration "$duration" --warmup 3
+for op in conversation matches photos send; do
+  bench "$op only" true --mode closed --connections "$connections" --duration "$single" --warmup 2 --mix "$op=1"
+done
+stop_stack
+
+echo "── stack without the cache (PostgreSQL alone)"
+start_stack CACHE_ENABLED=false
+bench "mix, closed loop, no cache" false --mode closed --connections "$connections" --duration "$duration" --warmup 3
+bench "mix, open loop, no cache" false --mode open --rate "$rate" --duration "$duration" --warmup 3
+stop_stack
+
+"$rel/dream-bench" report --results "$results" --out "$out"
