@@ -3,7 +3,8 @@
 # guide's load mix (closed and open loop, single operations, then without the cache), the
 # report in bench/results/<date>.{md,json,svg}; everything it started is stopped at the end.
 #
-#   BENCH_DURATION=20 BENCH_CONNECTIONS=64 BENCH_RATE=2000 make bench
+#   BENCH_DURATION=20 BENCH_CONNECTIONS=64 BENCH_RATES="1000 2000" make bench
+#   BENCH_PROFILE=1 make bench   # only a profile (perf) of the gateway and chat under the mix
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -14,7 +15,7 @@ mkdir -p "$tmp"
 duration=${BENCH_DURATION:-20}
 single=${BENCH_SINGLE_DURATION:-8}
 connections=${BENCH_CONNECTIONS:-64}
-rate=${BENCH_RATE:-2000}
+rates=${BENCH_RATES:-1000 2000}
 date=$(date -u +%Y-%m-%d)
 out=${BENCH_OUT:-bench/results/$date}
 
@@ -40,6 +41,7 @@ export AUTH_URLS=http://127.0.0.1:9081 CHAT_URLS=http://127.0.0.1:9082 AI_URLS=h
 export MEDIA_URLS=http://127.0.0.1:9084 MEDIA_URL=http://127.0.0.1:9084 MEDIA_STORE_URL="$tmp/media"
 # Tokens outlive the whole benchmark; limits stay on (their cost is part of the path) but high.
 export ACCESS_TOKEN_TTL_S=7200 RATE_LIMIT_IP_PER_MIN=100000000 RATE_LIMIT_USER_PER_MIN=100000000
+export LOGIN_LIMIT_PER_IP_PER_MIN=100000
 
 pids=()
 names=(gateway auth chat ai media)
@@ -87,15 +89,41 @@ bench() { # label cache args...
   shift 2
   # shellcheck disable=SC2046
   "$rel/dream-bench" run --gateway http://127.0.0.1:9080 --tokens "$tmp/tokens.json" \
-    --label "$label" --cache "$cache" --out "$results" $(services) "$@"
+    --label "$label" --cache "$cache" --out "${BENCH_RESULTS:-$results}" $(services) "$@"
 }
 
 echo "── stack with the cache"
 start_stack
-echo "── logging the seeded users in"
-"$rel/dream-bench" login --gateway http://127.0.0.1:9080 --out "$tmp/tokens.json"
-bench "mix, closed loop" true --mode closed --connections "$connections" --duration "$duration" --warmup 5
-bench "mix, open loop" true --mode open --rate "$rate" --duration "$duration" --warmup 3
+# Tokens live 2 hours: a login from the last hour is reused.
+if [[ -z $(find "$tmp/tokens.json" -mmin -60 2>/dev/null) ]]; then
+  echo "── logging the seeded users in"
+  "$rel/dream-bench" login --gateway http://127.0.0.1:9080 --out "$tmp/tokens.json"
+fi
+if [[ -n ${BENCH_PROFILE:-} ]]; then
+  command -v perf >/dev/null || { echo "perf is needed: sudo apt-get install -y linux-perf" >&2; exit 1; }
+  BENCH_RESULTS="$tmp/profile-run.json" bench "profile" true --mode closed --connections "$connections" --duration 15 --warmup 3 &
+  load=$!
+  sleep 5
+  perfs=()
+  for svc in gateway chat; do
+    var="pid_$svc"
+    perf record -F 999 -g -p "${!var}" -o "$tmp/perf-$svc.data" -- sleep 8 >/dev/null 2>&1 &
+    perfs+=($!)
+  done
+  wait "$load" "${perfs[@]}"
+  for svc in gateway chat; do
+    perf report -i "$tmp/perf-$svc.data" --stdio --no-children --percent-limit 0.7 -g none 2>/dev/null \
+      | grep -v '^$' > "$tmp/profile-$svc.txt" || true
+    echo "── $svc: bench/tmp/profile-$svc.txt"
+    grep -E '^ +[0-9]' "$tmp/profile-$svc.txt" | head -25
+  done
+  exit 0
+fi
+# The first, longer warm-up fills the caches as a running system has them.
+bench "mix, closed loop" true --mode closed --connections "$connections" --duration "$duration" --warmup 20
+for rate in $rates; do
+  bench "mix, open loop, $rate/s" true --mode open --rate "$rate" --duration "$duration" --warmup 3
+done
 for op in conversation matches photos send; do
   bench "$op only" true --mode closed --connections "$connections" --duration "$single" --warmup 2 --mix "$op=1"
 done
@@ -104,7 +132,7 @@ stop_stack
 echo "── stack without the cache (PostgreSQL alone)"
 start_stack CACHE_ENABLED=false
 bench "mix, closed loop, no cache" false --mode closed --connections "$connections" --duration "$duration" --warmup 3
-bench "mix, open loop, no cache" false --mode open --rate "$rate" --duration "$duration" --warmup 3
+bench "mix, open loop, no cache, ${rates%% *}/s" false --mode open --rate "${rates%% *}" --duration "$duration" --warmup 3
 stop_stack
 
 "$rel/dream-bench" report --results "$results" --out "$out"

@@ -219,6 +219,10 @@ pub struct RunResult {
     pub ops: BTreeMap<Op, OpStats>,
     /// The load generator's own CPU, percent of one core.
     pub generator_cpu_percent: f64,
+    /// The whole machine's CPU in use (every process, PostgreSQL and Redis included),
+    /// percent of all its cores.
+    #[serde(default)]
+    pub machine_cpu_percent: f64,
     pub services: BTreeMap<String, procs::Usage>,
     /// Cache hits over hits and misses, from the services' counters, during the run.
     pub hit_rate: Option<f64>,
@@ -480,6 +484,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 .map(|(n, p)| (n.clone(), procs::cpu_seconds(*p).unwrap_or(0.0)))
                 .collect();
             let me = procs::cpu_seconds(std::process::id()).unwrap_or(0.0);
+            let machine = procs::machine_jiffies();
             let at = Instant::now();
             // Peak resident memory, sampled every 100 ms while measuring.
             let mut peaks: BTreeMap<String, u64> = BTreeMap::new();
@@ -491,14 +496,18 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            (counters, cpu, me, at, peaks)
+            (counters, cpu, me, at, peaks, machine)
         })
     };
     let hists = match args.mode {
         Mode::Closed => closed(w.clone(), http.clone(), args.connections, warmup, measure).await,
         Mode::Open => open(w.clone(), http.clone(), args.rate, warmup, measure).await,
     };
-    let (before, cpu_before, me_before, measured_from, peaks) = probe.await?;
+    let (before, cpu_before, me_before, measured_from, peaks, machine_before) = probe.await?;
+    let machine_cpu_percent = match (machine_before, procs::machine_jiffies()) {
+        (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => 100.0 * (b1 - b0) as f64 / (t1 - t0) as f64,
+        _ => 0.0,
+    };
     let seconds = measured_from
         .elapsed()
         .as_secs_f64()
@@ -545,6 +554,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         throughput: (requests - errors) as f64 / seconds,
         ops: op_stats,
         generator_cpu_percent,
+        machine_cpu_percent,
         services: usage,
         hit_rate: (lookups > 0.0).then(|| delta.cache_hits / lookups),
         queries_per_request: (delta.gateway_requests > 0.0)
@@ -566,7 +576,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 
 fn print_run(r: &RunResult) {
     println!(
-        "── {} ({:?}{}, cache {}) ── {:.0} req/s, {} requests, {} errors, hit rate {}, {} queries/request, generator CPU {:.0}%",
+        "── {} ({:?}{}, cache {}) ── {:.0} req/s, {} requests, {} errors, hit rate {}, {} queries/request, generator CPU {:.0}%, machine CPU {:.0}%",
         r.label,
         r.mode,
         match r.mode {
@@ -582,6 +592,7 @@ fn print_run(r: &RunResult) {
         r.queries_per_request
             .map_or("—".into(), |q| format!("{q:.2}")),
         r.generator_cpu_percent,
+        r.machine_cpu_percent,
     );
     for (op, s) in &r.ops {
         println!(

@@ -20,6 +20,22 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     Some((utime + stime) / TICKS_PER_S)
 }
 
+/// The whole machine's CPU time as (busy, total) jiffies, from `/proc/stat`.
+pub fn machine_jiffies() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let total: u64 = fields.iter().sum();
+    // idle and iowait
+    let idle = fields.get(3)? + fields.get(4).copied().unwrap_or(0);
+    Some((total - idle, total))
+}
+
 /// Resident memory in bytes.
 pub fn rss_bytes(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -45,6 +61,13 @@ pub struct Counters {
 }
 
 impl Counters {
+    fn add(&mut self, o: &Counters) {
+        self.cache_hits += o.cache_hits;
+        self.cache_misses += o.cache_misses;
+        self.db_queries += o.db_queries;
+        self.gateway_requests += o.gateway_requests;
+    }
+
     pub fn delta(&self, before: &Counters) -> Counters {
         Counters {
             cache_hits: self.cache_hits - before.cache_hits,
@@ -69,29 +92,37 @@ pub async fn scrape(http: &reqwest::Client, services: &[(String, String)]) -> Co
             continue;
         };
         let Ok(text) = res.text().await else { continue };
-        let Ok(scrape) = Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))) else {
-            continue;
-        };
-        for s in &scrape.samples {
-            match (s.metric.as_str(), &s.value) {
-                ("cache_requests_total", Value::Counter(v)) => match s.labels.get("result") {
-                    Some("hit") => total.cache_hits += v,
-                    Some("miss") => total.cache_misses += v,
-                    _ => {}
-                },
-                ("db_queries_per_request_sum", Value::Untyped(v) | Value::Counter(v)) => {
-                    total.db_queries += v;
-                }
-                ("http_request_duration_seconds_count", Value::Untyped(v) | Value::Counter(v))
-                    if name == "gateway"
-                        && s.labels
-                            .get("route")
-                            .is_some_and(|r| r.starts_with("/api/")) =>
-                {
-                    total.gateway_requests += v;
-                }
+        total.add(&parse(name, &text));
+    }
+    total
+}
+
+/// The counters in one service's `/metrics` text.
+pub fn parse(service: &str, text: &str) -> Counters {
+    let mut total = Counters::default();
+    let Ok(scrape) = Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))) else {
+        return total;
+    };
+    for s in &scrape.samples {
+        match (s.metric.as_str(), &s.value) {
+            ("cache_requests_total", Value::Counter(v)) => match s.labels.get("result") {
+                Some("hit") => total.cache_hits += v,
+                Some("miss") => total.cache_misses += v,
                 _ => {}
+            },
+            ("db_queries_per_request_sum", Value::Untyped(v) | Value::Counter(v)) => {
+                total.db_queries += v;
             }
+            // The gateway forwards /api/ through its default service: "unmatched".
+            ("http_request_duration_seconds_count", Value::Untyped(v) | Value::Counter(v))
+                if service == "gateway"
+                    && s.labels
+                        .get("route")
+                        .is_some_and(|r| r == "unmatched" || r.starts_with("/api/")) =>
+            {
+                total.gateway_requests += v;
+            }
+            _ => {}
         }
     }
     total
@@ -124,4 +155,18 @@ pub fn usage_map(
             )
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_come_out_of_real_metrics_text() {
+        let gw = parse("gateway", include_str!("../testdata/gateway-metrics.txt"));
+        assert!(gw.gateway_requests > 0.0, "{gw:?}");
+        let chat = parse("chat", include_str!("../testdata/chat-metrics.txt"));
+        assert!(chat.cache_hits > 0.0 && chat.db_queries > 0.0, "{chat:?}");
+        assert_eq!(chat.gateway_requests, 0.0);
+    }
 }

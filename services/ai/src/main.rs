@@ -1,5 +1,8 @@
 //! `dream-ai`: the characters' replies.
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::net::TcpListener;
 
 #[actix_web::main]

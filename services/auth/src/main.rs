@@ -1,5 +1,8 @@
 //! `dream-auth`: accounts, sessions and tokens, profiles, XP and the leaderboard.
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::net::TcpListener;
 
 use clap::{Parser, Subcommand};

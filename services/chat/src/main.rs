@@ -1,5 +1,8 @@
 //! `dream-chat`: characters, matches, conversations, search and memories.
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::net::TcpListener;
 
 #[actix_web::main]

@@ -1,5 +1,8 @@
 //! `dream-gateway`: the one public entry.
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::net::TcpListener;
 
 use actix_web::middleware::from_fn;

@@ -1,5 +1,8 @@
 //! `dream-media`: the photos characters send, and the workers that make them.
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::net::TcpListener;
 
 #[actix_web::main]

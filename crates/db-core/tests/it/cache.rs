@@ -46,8 +46,14 @@ async fn the_gateways_checks_are_one_round_trip() {
     let cache = live_cache(None);
     let (user, family) = (Uuid::new_v4(), Uuid::new_v4());
     let first = cache.gate("10.0.0.1", Some((user, family)), 60, 3, 2).await;
-    assert_eq!(first.ip.map(|l| (l.remaining, l.exceeded)), Some((2, false)));
-    assert_eq!(first.user.map(|l| (l.remaining, l.exceeded)), Some((1, false)));
+    assert_eq!(
+        first.ip.map(|l| (l.remaining, l.exceeded)),
+        Some((2, false))
+    );
+    assert_eq!(
+        first.user.map(|l| (l.remaining, l.exceeded)),
+        Some((1, false))
+    );
     assert_eq!(first.revoked, Some(false));
     let second = cache.gate("10.0.0.1", Some((user, family)), 60, 3, 2).await;
     assert!(!second.user.unwrap().exceeded);
@@ -55,13 +61,18 @@ async fn the_gateways_checks_are_one_round_trip() {
     assert!(third.user.unwrap().exceeded, "the user's limit");
     assert!(!third.ip.unwrap().exceeded);
     let public = cache.gate("10.0.0.1", None, 60, 3, 2).await;
-    assert!(public.ip.unwrap().exceeded, "the IP's limit counts public calls too");
+    assert!(
+        public.ip.unwrap().exceeded,
+        "the IP's limit counts public calls too"
+    );
     assert_eq!((public.user, public.revoked), (None, None));
     cache.revoke_family(family, Duration::from_secs(60)).await;
     let after = cache.gate("10.0.0.2", Some((user, family)), 60, 3, 9).await;
     assert_eq!(after.revoked, Some(true));
     // Without Redis nothing is limited and nothing known revoked.
-    let dead = dead_cache().gate("10.0.0.1", Some((user, family)), 60, 1, 1).await;
+    let dead = dead_cache()
+        .gate("10.0.0.1", Some((user, family)), 60, 1, 1)
+        .await;
     assert_eq!((dead.ip, dead.user, dead.revoked), (None, None, None));
 }
 
