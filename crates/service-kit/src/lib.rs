@@ -118,6 +118,18 @@ pub fn path_config() -> web::PathConfig {
         .error_handler(|err, _| ApiError::BadRequest(format!("invalid path: {err}")).into())
 }
 
+/// `HttpServer::on_connect` hook: answers go out at once. Without TCP_NODELAY a response
+/// written in two parts (headers, then a streamed body) waits for the client's delayed ACK,
+/// and about one request in twenty took 40 ms more (the p95 of every operation in the
+/// benchmark sat at 44 ms while p50 was under 3 ms).
+pub fn no_delay(conn: &dyn std::any::Any, _: &mut actix_web::dev::Extensions) {
+    if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>()
+        && let Err(e) = tcp.set_nodelay(true)
+    {
+        tracing::warn!(error = %e, "cannot set TCP_NODELAY");
+    }
+}
+
 async fn not_found() -> ApiResult<actix_web::HttpResponse> {
     Err(ApiError::NotFound)
 }
@@ -150,6 +162,7 @@ where
             .configure(routes.clone())
             .default_service(web::to(not_found))
     })
+    .on_connect(no_delay)
     .shutdown_timeout(shutdown_timeout.as_secs())
     .listen(listener)?
     .run();

@@ -31,6 +31,7 @@ async fn main() -> anyhow::Result<()> {
             .wrap(gateway::cors(&config.cors_origins))
             .configure(gateway::configure)
     })
+    .on_connect(service_kit::no_delay)
     .shutdown_timeout(20)
     .listen(listener)?
     .run()
