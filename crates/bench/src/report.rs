@@ -248,7 +248,7 @@ fn chart_svg(runs: &[RunResult], path: &Path) -> anyhow::Result<()> {
     root.fill(&WHITE)?;
     let areas = root.split_evenly((1, panels.len().max(1)));
     for (area, run) in areas.iter().zip(&panels) {
-        let ymax = run.ops.values().map(|s| s.p99).fold(0.1, f64::max) * 1.15;
+        let ymax = run.ops.values().map(|s| s.p99).fold(0.1, f64::max) * 1.45;
         let title = match run.mode {
             Mode::Open => format!("open loop, {} req/s", run.rate.unwrap_or(0)),
             Mode::Closed => format!(
@@ -270,14 +270,17 @@ fn chart_svg(runs: &[RunResult], path: &Path) -> anyhow::Result<()> {
         chart
             .configure_mesh()
             .disable_x_mesh()
-            .x_labels(ops.len())
-            .x_label_formatter(&|x| {
-                ops.get(x.floor() as usize)
-                    .map(|o| o.0.name().to_owned())
-                    .unwrap_or_default()
-            })
+            .x_labels(0)
             .y_desc("latency (ms)")
             .draw()?;
+        // Each operation's name above its bars.
+        chart.draw_series(ops.iter().enumerate().map(|(i, o)| {
+            Text::new(
+                o.0.name().to_owned(),
+                (i as f64 + 0.2, o.3.max(o.2) * 1.06 + ymax * 0.02),
+                ("sans-serif", 13),
+            )
+        }))?;
         let colors = [
             RGBColor(110, 170, 230),
             RGBColor(240, 160, 60),
@@ -297,6 +300,7 @@ fn chart_svg(runs: &[RunResult], path: &Path) -> anyhow::Result<()> {
         }
         chart
             .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
             .border_style(BLACK)
             .background_style(WHITE.mix(0.8))
             .draw()?;
