@@ -375,8 +375,59 @@ impl Store {
             let mut conn = self.db.read().await?;
             return Ok(messages::latest(&mut conn, user, character, before, limit).await?);
         }
-        let items = self
-            .cache
+        let entries = self.window(user, character, limit).await?;
+        let items: Vec<Message> = entries.iter().filter_map(window::Entry::message).collect();
+        let next = (items.len() == limit as usize)
+            .then(|| items.last().map(|m| Cursor::new(m.created_at, m.id)))
+            .flatten();
+        Ok(KeysetPage { items, next })
+    }
+
+    /// [`Store::conversation`] as JSON documents, for a handler that only passes them on: the
+    /// first page goes out as the cache holds it, never decoded and encoded again.
+    pub async fn conversation_json(
+        &self,
+        user: Uuid,
+        character: &str,
+        before: Option<Cursor>,
+        limit: i64,
+    ) -> Result<KeysetPage<Box<serde_json::value::RawValue>>, DbError> {
+        let limit = clamp_limit(limit);
+        if before.is_some() {
+            let page = self.conversation(user, character, before, limit).await?;
+            return Ok(KeysetPage {
+                items: page
+                    .items
+                    .iter()
+                    .filter_map(|m| serde_json::value::to_raw_value(m).ok())
+                    .collect(),
+                next: page.next,
+            });
+        }
+        let entries = self.window(user, character, limit).await?;
+        let next = (entries.len() == limit as usize)
+            .then(|| {
+                let last = entries.last()?;
+                Some(Cursor::new(
+                    chrono::DateTime::from_timestamp_micros(last.at_micros)?,
+                    last.id,
+                ))
+            })
+            .flatten();
+        Ok(KeysetPage {
+            items: entries.into_iter().map(|e| e.json).collect(),
+            next,
+        })
+    }
+
+    /// The first page from the cached window (loaded from the primary on a miss).
+    async fn window(
+        &self,
+        user: Uuid,
+        character: &str,
+        limit: i64,
+    ) -> Result<Vec<window::Entry>, DbError> {
+        self.cache
             .conversation_window(user, character, limit as usize, || async {
                 // The primary: a window must not miss a message a replica has not seen yet.
                 let mut conn = self.db.write().await?;
@@ -385,11 +436,7 @@ impl Store {
                         .await?;
                 Ok::<_, DbError>(page.items)
             })
-            .await?;
-        let next = (items.len() == limit as usize)
-            .then(|| items.last().map(|m| Cursor::new(m.created_at, m.id)))
-            .flatten();
-        Ok(KeysetPage { items, next })
+            .await
     }
 
     /// Stores a message once per client id and updates the caches it touches: the window

@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use super::{Cache, Family, Outcome};
@@ -19,23 +20,48 @@ pub const WINDOW: usize = 100;
 const SENTINEL: &str = "~";
 const VERSION_TTL: Duration = Duration::from_secs(3600);
 
-fn member(m: &Message) -> Option<String> {
-    serde_json::to_string(m)
-        .ok()
-        .map(|json| format!("{:020}|{json}", m.id))
+/// One message of a window as Redis holds it: its JSON, ready to be sent as it is, with what
+/// a keyset cursor needs.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub id: i64,
+    /// `created_at` in microseconds (the member's score).
+    pub at_micros: i64,
+    pub json: Box<RawValue>,
 }
 
-fn score(m: &Message) -> i64 {
-    m.created_at.timestamp_micros()
+impl Entry {
+    fn of(m: &Message) -> Option<Self> {
+        Some(Self {
+            id: m.id,
+            at_micros: m.created_at.timestamp_micros(),
+            json: serde_json::value::to_raw_value(m).ok()?,
+        })
+    }
+
+    fn member(&self) -> String {
+        format!("{:020}|{}", self.id, self.json.get())
+    }
+
+    pub fn message(&self) -> Option<Message> {
+        serde_json::from_str(self.json.get()).ok()
+    }
 }
 
-fn decode(members: Vec<String>) -> Vec<Message> {
+/// Members with their scores (as doubles: the sentinel's is -inf; a time in microseconds is
+/// below 2^53, so exact).
+fn decode(members: Vec<(String, f64)>) -> Vec<Entry> {
     members
         .into_iter()
-        .filter(|m| m != SENTINEL)
-        .filter_map(|m| {
-            m.split_once('|')
-                .and_then(|(_, json)| serde_json::from_str(json).ok())
+        .filter(|(m, _)| m != SENTINEL)
+        .filter_map(|(m, score)| {
+            let at_micros = score as i64;
+            let (id, json) = m.split_once('|')?;
+            Some(Entry {
+                id: id.parse().ok()?,
+                at_micros,
+                json: RawValue::from_string(json.to_owned()).ok()?,
+            })
         })
         .collect()
 }
@@ -72,7 +98,7 @@ impl Cache {
         character: &str,
         limit: usize,
         load: F,
-    ) -> Result<Vec<Message>, E>
+    ) -> Result<Vec<Entry>, E>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Vec<Message>, E>>,
@@ -82,25 +108,27 @@ impl Cache {
         let version_key = self.keys().conversation_version(user, character);
         let mut read = redis::pipe();
         read.exists(&key)
-            .zrevrange(&key, 0, limit as isize)
+            .zrevrange_withscores(&key, 0, limit as isize)
             .get(&version_key);
-        let Some((exists, members, version)) =
-            self.pipe::<(bool, Vec<String>, Option<String>)>(read).await
+        let Some((exists, members, version)) = self
+            .pipe::<(bool, Vec<(String, f64)>, Option<String>)>(read)
+            .await
         else {
             self.count(Family::Conversation, Outcome::Bypass);
             let mut all = load().await?;
             all.truncate(limit);
-            return Ok(all);
+            return Ok(all.iter().filter_map(Entry::of).collect());
         };
         if exists {
             self.count(Family::Conversation, Outcome::Hit);
-            let mut messages = decode(members);
-            messages.truncate(limit);
-            return Ok(messages);
+            let mut entries = decode(members);
+            entries.truncate(limit);
+            return Ok(entries);
         }
         self.count(Family::Conversation, Outcome::Miss);
         let mut all = load().await?;
         all.truncate(WINDOW);
+        let mut entries: Vec<Entry> = all.iter().filter_map(Entry::of).collect();
         let ttl = Family::Conversation
             .ttl()
             .unwrap_or(Duration::from_secs(300));
@@ -111,22 +139,20 @@ impl Cache {
             .arg(version.unwrap_or_default())
             .arg(ttl.as_millis() as u64)
             .arg(SENTINEL);
-        for m in &all {
-            if let Some(member) = member(m) {
-                invocation.arg(score(m)).arg(member);
-            }
+        for e in &entries {
+            invocation.arg(e.at_micros).arg(e.member());
         }
         let _: Option<i64> = self
             .redis(|r| async move { r.script(&invocation).await })
             .await;
-        all.truncate(limit);
-        Ok(all)
+        entries.truncate(limit);
+        Ok(entries)
     }
 
     /// Adds a just-stored message to its conversation's window (when the window is cached),
     /// keeping the newest [`WINDOW`]. Call after the insert committed.
     pub async fn append_to_window(&self, m: &Message) {
-        let Some(member) = member(m) else { return };
+        let Some(entry) = Entry::of(m) else { return };
         let key = self.keys().conversation(m.user_id, &m.character_id);
         let version_key = self.keys().conversation_version(m.user_id, &m.character_id);
         let ttl = Family::Conversation
@@ -136,8 +162,8 @@ impl Cache {
         let mut invocation = script.key(&key);
         invocation
             .key(&version_key)
-            .arg(score(m))
-            .arg(member)
+            .arg(entry.at_micros)
+            .arg(entry.member())
             .arg(ttl.as_millis() as u64)
             .arg(WINDOW)
             .arg(VERSION_TTL.as_millis() as u64);

@@ -42,6 +42,34 @@ async fn setup(cache: Cache) -> (TestDb, Store, Uuid) {
 }
 
 #[tokio::test]
+async fn the_conversation_as_json_is_the_conversation() {
+    for cache in [live_cache(None), dead_cache()] {
+        let (_db, store, u) = setup(cache).await;
+        for _ in 0..2 {
+            // A miss, then a hit: the same documents either way.
+            let page = store.conversation(u, "sophia", None, 20).await.unwrap();
+            let raw = store
+                .conversation_json(u, "sophia", None, 20)
+                .await
+                .unwrap();
+            let decoded: Vec<db_core::models::Message> = raw
+                .items
+                .iter()
+                .map(|j| serde_json::from_str(j.get()).unwrap())
+                .collect();
+            assert_eq!(decoded, page.items);
+            assert_eq!(raw.next, page.next);
+            let older = store
+                .conversation_json(u, "sophia", page.next, 20)
+                .await
+                .unwrap();
+            assert_eq!(older.items.len(), 10);
+            assert_eq!(older.next, None);
+        }
+    }
+}
+
+#[tokio::test]
 async fn the_gateways_checks_are_one_round_trip() {
     let cache = live_cache(None);
     let (user, family) = (Uuid::new_v4(), Uuid::new_v4());
@@ -719,7 +747,7 @@ async fn a_window_loaded_before_a_send_is_not_stored() {
         })
         .await
         .unwrap();
-    assert_eq!(stale[0].content, "message 29");
+    assert_eq!(stale[0].message().unwrap().content, "message 29");
     let now = store.conversation(u, "sophia", None, 100).await.unwrap();
     assert_eq!(now.items[0].content, "pendant le chargement");
     assert_eq!(

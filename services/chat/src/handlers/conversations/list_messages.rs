@@ -21,12 +21,13 @@ pub async fn handle(
     me: AuthUser,
     character: web::Path<String>,
     params: web::Query<Params>,
-) -> ApiResult<web::Json<KeysetPage<Message>>> {
+) -> ApiResult<web::Json<KeysetPage<Box<serde_json::value::RawValue>>>> {
     let before = cursor(params.before.as_deref())?;
     require_match(&kit, me.id, &character).await?;
+    // The messages as the cache holds them: no decoding and encoding again on the hot path.
     let page = kit
         .store
-        .conversation(me.id, &character, before, params.limit.unwrap_or(50))
+        .conversation_json(me.id, &character, before, params.limit.unwrap_or(50))
         .await?;
     Ok(web::Json(page))
 }
