@@ -18,6 +18,7 @@ async fn start(token_delay_ms: u64) -> (TestApp, Uuid, String) {
         provider: Arc::new(Builtin {
             token_delay: Duration::from_millis(token_delay_ms),
         }),
+        by_character: Default::default(),
         photos: None,
     };
     let app = TestApp::start("ai", ai::routes::configure_with(ai)).await;

@@ -247,6 +247,7 @@ async fn through_the_service_a_failed_generation_stores_nothing_and_can_be_asked
     let (url, fake) = fake_server(Mode::ErrorMidStream).await;
     let ai = ai::handlers::reply::Ai {
         provider: Arc::new(provider(&url, false)),
+        by_character: Default::default(),
         photos: None,
     };
     let app = TestApp::start("ai", ai::routes::configure_with(ai)).await;
@@ -291,6 +292,65 @@ async fn through_the_service_a_failed_generation_stores_nothing_and_can_be_asked
         Some(2),
         "counted once, for the reply that was written"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_character_answers_with_its_own_provider() {
+    use db_core::models::{NewMessage, NewUser, SecretString, Sender};
+    use service_kit::testing::TestApp;
+
+    let (url, _fake) = fake_server(Mode::Ok).await;
+    // Builtin by default; Sophia speaks through the OpenAI-compatible API.
+    let ai = ai::handlers::reply::Ai {
+        provider: Arc::new(Builtin {
+            token_delay: Duration::ZERO,
+        }),
+        by_character: [(
+            "sophia".to_owned(),
+            Arc::new(provider(&url, false)) as Arc<dyn Provider>,
+        )]
+        .into_iter()
+        .collect(),
+        photos: None,
+    };
+    let app = TestApp::start("ai", ai::routes::configure_with(ai)).await;
+    let mut conn = app.db.conn().await.unwrap();
+    db_core::queries::characters::upsert(&mut conn, &db_core::seed::demo_characters().unwrap())
+        .await
+        .unwrap();
+    let new = NewUser {
+        email: "c@example.com".into(),
+        password_hash: SecretString::new("x"),
+        display_name: "C".into(),
+    };
+    let user = db_core::queries::users::create(&mut conn, &new)
+        .await
+        .unwrap()
+        .id;
+    let token = app.token_for(user);
+    for character in ["sophia", "hugo"] {
+        db_core::queries::matches::create(&mut conn, user, character)
+            .await
+            .unwrap();
+        app.kit
+            .store
+            .send(&NewMessage::new(
+                user,
+                character,
+                Sender::User,
+                "Salut, ça va ?",
+            ))
+            .await
+            .unwrap();
+    }
+    let ask = |c: &str| format!("/api/v1/conversations/{c}/reply");
+    let (status, sophia) = app.post(&ask("sophia"), Some(&token), Value::Null).await;
+    assert_eq!(status.as_u16(), 201, "{sophia}");
+    assert_eq!(sophia["content"], "Bonjour toi !", "from the API");
+    let (status, hugo) = app.post(&ask("hugo"), Some(&token), Value::Null).await;
+    assert_eq!(status.as_u16(), 201, "{hugo}");
+    assert_ne!(hugo["content"], "Bonjour toi !", "builtin, in Hugo's voice");
+    assert!(!hugo["content"].as_str().unwrap().is_empty());
 }
 
 async fn replies(app: &service_kit::testing::TestApp, user: uuid::Uuid) -> usize {

@@ -16,8 +16,20 @@ use crate::provider::Provider;
 /// The provider the service answers with.
 pub struct Ai {
     pub provider: Arc<dyn Provider>,
+    /// Characters that answer with another provider than `provider` (`AI_PROVIDER_BY_CHARACTER`).
+    pub by_character: std::collections::HashMap<String, Arc<dyn Provider>>,
     /// Photo milestones; `None` turns them off.
     pub photos: Option<crate::photos::PhotoMilestones>,
+}
+
+impl Ai {
+    /// The provider that writes `character`'s replies.
+    pub fn provider_for(&self, character: &str) -> Arc<dyn Provider> {
+        self.by_character
+            .get(character)
+            .unwrap_or(&self.provider)
+            .clone()
+    }
 }
 
 fn sse(id: usize, event: &str, data: &serde_json::Value) -> web::Bytes {
@@ -83,7 +95,7 @@ pub async fn handle(
     });
     match generate::start(
         &kit,
-        ai.provider.clone(),
+        ai.provider_for(&character),
         me.id,
         &character,
         user_message,
