@@ -27,6 +27,10 @@ pub struct GatewayConfig {
     pub max_body_bytes: usize,
     /// `CORS_ORIGINS`: comma-separated, or `*`.
     pub cors_origins: String,
+    /// `GATEWAY_MAX_IN_FLIGHT`: requests forwarded and not yet answered (up to the response
+    /// head; a streaming body does not hold a slot). Past it, an immediate 503: an overloaded
+    /// machine sheds load instead of queueing it without bound.
+    pub max_in_flight: usize,
 }
 
 impl GatewayConfig {
@@ -52,6 +56,7 @@ impl GatewayConfig {
             user_limit_per_min: env_or("RATE_LIMIT_USER_PER_MIN", 600)?,
             max_body_bytes: env_or("MAX_BODY_BYTES", 1024 * 1024)?,
             cors_origins: env_or("CORS_ORIGINS", "*".to_owned())?,
+            max_in_flight: env_or("GATEWAY_MAX_IN_FLIGHT", 1024)?,
         })
     }
 }
@@ -63,6 +68,7 @@ pub struct Gateway {
     pub upstreams: Arc<Upstreams>,
     pub client: reqwest::Client,
     pub metrics: Handle,
+    pub in_flight: tokio::sync::Semaphore,
 }
 
 impl Gateway {
@@ -82,6 +88,7 @@ impl Gateway {
                 .collect(),
         });
         Ok(Self {
+            in_flight: tokio::sync::Semaphore::new(config.max_in_flight.max(1)),
             config,
             cache,
             keys,

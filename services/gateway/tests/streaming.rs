@@ -121,3 +121,88 @@ async fn server_sent_events_stream_through_unbuffered() {
     server.abort();
     fake.abort();
 }
+
+/// Past `max_in_flight` requests waiting on upstreams, the gateway answers 503 at once instead
+/// of queueing; a slot frees as soon as an answer's head is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overloaded_gateway_sheds_load_at_once() {
+    service_kit::testing::install_crypto();
+    let (arrived, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let (a, r) = (arrived.clone(), release.clone());
+    let upstream = TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream_url = format!("http://{}", upstream.local_addr().unwrap());
+    let fake = HttpServer::new(move || {
+        let (a, r) = (a.clone(), r.clone());
+        App::new().route(
+            "/api/v1/matches",
+            web::get().to(move || {
+                let (a, r) = (a.clone(), r.clone());
+                async move {
+                    a.notify_one();
+                    r.notified().await;
+                    HttpResponse::Ok().json(serde_json::json!([]))
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .listen(upstream)
+    .unwrap()
+    .run();
+    let fake = tokio::spawn(fake);
+    let keys = TokenKeys::signer(
+        DEV_PUBLIC_KEY_PEM,
+        DEV_PRIVATE_KEY_PEM,
+        false,
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    let token = keys
+        .mint(uuid::Uuid::new_v4(), uuid::Uuid::new_v4())
+        .unwrap();
+    let mut config = GatewayConfig::from_env().unwrap();
+    config.upstreams = vec![("chat", vec![upstream_url])];
+    config.max_in_flight = 1;
+    let cache = Cache::new(RedisPool::new(&db_test::redis_config()).unwrap());
+    let gw = web::Data::new(Gateway::new(config, cache, keys).unwrap());
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(gw.clone())
+            .configure(gateway::configure)
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    let server = tokio::spawn(server);
+    let http = reqwest::Client::new();
+    let get = || {
+        http.get(format!("{base}/api/v1/matches"))
+            .bearer_auth(&token)
+            .send()
+    };
+    let first = tokio::spawn(get());
+    tokio::time::timeout(Duration::from_secs(10), arrived.notified())
+        .await
+        .expect("the first request reached the upstream");
+    let shed = tokio::time::timeout(Duration::from_secs(5), get())
+        .await
+        .expect("answered at once, not queued")
+        .unwrap();
+    assert_eq!(shed.status(), 503);
+    assert_eq!(shed.headers()["content-type"], "application/problem+json");
+    assert!(shed.headers().contains_key("retry-after"));
+    release.notify_one();
+    assert_eq!(first.await.unwrap().unwrap().status(), 200);
+    // The slot is free again.
+    let again = tokio::spawn(get());
+    tokio::time::timeout(Duration::from_secs(10), arrived.notified())
+        .await
+        .unwrap();
+    release.notify_one();
+    assert_eq!(again.await.unwrap().unwrap().status(), 200);
+    server.abort();
+    fake.abort();
+}
