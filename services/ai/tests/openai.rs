@@ -241,38 +241,13 @@ impl ConcatOk for Vec<Result<String, String>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn through_the_service_a_failed_generation_stores_nothing_and_can_be_asked_again() {
-    use db_core::models::{NewMessage, NewUser, SecretString, Sender};
-    use service_kit::testing::TestApp;
-
     let (url, fake) = fake_server(Mode::ErrorMidStream).await;
     let ai = ai::handlers::reply::Ai {
         provider: Arc::new(provider(&url, false)),
         by_character: Default::default(),
         photos: None,
     };
-    let app = TestApp::start("ai", ai::routes::configure_with(ai)).await;
-    let mut conn = app.db.conn().await.unwrap();
-    db_core::queries::characters::upsert(&mut conn, &db_core::seed::demo_characters().unwrap())
-        .await
-        .unwrap();
-    let new = NewUser {
-        email: "o@example.com".into(),
-        password_hash: SecretString::new("x"),
-        display_name: "O".into(),
-    };
-    let user = db_core::queries::users::create(&mut conn, &new)
-        .await
-        .unwrap()
-        .id;
-    db_core::queries::matches::create(&mut conn, user, "sophia")
-        .await
-        .unwrap();
-    app.kit
-        .store
-        .send(&NewMessage::new(user, "sophia", Sender::User, "Salut !"))
-        .await
-        .unwrap();
-    let token = app.token_for(user);
+    let (app, user, token) = app_with(ai, &["sophia"], "Salut !").await;
     let path = "/api/v1/conversations/sophia/reply";
 
     let (status, p) = app.post(path, Some(&token), Value::Null).await;
@@ -296,9 +271,6 @@ async fn through_the_service_a_failed_generation_stores_nothing_and_can_be_asked
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_character_answers_with_its_own_provider() {
-    use db_core::models::{NewMessage, NewUser, SecretString, Sender};
-    use service_kit::testing::TestApp;
-
     let (url, _fake) = fake_server(Mode::Ok).await;
     // Builtin by default; Sophia speaks through the OpenAI-compatible API.
     let ai = ai::handlers::reply::Ai {
@@ -313,36 +285,7 @@ async fn each_character_answers_with_its_own_provider() {
         .collect(),
         photos: None,
     };
-    let app = TestApp::start("ai", ai::routes::configure_with(ai)).await;
-    let mut conn = app.db.conn().await.unwrap();
-    db_core::queries::characters::upsert(&mut conn, &db_core::seed::demo_characters().unwrap())
-        .await
-        .unwrap();
-    let new = NewUser {
-        email: "c@example.com".into(),
-        password_hash: SecretString::new("x"),
-        display_name: "C".into(),
-    };
-    let user = db_core::queries::users::create(&mut conn, &new)
-        .await
-        .unwrap()
-        .id;
-    let token = app.token_for(user);
-    for character in ["sophia", "hugo"] {
-        db_core::queries::matches::create(&mut conn, user, character)
-            .await
-            .unwrap();
-        app.kit
-            .store
-            .send(&NewMessage::new(
-                user,
-                character,
-                Sender::User,
-                "Salut, ça va ?",
-            ))
-            .await
-            .unwrap();
-    }
+    let (app, _user, token) = app_with(ai, &["sophia", "hugo"], "Salut, ça va ?").await;
     let ask = |c: &str| format!("/api/v1/conversations/{c}/reply");
     let (status, sophia) = app.post(&ask("sophia"), Some(&token), Value::Null).await;
     assert_eq!(status.as_u16(), 201, "{sophia}");
@@ -351,6 +294,43 @@ async fn each_character_answers_with_its_own_provider() {
     assert_eq!(status.as_u16(), 201, "{hugo}");
     assert_ne!(hugo["content"], "Bonjour toi !", "builtin, in Hugo's voice");
     assert!(!hugo["content"].as_str().unwrap().is_empty());
+}
+
+/// The ai service with `ai`, the demo characters, and one user matched with `characters`,
+/// having written `message` to each.
+async fn app_with(
+    ai: ai::handlers::reply::Ai,
+    characters: &[&str],
+    message: &str,
+) -> (service_kit::testing::TestApp, uuid::Uuid, String) {
+    use db_core::models::{NewMessage, NewUser, SecretString, Sender};
+
+    let app = service_kit::testing::TestApp::start("ai", ai::routes::configure_with(ai)).await;
+    let mut conn = app.db.conn().await.unwrap();
+    db_core::queries::characters::upsert(&mut conn, &db_core::seed::demo_characters().unwrap())
+        .await
+        .unwrap();
+    let new = NewUser {
+        email: "o@example.com".into(),
+        password_hash: SecretString::new("x"),
+        display_name: "O".into(),
+    };
+    let user = db_core::queries::users::create(&mut conn, &new)
+        .await
+        .unwrap()
+        .id;
+    for character in characters {
+        db_core::queries::matches::create(&mut conn, user, character)
+            .await
+            .unwrap();
+        app.kit
+            .store
+            .send(&NewMessage::new(user, *character, Sender::User, message))
+            .await
+            .unwrap();
+    }
+    let token = app.token_for(user);
+    (app, user, token)
 }
 
 async fn replies(app: &service_kit::testing::TestApp, user: uuid::Uuid) -> usize {

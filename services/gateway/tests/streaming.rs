@@ -61,32 +61,7 @@ async fn server_sent_events_stream_through_unbuffered() {
     .run();
     let fake = tokio::spawn(fake);
 
-    let keys = TokenKeys::signer(
-        DEV_PUBLIC_KEY_PEM,
-        DEV_PRIVATE_KEY_PEM,
-        false,
-        Duration::from_secs(60),
-    )
-    .unwrap();
-    let token = keys
-        .mint(uuid::Uuid::new_v4(), uuid::Uuid::new_v4())
-        .unwrap();
-    let mut config = GatewayConfig::from_env().unwrap();
-    config.upstreams = vec![("ai", vec![upstream_url])];
-    let cache = Cache::new(RedisPool::new(&db_test::redis_config()).unwrap());
-    let gw = web::Data::new(Gateway::new(config, cache, keys).unwrap());
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(gw.clone())
-            .configure(gateway::configure)
-    })
-    .workers(1)
-    .listen(listener)
-    .unwrap()
-    .run();
-    let server = tokio::spawn(server);
+    let (base, token, server) = gateway_to("ai", upstream_url, None);
 
     let res = reqwest::Client::new()
         .post(format!("{base}/api/v1/conversations/sophia/reply"))
@@ -150,33 +125,7 @@ async fn an_overloaded_gateway_sheds_load_at_once() {
     .unwrap()
     .run();
     let fake = tokio::spawn(fake);
-    let keys = TokenKeys::signer(
-        DEV_PUBLIC_KEY_PEM,
-        DEV_PRIVATE_KEY_PEM,
-        false,
-        Duration::from_secs(60),
-    )
-    .unwrap();
-    let token = keys
-        .mint(uuid::Uuid::new_v4(), uuid::Uuid::new_v4())
-        .unwrap();
-    let mut config = GatewayConfig::from_env().unwrap();
-    config.upstreams = vec![("chat", vec![upstream_url])];
-    config.max_in_flight = 1;
-    let cache = Cache::new(RedisPool::new(&db_test::redis_config()).unwrap());
-    let gw = web::Data::new(Gateway::new(config, cache, keys).unwrap());
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(gw.clone())
-            .configure(gateway::configure)
-    })
-    .workers(1)
-    .listen(listener)
-    .unwrap()
-    .run();
-    let server = tokio::spawn(server);
+    let (base, token, server) = gateway_to("chat", upstream_url, Some(1));
     let http = reqwest::Client::new();
     let get = || {
         http.get(format!("{base}/api/v1/matches"))
@@ -205,4 +154,41 @@ async fn an_overloaded_gateway_sheds_load_at_once() {
     assert_eq!(again.await.unwrap().unwrap().status(), 200);
     server.abort();
     fake.abort();
+}
+
+/// A gateway in front of one upstream service, and a token it accepts.
+fn gateway_to(
+    service: &'static str,
+    upstream_url: String,
+    max_in_flight: Option<usize>,
+) -> (String, String, tokio::task::JoinHandle<std::io::Result<()>>) {
+    let keys = TokenKeys::signer(
+        DEV_PUBLIC_KEY_PEM,
+        DEV_PRIVATE_KEY_PEM,
+        false,
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    let token = keys
+        .mint(uuid::Uuid::new_v4(), uuid::Uuid::new_v4())
+        .unwrap();
+    let mut config = GatewayConfig::from_env().unwrap();
+    config.upstreams = vec![(service, vec![upstream_url])];
+    if let Some(n) = max_in_flight {
+        config.max_in_flight = n;
+    }
+    let cache = Cache::new(RedisPool::new(&db_test::redis_config()).unwrap());
+    let gw = web::Data::new(Gateway::new(config, cache, keys).unwrap());
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(gw.clone())
+            .configure(gateway::configure)
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    (base, token, tokio::spawn(server))
 }
