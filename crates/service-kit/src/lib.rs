@@ -130,6 +130,15 @@ pub fn no_delay(conn: &dyn std::any::Any, _: &mut actix_web::dev::Extensions) {
     }
 }
 
+/// Worker threads of an HTTP server (`HTTP_WORKERS`): by default one per core, as actix does.
+/// Fewer than cores suits a machine shared by many processes (fewer threads to wake).
+pub fn http_workers() -> anyhow::Result<usize> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let n: usize = db_core::config::env_or("HTTP_WORKERS", cores)?;
+    anyhow::ensure!(n > 0, "HTTP_WORKERS must be at least 1");
+    Ok(n)
+}
+
 async fn not_found() -> ApiResult<actix_web::HttpResponse> {
     Err(ApiError::NotFound)
 }
@@ -148,6 +157,7 @@ where
 {
     let data = web::Data::new(kit.clone());
     let keys = web::Data::new(kit.keys.clone());
+    let workers = http_workers()?;
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
@@ -163,6 +173,7 @@ where
             .default_service(web::to(not_found))
     })
     .on_connect(no_delay)
+    .workers(workers)
     .shutdown_timeout(shutdown_timeout.as_secs())
     .listen(listener)?
     .run();

@@ -32,6 +32,7 @@ async fn main() -> anyhow::Result<()> {
             .configure(gateway::configure)
     })
     .on_connect(service_kit::no_delay)
+    .workers(service_kit::http_workers()?)
     .shutdown_timeout(20)
     .listen(listener)?
     .run()
