@@ -148,10 +148,21 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        if self.status_code().is_server_error() {
+            let request_id = request_id::current().unwrap_or_default();
+            tracing::error!(code = self.code(), %request_id, error = ?self, "request failed");
+        }
+        self.problem()
+    }
+}
+
+impl ApiError {
+    /// The problem+json answer, without logging: for refusals that are expected and counted
+    /// elsewhere (load shedding), where a log line per request would add to the overload.
+    pub fn problem(&self) -> HttpResponse {
         let status = self.status_code();
         let request_id = request_id::current().unwrap_or_default();
         let detail = if status.is_server_error() {
-            tracing::error!(code = self.code(), %request_id, error = ?self, "request failed");
             match self {
                 ApiError::Unavailable { .. }
                 | ApiError::BadGateway(_)

@@ -83,8 +83,9 @@ pub async fn forward(
 ) -> Result<HttpResponse, ApiError> {
     let route = routes::resolve(req.method(), req.path()).ok_or(ApiError::NotFound)?;
     let Ok(_slot) = gw.in_flight.try_acquire() else {
+        // Counted, not logged: under overload a log line per refusal would add to it.
         metrics::counter!("gateway_shed_total").increment(1);
-        return Err(ApiError::Unavailable { retry_after: 1 });
+        return Ok(ApiError::Unavailable { retry_after: 1 }.problem());
     };
     // The token first (a cached verification costs a lookup), then every Redis check of the
     // request in one round trip: the IP's and the user's rate limits and the logout list.
