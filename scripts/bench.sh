@@ -3,8 +3,9 @@
 # guide's load mix (closed and open loop, single operations, then without the cache), the
 # report in bench/results/<date>.{md,json,svg}; everything it started is stopped at the end.
 #
-#   BENCH_DURATION=20 BENCH_CONNECTIONS=64 BENCH_RATES="1000 2000" make bench
+#   BENCH_DURATION=20 BENCH_CONNECTIONS=64 BENCH_RATES="500 1000 2000" make bench
 #   BENCH_PROFILE=1 make bench   # only a profile (perf) of the gateway and chat under the mix
+#   BENCH_PROFILE=1 BENCH_PROFILE_CALLGRAPH=dwarf make bench   # with callers (bigger, slower)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -15,7 +16,7 @@ mkdir -p "$tmp"
 duration=${BENCH_DURATION:-20}
 single=${BENCH_SINGLE_DURATION:-8}
 connections=${BENCH_CONNECTIONS:-64}
-rates=${BENCH_RATES:-1000 2000}
+rates=${BENCH_RATES:-500 1000 2000}
 date=$(date -u +%Y-%m-%d)
 out=${BENCH_OUT:-bench/results/$date}
 
@@ -88,7 +89,7 @@ bench() { # label cache args...
   local label=$1 cache=$2
   shift 2
   # shellcheck disable=SC2046
-  "$rel/dream-bench" run --gateway http://127.0.0.1:9080 --tokens "$tmp/tokens.json" \
+  "$rel/dream-bench" run --gateway "${target:-http://127.0.0.1:9080}" --tokens "$tmp/tokens.json" \
     --label "$label" --cache "$cache" --out "${BENCH_RESULTS:-$results}" $(services) "$@"
 }
 
@@ -107,7 +108,7 @@ if [[ -n ${BENCH_PROFILE:-} ]]; then
   perfs=()
   for svc in gateway chat; do
     var="pid_$svc"
-    perf record -F 999 -g -p "${!var}" -o "$tmp/perf-$svc.data" -- sleep 8 >/dev/null 2>&1 &
+    perf record -F 999 --call-graph "${BENCH_PROFILE_CALLGRAPH:-fp}" -p "${!var}" -o "$tmp/perf-$svc.data" -- sleep 8 >/dev/null 2>&1 &
     perfs+=($!)
   done
   wait "$load" "${perfs[@]}"
@@ -124,6 +125,9 @@ bench "mix, closed loop" true --mode closed --connections "$connections" --durat
 for op in conversation matches photos send; do
   bench "$op only" true --mode closed --connections "$connections" --duration "$single" --warmup 2 --mix "$op=1"
 done
+# The ceiling: the cheapest request there is, through the gateway and straight to chat.
+bench "ceiling: catalogue through the gateway" true --mode closed --connections "$connections" --duration "$single" --warmup 2 --mix catalogue=1
+target=http://127.0.0.1:9082 bench "ceiling: catalogue straight to chat" true --mode closed --connections "$connections" --duration "$single" --warmup 2 --mix catalogue=1
 # Open loop last: a rate past what the machine serves leaves a backlog behind it.
 for rate in $rates; do
   bench "mix, open loop, $rate/s" true --mode open --rate "$rate" --duration "$duration" --warmup 3

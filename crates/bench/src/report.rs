@@ -106,6 +106,28 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<()> {
             c.machine_cpu_percent, c.generator_cpu_percent
         )?;
     }
+    // The calibration runs: the cheapest API request, alone, with and without the gateway hop.
+    let ceiling: Vec<String> = runs
+        .iter()
+        .filter(|r| r.ops.keys().eq([&Op::Catalogue]))
+        .map(|r| {
+            format!(
+                "{} ({} connections): **{:.0} requests/s**",
+                r.label.trim_start_matches("ceiling: "),
+                r.connections,
+                r.throughput
+            )
+        })
+        .collect();
+    if !ceiling.is_empty() {
+        writeln!(
+            md,
+            "- The machine's ceiling, measured with the cheapest request there is (the public \
+             character catalogue, answered from the chat service's memory: no token, no Redis in \
+             chat): {}.",
+            ceiling.join("; ")
+        )?;
+    }
     writeln!(md)?;
 
     writeln!(md, "## Beside the guide\n")?;
