@@ -29,7 +29,10 @@ pub struct GatewayConfig {
     pub cors_origins: String,
     /// `GATEWAY_MAX_IN_FLIGHT`: requests forwarded and not yet answered (up to the response
     /// head; a streaming body does not hold a slot). Past it, an immediate 503: an overloaded
-    /// machine sheds load instead of queueing it without bound.
+    /// machine sheds load instead of queueing it without bound. 256 bounds the queue to a few
+    /// hundred milliseconds of a replica's work: offered twice what the benchmark machine
+    /// serves, 1024 answered fewer requests (1,089/s against 1,194/s) with a p99 of 5.4 s
+    /// against 1.0 s, and the gateway grew to 178 MB against 78 MB.
     pub max_in_flight: usize,
 }
 
@@ -56,7 +59,7 @@ impl GatewayConfig {
             user_limit_per_min: env_or("RATE_LIMIT_USER_PER_MIN", 600)?,
             max_body_bytes: env_or("MAX_BODY_BYTES", 1024 * 1024)?,
             cors_origins: env_or("CORS_ORIGINS", "*".to_owned())?,
-            max_in_flight: env_or("GATEWAY_MAX_IN_FLIGHT", 1024)?,
+            max_in_flight: env_or("GATEWAY_MAX_IN_FLIGHT", 256)?,
         })
     }
 }
