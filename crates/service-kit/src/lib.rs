@@ -130,8 +130,8 @@ pub fn no_delay(conn: &dyn std::any::Any, _: &mut actix_web::dev::Extensions) {
     }
 }
 
-/// Worker threads of an HTTP server (`HTTP_WORKERS`): by default one per core, as actix does.
-/// Fewer than cores suits a machine shared by many processes (fewer threads to wake).
+/// Worker threads of an HTTP server (`HTTP_WORKERS`): by default one per core the process may
+/// use, as actix does. (On the 2-core benchmark machine one worker per service was no faster.)
 pub fn http_workers() -> anyhow::Result<usize> {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let n: usize = db_core::config::env_or("HTTP_WORKERS", cores)?;
