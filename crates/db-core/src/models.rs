@@ -16,6 +16,14 @@ use crate::schema::{
     sql_types, users,
 };
 
+/// The format of a character id (the `characters.id` CHECK constraint): lowercase letters,
+/// digits and `-`, not starting with `-`, at most 63 characters.
+pub fn is_character_id(id: &str) -> bool {
+    let b = id.as_bytes();
+    let ok = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    (1..=63).contains(&b.len()) && ok(&b[0]) && b[1..].iter().all(|c| ok(c) || *c == b'-')
+}
+
 /// Who wrote a chat message.
 #[derive(
     utoipa::ToSchema,
@@ -169,6 +177,7 @@ pub struct NewUser {
 )]
 #[diesel(table_name = characters, check_for_backend(Pg))]
 pub struct Character {
+    #[schema(pattern = r"^[a-z0-9][a-z0-9-]{0,62}$")]
     pub id: String,
     pub name: String,
     pub tagline: String,

@@ -100,6 +100,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    session_revocations (family_id) {
+        family_id -> Uuid,
+        user_id -> Uuid,
+        revoked_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     generations (id) {
         id -> Uuid,
         user_id -> Uuid,
@@ -143,6 +151,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     received_photos,
     memories,
     refresh_sessions,
+    session_revocations,
     generations,
     photo_jobs,
 );

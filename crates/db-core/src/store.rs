@@ -19,7 +19,8 @@ use crate::queries::matches::{CreateMatchError, MatchSummary};
 use crate::queries::messages::{InsertMessageError, Inserted};
 use crate::queries::photo_jobs::{self, Delivered};
 use crate::queries::users::{LeaderboardEntry, Rank};
-use crate::queries::{characters, matches, messages, photos, users};
+use crate::queries::{characters, matches, messages, photos, sessions, users};
+use crate::revocations::Revocations;
 
 /// A user as their profile shows them (no secrets: this is what is cached).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,11 +88,47 @@ const ZADD_IF_EXISTS: &str = "if redis.call('EXISTS', KEYS[1]) == 1 then return 
 pub struct Store {
     pub db: Db,
     pub cache: Cache,
+    revocations: Revocations,
 }
 
 impl Store {
     pub fn new(db: Db, cache: Cache) -> Self {
-        Self { db, cache }
+        Self {
+            db,
+            cache,
+            revocations: Revocations::new(),
+        }
+    }
+
+    // ── sessions ─────────────────────────────────────────────────────────────────────────
+
+    /// The revoked session families this process knows of (kept in step by
+    /// [`Revocations::spawn_sync`]).
+    pub fn revocations(&self) -> &Revocations {
+        &self.revocations
+    }
+
+    /// Ends a session family: its refresh tokens stop working and its access tokens are refused
+    /// by every process (recorded in PostgreSQL, announced through Redis).
+    pub async fn revoke_family(&self, user: Uuid, family: Uuid) -> Result<(), DbError> {
+        let mut conn = self.db.write().await?;
+        sessions::revoke_family(&mut conn, user, family).await?;
+        drop(conn);
+        self.revocations.note(family, Utc::now());
+        self.cache.publish_revocations(&[family]).await;
+        Ok(())
+    }
+
+    /// Ends every session of a user (log out everywhere); returns how many families ended.
+    pub async fn revoke_all_sessions(&self, user: Uuid) -> Result<usize, DbError> {
+        let mut conn = self.db.write().await?;
+        let families = sessions::revoke_all_for_user(&mut conn, user).await?;
+        drop(conn);
+        for f in &families {
+            self.revocations.note(*f, Utc::now());
+        }
+        self.cache.publish_revocations(&families).await;
+        Ok(families.len())
     }
 
     // ── users ────────────────────────────────────────────────────────────────────────────

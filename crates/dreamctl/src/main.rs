@@ -66,7 +66,8 @@ enum Command {
         /// One JSON document per refresh instead of the text dashboard.
         #[arg(long)]
         json: bool,
-        /// A service to watch as NAME=URL (repeatable); default: the local `make dev` ports.
+        /// A service to watch as NAME=URL of its admin listener (repeatable); default: the
+        /// local `make dev` admin ports (each service's port + 1000).
         #[arg(long = "service", value_name = "NAME=URL")]
         services: Vec<String>,
     },
@@ -414,7 +415,10 @@ async fn run_monitor(
             ("media", "MEDIA_PORT", 8084),
         ]
         .into_iter()
-        .map(|(n, var, d)| (n.to_owned(), format!("http://127.0.0.1:{}", port(var, d))))
+        .map(|(n, var, d)| {
+            let admin = port(var, d).saturating_add(1000);
+            (n.to_owned(), format!("http://127.0.0.1:{admin}"))
+        })
         .collect()
     } else {
         services

@@ -197,7 +197,7 @@ async fn maintenance_vacuums_and_reports() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn monitor_shows_live_figures_and_survives_what_is_down() {
     use service_kit::testing::TestApp;
-    let app = TestApp::start("chat", chat::routes::configure).await;
+    let app = TestApp::start("chat", chat::API).await;
     let mut conn = app.db.conn().await.unwrap();
     db_core::queries::characters::upsert(&mut conn, &db_core::seed::demo_characters().unwrap())
         .await
@@ -233,7 +233,7 @@ async fn monitor_shows_live_figures_and_survives_what_is_down() {
             "monitor",
             "--once",
             "--service",
-            &format!("chat={}", app.base),
+            &format!("chat={}", app.admin),
             "--service",
         ])
         .arg(format!("auth=http://127.0.0.1:{closed}"))

@@ -36,6 +36,44 @@ pub enum KeyError {
     Invalid(#[from] jsonwebtoken::errors::Error),
     #[error("refusing to use the public development key pair with DREAM_ENV=production")]
     DevKeyInProduction,
+    #[error(
+        "refusing to use the public development key pair while listening on {0}, which other \
+         machines can reach: set JWT_PUBLIC_KEY_PEM/JWT_PRIVATE_KEY_PEM, or HOST=127.0.0.1"
+    )]
+    DevKeyExposed(String),
+}
+
+/// Whether the public development key pair (anyone can mint tokens with it) may be used: only
+/// in development, and only on a loopback address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DevKeys {
+    Allowed,
+    Production,
+    Exposed(String),
+}
+
+impl DevKeys {
+    pub fn policy(production: bool, host: &str) -> Self {
+        let loopback = host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if production {
+            DevKeys::Production
+        } else if !loopback {
+            DevKeys::Exposed(host.to_owned())
+        } else {
+            DevKeys::Allowed
+        }
+    }
+
+    fn from_production(production: bool) -> Self {
+        if production {
+            DevKeys::Production
+        } else {
+            DevKeys::Allowed
+        }
+    }
 }
 
 /// Verification (and, in the auth service, signing) keys.
@@ -61,7 +99,12 @@ const VERIFIED_TTL: Duration = Duration::from_secs(60);
 impl TokenKeys {
     /// Verification only, from a public key PEM.
     pub fn verifier(public_pem: &str, production: bool) -> Result<Self, KeyError> {
-        Self::build(public_pem, None, production, Duration::from_secs(900))
+        Self::build(
+            public_pem,
+            None,
+            &DevKeys::from_production(production),
+            Duration::from_secs(900),
+        )
     }
 
     /// Signing and verification, for the auth service.
@@ -71,35 +114,43 @@ impl TokenKeys {
         production: bool,
         access_ttl: Duration,
     ) -> Result<Self, KeyError> {
-        Self::build(public_pem, Some(private_pem), production, access_ttl)
+        Self::build(
+            public_pem,
+            Some(private_pem),
+            &DevKeys::from_production(production),
+            access_ttl,
+        )
     }
 
     /// From `JWT_PUBLIC_KEY_PEM` (and `JWT_PRIVATE_KEY_PEM` when `sign`), falling back to the
-    /// development pair outside production.
-    pub fn from_env(sign: bool, production: bool, access_ttl: Duration) -> Result<Self, KeyError> {
+    /// development pair where `dev` allows it.
+    pub fn from_env(sign: bool, dev: DevKeys, access_ttl: Duration) -> Result<Self, KeyError> {
         let public =
             std::env::var("JWT_PUBLIC_KEY_PEM").unwrap_or_else(|_| DEV_PUBLIC_KEY_PEM.to_owned());
         if sign {
             let private = std::env::var("JWT_PRIVATE_KEY_PEM")
                 .unwrap_or_else(|_| DEV_PRIVATE_KEY_PEM.to_owned());
-            Self::signer(&public, &private, production, access_ttl)
+            Self::build(&public, Some(&private), &dev, access_ttl)
         } else {
-            Self::verifier(&public, production)
+            Self::build(&public, None, &dev, Duration::from_secs(900))
         }
     }
 
     fn build(
         public_pem: &str,
         private_pem: Option<&str>,
-        production: bool,
+        dev: &DevKeys,
         access_ttl: Duration,
     ) -> Result<Self, KeyError> {
         let is_dev = |pem: &str, dev: &str| pem.trim() == dev.trim();
-        if production
-            && (is_dev(public_pem, DEV_PUBLIC_KEY_PEM)
-                || private_pem.is_some_and(|p| is_dev(p, DEV_PRIVATE_KEY_PEM)))
+        if is_dev(public_pem, DEV_PUBLIC_KEY_PEM)
+            || private_pem.is_some_and(|p| is_dev(p, DEV_PRIVATE_KEY_PEM))
         {
-            return Err(KeyError::DevKeyInProduction);
+            match dev {
+                DevKeys::Allowed => {}
+                DevKeys::Production => return Err(KeyError::DevKeyInProduction),
+                DevKeys::Exposed(host) => return Err(KeyError::DevKeyExposed(host.clone())),
+            }
         }
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[ISSUER]);
@@ -180,11 +231,22 @@ impl FromRequest for AuthUser {
                 v.strip_prefix("Bearer ")
                     .or_else(|| v.strip_prefix("bearer "))
             });
+        // Defence in depth: a logged-out session is refused here too, not only at the gateway.
+        let revoked = |sid| {
+            req.app_data::<web::Data<db_core::Revocations>>()
+                .is_some_and(|r| r.is_revoked(sid))
+        };
         ready(match token {
             None => Err(ApiError::Unauthorized),
-            Some(t) => keys.verify(t.trim()).map(|c| AuthUser {
-                id: c.sub,
-                session_family: c.sid,
+            Some(t) => keys.verify(t.trim()).and_then(|c| {
+                if revoked(c.sid) {
+                    Err(ApiError::InvalidToken)
+                } else {
+                    Ok(AuthUser {
+                        id: c.sub,
+                        session_family: c.sid,
+                    })
+                }
             }),
         })
     }

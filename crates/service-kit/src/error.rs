@@ -36,6 +36,9 @@ pub enum ApiError {
     RateLimited { retry_after: u64 },
     #[error("the request body is too large")]
     PayloadTooLarge,
+    /// The client did not send its body in time.
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
     #[error("temporarily unavailable; retry in {retry_after} s")]
     Unavailable { retry_after: u64 },
     /// The gateway could not reach a healthy replica of the service.
@@ -50,7 +53,7 @@ pub enum ApiError {
 
 impl ApiError {
     /// Every code a client can see, for docs and for the test that reaches each one.
-    pub const CODES: [&'static str; 13] = [
+    pub const CODES: [&'static str; 14] = [
         "bad_request",
         "validation_failed",
         "unauthorized",
@@ -60,6 +63,7 @@ impl ApiError {
         "email_taken",
         "rate_limited",
         "payload_too_large",
+        "request_timeout",
         "service_unavailable",
         "upstream_unavailable",
         "upstream_timeout",
@@ -88,6 +92,7 @@ impl ApiError {
             ApiError::Conflict { code, .. } => code,
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::RequestTimeout => "request_timeout",
             ApiError::Unavailable { .. } => "service_unavailable",
             ApiError::BadGateway(_) => "upstream_unavailable",
             ApiError::GatewayTimeout(_) => "upstream_timeout",
@@ -106,6 +111,7 @@ impl ApiError {
             ApiError::Conflict { .. } => "Conflict",
             ApiError::RateLimited { .. } => "Too many requests",
             ApiError::PayloadTooLarge => "Payload too large",
+            ApiError::RequestTimeout => "Request timeout",
             ApiError::Unavailable { .. } => "Service unavailable",
             ApiError::BadGateway(_) => "Bad gateway",
             ApiError::GatewayTimeout(_) => "Gateway timeout",
@@ -140,6 +146,7 @@ impl ResponseError for ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -254,6 +261,7 @@ mod tests {
             },
             ApiError::RateLimited { retry_after: 7 },
             ApiError::PayloadTooLarge,
+            ApiError::RequestTimeout,
             ApiError::Unavailable { retry_after: 1 },
             ApiError::BadGateway("chat"),
             ApiError::GatewayTimeout("chat"),

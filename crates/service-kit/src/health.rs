@@ -1,5 +1,6 @@
-//! `/health` (the process is up), `/ready` (it can serve: PostgreSQL answers; Redis down only
-//! degrades it), `/metrics`, and the recent slow queries for the dashboard.
+//! `/health` (the process is up; on both listeners), and on the admin listener only: `/ready`
+//! (it can serve: PostgreSQL answers; Redis down only degrades it), `/metrics`, and the recent
+//! slow queries for the dashboard (their bind parameters can hold user data).
 
 use std::time::Duration;
 
@@ -9,14 +10,15 @@ use serde_json::json;
 use crate::Kit;
 use crate::error::{ApiError, ApiResult};
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// The admin listener's routes.
+pub fn admin(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(health))
         .route("/ready", web::get().to(ready))
         .route("/metrics", web::get().to(metrics))
         .route("/internal/slow-queries", web::get().to(slow_queries));
 }
 
-async fn health(kit: web::Data<Kit>) -> HttpResponse {
+pub async fn health(kit: web::Data<Kit>) -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok", "service": kit.service }))
 }
 

@@ -2,25 +2,29 @@
 
 pub mod auth;
 pub mod checks;
+pub mod client;
 pub mod error;
 pub mod health;
 pub mod metrics;
 pub mod openapi;
 pub mod request_id;
+pub mod server;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-use std::net::TcpListener;
 use std::time::Duration;
 
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use db_core::{Cache, Db, PgConfig, RedisConfig, RedisPool, SlowQueryConfig, Store};
 use metrics_exporter_prometheus::PrometheusHandle;
+use utoipa_actix_web::AppExt;
 
 pub use auth::{AuthUser, TokenKeys};
 pub use error::{ApiError, ApiResult};
+pub use openapi::{Api, ApiConfig};
+pub use server::Listeners;
 
 /// What every service keeps in its app data.
 #[derive(Clone)]
@@ -38,6 +42,9 @@ pub struct KitConfig {
     pub production: bool,
     pub host: String,
     pub port: u16,
+    /// `ADMIN_PORT`: `/health`, `/ready`, `/metrics` and `/internal/*`, never routed to by the
+    /// gateway. Defaults to the public port + 1000.
+    pub admin_port: u16,
     pub pg: PgConfig,
     pub redis: RedisConfig,
     pub slow: SlowQueryConfig,
@@ -65,13 +72,19 @@ impl KitConfig {
             production: env == db_core::Environment::Production,
             host: env_or("HOST", "127.0.0.1".to_owned())?,
             port,
+            admin_port: env_or("ADMIN_PORT", port.saturating_add(1000))?,
             pg: PgConfig::from_env(service)?,
             redis: RedisConfig::from_env()?,
             slow: SlowQueryConfig::from_env()?,
             cache_enabled: env_or("CACHE_ENABLED", true)?,
             shutdown_timeout: Duration::from_secs(env_or("SHUTDOWN_TIMEOUT_S", 20)?),
-            access_ttl: Duration::from_secs(env_or("ACCESS_TOKEN_TTL_S", 900)?),
+            access_ttl: access_ttl()?,
         })
+    }
+
+    /// Binds the public and admin ports.
+    pub fn listeners(&self) -> anyhow::Result<Listeners> {
+        Listeners::bind(&self.host, self.port, self.admin_port)
     }
 
     /// Builds the kit: pools (no connection is opened yet), cache, keys, metrics.
@@ -85,10 +98,27 @@ impl KitConfig {
         Ok(Kit {
             service: self.service,
             store: Store::new(db, cache),
-            keys: TokenKeys::from_env(sign_tokens, self.production, self.access_ttl)?,
+            keys: TokenKeys::from_env(
+                sign_tokens,
+                auth::DevKeys::policy(self.production, &self.host),
+                self.access_ttl,
+            )?,
             metrics: metrics::install(),
         })
     }
+}
+
+/// `ACCESS_TOKEN_TTL_S` (default 900), at most [`db_core::revocations::MAX_ACCESS_TTL`]: a
+/// revocation is remembered that long.
+pub fn access_ttl() -> anyhow::Result<Duration> {
+    let ttl = Duration::from_secs(db_core::config::env_or("ACCESS_TOKEN_TTL_S", 900)?);
+    let max = db_core::revocations::MAX_ACCESS_TTL;
+    anyhow::ensure!(
+        !ttl.is_zero() && ttl <= max,
+        "ACCESS_TOKEN_TTL_S must be between 1 and {}",
+        max.as_secs()
+    );
+    Ok(ttl)
 }
 
 /// JSON bodies: at most 64 KiB; unreadable ones are 400 problems, never actix's plain text.
@@ -143,41 +173,74 @@ async fn not_found() -> ApiResult<actix_web::HttpResponse> {
     Err(ApiError::NotFound)
 }
 
-/// Starts a service on `listener` with the kit's routes and middleware around `routes`, and
-/// stops gracefully on SIGINT/SIGTERM: in-flight requests finish, then pending write-behind
-/// state is flushed.
-pub async fn serve<F>(
+/// Starts a service: its API on the public listener (with `/health` and `/openapi.json`), the
+/// admin endpoints on the admin listener, `data` adding the app data its handlers need. Stops
+/// gracefully on SIGINT/SIGTERM: in-flight requests finish, then pending write-behind state is
+/// flushed.
+pub async fn serve<D>(
     kit: Kit,
-    listener: TcpListener,
+    listeners: Listeners,
     shutdown_timeout: Duration,
-    routes: F,
+    api: Api,
+    data: D,
 ) -> anyhow::Result<()>
 where
-    F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+    D: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
 {
-    let data = web::Data::new(kit.clone());
+    let shared = web::Data::new(kit.clone());
     let keys = web::Data::new(kit.keys.clone());
+    let revocations = web::Data::new(kit.store.revocations().clone());
+    let mut tasks = server::Tasks::default();
+    tasks.add(
+        kit.store
+            .revocations()
+            .spawn_sync(kit.store.db.clone(), kit.store.cache.clone()),
+    );
+    let document = web::Data::new(api.document());
     let workers = http_workers()?;
-    let server = HttpServer::new(move || {
+    let public = {
+        let (shared, keys, document) = (shared.clone(), keys.clone(), document.clone());
+        let revocations = revocations.clone();
+        HttpServer::new(move || {
+            App::new()
+                .into_utoipa_app()
+                .configure(api.routes)
+                .into_app()
+                .app_data(shared.clone())
+                .app_data(keys.clone())
+                .app_data(revocations.clone())
+                .app_data(document.clone())
+                .app_data(json_config())
+                .app_data(query_config())
+                .app_data(path_config())
+                .configure(data.clone())
+                .route("/health", web::get().to(health::health))
+                .route("/openapi.json", web::get().to(openapi_json))
+                .default_service(web::to(not_found))
+                .wrap(from_fn(metrics::middleware))
+                .wrap(from_fn(request_id::middleware))
+                .wrap(tracing_actix_web::TracingLogger::default())
+        })
+        .on_connect(no_delay)
+        .workers(workers)
+        .shutdown_timeout(shutdown_timeout.as_secs())
+        .disable_signals()
+        .listen(listeners.public)?
+        .run()
+    };
+    let admin = HttpServer::new(move || {
         App::new()
-            .app_data(data.clone())
-            .app_data(keys.clone())
-            .app_data(json_config())
-            .app_data(query_config())
-            .app_data(path_config())
-            .wrap(from_fn(metrics::middleware))
-            .wrap(from_fn(request_id::middleware))
-            .wrap(tracing_actix_web::TracingLogger::default())
-            .configure(health::configure)
-            .configure(routes.clone())
+            .app_data(shared.clone())
+            .configure(health::admin)
             .default_service(web::to(not_found))
+            .wrap(from_fn(request_id::middleware))
     })
-    .on_connect(no_delay)
-    .workers(workers)
+    .workers(1)
     .shutdown_timeout(shutdown_timeout.as_secs())
-    .listen(listener)?
+    .disable_signals()
+    .listen(listeners.admin)?
     .run();
-    server.await?;
+    server::run_until_stopped(kit.service, vec![public, admin]).await?;
     let flushed = kit.store.flush_affection().await?;
     tracing::info!(
         service = kit.service,
@@ -185,6 +248,10 @@ where
         "stopped; write-behind state flushed"
     );
     Ok(())
+}
+
+async fn openapi_json(doc: web::Data<utoipa::openapi::OpenApi>) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok().json(doc.as_ref())
 }
 
 pub use telemetry::Telemetry;

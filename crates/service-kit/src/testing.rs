@@ -1,7 +1,6 @@
 //! `TestApp`: a real service on an ephemeral port, with a database and a Redis prefix of its
 //! own, and a client that checks every error is a proper problem document.
 
-use std::net::TcpListener;
 use std::time::Duration;
 
 use actix_web::web;
@@ -11,7 +10,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 use crate::auth::{DEV_PRIVATE_KEY_PEM, DEV_PUBLIC_KEY_PEM};
-use crate::{Kit, TokenKeys};
+use crate::{Api, Kit, Listeners, TokenKeys};
 
 /// reqwest is built without a default TLS provider: install ring's before making a client.
 pub fn install_crypto() {
@@ -20,6 +19,8 @@ pub fn install_crypto() {
 
 pub struct TestApp {
     pub base: String,
+    /// The admin listener (`/ready`, `/metrics`, `/internal/*`).
+    pub admin: String,
     pub http: reqwest::Client,
     pub db: TestDb,
     pub kit: Kit,
@@ -27,20 +28,25 @@ pub struct TestApp {
 }
 
 impl TestApp {
-    /// Starts `routes` on a fresh migrated database.
-    pub async fn start<F>(service: &'static str, routes: F) -> Self
+    /// Starts `api` on a fresh migrated database.
+    pub async fn start(service: &'static str, api: Api) -> Self {
+        Self::start_with(service, api, |_: &mut web::ServiceConfig| {}).await
+    }
+
+    /// Starts `api` with the app data `data` adds, on a fresh migrated database.
+    pub async fn start_with<D>(service: &'static str, api: Api, data: D) -> Self
     where
-        F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+        D: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
     {
         let db = TestDb::new()
             .await
             .unwrap_or_else(|e| panic!("test database: {e:#}"));
-        Self::start_on(service, db, routes).await
+        Self::start_on(service, db, api, data).await
     }
 
-    pub async fn start_on<F>(service: &'static str, db: TestDb, routes: F) -> Self
+    pub async fn start_on<D>(service: &'static str, db: TestDb, api: Api, data: D) -> Self
     where
-        F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+        D: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
     {
         install_crypto();
         let redis =
@@ -57,19 +63,21 @@ impl TestApp {
             .unwrap_or_else(|e| panic!("keys: {e}")),
             metrics: crate::metrics::install(),
         };
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
-        let base = format!(
-            "http://{}",
-            listener.local_addr().unwrap_or_else(|e| panic!("{e}"))
-        );
+        let listeners = Listeners::ephemeral().unwrap_or_else(|e| panic!("bind: {e}"));
+        let addr = |a: std::io::Result<std::net::SocketAddr>| {
+            format!("http://{}", a.unwrap_or_else(|e| panic!("{e}")))
+        };
+        let (base, admin) = (addr(listeners.public_addr()), addr(listeners.admin_addr()));
         let server = tokio::spawn(crate::serve(
             kit.clone(),
-            listener,
+            listeners,
             Duration::from_secs(1),
-            routes,
+            api,
+            data,
         ));
         Self {
             base,
+            admin,
             http: reqwest::Client::new(),
             db,
             kit,

@@ -3,7 +3,18 @@
 pub mod generate;
 pub mod handlers;
 pub mod openai;
-pub mod openapi;
 pub mod photos;
 pub mod provider;
 pub mod routes;
+
+/// The ai service's API.
+pub const API: service_kit::Api = service_kit::Api {
+    title: "Dream ai",
+    description: "Characters' replies",
+    routes: routes::configure,
+};
+
+/// Its OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    API.document()
+}

@@ -21,7 +21,7 @@ async fn start(token_delay_ms: u64) -> (TestApp, Uuid, String) {
         by_character: Default::default(),
         photos: None,
     };
-    let app = TestApp::start("ai", ai::routes::configure_with(ai)).await;
+    let app = TestApp::start_with("ai", ai::API, ai::routes::data(ai)).await;
     let mut conn = app.db.conn().await.unwrap();
     db_core::queries::characters::upsert(&mut conn, &db_core::seed::demo_characters().unwrap())
         .await
@@ -268,7 +268,7 @@ async fn nothing_to_answer_and_strangers() {
 
 #[test]
 fn the_openapi_document_is_complete() {
-    let doc = ai::openapi::document();
+    let doc = ai::openapi();
     assert_eq!(
         service_kit::openapi::dangling_refs(&doc),
         Vec::<String>::new()

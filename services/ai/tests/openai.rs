@@ -305,7 +305,7 @@ async fn app_with(
 ) -> (service_kit::testing::TestApp, uuid::Uuid, String) {
     use db_core::models::{NewMessage, NewUser, SecretString, Sender};
 
-    let app = service_kit::testing::TestApp::start("ai", ai::routes::configure_with(ai)).await;
+    let app = service_kit::testing::TestApp::start_with("ai", ai::API, ai::routes::data(ai)).await;
     let mut conn = app.db.conn().await.unwrap();
     db_core::queries::characters::upsert(&mut conn, &db_core::seed::demo_characters().unwrap())
         .await

@@ -3,8 +3,6 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use std::net::TcpListener;
-
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -27,13 +25,14 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve => {
             let config = service_kit::KitConfig::from_env("auth", 8081)?;
             let kit = config.kit(true)?;
-            let listener = TcpListener::bind((config.host.as_str(), config.port))?;
-            tracing::info!(addr = %listener.local_addr()?, "auth listening");
+            let listeners = config.listeners()?;
+            tracing::info!(addr = %listeners.public_addr()?, admin = %listeners.admin_addr()?, "auth listening");
             let served = service_kit::serve(
                 kit,
-                listener,
+                listeners,
                 config.shutdown_timeout,
-                auth::routes::configure,
+                auth::API,
+                |_: &mut actix_web::web::ServiceConfig| {},
             )
             .await;
             telemetry.shutdown();

@@ -17,13 +17,45 @@ fn dummy() -> &'static str {
     })
 }
 
+/// A password as given: 1–128 characters, no control characters (they cannot be typed, and
+/// the database would refuse a NUL anyway).
+pub fn valid(field: &'static str, password: String) -> Result<String, ApiError> {
+    if password.is_empty() || password.chars().count() > 128 {
+        return Err(ApiError::validation(field, "between 8 and 128 characters"));
+    }
+    if password.chars().any(char::is_control) {
+        return Err(ApiError::validation(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(password)
+}
+
 /// Hashes run at most one per core: more at once would not finish sooner, and each holds
 /// 19 MiB (2,000 logins at once once grew the service to 585 MB resident).
+static HASHING: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+    tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+});
+/// Hashes waiting for a core. Past [`MAX_WAITING`] the answer is an immediate 503: a flood of
+/// logins or sign-ups gets refused fast instead of queueing everyone behind it.
+static WAITING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// About half a second of work on two cores (a hash takes ~25 ms in a release build).
+const MAX_WAITING: usize = 32;
+
 async fn permit() -> Result<tokio::sync::SemaphorePermit<'static>, ApiError> {
-    static HASHING: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
-        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
-    });
-    HASHING.acquire().await.map_err(ApiError::internal)
+    use std::sync::atomic::Ordering;
+    if let Ok(p) = HASHING.try_acquire() {
+        return Ok(p);
+    }
+    if WAITING.fetch_add(1, Ordering::AcqRel) >= MAX_WAITING {
+        WAITING.fetch_sub(1, Ordering::AcqRel);
+        metrics::counter!("auth_hash_shed_total").increment(1);
+        return Err(ApiError::Unavailable { retry_after: 1 });
+    }
+    let permit = HASHING.acquire().await.map_err(ApiError::internal);
+    WAITING.fetch_sub(1, Ordering::AcqRel);
+    permit
 }
 
 pub async fn hash(password: String) -> Result<String, ApiError> {

@@ -1,20 +1,24 @@
-//! The whole route table of the auth service.
+//! The whole route table of the auth service: each handler declares its method, path and
+//! document once, beside its code.
 
-use actix_web::web;
+use service_kit::ApiConfig;
+use utoipa_actix_web::scope;
 
-use crate::handlers::{auth, leaderboard, users};
+use crate::handlers::auth::{login::login, logout::logout, refresh::refresh, register::register};
+use crate::handlers::users::{
+    get_leaderboard::get_leaderboard, get_me::get_me, get_stats::get_stats, update_me::update_me,
+};
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    service_kit::openapi::route(cfg, crate::openapi::document);
+pub fn configure(cfg: &mut ApiConfig) {
     cfg.service(
-        web::scope("/api/v1")
-            .route("/auth/register", web::post().to(auth::register::handle))
-            .route("/auth/login", web::post().to(auth::login::handle))
-            .route("/auth/refresh", web::post().to(auth::refresh::handle))
-            .route("/auth/logout", web::post().to(auth::logout::handle))
-            .route("/users/me", web::get().to(users::get_me::handle))
-            .route("/users/me", web::patch().to(users::update_me::handle))
-            .route("/users/me/stats", web::get().to(users::get_stats::handle))
-            .route("/leaderboard", web::get().to(leaderboard::handle)),
+        scope("/api/v1")
+            .service(register)
+            .service(login)
+            .service(refresh)
+            .service(logout)
+            .service(get_me)
+            .service(update_me)
+            .service(get_stats)
+            .service(get_leaderboard),
     );
 }

@@ -2,5 +2,16 @@
 //! conversation, match or memory is a 404, never their data.
 
 pub mod handlers;
-pub mod openapi;
 pub mod routes;
+
+/// The chat service's API.
+pub const API: service_kit::Api = service_kit::Api {
+    title: "Dream chat",
+    description: "Characters, matches, conversations, search and memories",
+    routes: routes::configure,
+};
+
+/// Its OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    API.document()
+}

@@ -3,8 +3,6 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use std::net::TcpListener;
-
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
     let telemetry = service_kit::Telemetry::init("chat");
@@ -15,13 +13,14 @@ async fn main() -> anyhow::Result<()> {
         .store
         .cache
         .spawn_affection_flusher(kit.store.db.clone(), std::time::Duration::from_secs(5));
-    let listener = TcpListener::bind((config.host.as_str(), config.port))?;
-    tracing::info!(addr = %listener.local_addr()?, "chat listening");
+    let listeners = config.listeners()?;
+    tracing::info!(addr = %listeners.public_addr()?, admin = %listeners.admin_addr()?, "chat listening");
     let served = service_kit::serve(
         kit,
-        listener,
+        listeners,
         config.shutdown_timeout,
-        chat::routes::configure,
+        chat::API,
+        |_: &mut actix_web::web::ServiceConfig| {},
     )
     .await;
     let flushed = flusher.shutdown().await?;

@@ -1,41 +1,38 @@
-//! The whole route table of the chat service.
+//! The whole route table of the chat service: each handler declares its method, path and
+//! document once, beside its code.
 
-use actix_web::web;
+use service_kit::ApiConfig;
+use utoipa_actix_web::scope;
 
-use crate::handlers::{characters, conversations, matches, memories, search};
+use crate::handlers::characters::{get_character::get_character, list_characters::list_characters};
+use crate::handlers::conversations::{
+    list_messages::list_messages, mark_read::mark_read, send_message::send_message,
+    typing::get_typing, typing::set_typing,
+};
+use crate::handlers::matches::{create_match::create_match, list_matches::list_matches};
+use crate::handlers::memories::{
+    create_memory::create_memory, delete_memory::delete_memory, list_memories::list_memories,
+    update_memory::update_memory,
+};
+use crate::handlers::search::{search_memories::search_memories, search_messages::search_messages};
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    service_kit::openapi::route(cfg, crate::openapi::document);
+pub fn configure(cfg: &mut ApiConfig) {
     cfg.service(
-        web::scope("/api/v1")
-            .route("/characters", web::get().to(characters::list::handle))
-            .route("/characters/{id}", web::get().to(characters::get::handle))
-            .route("/matches", web::post().to(matches::create::handle))
-            .route("/matches", web::get().to(matches::list::handle))
-            .route(
-                "/conversations/{character_id}/messages",
-                web::get().to(conversations::list_messages::handle),
-            )
-            .route(
-                "/conversations/{character_id}/messages",
-                web::post().to(conversations::send_message::handle),
-            )
-            .route(
-                "/conversations/{character_id}/read",
-                web::post().to(conversations::mark_read::handle),
-            )
-            .route(
-                "/conversations/{character_id}/typing",
-                web::put().to(conversations::typing::set),
-            )
-            .route(
-                "/conversations/{character_id}/typing",
-                web::get().to(conversations::typing::get),
-            )
-            .route("/search/messages", web::get().to(search::messages::handle))
-            .route("/memories", web::get().to(memories::list::handle))
-            .route("/memories", web::post().to(memories::create::handle))
-            .route("/memories/{id}", web::patch().to(memories::update::handle))
-            .route("/memories/{id}", web::delete().to(memories::delete::handle)),
+        scope("/api/v1")
+            .service(list_characters)
+            .service(get_character)
+            .service(create_match)
+            .service(list_matches)
+            .service(list_messages)
+            .service(send_message)
+            .service(mark_read)
+            .service(set_typing)
+            .service(get_typing)
+            .service(search_messages)
+            .service(search_memories)
+            .service(list_memories)
+            .service(create_memory)
+            .service(update_memory)
+            .service(delete_memory),
     );
 }

@@ -9,7 +9,7 @@ use service_kit::testing::TestApp;
 use uuid::Uuid;
 
 async fn start() -> TestApp {
-    let app = TestApp::start("chat", chat::routes::configure).await;
+    let app = TestApp::start("chat", chat::API).await;
     let mut conn = app.db.conn().await.unwrap();
     db_core::queries::characters::upsert(&mut conn, &db_core::seed::demo_characters().unwrap())
         .await
@@ -184,7 +184,7 @@ async fn a_conversation_from_match_to_search() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{memory}");
     let id = memory["id"].as_i64().unwrap();
-    let (_, found) = app.get("/api/v1/memories?q=randonnées", &t).await;
+    let (_, found) = app.get("/api/v1/search/memories?q=randonnées", &t).await;
     assert_eq!(found[0]["id"], id);
     let (status, edited) = app
         .call(
@@ -279,7 +279,10 @@ async fn a_second_user_sees_none_of_the_first_users_data() {
         app.get("/api/v1/search/messages?q=secret", &b).await.1,
         json!([])
     );
-    assert_eq!(app.get("/api/v1/memories?q=secret", &b).await.1, json!([]));
+    assert_eq!(
+        app.get("/api/v1/search/memories?q=secret", &b).await.1,
+        json!([])
+    );
     assert_eq!(
         app.get("/api/v1/memories?character_id=hugo", &b).await.1["items"],
         json!([])
@@ -373,7 +376,8 @@ async fn bad_input_is_a_clear_4xx_and_changes_nothing() {
     );
     assert_eq!(
         app.get("/api/v1/memories", &t).await.0,
-        StatusCode::UNPROCESSABLE_ENTITY
+        StatusCode::BAD_REQUEST,
+        "character_id is required"
     );
     assert_eq!(
         app.call(Method::DELETE, "/api/v1/memories/abc", Some(&t), None)
@@ -394,10 +398,10 @@ async fn bad_input_is_a_clear_4xx_and_changes_nothing() {
 
 #[test]
 fn the_openapi_document_is_complete() {
-    let doc = chat::openapi::document();
+    let doc = chat::openapi();
     assert_eq!(
         service_kit::openapi::dangling_refs(&doc),
         Vec::<String>::new()
     );
-    assert_eq!(doc.paths.paths.len(), 9, "distinct paths");
+    assert_eq!(doc.paths.paths.len(), 10, "distinct paths");
 }

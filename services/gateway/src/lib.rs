@@ -1,7 +1,10 @@
-//! The gateway: the one public entry. Routes `/api/v1/...` to the services over HTTP, checks
-//! access tokens (and logouts), applies per-address and per-user rate limits shared through
-//! Redis, balances over replicas with health checks, and streams answers through.
+//! The gateway: the one public entry. Forwards exactly the operations the services declare
+//! (`routes`, `directory`), checks access tokens (and revocations), applies per-address and
+//! per-user rate limits shared through Redis, bounds what each client and everyone together
+//! may hold, balances over replicas with health checks, and streams answers through.
 
+pub mod clients;
+pub mod directory;
 pub mod proxy;
 pub mod routes;
 pub mod upstream;
@@ -10,30 +13,45 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
-use db_core::Cache;
 use db_core::config::env_or;
+use db_core::{Cache, Revocations};
 use service_kit::TokenKeys;
 use service_kit::metrics::PrometheusHandle as Handle;
 use upstream::{Service, Upstreams};
 
+use crate::clients::{Occupancy, TrustedProxies};
+use crate::directory::Directory;
+
+/// The gateway's settings, read once at start-up.
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
     pub host: String,
     pub port: u16,
+    /// `ADMIN_PORT` (default the port + 1000): `/health`, `/ready`, `/metrics`.
+    pub admin_port: u16,
     /// Replica URLs per service, from `AUTH_URLS`, `CHAT_URLS`, `AI_URLS`, `MEDIA_URLS`.
     pub upstreams: Vec<(&'static str, Vec<String>)>,
     pub ip_limit_per_min: u64,
     pub user_limit_per_min: u64,
     pub max_body_bytes: usize,
+    /// `GATEWAY_BODY_TIMEOUT_MS`: a request body must have arrived whole by then (408): a
+    /// client sending a byte now and then cannot hold the gateway.
+    pub body_timeout: Duration,
     /// `CORS_ORIGINS`: comma-separated, or `*`.
     pub cors_origins: String,
-    /// `GATEWAY_MAX_IN_FLIGHT`: requests forwarded and not yet answered (up to the response
-    /// head; a streaming body does not hold a slot). Past it, an immediate 503: an overloaded
-    /// machine sheds load instead of queueing it without bound. 256 bounds the queue to a few
-    /// hundred milliseconds of a replica's work: offered twice what the benchmark machine
-    /// serves, 1024 answered fewer requests (1,089/s against 1,194/s) with a p99 of 5.4 s
-    /// against 1.0 s, and the gateway grew to 178 MB against 78 MB.
+    /// `GATEWAY_MAX_IN_FLIGHT`: requests waiting on an upstream at once (from sending to the
+    /// answer's head; reading a client's body or streaming an answer holds no slot). Past it,
+    /// an immediate 503: an overloaded machine sheds load instead of queueing it. 256 bounds the
+    /// queue to a few hundred milliseconds of a replica's work.
     pub max_in_flight: usize,
+    /// `GATEWAY_MAX_PER_CLIENT`: requests one client address may have in the gateway at once
+    /// (429 past it), so that one client cannot take every slot.
+    pub max_per_client: usize,
+    /// `TRUSTED_PROXIES`: whose `X-Forwarded-For` is believed (see [`clients`]).
+    pub trusted_proxies: TrustedProxies,
+    pub access_ttl: Duration,
+    pub shutdown_timeout: Duration,
+    pub production: bool,
 }
 
 impl GatewayConfig {
@@ -46,9 +64,11 @@ impl GatewayConfig {
                     .collect()
             })
         };
+        let port = env_or("GATEWAY_PORT", env_or("PORT", 8080)?)?;
         Ok(Self {
             host: env_or("HOST", "127.0.0.1".to_owned())?,
-            port: env_or("GATEWAY_PORT", env_or("PORT", 8080)?)?,
+            port,
+            admin_port: env_or("ADMIN_PORT", port.saturating_add(1000))?,
             upstreams: vec![
                 ("auth", urls("AUTH_URLS", "http://127.0.0.1:8081")?),
                 ("chat", urls("CHAT_URLS", "http://127.0.0.1:8082")?),
@@ -58,8 +78,15 @@ impl GatewayConfig {
             ip_limit_per_min: env_or("RATE_LIMIT_IP_PER_MIN", 1200)?,
             user_limit_per_min: env_or("RATE_LIMIT_USER_PER_MIN", 600)?,
             max_body_bytes: env_or("MAX_BODY_BYTES", 1024 * 1024)?,
+            body_timeout: Duration::from_millis(env_or("GATEWAY_BODY_TIMEOUT_MS", 10_000)?),
             cors_origins: env_or("CORS_ORIGINS", "*".to_owned())?,
             max_in_flight: env_or("GATEWAY_MAX_IN_FLIGHT", 256)?,
+            max_per_client: env_or("GATEWAY_MAX_PER_CLIENT", 64)?,
+            trusted_proxies: TrustedProxies::parse(&env_or("TRUSTED_PROXIES", String::new())?)
+                .map_err(anyhow::Error::msg)?,
+            access_ttl: service_kit::access_ttl()?,
+            shutdown_timeout: Duration::from_secs(env_or("SHUTDOWN_TIMEOUT_S", 20)?),
+            production: db_core::Environment::from_env()? == db_core::Environment::Production,
         })
     }
 }
@@ -68,10 +95,13 @@ pub struct Gateway {
     pub config: GatewayConfig,
     pub cache: Cache,
     pub keys: TokenKeys,
+    pub revocations: Revocations,
     pub upstreams: Arc<Upstreams>,
+    pub directory: Arc<Directory>,
     pub client: reqwest::Client,
     pub metrics: Handle,
     pub in_flight: tokio::sync::Semaphore,
+    pub occupancy: Occupancy,
 }
 
 impl Gateway {
@@ -82,6 +112,8 @@ impl Gateway {
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(64)
             .tcp_nodelay(true)
+            // Never follow an upstream's redirect: the client gets it as it is.
+            .redirect(reqwest::redirect::Policy::none())
             .build()?;
         let upstreams = Arc::new(Upstreams {
             services: config
@@ -90,8 +122,12 @@ impl Gateway {
                 .map(|(name, urls)| Service::new(name, urls))
                 .collect(),
         });
+        let names: Vec<&'static str> = config.upstreams.iter().map(|(n, _)| *n).collect();
         Ok(Self {
             in_flight: tokio::sync::Semaphore::new(config.max_in_flight.max(1)),
+            occupancy: Occupancy::new(config.max_per_client),
+            directory: Arc::new(Directory::new(&names)),
+            revocations: Revocations::new(),
             config,
             cache,
             keys,
@@ -101,8 +137,39 @@ impl Gateway {
         })
     }
 
-    pub fn spawn_health_checks(&self) -> tokio::task::JoinHandle<()> {
-        self.upstreams.spawn_health_checks(self.client.clone())
+    /// The background work: replica health checks, the route table, revocations heard on Redis.
+    pub fn spawn_background(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut tasks = vec![
+            self.upstreams.spawn_health_checks(self.client.clone()),
+            self.directory
+                .spawn(self.upstreams.clone(), self.client.clone()),
+        ];
+        tasks.extend(self.revocations.spawn_listener(&self.cache));
+        tasks
+    }
+
+    /// Ready when every service's routes are known and each has a replica taking requests.
+    pub fn readiness(&self) -> (bool, serde_json::Value) {
+        let snapshot = self.directory.snapshot();
+        let mut services = serde_json::Map::new();
+        let mut ready = snapshot.missing.is_empty();
+        for s in &self.upstreams.services {
+            let routed = !snapshot.missing.contains(&s.name);
+            let up = s.replicas.iter().any(|r| !r.breaker.is_open());
+            ready &= up;
+            services.insert(
+                s.name.to_owned(),
+                serde_json::json!({ "routes_known": routed, "replicas_up": up }),
+            );
+        }
+        let body = serde_json::json!({
+            "status": if ready { "ready" } else { "not_ready" },
+            "service": "gateway",
+            "routes": snapshot.table.len(),
+            "redis": if self.cache.redis_healthy() { "up" } else { "down" },
+            "services": services,
+        });
+        (ready, body)
     }
 }
 
@@ -136,100 +203,37 @@ pub fn cors(origins: &str) -> actix_cors::Cors {
     }
 }
 
-/// The gateway's own routes; everything else is forwarded.
+/// The public listener: the gateway's own routes, and everything else forwarded (or refused).
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/openapi.json", web::get().to(openapi))
+    cfg.route("/api/v1/openapi.json", web::get().to(proxy::openapi))
         .route("/health", web::get().to(health))
-        .route("/ready", web::get().to(ready))
-        .route("/metrics", web::get().to(metrics))
         .default_service(web::to(proxy::forward));
 }
 
-/// Aggregated health: each service is up if one of its replicas answers `/health`.
-async fn health(gw: web::Data<Gateway>) -> HttpResponse {
-    let mut services = serde_json::Map::new();
-    let mut all_up = true;
-    for s in &gw.upstreams.services {
-        let mut up = false;
-        for r in &s.replicas {
-            let probe = gw
-                .client
-                .get(format!("{}/health", r.url))
-                .timeout(Duration::from_millis(500))
-                .send()
-                .await;
-            if probe.is_ok_and(|res| res.status().is_success()) {
-                up = true;
-                break;
-            }
-        }
-        all_up &= up;
-        services.insert(
-            s.name.to_owned(),
-            serde_json::Value::from(if up { "up" } else { "down" }),
-        );
-    }
-    let redis = if gw.cache.redis_healthy() {
-        "up"
+/// The admin listener.
+pub fn configure_admin(cfg: &mut web::ServiceConfig) {
+    cfg.route("/health", web::get().to(health))
+        .route("/ready", web::get().to(ready))
+        .route("/metrics", web::get().to(metrics));
+}
+
+/// The process is up. Says nothing about anything else (it is public and must stay cheap).
+async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "status": "ok", "service": "gateway" }))
+}
+
+async fn ready(gw: web::Data<Gateway>) -> HttpResponse {
+    let (ready, body) = gw.readiness();
+    if ready {
+        HttpResponse::Ok().json(body)
     } else {
-        "down"
-    };
-    HttpResponse::Ok().json(serde_json::json!({
-        "status": if all_up && redis == "up" { "ok" } else { "degraded" },
-        "gateway": "up",
-        "redis": redis,
-        "services": services,
-    }))
-}
-
-/// The whole API: every service's own generated document, merged.
-async fn openapi(gw: web::Data<Gateway>) -> HttpResponse {
-    let mut doc = utoipa::openapi::OpenApiBuilder::new()
-        .info(
-            utoipa::openapi::InfoBuilder::new()
-                .title("Dream API")
-                .version(env!("CARGO_PKG_VERSION"))
-                .description(Some(
-                    "Every route the gateway serves, merged from the services' own documents.",
-                ))
-                .build(),
-        )
-        .build();
-    let mut missing = Vec::new();
-    for s in &gw.upstreams.services {
-        let mut merged = false;
-        for r in &s.replicas {
-            let res = gw
-                .client
-                .get(format!("{}/openapi.json", r.url))
-                .timeout(Duration::from_secs(2))
-                .send()
-                .await;
-            if let Ok(res) = res
-                && res.status().is_success()
-                && let Ok(part) = res.json::<utoipa::openapi::OpenApi>().await
-            {
-                doc.merge(part);
-                merged = true;
-                break;
-            }
-        }
-        if !merged {
-            missing.push(s.name);
-        }
+        HttpResponse::ServiceUnavailable().json(body)
     }
-    let mut res = HttpResponse::Ok();
-    if !missing.is_empty() {
-        res.insert_header(("x-dream-missing-services", missing.join(",")));
-    }
-    res.json(doc)
-}
-
-async fn ready() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "status": "ready", "service": "gateway" }))
 }
 
 async fn metrics(gw: web::Data<Gateway>) -> HttpResponse {
+    metrics::gauge!("gateway_routes").set(gw.directory.snapshot().table.len() as f64);
+    metrics::gauge!("gateway_clients").set(gw.occupancy.clients() as f64);
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(gw.metrics.render())

@@ -1,18 +1,20 @@
-//! Forwarding: check the token and the rate limits, pick a replica, send the request over a
-//! pooled keep-alive connection, and stream the answer back as it comes (SSE included).
+//! Forwarding. In order, each cheaper than the next: the client's share of the gateway, the
+//! path (checked, decoded, matched against the declared routes), the token, the rate limits and
+//! revocations, the body (whole, within a deadline), a slot among the requests waiting on an
+//! upstream; then the request goes to a replica over a pooled keep-alive connection, to exactly
+//! the path that was checked, and the answer streams back as it comes (SSE included).
 
-use std::net::IpAddr;
-
+use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use db_core::cache::limits::RateLimit;
 use futures_util::StreamExt;
 use service_kit::{ApiError, request_id};
 
-use crate::{Gateway, routes};
+use crate::Gateway;
+use crate::routes::{PathError, RequestPath};
 
-/// Headers that belong to one hop, never forwarded.
+/// Headers that belong to one hop, never forwarded either way.
 const HOP_BY_HOP: &[&str] = &[
     "connection",
     "keep-alive",
@@ -24,23 +26,27 @@ const HOP_BY_HOP: &[&str] = &[
     "upgrade",
     "host",
     "content-length",
-    // Replaced by the gateway's own span context below.
+    // Replaced by the gateway's own span context.
     "traceparent",
     "tracestate",
 ];
 
-fn idempotent(m: &Method) -> bool {
-    matches!(
-        *m,
-        Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
-    )
-}
-
-fn client_ip(req: &HttpRequest) -> String {
-    req.peer_addr()
-        .map(|a| a.ip())
-        .map_or_else(|| "unknown".to_owned(), |ip: IpAddr| ip.to_string())
-}
+/// What a client may claim about where a request comes from, or what the gateway sets itself:
+/// dropped from every request, so that services read only what the gateway established.
+const SET_BY_GATEWAY: &[&str] = &[
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-real-ip",
+    "x-client-ip",
+    "true-client-ip",
+    "x-original-url",
+    "x-rewrite-url",
+    request_id::HEADER,
+];
 
 fn with_limit_headers(mut res: HttpResponse, rl: Option<RateLimit>) -> HttpResponse {
     if let Some(rl) = rl {
@@ -56,11 +62,21 @@ fn with_limit_headers(mut res: HttpResponse, rl: Option<RateLimit>) -> HttpRespo
     res
 }
 
+fn limited(limit: RateLimit) -> HttpResponse {
+    with_limit_headers(
+        ApiError::RateLimited {
+            retry_after: limit.reset_after.max(1),
+        }
+        .error_response(),
+        Some(limit),
+    )
+}
+
 /// The tightest of the limits that apply (the one with the fewest requests left).
-fn tighter(a: Option<RateLimit>, b: Option<RateLimit>) -> Option<RateLimit> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(if b.remaining < a.remaining { b } else { a }),
-        (a, b) => a.or(b),
+fn tighter(a: RateLimit, b: Option<RateLimit>) -> RateLimit {
+    match b {
+        Some(b) if b.remaining < a.remaining => b,
+        _ => a,
     }
 }
 
@@ -76,19 +92,51 @@ async fn read_body(mut payload: web::Payload, max: usize) -> Result<web::Bytes, 
     Ok(body.freeze())
 }
 
+/// The URL of `path` on `base`, refused unless the URL parser kept the path byte for byte
+/// (so the service is asked for exactly what was authorized).
+pub fn upstream_url(
+    base: &str,
+    path: &RequestPath<'_>,
+    query: Option<&str>,
+) -> Result<reqwest::Url, ApiError> {
+    let text = match query {
+        Some(q) => format!("{base}{}?{q}", path.raw),
+        None => format!("{base}{}", path.raw),
+    };
+    let url = reqwest::Url::parse(&text)
+        .map_err(|_| ApiError::BadRequest("the path is not a valid URL path".into()))?;
+    let base_path = reqwest::Url::parse(base)
+        .map(|b| b.path().trim_end_matches('/').to_owned())
+        .unwrap_or_default();
+    if url.path().strip_prefix(base_path.as_str()) != Some(path.raw) {
+        return Err(ApiError::BadRequest(
+            "the path is not in canonical form".into(),
+        ));
+    }
+    Ok(url)
+}
+
 pub async fn forward(
     req: HttpRequest,
     payload: web::Payload,
     gw: web::Data<Gateway>,
 ) -> Result<HttpResponse, ApiError> {
-    let route = routes::resolve(req.method(), req.path()).ok_or(ApiError::NotFound)?;
-    let Ok(_slot) = gw.in_flight.try_acquire() else {
-        // Counted, not logged: under overload a log line per refusal would add to it.
-        metrics::counter!("gateway_shed_total").increment(1);
-        return Ok(ApiError::Unavailable { retry_after: 1 }.problem());
+    let client = gw.config.trusted_proxies.client_of(&req);
+    let client_key = service_kit::client::limit_key(client);
+    let Some(_place) = gw.occupancy.enter(&client_key) else {
+        metrics::counter!("gateway_client_cap_total").increment(1);
+        return Err(ApiError::RateLimited { retry_after: 1 });
     };
-    // The token first (a cached verification costs a lookup), then every Redis check of the
-    // request in one round trip: the IP's and the user's rate limits and the logout list.
+    let path = RequestPath::parse(req.path()).map_err(|e| match e {
+        PathError::Ambiguous(why) => ApiError::BadRequest(why.to_owned()),
+        PathError::NoRoute => ApiError::NotFound,
+    })?;
+    let snapshot = gw.directory.snapshot();
+    let route = snapshot
+        .table
+        .resolve(req.method(), &path)
+        .ok_or(ApiError::NotFound)?;
+    // A cached verification costs a lookup; the limits one Redis round trip.
     let claims = if route.public {
         None
     } else {
@@ -101,36 +149,29 @@ pub async fn forward(
                 .and_then(|token| gw.keys.verify(token.trim())),
         )
     };
-    let caller = match &claims {
-        Some(Ok(c)) => Some((c.sub, c.sid)),
+    let user = match &claims {
+        Some(Ok(c)) => Some(c.sub),
         _ => None,
     };
     let gate = gw
         .cache
         .gate(
-            &client_ip(&req),
-            caller,
+            &client_key,
+            user,
             60,
             gw.config.ip_limit_per_min,
             gw.config.user_limit_per_min,
         )
         .await;
-    for limit in [gate.ip, gate.user].into_iter().flatten() {
+    for limit in std::iter::once(gate.ip).chain(gate.user) {
         if limit.exceeded {
-            return Ok(with_limit_headers(
-                ApiError::RateLimited {
-                    retry_after: limit.reset_after,
-                }
-                .error_response(),
-                Some(limit),
-            ));
+            return Ok(limited(limit));
         }
     }
-    if let Some(Err(e)) = claims {
-        return Err(e);
-    }
-    if gate.revoked == Some(true) {
-        return Err(ApiError::InvalidToken);
+    match &claims {
+        Some(Err(e)) => return Err(clone_auth_error(e)),
+        Some(Ok(c)) if gw.revocations.is_revoked(c.sid) => return Err(ApiError::InvalidToken),
+        _ => {}
     }
     let rl = tighter(gate.ip, gate.user);
     if req
@@ -142,34 +183,46 @@ pub async fn forward(
     {
         return Err(ApiError::PayloadTooLarge);
     }
-    let body = read_body(payload, gw.config.max_body_bytes).await?;
+    let body = tokio::time::timeout(
+        gw.config.body_timeout,
+        read_body(payload, gw.config.max_body_bytes),
+    )
+    .await
+    .map_err(|_| {
+        metrics::counter!("gateway_body_timeouts_total").increment(1);
+        ApiError::RequestTimeout
+    })??;
+    // Only now, with everything in hand, a slot among the requests waiting on an upstream.
+    let Ok(_slot) = gw.in_flight.try_acquire() else {
+        // Counted, not logged: under overload a log line per refusal would add to it.
+        metrics::counter!("gateway_shed_total").increment(1);
+        return Ok(ApiError::Unavailable { retry_after: 1 }.problem());
+    };
     let service = gw
         .upstreams
         .get(route.service)
         .ok_or(ApiError::BadGateway(route.service))?;
-    // Retried only when idempotent, and only when the connection itself failed.
-    let tries = if idempotent(req.method()) { 2 } else { 1 };
-    let path = req
-        .uri()
-        .path_and_query()
-        .map_or(req.path(), |p| p.as_str());
     let request_id = request_id::current().unwrap_or_default();
-    for replica in service.pick(tries) {
-        let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
-            .map_err(ApiError::internal)?;
+    let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
+        .map_err(ApiError::internal)?;
+    // A refused connection means the request never reached that replica: another one may be
+    // asked, whatever the method.
+    for replica in service.pick(2) {
+        let url = upstream_url(&replica.url, &path, req.uri().query())?;
         let mut out = gw
             .client
-            .request(method, format!("{}{path}", replica.url))
+            .request(method.clone(), url)
             .timeout(route.timeout)
             .body(body.clone());
         for (name, value) in req.headers() {
-            if !HOP_BY_HOP.contains(&name.as_str()) {
-                out = out.header(name.as_str(), value.as_bytes());
+            let n = name.as_str();
+            if !HOP_BY_HOP.contains(&n) && !SET_BY_GATEWAY.contains(&n) {
+                out = out.header(n, value.as_bytes());
             }
         }
         out = out
             .header(request_id::HEADER, &request_id)
-            .header("x-forwarded-for", client_ip(&req));
+            .header(service_kit::client::FORWARDED_FOR, client.to_string());
         // The service's span continues the gateway's: one trace per request.
         if let Some(tp) = service_kit::telemetry::traceparent() {
             out = out.header("traceparent", tp);
@@ -179,7 +232,7 @@ pub async fn forward(
         match out.send().await {
             Ok(res) => {
                 replica.breaker.success();
-                return Ok(with_limit_headers(stream_back(res), rl));
+                return Ok(with_limit_headers(stream_back(res), Some(rl)));
             }
             Err(e) if e.is_connect() => {
                 tracing::warn!(service = service.name, replica = %replica.url, error = %e, "upstream refused; trying another");
@@ -195,6 +248,43 @@ pub async fn forward(
         }
     }
     Err(ApiError::BadGateway(service.name))
+}
+
+/// The token errors the gateway answers with.
+fn clone_auth_error(e: &ApiError) -> ApiError {
+    match e {
+        ApiError::Unauthorized => ApiError::Unauthorized,
+        _ => ApiError::InvalidToken,
+    }
+}
+
+/// `GET /api/v1/openapi.json`: the merged document, from memory (rate-limited like the rest).
+pub async fn openapi(req: HttpRequest, gw: web::Data<Gateway>) -> Result<HttpResponse, ApiError> {
+    let client = gw.config.trusted_proxies.client_of(&req);
+    let gate = gw
+        .cache
+        .gate(
+            &service_kit::client::limit_key(client),
+            None,
+            60,
+            gw.config.ip_limit_per_min,
+            gw.config.user_limit_per_min,
+        )
+        .await;
+    if gate.ip.exceeded {
+        return Ok(limited(gate.ip));
+    }
+    let snapshot = gw.directory.snapshot();
+    if snapshot.document.is_empty() {
+        return Err(ApiError::Unavailable { retry_after: 1 });
+    }
+    let mut res = HttpResponse::Ok();
+    if !snapshot.missing.is_empty() {
+        res.insert_header(("x-dream-missing-services", snapshot.missing.join(",")));
+    }
+    Ok(res
+        .content_type("application/json")
+        .body(snapshot.document.clone()))
 }
 
 /// The upstream's status, headers and body, streamed chunk by chunk as they arrive.
@@ -213,4 +303,36 @@ fn stream_back(res: reqwest::Response) -> HttpResponse {
         }
     }
     out.streaming(res.bytes_stream())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_forwarded_url_keeps_the_checked_path() {
+        let path = RequestPath::parse("/api/v1/characters/sophia").ok();
+        let url = path
+            .as_ref()
+            .map(|p| upstream_url("http://127.0.0.1:8082", p, Some("q=l'amour&x=1")));
+        assert_eq!(
+            url.and_then(Result::ok).map(|u| u.path().to_owned()),
+            Some("/api/v1/characters/sophia".to_owned())
+        );
+        // A base with a prefix keeps it in front.
+        let url = path
+            .as_ref()
+            .map(|p| upstream_url("http://10.0.0.1/chat", p, None));
+        assert_eq!(
+            url.and_then(Result::ok).map(|u| u.path().to_owned()),
+            Some("/chat/api/v1/characters/sophia".to_owned())
+        );
+        // Something the URL parser would rewrite is refused rather than changed.
+        let odd = RequestPath::parse("/api/v1/characters/a\"b").ok();
+        assert!(
+            odd.as_ref()
+                .map(|p| upstream_url("http://127.0.0.1:8082", p, None))
+                .is_some_and(|r| r.is_err())
+        );
+    }
 }

@@ -25,35 +25,43 @@ async fn server_sent_events_stream_through_unbuffered() {
     let upstream_url = format!("http://{}", upstream.local_addr().unwrap());
     let fake = HttpServer::new(move || {
         let gate = gate.clone();
-        App::new().route(
-            "/api/v1/conversations/{id}/reply",
-            web::post().to(move || {
-                let gate = gate.clone();
-                async move {
-                    let events = futures_util::stream::unfold(0u8, move |step| {
-                        let gate = gate.clone();
-                        async move {
-                            match step {
-                                0 => Some((
-                                    Ok::<_, std::io::Error>(web::Bytes::from_static(
-                                        b"id: 1\ndata: Bonjour\n\n",
+        App::new()
+            .route(
+                "/openapi.json",
+                web::get().to(|| declares("post", "/api/v1/conversations/{character_id}/reply")),
+            )
+            .route(
+                "/api/v1/conversations/{id}/reply",
+                web::post().to(move || {
+                    let gate = gate.clone();
+                    async move {
+                        let events = futures_util::stream::unfold(0u8, move |step| {
+                            let gate = gate.clone();
+                            async move {
+                                match step {
+                                    0 => Some((
+                                        Ok::<_, std::io::Error>(web::Bytes::from_static(
+                                            b"id: 1\ndata: Bonjour\n\n",
+                                        )),
+                                        1,
                                     )),
-                                    1,
-                                )),
-                                1 => {
-                                    gate.notified().await;
-                                    Some((Ok(web::Bytes::from_static(b"id: 2\ndata: toi\n\n")), 2))
+                                    1 => {
+                                        gate.notified().await;
+                                        Some((
+                                            Ok(web::Bytes::from_static(b"id: 2\ndata: toi\n\n")),
+                                            2,
+                                        ))
+                                    }
+                                    _ => None,
                                 }
-                                _ => None,
                             }
-                        }
-                    });
-                    HttpResponse::Ok()
-                        .content_type("text/event-stream")
-                        .streaming(events)
-                }
-            }),
-        )
+                        });
+                        HttpResponse::Ok()
+                            .content_type("text/event-stream")
+                            .streaming(events)
+                    }
+                }),
+            )
     })
     .workers(1)
     .listen(upstream)
@@ -61,7 +69,7 @@ async fn server_sent_events_stream_through_unbuffered() {
     .run();
     let fake = tokio::spawn(fake);
 
-    let (base, token, server) = gateway_to("ai", upstream_url, None);
+    let (base, token, server) = gateway_to("ai", upstream_url, None).await;
 
     let res = reqwest::Client::new()
         .post(format!("{base}/api/v1/conversations/sophia/reply"))
@@ -108,24 +116,29 @@ async fn an_overloaded_gateway_sheds_load_at_once() {
     let upstream_url = format!("http://{}", upstream.local_addr().unwrap());
     let fake = HttpServer::new(move || {
         let (a, r) = (a.clone(), r.clone());
-        App::new().route(
-            "/api/v1/matches",
-            web::get().to(move || {
-                let (a, r) = (a.clone(), r.clone());
-                async move {
-                    a.notify_one();
-                    r.notified().await;
-                    HttpResponse::Ok().json(serde_json::json!([]))
-                }
-            }),
-        )
+        App::new()
+            .route(
+                "/openapi.json",
+                web::get().to(|| declares("get", "/api/v1/matches")),
+            )
+            .route(
+                "/api/v1/matches",
+                web::get().to(move || {
+                    let (a, r) = (a.clone(), r.clone());
+                    async move {
+                        a.notify_one();
+                        r.notified().await;
+                        HttpResponse::Ok().json(serde_json::json!([]))
+                    }
+                }),
+            )
     })
     .workers(1)
     .listen(upstream)
     .unwrap()
     .run();
     let fake = tokio::spawn(fake);
-    let (base, token, server) = gateway_to("chat", upstream_url, Some(1));
+    let (base, token, server) = gateway_to("chat", upstream_url, Some(1)).await;
     let http = reqwest::Client::new();
     let get = || {
         http.get(format!("{base}/api/v1/matches"))
@@ -156,8 +169,21 @@ async fn an_overloaded_gateway_sheds_load_at_once() {
     fake.abort();
 }
 
-/// A gateway in front of one upstream service, and a token it accepts.
-fn gateway_to(
+/// A fake upstream's document: one operation, behind a bearer token.
+async fn declares(method: &str, path: &str) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({
+        "openapi": "3.1.0",
+        "info": { "title": "fake", "version": "0" },
+        "paths": { path: { method: {
+            "operationId": "fake",
+            "responses": {},
+            "security": [{ "bearer": [] }]
+        } } }
+    }))
+}
+
+/// A gateway in front of one upstream service (its routes loaded), and a token it accepts.
+async fn gateway_to(
     service: &'static str,
     upstream_url: String,
     max_in_flight: Option<usize>,
@@ -179,6 +205,12 @@ fn gateway_to(
     }
     let cache = Cache::new(RedisPool::new(&db_test::redis_config()).unwrap());
     let gw = web::Data::new(Gateway::new(config, cache, keys).unwrap());
+    gw.directory.refresh(&gw.upstreams, &gw.client).await;
+    assert_eq!(
+        gw.directory.snapshot().table.len(),
+        1,
+        "the upstream's route is known"
+    );
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let server = HttpServer::new(move || {

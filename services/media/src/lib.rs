@@ -5,7 +5,18 @@
 pub mod generator;
 pub mod handlers;
 pub mod jobs;
-pub mod openapi;
 pub mod render;
 pub mod routes;
 pub mod storage;
+
+/// The media service's API.
+pub const API: service_kit::Api = service_kit::Api {
+    title: "Dream media",
+    description: "Photos the characters send",
+    routes: routes::configure,
+};
+
+/// Its OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    API.document()
+}

@@ -3,8 +3,6 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use std::net::TcpListener;
-
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
     let telemetry = service_kit::Telemetry::init("media");
@@ -19,13 +17,14 @@ async fn main() -> anyhow::Result<()> {
     );
     let _listener_task = kit.store.cache.spawn_invalidation_listener();
     let workers = media::jobs::Workers::spawn(kit.clone(), media.clone());
-    let listener = TcpListener::bind((config.host.as_str(), config.port))?;
-    tracing::info!(addr = %listener.local_addr()?, "media listening");
+    let listeners = config.listeners()?;
+    tracing::info!(addr = %listeners.public_addr()?, admin = %listeners.admin_addr()?, "media listening");
     let served = service_kit::serve(
         kit,
-        listener,
+        listeners,
         config.shutdown_timeout,
-        media::routes::configure_with(media),
+        media::API,
+        media::routes::data(media),
     )
     .await;
     workers.shutdown(config.shutdown_timeout).await;

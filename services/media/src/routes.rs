@@ -1,4 +1,4 @@
-//! The whole route table of the media service, and its settings from the environment.
+//! The media service's route table, and its settings from the environment.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -6,9 +6,12 @@ use std::time::Duration;
 use actix_web::web;
 
 use crate::generator::{Builtin, Dialect, Generator, Http, HttpConfig};
-use crate::handlers::{media, photos};
+use crate::handlers::media::download_photo;
+use crate::handlers::photos::{generate_photo, get_photo_job, list_photos};
 use crate::jobs::{JobConfig, Media};
 use crate::storage::Storage;
+use service_kit::ApiConfig;
+use utoipa_actix_web::scope;
 
 fn env(k: &str) -> Option<String> {
     std::env::var(k).ok().filter(|v| !v.is_empty())
@@ -73,19 +76,21 @@ pub fn media_from_env() -> anyhow::Result<Media> {
     Ok(Media::new(storage, generator, jobs))
 }
 
-pub fn configure_with(media: Media) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
+/// The whole route table of the media service.
+pub fn configure(cfg: &mut ApiConfig) {
+    cfg.service(
+        scope("/api/v1")
+            .service(get_photo_job)
+            .service(generate_photo)
+            .service(list_photos)
+            .service(download_photo),
+    );
+}
+
+/// The app data the handlers need.
+pub fn data(media: Media) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
     let media = web::Data::new(media);
     move |cfg| {
-        service_kit::openapi::route(cfg, crate::openapi::document);
-        cfg.app_data(media.clone()).service(
-            web::scope("/api/v1")
-                .route("/photos/jobs/{id}", web::get().to(photos::job))
-                .route(
-                    "/photos/{character_id}/generate",
-                    web::post().to(photos::generate),
-                )
-                .route("/photos/{character_id}", web::get().to(photos::gallery))
-                .route("/media/{photo_id}", web::get().to(media::download)),
-        );
+        cfg.app_data(media.clone());
     }
 }

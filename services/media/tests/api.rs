@@ -53,7 +53,7 @@ async fn user(app: &TestApp, email: &str, character: Option<&str>) -> (Uuid, Str
 
 /// A media service with its workers, the demo characters, and Léa matched with Sophia.
 async fn start(media: Media, with_workers: bool) -> (TestApp, Option<Workers>, Uuid, String) {
-    let app = TestApp::start("media", media::routes::configure_with(media.clone())).await;
+    let app = TestApp::start_with("media", media::API, media::routes::data(media.clone())).await;
     let mut conn = app.db.conn().await.unwrap();
     db_core::queries::characters::upsert(&mut conn, &db_core::seed::demo_characters().unwrap())
         .await

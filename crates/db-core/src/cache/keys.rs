@@ -263,6 +263,10 @@ impl Keyspace {
     pub fn rate_limit(&self, scope: &str, id: &str, window: u64) -> String {
         self.k(format_args!("ratelimit:{scope}:{id}:{window}"))
     }
+    /// The pub/sub channel that announces revoked session families.
+    pub fn revocation_channel(&self) -> String {
+        self.k(format_args!("revocations"))
+    }
     /// The pub/sub channel that tells every replica to drop in-process copies.
     pub fn invalidation_channel(&self) -> String {
         self.k(format_args!("invalidate"))

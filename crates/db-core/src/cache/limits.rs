@@ -1,5 +1,10 @@
-//! Pure-Redis state with no PostgreSQL behind it: shared rate-limit counters and revoked
-//! session families. Without Redis, nothing is limited and nothing is known revoked.
+//! Rate limits and login throttling: counters shared by every replica through Redis, and kept
+//! in this process's memory while Redis cannot answer, so that an outage never turns the limits
+//! off (each replica then limits on its own: the limit becomes per replica for that while).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use chrono::Utc;
 use uuid::Uuid;
@@ -19,10 +24,14 @@ pub struct RateLimit {
 /// What [`Cache::gate`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Gate {
-    pub ip: Option<RateLimit>,
+    pub ip: RateLimit,
     pub user: Option<RateLimit>,
-    pub revoked: Option<bool>,
 }
+
+/// Failures of one account from one address allowed before each further one blocks the pair.
+pub const LOGIN_FREE_FAILURES: u64 = 5;
+/// The longest a pair is blocked, and how long its failures are remembered.
+pub const LOGIN_MAX_BLOCK: Duration = Duration::from_secs(15 * 60);
 
 /// One fixed window of a rate limit.
 struct Window {
@@ -63,67 +72,190 @@ impl Window {
     }
 }
 
+/// Counters kept in process while Redis is away: fixed windows (the key names the window) and
+/// login failures, forgotten after at most [`LOGIN_MAX_BLOCK`].
+pub(crate) struct LocalLimits {
+    counts: moka::sync::Cache<String, Arc<AtomicU64>>,
+    /// Blocked login pairs, with the Unix second their block ends.
+    blocks: moka::sync::Cache<String, u64>,
+}
+
+impl LocalLimits {
+    pub(crate) fn new() -> Self {
+        Self {
+            counts: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(LOGIN_MAX_BLOCK)
+                .build(),
+            blocks: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(LOGIN_MAX_BLOCK)
+                .build(),
+        }
+    }
+
+    fn incr(&self, key: &str) -> u64 {
+        self.counts
+            .get_with(key.to_owned(), || Arc::new(AtomicU64::new(0)))
+            .fetch_add(1, Ordering::Relaxed)
+            + 1
+    }
+}
+
+fn now_secs() -> u64 {
+    Utc::now().timestamp().max(0) as u64
+}
+
+/// How long the `failures`-th failure of a pair blocks it: nothing for the first few, then
+/// 1 s, 2 s, 4 s … up to [`LOGIN_MAX_BLOCK`].
+pub fn login_backoff(failures: u64) -> Option<Duration> {
+    let over = failures.checked_sub(LOGIN_FREE_FAILURES)?;
+    let secs = 1u64
+        .checked_shl(over.min(20) as u32)
+        .unwrap_or(u64::MAX)
+        .min(LOGIN_MAX_BLOCK.as_secs());
+    Some(Duration::from_secs(secs))
+}
+
 impl Cache {
-    /// Counts one hit of `id` in `scope` in the current fixed window of `window_secs`. Shared by
-    /// every replica through Redis; `None` (nothing limited) when Redis is unavailable.
+    /// Counts one hit of `id` in `scope` in the current fixed window of `window_secs`: shared by
+    /// every replica through Redis, counted in this process while Redis cannot answer.
     pub async fn rate_limit(
         &self,
         scope: &str,
         id: &str,
         window_secs: u64,
         limit: u64,
-    ) -> Option<RateLimit> {
+    ) -> RateLimit {
         let w = Window::now(window_secs);
         let key = self.keys().rate_limit(scope, id, w.index);
         let mut pipe = redis::pipe();
         w.count(&mut pipe, &key);
-        let (count,): (u64,) = self.pipe(pipe).await?;
-        Some(w.limit(count, limit))
+        let count = match self.pipe::<(u64,)>(pipe).await {
+            Some((count,)) => count,
+            None => self.0.limits.incr(&key),
+        };
+        w.limit(count, limit)
     }
 
-    /// The gateway's checks of one request in one round trip: the caller's IP counted against
-    /// `ip_limit` and, for a signed-in caller, the user counted against `user_limit` and their
-    /// session family checked for a logout. Every part is `None` when Redis cannot answer.
+    /// The gateway's limits of one request in one round trip: the caller's address counted
+    /// against `ip_limit` and, for a signed-in caller, the user against `user_limit`.
     pub async fn gate(
         &self,
         ip: &str,
-        caller: Option<(Uuid, Uuid)>,
+        user: Option<Uuid>,
         window_secs: u64,
         ip_limit: u64,
         user_limit: u64,
     ) -> Gate {
         let w = Window::now(window_secs);
+        let ip_key = self.keys().rate_limit("ip", ip, w.index);
+        let user_key = user.map(|u| self.keys().rate_limit("user", &u.to_string(), w.index));
         let mut pipe = redis::pipe();
-        w.count(&mut pipe, &self.keys().rate_limit("ip", ip, w.index));
-        let Some((user, family)) = caller else {
-            let counted: Option<(u64,)> = self.pipe(pipe).await;
-            return Gate {
-                ip: counted.map(|(c,)| w.limit(c, ip_limit)),
-                user: None,
-                revoked: None,
-            };
+        w.count(&mut pipe, &ip_key);
+        if let Some(k) = &user_key {
+            w.count(&mut pipe, k);
+        }
+        let counted: Option<Vec<u64>> = self.pipe(pipe).await;
+        let (ip_count, user_count) = match counted.as_deref() {
+            Some([ip]) => (*ip, None),
+            Some([ip, user]) => (*ip, Some(*user)),
+            _ => (
+                self.0.limits.incr(&ip_key),
+                user_key.as_deref().map(|k| self.0.limits.incr(k)),
+            ),
         };
-        w.count(
-            &mut pipe,
-            &self.keys().rate_limit("user", &user.to_string(), w.index),
-        );
-        pipe.exists(self.keys().session(&format!("revoked:{family}")));
-        let answered: Option<(u64, u64, bool)> = self.pipe(pipe).await;
         Gate {
-            ip: answered.map(|(c, _, _)| w.limit(c, ip_limit)),
-            user: answered.map(|(_, c, _)| w.limit(c, user_limit)),
-            revoked: answered.map(|(_, _, r)| r),
+            ip: w.limit(ip_count, ip_limit),
+            user: user_count.map(|c| w.limit(c, user_limit)),
         }
     }
 
-    /// Marks a session family as logged out, so that its access tokens are refused until they
-    /// expire (`ttl`). Best effort: without Redis they live out their short lifetime.
-    pub async fn revoke_family(&self, family: Uuid, ttl: std::time::Duration) {
-        let mut set = redis::cmd("SET");
-        set.arg(self.keys().session(&format!("revoked:{family}")))
-            .arg(1)
-            .arg("EX")
-            .arg(ttl.as_secs().max(1));
-        let _: Option<()> = self.cmd(set).await;
+    /// Seconds a login of `account` from `addr` must still wait after too many failures of
+    /// that same pair (`None`: go ahead). Nobody else's failures ever block it.
+    pub async fn login_blocked(&self, account: &str, addr: &str) -> Option<u64> {
+        let key = self
+            .keys()
+            .rate_limit("login-block", &pair(account, addr), 0);
+        match self.cmd::<i64>(redis::Cmd::ttl(&key)).await {
+            Some(ttl) => (ttl > 0).then_some(ttl as u64),
+            None => {
+                let until = self.0.limits.blocks.get(&key)?;
+                let now = now_secs();
+                (until > now).then(|| until - now)
+            }
+        }
+    }
+
+    /// Records a failed login of the pair; past the free failures, blocks it for the backoff.
+    pub async fn login_failed(&self, account: &str, addr: &str) {
+        let p = pair(account, addr);
+        let (fails, block) = (
+            self.keys().rate_limit("login-fail", &p, 0),
+            self.keys().rate_limit("login-block", &p, 0),
+        );
+        let mut pipe = redis::pipe();
+        pipe.incr(&fails, 1)
+            .expire(&fails, LOGIN_MAX_BLOCK.as_secs() as i64)
+            .ignore();
+        match self.pipe::<(u64,)>(pipe).await.map(|(n,)| n) {
+            Some(n) => {
+                if let Some(wait) = login_backoff(n) {
+                    let mut set = redis::cmd("SET");
+                    set.arg(&block).arg(1).arg("EX").arg(wait.as_secs());
+                    let _: Option<()> = self.cmd(set).await;
+                }
+            }
+            None => {
+                let n = self.0.limits.incr(&fails);
+                if let Some(wait) = login_backoff(n) {
+                    self.0
+                        .limits
+                        .blocks
+                        .insert(block, now_secs() + wait.as_secs());
+                }
+            }
+        }
+    }
+
+    /// A successful login forgets the pair's failures.
+    pub async fn login_succeeded(&self, account: &str, addr: &str) {
+        let p = pair(account, addr);
+        let keys = [
+            self.keys().rate_limit("login-fail", &p, 0),
+            self.keys().rate_limit("login-block", &p, 0),
+        ];
+        for k in &keys {
+            self.0.limits.counts.invalidate(k);
+            self.0.limits.blocks.invalidate(k);
+        }
+        self.delete(&keys).await;
+    }
+}
+
+/// The key of an (account, address) pair. The account is hashed so that no email sits in a key.
+fn pair(account: &str, addr: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(account.as_bytes());
+    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{hex}:{addr}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_after_the_free_failures_and_is_capped() {
+        assert_eq!(login_backoff(LOGIN_FREE_FAILURES - 1), None);
+        assert_eq!(
+            login_backoff(LOGIN_FREE_FAILURES),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(
+            login_backoff(LOGIN_FREE_FAILURES + 3),
+            Some(Duration::from_secs(8))
+        );
+        assert_eq!(login_backoff(1_000), Some(LOGIN_MAX_BLOCK));
     }
 }

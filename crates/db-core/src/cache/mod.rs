@@ -72,6 +72,8 @@ struct Inner {
     lock_ttl: Duration,
     lock_wait: Duration,
     local: local::LocalTier,
+    /// Rate-limit counters while Redis is away.
+    limits: limits::LocalLimits,
     /// Keys a write could not update or drop while Redis was unreachable: dropped before
     /// anything is read from Redis again, so a write is never followed by a stale read here.
     deferred_deletes: std::sync::Mutex<Vec<String>>,
@@ -105,6 +107,7 @@ impl Cache {
             lock_ttl: Duration::from_secs(5),
             lock_wait: Duration::from_millis(300),
             local: local::LocalTier::new(),
+            limits: limits::LocalLimits::new(),
             deferred_deletes: std::sync::Mutex::new(Vec::new()),
         }))
     }

@@ -2,11 +2,11 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use crate::models::{RefreshSession, SecretBytes};
-use crate::schema::refresh_sessions;
+use crate::schema::{refresh_sessions, session_revocations};
 
 pub async fn insert(conn: &mut AsyncPgConnection, session: &RefreshSession) -> QueryResult<()> {
     diesel::insert_into(refresh_sessions::table)
@@ -49,29 +49,100 @@ pub async fn mark_used(
     Ok(n == 1)
 }
 
-/// Revokes every session of a family (on `refresh_sessions_family_idx`).
-pub async fn revoke_family(conn: &mut AsyncPgConnection, family_id: Uuid) -> QueryResult<usize> {
-    diesel::update(
-        refresh_sessions::table
-            .filter(refresh_sessions::family_id.eq(family_id))
-            .filter(refresh_sessions::revoked_at.is_null()),
-    )
-    .set(refresh_sessions::revoked_at.eq(diesel::dsl::now))
-    .execute(conn)
+/// Revokes every refresh session of a family (on `refresh_sessions_family_idx`) and records
+/// the family revoked, so that its access tokens are refused everywhere; one transaction.
+pub async fn revoke_family(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    family_id: Uuid,
+) -> QueryResult<usize> {
+    conn.transaction(async |conn| {
+        let n = diesel::update(
+            refresh_sessions::table
+                .filter(refresh_sessions::family_id.eq(family_id))
+                .filter(refresh_sessions::revoked_at.is_null()),
+        )
+        .set(refresh_sessions::revoked_at.eq(diesel::dsl::now))
+        .execute(conn)
+        .await?;
+        record_revocations(conn, user_id, &[family_id]).await?;
+        Ok(n)
+    })
     .await
 }
 
-/// Revokes every session of a user (on `refresh_sessions_user_idx`).
+/// Revokes every live session of a user (on `refresh_sessions_user_idx`), recording each family
+/// revoked; returns the families.
 pub async fn revoke_all_for_user(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,
-) -> QueryResult<usize> {
-    diesel::update(
-        refresh_sessions::table
-            .filter(refresh_sessions::user_id.eq(user_id))
-            .filter(refresh_sessions::revoked_at.is_null()),
-    )
-    .set(refresh_sessions::revoked_at.eq(diesel::dsl::now))
-    .execute(conn)
+) -> QueryResult<Vec<Uuid>> {
+    conn.transaction(async |conn| {
+        let families: Vec<Uuid> = diesel::update(
+            refresh_sessions::table
+                .filter(refresh_sessions::user_id.eq(user_id))
+                .filter(refresh_sessions::revoked_at.is_null()),
+        )
+        .set(refresh_sessions::revoked_at.eq(diesel::dsl::now))
+        .returning(refresh_sessions::family_id)
+        .get_results(conn)
+        .await?;
+        let mut families = families;
+        families.sort_unstable();
+        families.dedup();
+        record_revocations(conn, user_id, &families).await?;
+        Ok(families)
+    })
     .await
+}
+
+async fn record_revocations(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    families: &[Uuid],
+) -> QueryResult<()> {
+    if families.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<_> = families
+        .iter()
+        .map(|f| {
+            (
+                session_revocations::family_id.eq(*f),
+                session_revocations::user_id.eq(user_id),
+            )
+        })
+        .collect();
+    diesel::insert_into(session_revocations::table)
+        .values(rows)
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// Families revoked after `since` (on `session_revocations_revoked_at_idx`), oldest first.
+pub async fn revocations_since(
+    conn: &mut AsyncPgConnection,
+    since: DateTime<Utc>,
+) -> QueryResult<Vec<(Uuid, DateTime<Utc>)>> {
+    session_revocations::table
+        .filter(session_revocations::revoked_at.gt(since))
+        .order(session_revocations::revoked_at)
+        .select((
+            session_revocations::family_id,
+            session_revocations::revoked_at,
+        ))
+        .load(conn)
+        .await
+}
+
+/// Forgets revocations older than `before`: their tokens have expired (maintenance).
+pub async fn prune_revocations(
+    conn: &mut AsyncPgConnection,
+    before: DateTime<Utc>,
+) -> QueryResult<usize> {
+    diesel::delete(session_revocations::table.filter(session_revocations::revoked_at.lt(before)))
+        .execute(conn)
+        .await
 }

@@ -70,38 +70,53 @@ async fn the_conversation_as_json_is_the_conversation() {
 }
 
 #[tokio::test]
-async fn the_gateways_checks_are_one_round_trip() {
-    let cache = live_cache(None);
-    let (user, family) = (Uuid::new_v4(), Uuid::new_v4());
-    let first = cache.gate("10.0.0.1", Some((user, family)), 60, 3, 2).await;
-    assert_eq!(
-        first.ip.map(|l| (l.remaining, l.exceeded)),
-        Some((2, false))
-    );
-    assert_eq!(
-        first.user.map(|l| (l.remaining, l.exceeded)),
-        Some((1, false))
-    );
-    assert_eq!(first.revoked, Some(false));
-    let second = cache.gate("10.0.0.1", Some((user, family)), 60, 3, 2).await;
-    assert!(!second.user.unwrap().exceeded);
-    let third = cache.gate("10.0.0.1", Some((user, family)), 60, 3, 2).await;
-    assert!(third.user.unwrap().exceeded, "the user's limit");
-    assert!(!third.ip.unwrap().exceeded);
-    let public = cache.gate("10.0.0.1", None, 60, 3, 2).await;
-    assert!(
-        public.ip.unwrap().exceeded,
-        "the IP's limit counts public calls too"
-    );
-    assert_eq!((public.user, public.revoked), (None, None));
-    cache.revoke_family(family, Duration::from_secs(60)).await;
-    let after = cache.gate("10.0.0.2", Some((user, family)), 60, 3, 9).await;
-    assert_eq!(after.revoked, Some(true));
-    // Without Redis nothing is limited and nothing known revoked.
-    let dead = dead_cache()
-        .gate("10.0.0.1", Some((user, family)), 60, 1, 1)
-        .await;
-    assert_eq!((dead.ip, dead.user, dead.revoked), (None, None, None));
+async fn the_gateways_limits_are_one_round_trip_and_never_fail_open() {
+    let user = Uuid::new_v4();
+    // Shared through Redis; counted in process when Redis cannot answer: the same answers.
+    for cache in [live_cache(None), dead_cache()] {
+        let first = cache.gate("10.0.0.1", Some(user), 60, 3, 2).await;
+        assert_eq!((first.ip.remaining, first.ip.exceeded), (2, false));
+        assert_eq!(
+            first.user.map(|l| (l.remaining, l.exceeded)),
+            Some((1, false))
+        );
+        let second = cache.gate("10.0.0.1", Some(user), 60, 3, 2).await;
+        assert!(!second.user.unwrap().exceeded);
+        let third = cache.gate("10.0.0.1", Some(user), 60, 3, 2).await;
+        assert!(third.user.unwrap().exceeded, "the user's limit");
+        assert!(!third.ip.exceeded);
+        let public = cache.gate("10.0.0.1", None, 60, 3, 2).await;
+        assert!(public.ip.exceeded, "the IP's limit counts public calls too");
+        assert_eq!(public.user, None);
+        let other = cache.gate("10.0.0.2", None, 60, 3, 2).await;
+        assert!(!other.ip.exceeded, "each address has its own count");
+    }
+}
+
+#[tokio::test]
+async fn login_failures_block_only_their_account_and_address() {
+    for cache in [live_cache(None), dead_cache()] {
+        let (victim, attacker, owner) = ("lea@example.com", "203.0.113.9", "198.51.100.4");
+        for _ in 0..db_core::cache::limits::LOGIN_FREE_FAILURES - 1 {
+            assert_eq!(cache.login_blocked(victim, attacker).await, None);
+            cache.login_failed(victim, attacker).await;
+        }
+        assert_eq!(cache.login_blocked(victim, attacker).await, None);
+        cache.login_failed(victim, attacker).await;
+        let wait = cache.login_blocked(victim, attacker).await;
+        assert!(matches!(wait, Some(1..=2)), "backoff starts: {wait:?}");
+        assert_eq!(
+            cache.login_blocked(victim, owner).await,
+            None,
+            "the owner, elsewhere, is never blocked by someone else's failures"
+        );
+        assert_eq!(
+            cache.login_blocked("other@example.com", attacker).await,
+            None
+        );
+        cache.login_succeeded(victim, attacker).await;
+        assert_eq!(cache.login_blocked(victim, attacker).await, None);
+    }
 }
 
 #[tokio::test]

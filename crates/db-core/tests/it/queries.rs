@@ -634,7 +634,19 @@ async fn refresh_sessions_rotate_once_and_revoke_by_family() {
     );
     let s2 = session(b"two");
     sessions::insert(&mut conn, &s2).await.unwrap();
-    assert_eq!(sessions::revoke_family(&mut conn, family).await.unwrap(), 2);
+    let before = Utc::now() - chrono::Duration::seconds(1);
+    assert_eq!(
+        sessions::revoke_family(&mut conn, u, family).await.unwrap(),
+        2
+    );
+    let recorded = sessions::revocations_since(&mut conn, before)
+        .await
+        .unwrap();
+    assert_eq!(
+        recorded.iter().map(|(f, _)| *f).collect::<Vec<_>>(),
+        vec![family],
+        "the family is recorded revoked, for every process's revocation set"
+    );
     assert!(
         !sessions::mark_used(&mut conn, s2.id, Utc::now())
             .await
@@ -643,6 +655,27 @@ async fn refresh_sessions_rotate_once_and_revoke_by_family() {
     );
     assert_eq!(
         sessions::revoke_all_for_user(&mut conn, u).await.unwrap(),
-        0
+        Vec::<Uuid>::new()
+    );
+    let other = Uuid::new_v4();
+    sessions::insert(
+        &mut conn,
+        &RefreshSession {
+            family_id: other,
+            ..session(b"three")
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        sessions::revoke_all_for_user(&mut conn, u).await.unwrap(),
+        vec![other],
+        "log out everywhere revokes every live family"
+    );
+    assert_eq!(
+        sessions::prune_revocations(&mut conn, Utc::now() + chrono::Duration::seconds(1))
+            .await
+            .unwrap(),
+        2
     );
 }

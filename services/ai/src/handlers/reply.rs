@@ -5,9 +5,10 @@
 
 use std::sync::Arc;
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, post, web};
 use db_core::models::Message;
 use futures_util::stream::{self, StreamExt};
+use service_kit::checks::CharacterPath;
 use service_kit::{ApiError, ApiResult, AuthUser, Kit};
 
 use crate::generate::{self, Event, Started};
@@ -52,23 +53,28 @@ pub struct Params {
     regenerate: Option<bool>,
 }
 
-#[utoipa::path(post, path = "/api/v1/conversations/{character_id}/reply", tag = "conversations", security(("bearer" = [])),
-    params(("character_id" = String, Path), Params, ("Last-Event-ID" = Option<String>, Header, description = "resume a stream after this event")),
+/// The character answers the user's latest message.
+#[utoipa::path(tag = "conversations", security(("bearer" = [])),
+    params(CharacterPath, Params, ("Last-Event-ID" = Option<String>, Header, description = "resume a stream after this event")),
     responses((status = 201, body = Message, description = "a new reply (or, with Accept: text/event-stream, its events)"),
               (status = 200, body = Message, description = "the reply already written"),
-              (status = 409, body = service_kit::error::Problem, description = "nothing_to_answer or generation_in_progress")))]
-pub async fn handle(
+              (status = 404, body = service_kit::error::Problem, description = "no match with this character"),
+              (status = 409, body = service_kit::error::Problem, description = "nothing_to_answer or generation_in_progress")),
+    extensions(("x-dream-timeout-seconds" = json!(180))))]
+#[post("/conversations/{character_id}/reply")]
+pub async fn write_reply(
     kit: web::Data<Kit>,
     ai: web::Data<Ai>,
     me: AuthUser,
-    character: web::Path<String>,
+    path: web::Path<CharacterPath>,
     params: web::Query<Params>,
     req: HttpRequest,
 ) -> ApiResult<HttpResponse> {
-    service_kit::checks::require_match(&kit, me.id, &character).await?;
+    let character = path.id()?;
+    service_kit::checks::require_match(&kit, me.id, character).await?;
     let mut conn = kit.store.db.write().await?;
     let user_message =
-        db_core::queries::generations::latest_user_message(&mut conn, me.id, &character)
+        db_core::queries::generations::latest_user_message(&mut conn, me.id, character)
             .await?
             .ok_or(ApiError::Conflict {
                 code: "nothing_to_answer",
@@ -95,9 +101,9 @@ pub async fn handle(
     });
     match generate::start(
         &kit,
-        ai.provider_for(&character),
+        ai.provider_for(character),
         me.id,
-        &character,
+        character,
         user_message,
         regenerate,
         photo,

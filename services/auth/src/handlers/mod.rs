@@ -1,5 +1,4 @@
 pub mod auth;
-pub mod leaderboard;
 pub mod users;
 
 use db_core::store::Profile;
@@ -36,19 +35,7 @@ pub fn level(xp: i64) -> i64 {
 }
 
 pub fn valid_display_name(name: &str) -> Result<String, ApiError> {
-    let name = name.trim();
-    match name.chars().count() {
-        0 => Err(ApiError::validation("display_name", "must not be empty")),
-        n if n > 64 => Err(ApiError::validation(
-            "display_name",
-            "at most 64 characters",
-        )),
-        _ if name.chars().any(char::is_control) => Err(ApiError::validation(
-            "display_name",
-            "no control characters",
-        )),
-        _ => Ok(name.to_owned()),
-    }
+    service_kit::checks::valid_line("display_name", name, 64)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use std::io::Cursor;
 
 use actix_web::http::header::{self, EntityTag, Header, IfNoneMatch};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, get, web};
 use bytes::Bytes;
 use db_core::queries::photos;
 use serde::Deserialize;
@@ -22,7 +22,16 @@ const CACHE_CONTROL: &str = "private, max-age=86400";
 #[into_params(parameter_in = Query)]
 pub struct Params {
     /// Width of a smaller rendition: 64, 128, 256 or 512 (never larger than the photo).
+    #[param(minimum = 64, maximum = 512)]
     w: Option<u32>,
+}
+
+#[derive(utoipa::IntoParams, Deserialize)]
+#[into_params(parameter_in = Path)]
+pub struct PhotoId {
+    /// The photo's id.
+    #[param(minimum = 1)]
+    photo_id: i64,
 }
 
 /// Scales `original` down to `width` (keeping its proportions) as a JPEG.
@@ -38,17 +47,18 @@ fn rendition(original: &[u8], width: u32) -> anyhow::Result<Bytes> {
     crate::generator::jpeg(&small, 85)
 }
 
-#[utoipa::path(get, path = "/api/v1/media/{photo_id}", tag = "photos", security(("bearer" = [])),
-    params(("photo_id" = i64, Path), Params, ("If-None-Match" = Option<String>, Header)),
+/// The image of one of the caller's photos.
+#[utoipa::path(tag = "photos", security(("bearer" = [])),
+    params(PhotoId, Params, ("If-None-Match" = Option<String>, Header, description = "the ETag of the copy the client has")),
     responses((status = 200, description = "the image (PNG, JPEG or WebP)", content_type = "image/*"),
               (status = 304, description = "the client's copy is current"),
-              (status = 404, body = service_kit::error::Problem),
-              (status = 422, body = service_kit::error::Problem)))]
-pub async fn download(
+              (status = 404, body = service_kit::error::Problem)))]
+#[get("/media/{photo_id}")]
+pub async fn download_photo(
     kit: web::Data<Kit>,
     media: web::Data<Media>,
     me: AuthUser,
-    id: web::Path<i64>,
+    path: web::Path<PhotoId>,
     params: web::Query<Params>,
     req: HttpRequest,
 ) -> ApiResult<HttpResponse> {
@@ -58,7 +68,7 @@ pub async fn download(
         return Err(ApiError::validation("w", "must be 64, 128, 256 or 512"));
     }
     let mut conn = kit.store.db.read().await?;
-    let photo = photos::get(&mut conn, me.id, *id)
+    let photo = photos::get(&mut conn, me.id, path.photo_id)
         .await?
         .ok_or(ApiError::NotFound)?;
     drop(conn);

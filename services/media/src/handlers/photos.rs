@@ -1,12 +1,12 @@
 //! Asking for a photo, following its job, and the gallery.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
 use db_core::models::{Photo, PhotoJob};
 use db_core::pagination::KeysetPage;
 use db_core::queries::{photo_jobs, photos};
 use serde::{Deserialize, Serialize};
-use service_kit::checks::{cursor, require_match, valid_text};
+use service_kit::checks::{CharacterPath, cursor, require_match, valid_text};
 use service_kit::{ApiError, ApiResult, AuthUser, Kit};
 use uuid::Uuid;
 
@@ -78,23 +78,25 @@ impl JobView {
 #[serde(deny_unknown_fields)]
 pub struct Generate {
     /// What the photo should show, at most 500 characters; the character chooses if absent.
+    #[schema(min_length = 1, max_length = 500)]
     prompt: Option<String>,
 }
 
 /// Queues a photo; 202 with the job, and its URL in `Location`. The body may be empty (or
 /// `null`): the character then chooses what to show.
-#[utoipa::path(post, path = "/api/v1/photos/{character_id}/generate", tag = "photos", security(("bearer" = [])),
-    params(("character_id" = String, Path, description = "the character, e.g. sophia")), request_body = Option<Generate>,
-    responses((status = 202, body = JobView), (status = 404, body = service_kit::error::Problem),
-              (status = 409, body = service_kit::error::Problem, description = "too_many_photo_jobs"),
-              (status = 422, body = service_kit::error::Problem)))]
-pub async fn generate(
+#[utoipa::path(tag = "photos", security(("bearer" = [])),
+    params(CharacterPath), request_body = Option<Generate>,
+    responses((status = 202, body = JobView, description = "queued"), (status = 404, body = service_kit::error::Problem, description = "no match with this character"),
+              (status = 409, body = service_kit::error::Problem, description = "too_many_photo_jobs")))]
+#[post("/photos/{character_id}/generate")]
+pub async fn generate_photo(
     kit: web::Data<Kit>,
     media: web::Data<Media>,
     me: AuthUser,
-    character: web::Path<String>,
+    path: web::Path<CharacterPath>,
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
+    let character = path.id()?;
     let ask: Generate = if body.iter().all(u8::is_ascii_whitespace) {
         Generate::default()
     } else {
@@ -107,13 +109,13 @@ pub async fn generate(
         .as_deref()
         .map(|p| valid_text("prompt", p, 500))
         .transpose()?;
-    require_match(&kit, me.id, &character).await?;
+    require_match(&kit, me.id, character).await?;
     let mut conn = kit.store.db.write().await?;
     let job = photo_jobs::enqueue(
         &mut conn,
         Uuid::now_v7(),
         me.id,
-        &character,
+        character,
         prompt.as_deref(),
         media.jobs.max_pending,
     )
@@ -132,16 +134,24 @@ pub async fn generate(
         .json(JobView::new(job, None)))
 }
 
+#[derive(utoipa::IntoParams, Deserialize)]
+#[into_params(parameter_in = Path)]
+pub struct JobId {
+    /// The job's id, from `Location` or the job itself.
+    id: Uuid,
+}
+
 /// A photo job of the caller's; 404 for anyone else's.
-#[utoipa::path(get, path = "/api/v1/photos/jobs/{id}", tag = "photos", security(("bearer" = [])),
-    params(("id" = Uuid, Path)), responses((status = 200, body = JobView), (status = 404, body = service_kit::error::Problem)))]
-pub async fn job(
+#[utoipa::path(tag = "photos", security(("bearer" = [])),
+    params(JobId), responses((status = 200, body = JobView), (status = 404, body = service_kit::error::Problem)))]
+#[get("/photos/jobs/{id}")]
+pub async fn get_photo_job(
     kit: web::Data<Kit>,
     me: AuthUser,
-    id: web::Path<Uuid>,
+    path: web::Path<JobId>,
 ) -> ApiResult<web::Json<JobView>> {
     let mut conn = kit.store.db.read().await?;
-    let job = photo_jobs::get(&mut conn, me.id, *id)
+    let job = photo_jobs::get(&mut conn, me.id, path.id)
         .await?
         .ok_or(ApiError::NotFound)?;
     let photo = match job.photo_id {
@@ -155,26 +165,31 @@ pub async fn job(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct GalleryParams {
+    /// Photos per page (1–100, default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
+    /// The `next` cursor of the page before.
     before: Option<String>,
 }
 
 /// The photos a character has sent the caller, newest first (at most 100 a page); `next` is
 /// the cursor of the page after.
-#[utoipa::path(get, path = "/api/v1/photos/{character_id}", tag = "photos", security(("bearer" = [])),
-    params(("character_id" = String, Path, description = "the character, e.g. sophia"), GalleryParams),
-    responses((status = 200, body = KeysetPage<PhotoView>), (status = 404, body = service_kit::error::Problem)))]
-pub async fn gallery(
+#[utoipa::path(tag = "photos", security(("bearer" = [])),
+    params(CharacterPath, GalleryParams),
+    responses((status = 200, body = KeysetPage<PhotoView>), (status = 404, body = service_kit::error::Problem, description = "no match with this character")))]
+#[get("/photos/{character_id}")]
+pub async fn list_photos(
     kit: web::Data<Kit>,
     me: AuthUser,
-    character: web::Path<String>,
+    path: web::Path<CharacterPath>,
     params: web::Query<GalleryParams>,
 ) -> ApiResult<web::Json<KeysetPage<PhotoView>>> {
+    let character = path.id()?;
     let before = cursor(params.before.as_deref())?;
-    require_match(&kit, me.id, &character).await?;
+    require_match(&kit, me.id, character).await?;
     let page = kit
         .store
-        .photos(me.id, &character, before, params.limit.unwrap_or(20))
+        .photos(me.id, character, before, params.limit.unwrap_or(20))
         .await?;
     Ok(web::Json(KeysetPage {
         items: page.items.into_iter().map(PhotoView::from).collect(),

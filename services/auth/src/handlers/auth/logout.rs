@@ -1,4 +1,4 @@
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, post, web};
 use db_core::queries::sessions as stored;
 use serde::Deserialize;
 use service_kit::{ApiResult, Kit};
@@ -8,22 +8,22 @@ use crate::sessions;
 #[derive(utoipa::ToSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Logout {
+    #[schema(min_length = 1, max_length = 256)]
     refresh_token: String,
 }
 
-/// Ends the session family of the token. Always 204: an unknown token reveals nothing.
-#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = Logout, responses((status = 204)))]
-pub async fn handle(kit: web::Data<Kit>, body: web::Json<Logout>) -> ApiResult<HttpResponse> {
+/// Ends the session family of the token: its refresh and access tokens stop working at once,
+/// in every service. Always 204: an unknown token reveals nothing.
+#[utoipa::path(tag = "auth", request_body = Logout, responses((status = 204, description = "signed out")))]
+#[post("/auth/logout")]
+pub async fn logout(kit: web::Data<Kit>, body: web::Json<Logout>) -> ApiResult<HttpResponse> {
     let mut conn = kit.store.db.write().await?;
-    if let Some(session) =
-        stored::find_by_token_hash(&mut conn, &sessions::hash(&body.refresh_token)).await?
-    {
-        stored::revoke_family(&mut conn, session.family_id).await?;
-        // Access tokens of the family are refused by the gateway until they expire.
+    let found = stored::find_by_token_hash(&mut conn, &sessions::hash(&body.refresh_token)).await?;
+    drop(conn);
+    if let Some(session) = found {
         kit.store
-            .cache
-            .revoke_family(session.family_id, kit.keys.access_ttl())
-            .await;
+            .revoke_family(session.user_id, session.family_id)
+            .await?;
     }
     Ok(HttpResponse::NoContent().finish())
 }

@@ -1,4 +1,4 @@
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, post, web};
 use chrono::Utc;
 use db_core::queries::sessions as stored;
 use serde::Deserialize;
@@ -9,12 +9,16 @@ use crate::sessions;
 #[derive(utoipa::ToSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Refresh {
+    #[schema(min_length = 1, max_length = 256)]
     refresh_token: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = Refresh,
-    responses((status = 200, body = crate::sessions::TokenPair), (status = 401, body = service_kit::error::Problem)))]
-pub async fn handle(kit: web::Data<Kit>, body: web::Json<Refresh>) -> ApiResult<HttpResponse> {
+/// A new token pair for a refresh token, which is used up. A refresh token presented twice
+/// was stolen or replayed: its whole family ends, access tokens included, at once.
+#[utoipa::path(tag = "auth", request_body = Refresh,
+    responses((status = 200, body = crate::sessions::TokenPair, description = "new tokens"), (status = 401, body = service_kit::error::Problem, description = "unknown, used, revoked or expired refresh token")))]
+#[post("/auth/refresh")]
+pub async fn refresh(kit: web::Data<Kit>, body: web::Json<Refresh>) -> ApiResult<HttpResponse> {
     let mut conn = kit.store.db.write().await?;
     let Some(session) =
         stored::find_by_token_hash(&mut conn, &sessions::hash(&body.refresh_token)).await?
@@ -26,8 +30,10 @@ pub async fn handle(kit: web::Data<Kit>, body: web::Json<Refresh>) -> ApiResult<
         return Err(ApiError::InvalidToken);
     }
     if !stored::mark_used(&mut conn, session.id, now).await? {
-        // Used before: someone replays a rotated token. End the whole family.
-        stored::revoke_family(&mut conn, session.family_id).await?;
+        drop(conn);
+        kit.store
+            .revoke_family(session.user_id, session.family_id)
+            .await?;
         tracing::warn!(user = %session.user_id, family = %session.family_id, "refresh token reuse; family revoked");
         return Err(ApiError::InvalidToken);
     }

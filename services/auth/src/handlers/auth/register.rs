@@ -1,28 +1,40 @@
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, post, web};
 use db_core::models::{NewUser, SecretString};
 use db_core::queries::users::{self, CreateUserError};
 use serde::Deserialize;
-use service_kit::{ApiError, ApiResult, Kit};
+use service_kit::checks::valid_line;
+use service_kit::{ApiError, ApiResult, Kit, client};
 
 use super::AuthResponse;
 use crate::handlers::valid_display_name;
 use crate::{passwords, sessions};
 
+/// Accounts one address may create per hour (`REGISTER_LIMIT_PER_IP_PER_HOUR`, default 20):
+/// a register flood would otherwise keep the password-hashing cores from everyone's logins.
+static PER_IP: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| {
+    std::env::var("REGISTER_LIMIT_PER_IP_PER_HOUR")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20)
+});
+
 #[derive(utoipa::ToSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Register {
+    #[schema(min_length = 3, max_length = 254)]
     email: String,
+    /// 8–128 characters.
+    #[schema(min_length = 8, max_length = 128)]
     password: String,
+    #[schema(min_length = 1, max_length = 64)]
     display_name: String,
 }
 
 pub fn valid_email(email: &str) -> Result<String, ApiError> {
-    let email = email.trim().to_lowercase();
-    let ok = email.len() <= 254
-        && email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && domain.contains('.') && !domain.starts_with('.')
-        })
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    let email = valid_line("email", email, 254)?.to_lowercase();
+    let ok = email.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty() && domain.contains('.') && !domain.starts_with('.')
+    }) && !email.chars().any(char::is_whitespace);
     if ok {
         Ok(email)
     } else {
@@ -30,10 +42,17 @@ pub fn valid_email(email: &str) -> Result<String, ApiError> {
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = Register,
-    responses((status = 201, body = AuthResponse), (status = 409, body = service_kit::error::Problem, description = "email_taken"),
-              (status = 422, body = service_kit::error::Problem)))]
-pub async fn handle(kit: web::Data<Kit>, body: web::Json<Register>) -> ApiResult<HttpResponse> {
+/// Creates an account and signs it in. An email already registered gets 409 `email_taken`:
+/// without email verification a uniform answer would leave people unable to tell why they
+/// cannot sign up; the per-address limit keeps this from being a cheap way to list accounts.
+#[utoipa::path(tag = "auth", request_body = Register,
+    responses((status = 201, body = AuthResponse, description = "registered and signed in"), (status = 409, body = service_kit::error::Problem, description = "email_taken")))]
+#[post("/auth/register")]
+pub async fn register(
+    kit: web::Data<Kit>,
+    req: HttpRequest,
+    body: web::Json<Register>,
+) -> ApiResult<HttpResponse> {
     let Register {
         email,
         password,
@@ -41,11 +60,23 @@ pub async fn handle(kit: web::Data<Kit>, body: web::Json<Register>) -> ApiResult
     } = body.into_inner();
     let email = valid_email(&email)?;
     let display_name = valid_display_name(&display_name)?;
-    if !(8..=128).contains(&password.chars().count()) {
+    let password = passwords::valid("password", password)?;
+    if password.chars().count() < 8 {
         return Err(ApiError::validation(
             "password",
             "between 8 and 128 characters",
         ));
+    }
+    let addr = client::limit_key_of(&req);
+    let limit = kit
+        .store
+        .cache
+        .rate_limit("register-ip", &addr, 3600, *PER_IP)
+        .await;
+    if limit.exceeded {
+        return Err(ApiError::RateLimited {
+            retry_after: limit.reset_after,
+        });
     }
     let password_hash = SecretString::new(passwords::hash(password).await?);
     let mut conn = kit.store.db.write().await?;

@@ -1,4 +1,4 @@
-use actix_web::web;
+use actix_web::{get, web};
 use serde::Serialize;
 use service_kit::{ApiError, ApiResult, AuthUser, Kit};
 
@@ -13,9 +13,11 @@ pub struct Stats {
     unread: i64,
 }
 
-#[utoipa::path(get, path = "/api/v1/users/me/stats", tag = "users", security(("bearer" = [])),
+/// XP, level, rank, matches and unread messages of the caller.
+#[utoipa::path(tag = "users", security(("bearer" = [])),
     responses((status = 200, body = Stats)))]
-pub async fn handle(kit: web::Data<Kit>, me: AuthUser) -> ApiResult<web::Json<Stats>> {
+#[get("/users/me/stats")]
+pub async fn get_stats(kit: web::Data<Kit>, me: AuthUser) -> ApiResult<web::Json<Stats>> {
     let profile = kit.store.profile(me.id).await?.ok_or(ApiError::NotFound)?;
     let matches = kit.store.matches(me.id).await?;
     let rank = kit.store.rank(me.id).await?.map(|r| r.rank);

@@ -1,3 +1,4 @@
+pub mod get_leaderboard;
 pub mod get_me;
 pub mod get_stats;
 pub mod update_me;

@@ -1,4 +1,4 @@
-use actix_web::web;
+use actix_web::{patch, web};
 use serde::Deserialize;
 use service_kit::{ApiError, ApiResult, AuthUser, Kit};
 
@@ -7,12 +7,15 @@ use crate::handlers::{UserDto, valid_display_name};
 #[derive(utoipa::ToSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMe {
+    #[schema(min_length = 1, max_length = 64)]
     display_name: String,
 }
 
-#[utoipa::path(patch, path = "/api/v1/users/me", tag = "users", security(("bearer" = [])), request_body = UpdateMe,
-    responses((status = 200, body = UserDto), (status = 422, body = service_kit::error::Problem)))]
-pub async fn handle(
+/// Changes the caller's display name.
+#[utoipa::path(tag = "users", security(("bearer" = [])), request_body = UpdateMe,
+    responses((status = 200, body = UserDto)))]
+#[patch("/users/me")]
+pub async fn update_me(
     kit: web::Data<Kit>,
     me: AuthUser,
     body: web::Json<UpdateMe>,

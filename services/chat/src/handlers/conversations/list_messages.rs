@@ -1,7 +1,8 @@
-use actix_web::web;
+use actix_web::{get, web};
 use db_core::models::Message;
 use db_core::pagination::KeysetPage;
 use serde::Deserialize;
+use service_kit::checks::CharacterPath;
 use service_kit::{ApiResult, AuthUser, Kit};
 
 use crate::handlers::{cursor, require_match};
@@ -10,24 +11,29 @@ use crate::handlers::{cursor, require_match};
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct Params {
+    /// Messages per page (1–100, default 50).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
+    /// The `next` cursor of the page before.
     before: Option<String>,
 }
 
 /// Newest first, at most 100; `next` is the cursor of the page after.
-#[utoipa::path(get, path = "/api/v1/conversations/{character_id}/messages", tag = "conversations", security(("bearer" = [])), params(("character_id" = String, Path, description = "the character, e.g. sophia"), Params), responses((status = 200, body = KeysetPage<Message>), (status = 404, body = service_kit::error::Problem)))]
-pub async fn handle(
+#[utoipa::path(tag = "conversations", security(("bearer" = [])), params(CharacterPath, Params), responses((status = 200, body = KeysetPage<Message>), (status = 404, body = service_kit::error::Problem, description = "no match with this character")))]
+#[get("/conversations/{character_id}/messages")]
+pub async fn list_messages(
     kit: web::Data<Kit>,
     me: AuthUser,
-    character: web::Path<String>,
+    path: web::Path<CharacterPath>,
     params: web::Query<Params>,
 ) -> ApiResult<web::Json<KeysetPage<Box<serde_json::value::RawValue>>>> {
+    let character = path.id()?;
     let before = cursor(params.before.as_deref())?;
-    require_match(&kit, me.id, &character).await?;
+    require_match(&kit, me.id, character).await?;
     // The messages as the cache holds them: no decoding and encoding again on the hot path.
     let page = kit
         .store
-        .conversation_json(me.id, &character, before, params.limit.unwrap_or(50))
+        .conversation_json(me.id, character, before, params.limit.unwrap_or(50))
         .await?;
     Ok(web::Json(page))
 }

@@ -1,5 +1,6 @@
-use actix_web::web;
+use actix_web::{post, web};
 use serde::Serialize;
+use service_kit::checks::CharacterPath;
 use service_kit::{ApiResult, AuthUser, Kit};
 
 use crate::handlers::require_match;
@@ -9,14 +10,17 @@ pub struct Marked {
     marked_read: usize,
 }
 
-#[utoipa::path(post, path = "/api/v1/conversations/{character_id}/read", tag = "conversations", security(("bearer" = [])), params(("character_id" = String, Path, description = "the character, e.g. sophia")), responses((status = 200, body = Marked)))]
-pub async fn handle(
+/// Marks every message of the conversation read.
+#[utoipa::path(tag = "conversations", security(("bearer" = [])), params(CharacterPath), responses((status = 200, body = Marked), (status = 404, body = service_kit::error::Problem, description = "no match with this character")))]
+#[post("/conversations/{character_id}/read")]
+pub async fn mark_read(
     kit: web::Data<Kit>,
     me: AuthUser,
-    character: web::Path<String>,
+    path: web::Path<CharacterPath>,
 ) -> ApiResult<web::Json<Marked>> {
-    require_match(&kit, me.id, &character).await?;
+    let character = path.id()?;
+    require_match(&kit, me.id, character).await?;
     Ok(web::Json(Marked {
-        marked_read: kit.store.mark_read(me.id, &character).await?,
+        marked_read: kit.store.mark_read(me.id, character).await?,
     }))
 }

@@ -1,8 +1,9 @@
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, post, web};
 use db_core::models::{NewMessage, Sender};
 use db_core::queries::messages::Inserted;
 use db_core::store::SendError;
 use serde::Deserialize;
+use service_kit::checks::CharacterPath;
 use service_kit::{ApiError, ApiResult, AuthUser, Kit};
 use uuid::Uuid;
 
@@ -13,21 +14,25 @@ pub const MAX_MESSAGE_CHARS: usize = 4000;
 #[derive(utoipa::ToSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Send {
+    /// 1–4000 characters; no control characters but line feeds and tabs.
+    #[schema(min_length = 1, max_length = 4000)]
     content: String,
     /// Idempotency key: sending again with the same id returns the stored message.
     client_id: Option<Uuid>,
 }
 
 /// 201 with the stored message; 200 with the same message when `client_id` was seen before.
-#[utoipa::path(post, path = "/api/v1/conversations/{character_id}/messages", tag = "conversations", security(("bearer" = [])), params(("character_id" = String, Path, description = "the character, e.g. sophia")), request_body = Send, responses((status = 201, body = db_core::models::Message), (status = 200, body = db_core::models::Message, description = "client_id seen before"), (status = 404, body = service_kit::error::Problem), (status = 422, body = service_kit::error::Problem)))]
-pub async fn handle(
+#[utoipa::path(tag = "conversations", security(("bearer" = [])), params(CharacterPath), request_body = Send, responses((status = 201, body = db_core::models::Message, description = "stored"), (status = 200, body = db_core::models::Message, description = "client_id seen before"), (status = 404, body = service_kit::error::Problem, description = "no match with this character"), (status = 409, body = service_kit::error::Problem, description = "client_id_reused: the id was used in another conversation")))]
+#[post("/conversations/{character_id}/messages")]
+pub async fn send_message(
     kit: web::Data<Kit>,
     me: AuthUser,
-    character: web::Path<String>,
+    path: web::Path<CharacterPath>,
     body: web::Json<Send>,
 ) -> ApiResult<HttpResponse> {
+    let character = path.id()?;
     let content = valid_text("content", &body.content, MAX_MESSAGE_CHARS)?;
-    let mut new = NewMessage::new(me.id, character.as_str(), Sender::User, content);
+    let mut new = NewMessage::new(me.id, character, Sender::User, content);
     new.client_id = body.client_id;
     let inserted = kit.store.send(&new).await.map_err(|e| match e {
         SendError::NoMatch => ApiError::NotFound,
@@ -35,7 +40,7 @@ pub async fn handle(
     })?;
     Ok(match inserted {
         Inserted::Created(m) => HttpResponse::Created().json(m),
-        Inserted::Existing(m) if m.character_id == *character => HttpResponse::Ok().json(m),
+        Inserted::Existing(m) if m.character_id == character => HttpResponse::Ok().json(m),
         Inserted::Existing(_) => {
             return Err(ApiError::Conflict {
                 code: "client_id_reused",

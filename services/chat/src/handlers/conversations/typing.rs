@@ -1,8 +1,9 @@
 //! The typing indicator: set by the client for its user, lasts 10 s.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, get, put, web};
 use db_core::models::Sender;
 use serde::{Deserialize, Serialize};
+use service_kit::checks::CharacterPath;
 use service_kit::{ApiResult, AuthUser, Kit};
 
 use crate::handlers::require_match;
@@ -19,28 +20,34 @@ pub struct Typing {
     typing: Option<Sender>,
 }
 
-#[utoipa::path(put, path = "/api/v1/conversations/{character_id}/typing", tag = "conversations", security(("bearer" = [])), params(("character_id" = String, Path, description = "the character, e.g. sophia")), request_body = SetTyping, responses((status = 204)))]
-pub async fn set(
+/// Says the user is typing (for 10 s).
+#[utoipa::path(tag = "conversations", security(("bearer" = [])), params(CharacterPath), request_body = SetTyping, responses((status = 204, description = "recorded"), (status = 404, body = service_kit::error::Problem, description = "no match with this character")))]
+#[put("/conversations/{character_id}/typing")]
+pub async fn set_typing(
     kit: web::Data<Kit>,
     me: AuthUser,
-    character: web::Path<String>,
+    path: web::Path<CharacterPath>,
     body: web::Json<SetTyping>,
 ) -> ApiResult<HttpResponse> {
-    require_match(&kit, me.id, &character).await?;
+    let character = path.id()?;
+    require_match(&kit, me.id, character).await?;
     if body.typing {
-        kit.store.set_typing(me.id, &character, Sender::User).await;
+        kit.store.set_typing(me.id, character, Sender::User).await;
     }
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[utoipa::path(get, path = "/api/v1/conversations/{character_id}/typing", tag = "conversations", security(("bearer" = [])), params(("character_id" = String, Path, description = "the character, e.g. sophia")), responses((status = 200, body = Typing)))]
-pub async fn get(
+/// Who is typing in the conversation, if anyone.
+#[utoipa::path(tag = "conversations", security(("bearer" = [])), params(CharacterPath), responses((status = 200, body = Typing), (status = 404, body = service_kit::error::Problem, description = "no match with this character")))]
+#[get("/conversations/{character_id}/typing")]
+pub async fn get_typing(
     kit: web::Data<Kit>,
     me: AuthUser,
-    character: web::Path<String>,
+    path: web::Path<CharacterPath>,
 ) -> ApiResult<web::Json<Typing>> {
-    require_match(&kit, me.id, &character).await?;
+    let character = path.id()?;
+    require_match(&kit, me.id, character).await?;
     Ok(web::Json(Typing {
-        typing: kit.store.typing(me.id, &character).await,
+        typing: kit.store.typing(me.id, character).await,
     }))
 }

@@ -1,2 +1,2 @@
-pub mod create;
-pub mod list;
+pub mod create_match;
+pub mod list_matches;

@@ -1,1 +1,2 @@
-pub mod messages;
+pub mod search_memories;
+pub mod search_messages;

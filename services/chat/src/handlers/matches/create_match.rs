@@ -1,24 +1,28 @@
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, post, web};
 use db_core::store::MatchError;
 use serde::Deserialize;
+use service_kit::checks::character_id;
 use service_kit::{ApiError, ApiResult, AuthUser, Kit};
 
 #[derive(utoipa::ToSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateMatch {
+    #[schema(pattern = r"^[a-z0-9][a-z0-9-]{0,62}$")]
     character_id: String,
 }
 
 /// 201 with the new match, or 200 with the one that exists.
-#[utoipa::path(post, path = "/api/v1/matches", tag = "matches", security(("bearer" = [])), request_body = CreateMatch, responses((status = 201, body = db_core::models::Match), (status = 200, body = db_core::models::Match, description = "already matched"), (status = 404, body = service_kit::error::Problem)))]
-pub async fn handle(
+#[utoipa::path(tag = "matches", security(("bearer" = [])), request_body = CreateMatch, responses((status = 201, body = db_core::models::Match, description = "matched"), (status = 200, body = db_core::models::Match, description = "already matched"), (status = 404, body = service_kit::error::Problem, description = "no such character")))]
+#[post("/matches")]
+pub async fn create_match(
     kit: web::Data<Kit>,
     me: AuthUser,
     body: web::Json<CreateMatch>,
 ) -> ApiResult<HttpResponse> {
+    let character = character_id("character_id", &body.character_id)?;
     let (m, created) = kit
         .store
-        .create_match(me.id, &body.character_id)
+        .create_match(me.id, character)
         .await
         .map_err(|e| match e {
             MatchError::UnknownCharacter => ApiError::NotFound,

@@ -1,4 +1,4 @@
-use actix_web::web;
+use actix_web::{get, web};
 use db_core::queries::users::{LeaderboardEntry, Rank};
 use serde::{Deserialize, Serialize};
 use service_kit::{ApiResult, AuthUser, Kit};
@@ -7,6 +7,8 @@ use service_kit::{ApiResult, AuthUser, Kit};
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct Params {
+    /// Entries (1–100, default 10).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
 }
 
@@ -16,9 +18,11 @@ pub struct Leaderboard {
     me: Option<Rank>,
 }
 
-#[utoipa::path(get, path = "/api/v1/leaderboard", tag = "users", security(("bearer" = [])), params(Params),
+/// The users with the most XP, and the caller's rank.
+#[utoipa::path(tag = "users", security(("bearer" = [])), params(Params),
     responses((status = 200, body = Leaderboard)))]
-pub async fn handle(
+#[get("/leaderboard")]
+pub async fn get_leaderboard(
     kit: web::Data<Kit>,
     me: AuthUser,
     params: web::Query<Params>,

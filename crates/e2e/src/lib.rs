@@ -1,0 +1,357 @@
+#![doc = include_str!("../README.md")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use db_test::TestDb;
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+
+/// One process of the stack; killed when dropped (its log printed if the test failed).
+pub struct Proc {
+    pub name: &'static str,
+    binary: &'static str,
+    env: Vec<(String, String)>,
+    child: Child,
+    log: PathBuf,
+    /// Its public and admin ports.
+    pub port: u16,
+    pub admin_port: u16,
+}
+
+impl Proc {
+    /// SIGKILL: no drain, no goodbye.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the same binary again, with the same settings and ports.
+    pub async fn restart(&mut self, http: &Client) {
+        self.kill();
+        self.child = launch(self.binary, &self.env, &self.log);
+        wait_for(
+            http,
+            &format!("http://127.0.0.1:{}/health", self.admin_port),
+        )
+        .await;
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn admin_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.admin_port)
+    }
+
+    /// What it has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!("── {} log ──\n{}", self.name, self.log());
+        }
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A service binary in the directory cargo built the workspace into.
+fn bin(name: &str) -> PathBuf {
+    let dir = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace first (`cargo nextest run --workspace`, as `make test` does, builds every binary)",
+        path.display()
+    );
+    path
+}
+
+fn launch(binary: &str, env: &[(String, String)], log: &PathBuf) -> Child {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    Command::new(bin(binary))
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(Stdio::from(out.try_clone().unwrap()))
+        .stderr(Stdio::from(out))
+        .spawn()
+        .unwrap()
+}
+
+async fn wait_for(http: &Client, url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if http
+            .get(url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{url} never answered 200");
+}
+
+/// How to start the stack.
+#[derive(Default, Clone)]
+pub struct Options {
+    /// Set on every process.
+    pub env: Vec<(&'static str, String)>,
+    /// Set on the gateway only.
+    pub gateway_env: Vec<(&'static str, String)>,
+}
+
+/// The stack: gateway, auth, two chat replicas, ai, media.
+pub struct Stack {
+    pub gateway: String,
+    pub http: Client,
+    pub gateway_proc: Proc,
+    pub auth: Proc,
+    pub chat: Vec<Proc>,
+    pub ai: Proc,
+    pub media: Proc,
+    pub db: TestDb,
+    pub redis_prefix: String,
+    _media_dir: tempfile::TempDir,
+}
+
+impl Stack {
+    pub async fn start() -> Self {
+        Self::with(Options::default()).await
+    }
+
+    pub async fn with(options: Options) -> Self {
+        service_kit::testing::install_crypto();
+        let db = TestDb::new().await.unwrap();
+        {
+            let mut conn = db.conn().await.unwrap();
+            db_core::queries::characters::upsert(
+                &mut conn,
+                &db_core::seed::demo_characters().unwrap(),
+            )
+            .await
+            .unwrap();
+        }
+        let redis = db_test::redis_config();
+        let media_dir = tempfile::tempdir().unwrap();
+        let common = |extra: Vec<(&'static str, String)>| {
+            let mut env: Vec<(String, String)> = [
+                ("DATABASE_URL", db.url().to_owned()),
+                ("REDIS_URL", redis.url.clone()),
+                ("REDIS_KEY_PREFIX", redis.key_prefix.clone()),
+                ("DB_POOL_MIN_IDLE", "0".into()),
+                ("DB_POOL_MAX_SIZE", "4".into()),
+                ("DREAM_ENV", "development".into()),
+                ("RUST_LOG", "warn".into()),
+                ("HTTP_WORKERS", "2".into()),
+            ]
+            .into_iter()
+            .chain(options.env.iter().cloned())
+            .chain(extra)
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+            env.dedup_by(|a, b| a.0 == b.0);
+            env
+        };
+        let spawn =
+            |name: &'static str, binary: &'static str, extra: Vec<(&'static str, String)>| {
+                let (port, admin_port) = (free_port(), free_port());
+                let var = match binary {
+                    "dream-gateway" => "GATEWAY_PORT",
+                    "dream-auth" => "AUTH_PORT",
+                    "dream-chat" => "CHAT_PORT",
+                    "dream-ai" => "AI_PORT",
+                    _ => "MEDIA_PORT",
+                };
+                let mut extra = extra;
+                extra.push((var, port.to_string()));
+                extra.push(("ADMIN_PORT", admin_port.to_string()));
+                let env = common(extra);
+                let log = std::env::temp_dir().join(format!(
+                    "dream-e2e-{name}-{}.log",
+                    uuid::Uuid::new_v4().simple()
+                ));
+                Proc {
+                    name,
+                    binary,
+                    child: launch(binary, &env, &log),
+                    env,
+                    log,
+                    port,
+                    admin_port,
+                }
+            };
+        let auth = spawn("auth", "dream-auth", vec![]);
+        let chat = vec![
+            spawn("chat-1", "dream-chat", vec![]),
+            spawn("chat-2", "dream-chat", vec![]),
+        ];
+        let media = spawn(
+            "media",
+            "dream-media",
+            vec![
+                ("MEDIA_STORE_URL", media_dir.path().display().to_string()),
+                ("MEDIA_POLL_MS", "100".into()),
+            ],
+        );
+        let ai = spawn(
+            "ai",
+            "dream-ai",
+            vec![
+                ("AI_TOKEN_DELAY_MS", "5".into()),
+                ("MEDIA_URL", media.url()),
+            ],
+        );
+        let mut gw_env = vec![
+            ("AUTH_URLS", auth.url()),
+            (
+                "CHAT_URLS",
+                chat.iter().map(Proc::url).collect::<Vec<_>>().join(","),
+            ),
+            ("AI_URLS", ai.url()),
+            ("MEDIA_URLS", media.url()),
+        ];
+        gw_env.extend(options.gateway_env.iter().cloned());
+        let gateway_proc = spawn("gateway", "dream-gateway", gw_env);
+        let http = Client::new();
+        for p in std::iter::once(&auth).chain(&chat).chain([&ai, &media]) {
+            wait_for(&http, &format!("{}/ready", p.admin_url())).await;
+        }
+        // Ready once it knows every service's routes.
+        wait_for(&http, &format!("{}/ready", gateway_proc.admin_url())).await;
+        Self {
+            gateway: gateway_proc.url(),
+            http,
+            gateway_proc,
+            auth,
+            chat,
+            ai,
+            media,
+            db,
+            redis_prefix: redis.key_prefix,
+            _media_dir: media_dir,
+        }
+    }
+
+    /// Sends a request through the gateway; asserts that every error is a problem document.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.gateway));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.unwrap();
+        read(path, res).await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(reqwest::Method::GET, path, Some(token), None)
+            .await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+        self.call(reqwest::Method::POST, path, token, Some(body))
+            .await
+    }
+
+    /// Registers `email` and signs in; the login answer (tokens and user).
+    pub async fn sign_up(&self, email: &str) -> Value {
+        let (status, body) = self
+            .post(
+                "/api/v1/auth/register",
+                None,
+                json!({ "email": email, "password": "un mot de passe", "display_name": "Léa" }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let (status, login) = self
+            .post(
+                "/api/v1/auth/login",
+                None,
+                json!({ "email": email, "password": "un mot de passe" }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{login}");
+        login
+    }
+
+    /// [`Stack::sign_up`]'s access token.
+    pub async fn account(&self, email: &str) -> String {
+        self.sign_up(email).await["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// An account matched with `character`; its access token.
+    pub async fn matched(&self, email: &str, character: &str) -> String {
+        let token = self.account(email).await;
+        let (status, _) = self
+            .post(
+                "/api/v1/matches",
+                Some(&token),
+                json!({ "character_id": character }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+        token
+    }
+}
+
+/// Status and JSON body of a response; asserts that an error is a problem document.
+pub async fn read(what: &str, res: reqwest::Response) -> (StatusCode, Value) {
+    let status = res.status();
+    if status.is_client_error() || status.is_server_error() {
+        assert_eq!(
+            res.headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
+            Some("application/problem+json"),
+            "{what}: {status}"
+        );
+    }
+    let text = res.text().await.unwrap();
+    (
+        status,
+        if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        },
+    )
+}

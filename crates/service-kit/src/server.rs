@@ -1,0 +1,116 @@
+//! The life of a process: a public listener for the API, an admin listener for probes, metrics
+//! and internal views (never routed to by the gateway, so nothing on it is reachable from the
+//! internet), and a graceful stop of both on SIGINT/SIGTERM.
+
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use futures_util::future::join_all;
+
+/// The two sockets a process serves.
+pub struct Listeners {
+    pub public: TcpListener,
+    pub admin: TcpListener,
+}
+
+impl Listeners {
+    /// Binds `host:port` and `host:admin_port`.
+    pub fn bind(host: &str, port: u16, admin_port: u16) -> anyhow::Result<Self> {
+        let bind = |port: u16, what: &str| {
+            TcpListener::bind((host, port))
+                .map_err(|e| anyhow::anyhow!("cannot listen on {host}:{port} ({what}): {e}"))
+        };
+        Ok(Self {
+            public: bind(port, "public")?,
+            admin: bind(admin_port, "admin")?,
+        })
+    }
+
+    /// Two ephemeral ports on 127.0.0.1 (tests).
+    pub fn ephemeral() -> std::io::Result<Self> {
+        Ok(Self {
+            public: TcpListener::bind("127.0.0.1:0")?,
+            admin: TcpListener::bind("127.0.0.1:0")?,
+        })
+    }
+
+    pub fn public_addr(&self) -> std::io::Result<SocketAddr> {
+        self.public.local_addr()
+    }
+
+    pub fn admin_addr(&self) -> std::io::Result<SocketAddr> {
+        self.admin.local_addr()
+    }
+}
+
+/// Settings of the HTTP servers of a process.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpSettings {
+    pub workers: usize,
+    /// How long a stopping server lets in-flight requests finish.
+    pub shutdown_timeout: Duration,
+}
+
+/// Runs `servers` (built with `disable_signals`) until one fails or SIGINT/SIGTERM arrives,
+/// then stops them all gracefully and waits for them.
+pub async fn run_until_stopped(name: &'static str, servers: Vec<Server>) -> std::io::Result<()> {
+    let handles: Vec<_> = servers.iter().map(Server::handle).collect();
+    let mut all = Box::pin(join_all(servers));
+    let results = tokio::select! {
+        results = &mut all => results,
+        signal = shutdown_signal() => {
+            tracing::info!(service = name, signal, "stopping: finishing requests in flight");
+            for h in &handles {
+                h.stop(true).await;
+            }
+            all.await
+        }
+    };
+    results.into_iter().collect()
+}
+
+/// Resolves with the signal's name on SIGINT or SIGTERM.
+async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(mut int), Ok(mut term)) => tokio::select! {
+                _ = int.recv() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            },
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "SIGINT"
+    }
+}
+
+/// Background tasks that end with their owner: dropped (the server stopped, or a test's server
+/// task was aborted), they are aborted.
+#[derive(Default)]
+pub struct Tasks(Vec<tokio::task::JoinHandle<()>>);
+
+impl Tasks {
+    pub fn add(&mut self, tasks: impl IntoIterator<Item = tokio::task::JoinHandle<()>>) {
+        self.0.extend(tasks);
+    }
+}
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}

@@ -1,9 +1,0 @@
-use actix_web::web;
-use db_core::queries::matches::MatchSummary;
-use service_kit::{ApiResult, AuthUser, Kit};
-
-/// Each match with its affection, last message and unread count (one query on a miss, cached).
-#[utoipa::path(get, path = "/api/v1/matches", tag = "matches", security(("bearer" = [])), responses((status = 200, body = Vec<MatchSummary>)))]
-pub async fn handle(kit: web::Data<Kit>, me: AuthUser) -> ApiResult<web::Json<Vec<MatchSummary>>> {
-    Ok(web::Json(kit.store.matches(me.id).await?))
-}
