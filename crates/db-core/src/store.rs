@@ -297,7 +297,13 @@ impl Store {
             })
             .await?;
         let list = Arc::new(list);
-        self.cache.local().catalogue.insert((), list.clone()).await;
+        if list.is_empty() {
+            // Not loaded yet (a deployment's catalogue Job may still be running): ask again
+            // next time rather than serve nothing for the cache's lifetime.
+            self.cache.delete(&[key]).await;
+        } else {
+            self.cache.local().catalogue.insert((), list.clone()).await;
+        }
         Ok(list)
     }
 

@@ -84,6 +84,10 @@ struct SeedArgs {
     /// Load the demo characters and the demo account only (what `make dev` does).
     #[arg(long)]
     demo: bool,
+    /// Load (or update) the character catalogue only, and tell running services to drop their
+    /// cached copies: what a deployment's migration Job runs. Idempotent; creates no account.
+    #[arg(long, conflicts_with_all = ["demo", "reset", "if_empty"])]
+    characters_only: bool,
     /// Replace existing data instead of refusing to seed a non-empty database.
     #[arg(long)]
     reset: bool,
@@ -191,6 +195,28 @@ fn demo_password_hash() -> anyhow::Result<SecretString> {
 }
 
 async fn run_seed(url: &str, args: SeedArgs) -> anyhow::Result<ExitCode> {
+    if args.characters_only {
+        let mut conn: AsyncPgConnection = establish(url).await?;
+        let catalogue = seed::demo_characters()?;
+        let n = db_core::queries::characters::upsert(&mut conn, &catalogue).await?;
+        // Best effort: without Redis the services' copies expire on their own.
+        let dropped = match db_core::RedisPool::new(&db_core::RedisConfig::from_env()?) {
+            Ok(redis) if redis.ping().await.is_ok() => {
+                db_core::Cache::new(redis).invalidate_characters(None).await;
+                true
+            }
+            _ => false,
+        };
+        println!(
+            "Catalogue: {n} characters loaded{}",
+            if dropped {
+                "; cached copies dropped"
+            } else {
+                " (Redis not reached: cached copies expire within 30 minutes)"
+            }
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let hash = demo_password_hash()?;
     if args.demo {
         let mut conn: AsyncPgConnection = establish(url).await?;

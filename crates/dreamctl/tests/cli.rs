@@ -312,3 +312,50 @@ async fn monitor_shows_live_figures_and_survives_what_is_down() {
         "{down}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_catalogue_alone_is_loaded_again_and_again_and_drops_cached_copies() {
+    let db = TestDb::new().await.unwrap();
+    let redis = db_test::redis_config();
+    let cache = db_core::Cache::new(db_core::RedisPool::new(&redis).unwrap());
+    let store = db_core::Store::new(db.db(), cache);
+    assert!(
+        store.characters().await.unwrap().is_empty(),
+        "nothing loaded yet"
+    );
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_dreamctl"))
+            .args(["--database-url", db.url(), "seed", "--characters-only"])
+            .env("REDIS_URL", &redis.url)
+            .env("REDIS_KEY_PREFIX", &redis.key_prefix)
+            .output()
+            .unwrap()
+    };
+    for _ in 0..2 {
+        let out = run();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout(&out).contains("cached copies dropped"),
+            "{}",
+            stdout(&out)
+        );
+    }
+    let n = db_core::seed::demo_characters().unwrap().len();
+    assert_eq!(
+        store.characters().await.unwrap().len(),
+        n,
+        "an empty catalogue was not kept in the cache"
+    );
+    let mut conn = db.conn().await.unwrap();
+    assert!(
+        db_core::queries::users::find_by_email(&mut conn, db_core::seed::DEMO_EMAIL)
+            .await
+            .unwrap()
+            .is_none(),
+        "no account is created"
+    );
+}
