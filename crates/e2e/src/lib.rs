@@ -28,6 +28,24 @@ impl Proc {
         let _ = self.child.wait();
     }
 
+    /// SIGTERM, as an orchestrator stops a pod; waits up to `within` for the process to exit.
+    /// Its exit status and how long it took, or `None` if it is still running.
+    pub fn terminate(&mut self, within: Duration) -> Option<(std::process::ExitStatus, Duration)> {
+        let started = Instant::now();
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(sent, "kill -TERM {}", self.child.id());
+        while started.elapsed() < within {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some((status, started.elapsed()));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     /// Starts the same binary again, with the same settings and ports.
     pub async fn restart(&mut self, http: &Client) {
         self.kill();
@@ -354,4 +372,43 @@ pub async fn read(what: &str, res: reqwest::Response) -> (StatusCode, Value) {
             serde_json::from_str(&text).unwrap_or(Value::String(text))
         },
     )
+}
+
+/// One HTTP/1.1 request written byte for byte (no URL parser in between: paths arrive exactly
+/// as an attacker would send them), from `local` when given. The status and the body.
+pub async fn raw(port: u16, request: &str, local: Option<std::net::IpAddr>) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    if let Some(ip) = local {
+        socket.bind(std::net::SocketAddr::new(ip, 0)).unwrap();
+    }
+    let mut stream = socket
+        .connect(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+        .await
+        .unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer)).await;
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// A `GET` of `path` exactly as written, with `headers` (each `Name: value`).
+pub fn get_request(path: &str, headers: &[String]) -> String {
+    let mut r = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    for h in headers {
+        r.push_str(h);
+        r.push_str("\r\n");
+    }
+    r.push_str("\r\n");
+    r
 }

@@ -435,3 +435,19 @@ async fn one_request_is_one_trace_across_gateway_service_and_database() {
     }
     receiver_task.abort();
 }
+
+/// SIGTERM stops every process cleanly and soon (what Kubernetes and Ctrl-C send).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_process_stops_cleanly_on_sigterm() {
+    let mut s = Stack::start().await;
+    let mut procs: Vec<&mut e2e::Proc> =
+        vec![&mut s.gateway_proc, &mut s.auth, &mut s.ai, &mut s.media];
+    procs.extend(s.chat.iter_mut());
+    for p in procs {
+        let (status, took) = p
+            .terminate(Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("{} still running 10 s after SIGTERM", p.name));
+        assert!(status.success(), "{} exited with {status}", p.name);
+        assert!(took < Duration::from_secs(5), "{} took {took:?}", p.name);
+    }
+}

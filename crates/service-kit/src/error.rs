@@ -30,6 +30,9 @@ pub enum ApiError {
     /// Absent, or not the caller's: the two are never told apart.
     #[error("not found")]
     NotFound,
+    /// The path exists, the method does not (`allow` lists the ones that do).
+    #[error("this path takes {allow}")]
+    MethodNotAllowed { allow: String },
     #[error("{detail}")]
     Conflict { code: &'static str, detail: String },
     #[error("too many requests; retry in {retry_after} s")]
@@ -53,13 +56,14 @@ pub enum ApiError {
 
 impl ApiError {
     /// Every code a client can see, for docs and for the test that reaches each one.
-    pub const CODES: [&'static str; 14] = [
+    pub const CODES: [&'static str; 15] = [
         "bad_request",
         "validation_failed",
         "unauthorized",
         "invalid_token",
         "invalid_credentials",
         "not_found",
+        "method_not_allowed",
         "email_taken",
         "rate_limited",
         "payload_too_large",
@@ -89,6 +93,7 @@ impl ApiError {
             ApiError::InvalidToken => "invalid_token",
             ApiError::InvalidCredentials => "invalid_credentials",
             ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Conflict { code, .. } => code,
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::PayloadTooLarge => "payload_too_large",
@@ -108,6 +113,7 @@ impl ApiError {
                 "Unauthorized"
             }
             ApiError::NotFound => "Not found",
+            ApiError::MethodNotAllowed { .. } => "Method not allowed",
             ApiError::Conflict { .. } => "Conflict",
             ApiError::RateLimited { .. } => "Too many requests",
             ApiError::PayloadTooLarge => "Payload too large",
@@ -143,6 +149,7 @@ impl ResponseError for ApiError {
                 StatusCode::UNAUTHORIZED
             }
             ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -204,6 +211,9 @@ impl ApiError {
             ApiError::Unauthorized | ApiError::InvalidToken => {
                 response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
             }
+            ApiError::MethodNotAllowed { allow } => {
+                response.insert_header((header::ALLOW, allow.as_str()));
+            }
             _ => {}
         }
         response.body(serde_json::to_vec(&body).unwrap_or_default())
@@ -255,6 +265,9 @@ mod tests {
             ApiError::InvalidToken,
             ApiError::InvalidCredentials,
             ApiError::NotFound,
+            ApiError::MethodNotAllowed {
+                allow: "GET".into(),
+            },
             ApiError::Conflict {
                 code: "email_taken",
                 detail: "taken".into(),

@@ -8,10 +8,11 @@ use actix_web::App;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::response::Response;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{Content, OpenApi, Ref, RefOr};
+use utoipa::openapi::{Content, OpenApi, Ref, RefOr, Schema};
 use utoipa::{PartialSchema, ToSchema};
 use utoipa_actix_web::AppExt;
 
+use crate::checks::FIELD_FORMATS;
 use crate::error::Problem;
 
 /// What a route table registers handlers on.
@@ -96,6 +97,16 @@ pub fn finish(mut doc: OpenApi) -> OpenApi {
     components
         .schemas
         .insert(Problem::name().into_owned(), Problem::schema());
+    // The format of each named field, declared once (checks::FIELD_FORMATS).
+    for schema in components.schemas.values_mut() {
+        if let RefOr::T(Schema::Object(o)) = schema {
+            for (name, property) in o.properties.iter_mut() {
+                if let Some((_, pattern)) = FIELD_FORMATS.iter().find(|(n, _)| n == name) {
+                    set_pattern(property, pattern);
+                }
+            }
+        }
+    }
     for item in doc.paths.paths.values_mut() {
         for op in [
             &mut item.get,
@@ -113,7 +124,24 @@ pub fn finish(mut doc: OpenApi) -> OpenApi {
     doc
 }
 
+/// Gives a string schema (or the string branch of an optional one) its pattern.
+fn set_pattern(schema: &mut RefOr<Schema>, pattern: &str) {
+    match schema {
+        RefOr::T(Schema::Object(o)) => o.pattern = Some(pattern.to_owned()),
+        RefOr::T(Schema::OneOf(one)) => one.items.iter_mut().for_each(|s| set_pattern(s, pattern)),
+        _ => {}
+    }
+}
+
 fn finish_operation(op: &mut Operation) {
+    for p in op.parameters.iter_mut().flatten() {
+        if let RefOr::T(p) = p
+            && let Some((_, pattern)) = FIELD_FORMATS.iter().find(|(n, _)| *n == p.name)
+            && let Some(schema) = p.schema.as_mut()
+        {
+            set_pattern(schema, pattern);
+        }
+    }
     let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
     let has_input =
         op.request_body.is_some() || op.parameters.as_ref().is_some_and(|p| !p.is_empty());

@@ -1,5 +1,7 @@
 //! The request id: taken from `x-request-id` (or the trace id of `traceparent`) when the caller
-//! sent one, made up otherwise; echoed in the response and in every problem document.
+//! sent a well-formed one, made up otherwise; echoed in the response, the logs and every
+//! problem document. Well-formed means 16–64 letters, digits and `-` (a UUID, a trace id): a
+//! client cannot put anything else into our logs or bodies through it.
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -24,8 +26,7 @@ fn from_request(req: &ServiceRequest) -> String {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     };
-    if let Some(id) = header(HEADER).filter(|id| !id.is_empty() && id.len() <= 128 && id.is_ascii())
-    {
+    if let Some(id) = header(HEADER).filter(|id| well_formed(id)) {
         return id;
     }
     // With tracing on, the request id is the trace id: a problem document leads to its trace.
@@ -35,10 +36,16 @@ fn from_request(req: &ServiceRequest) -> String {
     if let Some(trace_id) =
         header("traceparent").and_then(|tp| tp.split('-').nth(1).map(str::to_owned))
         && trace_id.len() == 32
+        && trace_id.bytes().all(|b| b.is_ascii_hexdigit())
     {
         return trace_id;
     }
     uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// 16–64 ASCII letters, digits or `-`.
+pub fn well_formed(id: &str) -> bool {
+    (16..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 pub async fn middleware(
@@ -52,4 +59,24 @@ pub async fn middleware(
             .insert(HeaderName::from_static(HEADER), value);
     }
     Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_well_formed_ids_are_taken() {
+        use super::well_formed;
+        assert!(well_formed("4bf92f3577b34da6a3ce929d0e0e4736"));
+        assert!(well_formed("2f1c5d3e-9a0b-4c1d-8e2f-3a4b5c6d7e8f"));
+        for bad in [
+            "",
+            "short",
+            "a b c d e f g h i j",
+            "<script>alert(1)</script>",
+            "x\nInjected: yes...",
+        ] {
+            assert!(!well_formed(bad), "{bad:?}");
+        }
+        assert!(!well_formed(&"a".repeat(65)));
+    }
 }

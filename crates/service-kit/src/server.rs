@@ -57,16 +57,21 @@ pub struct HttpSettings {
 pub async fn run_until_stopped(name: &'static str, servers: Vec<Server>) -> std::io::Result<()> {
     let handles: Vec<_> = servers.iter().map(Server::handle).collect();
     let mut all = Box::pin(join_all(servers));
-    let results = tokio::select! {
-        results = &mut all => results,
-        signal = shutdown_signal() => {
-            tracing::info!(service = name, signal, "stopping: finishing requests in flight");
-            for h in &handles {
-                h.stop(true).await;
-            }
-            all.await
-        }
+    let signal = tokio::select! {
+        results = &mut all => return results.into_iter().collect(),
+        signal = shutdown_signal() => signal,
     };
+    tracing::info!(
+        service = name,
+        signal,
+        "stopping: finishing requests in flight"
+    );
+    // The stop commands go out now; the servers act on them while `all` is polled below (a
+    // server only makes progress while its future is polled: awaiting a stop first would wait
+    // forever).
+    let stopped = join_all(handles.iter().map(|h| h.stop(true)));
+    let results = all.await;
+    stopped.await;
     results.into_iter().collect()
 }
 

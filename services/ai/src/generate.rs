@@ -25,6 +25,33 @@ pub const CONTEXT_TOKENS: usize = 3000;
 /// Tokens recorded per database write while generating.
 const PERSIST_EVERY: usize = 16;
 
+/// What one user may cost: replies are cut at `max_tokens`, and at most `per_user_per_day`
+/// generations (swipes included) start in any 24 hours, so that a paid provider cannot be
+/// drained by one account.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// `AI_MAX_TOKENS` (default 512).
+    pub max_tokens: usize,
+    /// `AI_REPLIES_PER_USER_PER_DAY` (default 500).
+    pub per_user_per_day: i64,
+}
+
+/// Who writes a reply, and within what limits.
+#[derive(Clone)]
+pub struct Author {
+    pub provider: Arc<dyn Provider>,
+    pub limits: Limits,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_tokens: 512,
+            per_user_per_day: 500,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum Event {
     Token { index: usize, text: String },
@@ -44,7 +71,7 @@ pub enum Started {
 /// Claims and starts the reply to `user_message_id`.
 pub async fn start(
     kit: &Kit,
-    provider: Arc<dyn Provider>,
+    author: Author,
     user: Uuid,
     character: &str,
     user_message_id: i64,
@@ -52,13 +79,36 @@ pub async fn start(
     photo: Option<PhotoAsk>,
 ) -> Result<Started, ApiError> {
     let mut conn = kit.store.db.write().await?;
+    let answered = !regenerate
+        && generations::for_message(&mut conn, user_message_id)
+            .await?
+            .is_some();
+    if !answered {
+        let day = chrono::Duration::days(1);
+        let (started, oldest) =
+            generations::started_since(&mut conn, user, chrono::Utc::now() - day).await?;
+        if started >= author.limits.per_user_per_day {
+            let retry_after = oldest
+                .map(|o| (o + day - chrono::Utc::now()).num_seconds().max(1) as u64)
+                .unwrap_or(3600);
+            return Err(ApiError::RateLimited { retry_after });
+        }
+    }
     // A swipe retires the finished reply first; the new generation writes over its message.
     let replaces = if regenerate {
         generations::supersede_done(&mut conn, user_message_id).await?
     } else {
         None
     };
-    match generations::claim(&mut conn, user, character, user_message_id, provider.name()).await? {
+    match generations::claim(
+        &mut conn,
+        user,
+        character,
+        user_message_id,
+        author.provider.name(),
+    )
+    .await?
+    {
         Claim::Busy => Err(ApiError::Conflict {
             code: "generation_in_progress",
             detail: "a reply is being written in this conversation; try again in a moment".into(),
@@ -85,16 +135,7 @@ pub async fn start(
             // The generation outlives the request, in a span of the request's trace.
             let span = tracing::info_span!("generation", generation = %g.id);
             tokio::spawn(
-                run(
-                    kit.clone(),
-                    provider,
-                    g.clone(),
-                    prompt,
-                    tx,
-                    replaces,
-                    photo,
-                )
-                .instrument(span),
+                run(kit.clone(), author, g.clone(), prompt, tx, replaces, photo).instrument(span),
             );
             Ok(Started::Live(g, rx))
         }
@@ -161,7 +202,7 @@ fn context_budget() -> usize {
 
 async fn run(
     kit: Kit,
-    provider: Arc<dyn Provider>,
+    author: Author,
     g: Generation,
     prompt: Prompt,
     tx: broadcast::Sender<Event>,
@@ -169,7 +210,7 @@ async fn run(
     photo: Option<PhotoAsk>,
 ) {
     let user_message = prompt.user_message.clone();
-    match generate(&kit, provider, &g, prompt, &tx, replaces).await {
+    match generate(&kit, author, &g, prompt, &tx, replaces).await {
         Ok(reply) if replaces.is_some() => {
             // A swipe: what the first reply counted stays counted once.
             let _ = tx.send(Event::Done(Box::new(reply)));
@@ -190,13 +231,16 @@ async fn run(
 
 async fn generate(
     kit: &Kit,
-    provider: Arc<dyn Provider>,
+    author: Author,
     g: &Generation,
     prompt: Prompt,
     tx: &broadcast::Sender<Event>,
     replaces: Option<i64>,
 ) -> anyhow::Result<Message> {
-    let mut tokens = provider.stream(prompt);
+    let mut tokens = author
+        .provider
+        .stream(prompt)
+        .take(author.limits.max_tokens);
     let mut all = Vec::new();
     let mut unsaved = Vec::new();
     while let Some(token) = tokens.next().await {

@@ -24,6 +24,8 @@ pub struct OpenAiConfig {
     pub total_timeout: Duration,
     /// Attempts after the first, before any token arrived.
     pub retries: u32,
+    /// The longest reply asked of the API (`AI_MAX_TOKENS`); the service also cuts there.
+    pub max_tokens: u32,
 }
 
 pub struct OpenAi(Arc<Inner>);
@@ -65,7 +67,7 @@ impl Inner {
             );
         }
         messages.push(json!({ "role": "user", "content": p.user_message }));
-        json!({ "model": self.config.model, "stream": true, "messages": messages, "seed": p.seed % (1 << 31) })
+        json!({ "model": self.config.model, "stream": true, "messages": messages, "seed": p.seed % (1 << 31), "max_tokens": self.config.max_tokens })
     }
 
     /// One attempt: the response's events up to the first token (`None`: the reply was empty).

@@ -36,6 +36,7 @@ pub fn ai_from_env() -> anyhow::Result<Ai> {
         first_token_timeout: Duration::from_millis(num("AI_FIRST_TOKEN_TIMEOUT_MS", 10_000)?),
         total_timeout: Duration::from_millis(num("AI_TIMEOUT_MS", 120_000)?),
         retries: num("AI_RETRIES", 1)? as u32,
+        max_tokens: num("AI_MAX_TOKENS", 512)? as u32,
     };
     // Built only if the default or some character asks for it.
     let mut openai: Option<Arc<dyn crate::provider::Provider>> = None;
@@ -64,10 +65,17 @@ pub fn ai_from_env() -> anyhow::Result<Ai> {
     {
         by_character.insert(character, pick("AI_PROVIDER_BY_CHARACTER", &name)?);
     }
+    let d = crate::generate::Limits::default();
+    let limits = crate::generate::Limits {
+        max_tokens: num("AI_MAX_TOKENS", d.max_tokens as u64)? as usize,
+        per_user_per_day: num("AI_REPLIES_PER_USER_PER_DAY", d.per_user_per_day as u64)? as i64,
+    };
+    anyhow::ensure!(limits.max_tokens > 0, "AI_MAX_TOKENS must be at least 1");
     Ok(Ai {
         provider,
         by_character,
         photos: crate::photos::PhotoMilestones::from_env()?,
+        limits,
     })
 }
 

@@ -14,12 +14,20 @@ use service_kit::testing::TestApp;
 use uuid::Uuid;
 
 async fn start(token_delay_ms: u64) -> (TestApp, Uuid, String) {
+    start_limited(token_delay_ms, Default::default()).await
+}
+
+async fn start_limited(
+    token_delay_ms: u64,
+    limits: ai::generate::Limits,
+) -> (TestApp, Uuid, String) {
     let ai = Ai {
         provider: Arc::new(Builtin {
             token_delay: Duration::from_millis(token_delay_ms),
         }),
         by_character: Default::default(),
         photos: None,
+        limits,
     };
     let app = TestApp::start_with("ai", ai::API, ai::routes::data(ai)).await;
     let mut conn = app.db.conn().await.unwrap();
@@ -355,5 +363,50 @@ async fn regenerate_rewrites_the_reply_in_place_without_counting_twice() {
         again["content"],
         latest.as_str(),
         "asking again returns the latest version"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_are_cut_at_max_tokens_and_counted_against_a_daily_quota() {
+    let limits = ai::generate::Limits {
+        max_tokens: 3,
+        per_user_per_day: 2,
+    };
+    let (app, user, token) = start_limited(0, limits).await;
+    say(
+        &app,
+        user,
+        "Raconte-moi une longue histoire, s'il te plaît.",
+    )
+    .await;
+    let (status, reply) = app.post(REPLY, Some(&token), Value::Null).await;
+    assert_eq!(status, StatusCode::CREATED, "{reply}");
+    let words = reply["content"]
+        .as_str()
+        .unwrap()
+        .split_whitespace()
+        .count();
+    assert!(words <= 3, "cut at three tokens: {reply}");
+    // Asking again for the same reply costs nothing.
+    assert_eq!(
+        app.post(REPLY, Some(&token), Value::Null).await.0,
+        StatusCode::OK
+    );
+    // A swipe is a new generation: the second of two.
+    let swipe = format!("{REPLY}?regenerate=true");
+    assert_eq!(
+        app.post(&swipe, Some(&token), Value::Null).await.0,
+        StatusCode::CREATED
+    );
+    let (status, p) = app.post(&swipe, Some(&token), Value::Null).await;
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited")),
+        "the day's quota is spent: {p}"
+    );
+    say(&app, user, "Et maintenant ?").await;
+    assert_eq!(
+        app.post(REPLY, Some(&token), Value::Null).await.0,
+        StatusCode::TOO_MANY_REQUESTS
     );
 }

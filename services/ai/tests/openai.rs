@@ -107,6 +107,7 @@ fn provider(url: &str, fallback: bool) -> OpenAi {
         first_token_timeout: Duration::from_millis(500),
         total_timeout: Duration::from_secs(10),
         retries: 1,
+        max_tokens: 512,
     };
     let fallback: Option<Arc<dyn Provider>> = fallback.then(|| {
         Arc::new(Builtin {
@@ -246,6 +247,7 @@ async fn through_the_service_a_failed_generation_stores_nothing_and_can_be_asked
         provider: Arc::new(provider(&url, false)),
         by_character: Default::default(),
         photos: None,
+        limits: Default::default(),
     };
     let (app, user, token) = app_with(ai, &["sophia"], "Salut !").await;
     let path = "/api/v1/conversations/sophia/reply";
@@ -284,6 +286,7 @@ async fn each_character_answers_with_its_own_provider() {
         .into_iter()
         .collect(),
         photos: None,
+        limits: Default::default(),
     };
     let (app, _user, token) = app_with(ai, &["sophia", "hugo"], "Salut, ça va ?").await;
     let ask = |c: &str| format!("/api/v1/conversations/{c}/reply");

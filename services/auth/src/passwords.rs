@@ -17,21 +17,6 @@ fn dummy() -> &'static str {
     })
 }
 
-/// A password as given: 1–128 characters, no control characters (they cannot be typed, and
-/// the database would refuse a NUL anyway).
-pub fn valid(field: &'static str, password: String) -> Result<String, ApiError> {
-    if password.is_empty() || password.chars().count() > 128 {
-        return Err(ApiError::validation(field, "between 8 and 128 characters"));
-    }
-    if password.chars().any(char::is_control) {
-        return Err(ApiError::validation(
-            field,
-            "must not contain control characters",
-        ));
-    }
-    Ok(password)
-}
-
 /// Hashes run at most one per core: more at once would not finish sooner, and each holds
 /// 19 MiB (2,000 logins at once once grew the service to 585 MB resident).
 static HASHING: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {

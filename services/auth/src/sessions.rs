@@ -21,6 +21,23 @@ pub struct TokenPair {
     pub expires_in: u64,
 }
 
+/// A refresh token as this service makes them (64 lowercase hex digits); anything else is
+/// refused before any lookup.
+pub fn valid_token(token: &str) -> Result<&str, ApiError> {
+    if token.len() == 64
+        && token
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    {
+        Ok(token)
+    } else {
+        Err(ApiError::validation(
+            "refresh_token",
+            "not a refresh token this API gave out",
+        ))
+    }
+}
+
 pub fn hash(token: &str) -> SecretBytes {
     SecretBytes::new(Sha256::digest(token.as_bytes()).to_vec())
 }

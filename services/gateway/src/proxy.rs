@@ -132,10 +132,20 @@ pub async fn forward(
         PathError::NoRoute => ApiError::NotFound,
     })?;
     let snapshot = gw.directory.snapshot();
-    let route = snapshot
-        .table
-        .resolve(req.method(), &path)
-        .ok_or(ApiError::NotFound)?;
+    let Some(route) = snapshot.table.resolve(req.method(), &path) else {
+        let allowed = snapshot.table.allowed(&path);
+        return Err(if allowed.is_empty() {
+            ApiError::NotFound
+        } else {
+            ApiError::MethodNotAllowed {
+                allow: allowed
+                    .iter()
+                    .map(|m| m.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }
+        });
+    };
     // A cached verification costs a lookup; the limits one Redis round trip.
     let claims = if route.public {
         None

@@ -171,6 +171,27 @@ impl RouteTable {
         Ok(Self { routes })
     }
 
+    /// The methods declared for `path` (for `405`'s `Allow`), sorted, without repeats.
+    pub fn allowed(&self, path: &RequestPath<'_>) -> Vec<Method> {
+        let mut methods: Vec<Method> = self.matching(path).map(|r| r.method.clone()).collect();
+        methods.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        methods.dedup();
+        methods
+    }
+
+    fn matching<'s, 'p>(
+        &'s self,
+        path: &'p RequestPath<'_>,
+    ) -> impl Iterator<Item = &'s Route> + use<'s, 'p> {
+        self.routes.iter().filter(move |r| {
+            r.segments.len() == path.segments.len()
+                && r.segments.iter().zip(&path.segments).all(|(t, s)| match t {
+                    Segment::Literal(l) => l == s,
+                    Segment::Param => true,
+                })
+        })
+    }
+
     pub fn len(&self) -> usize {
         self.routes.len()
     }
@@ -289,6 +310,15 @@ mod tests {
             resolve(Method::GET, "/api/v1/photos/sophia"),
             Ok(Some(("media", "list_photos".into(), false)))
         );
+    }
+
+    #[test]
+    fn a_declared_path_lists_its_methods() {
+        let t = table();
+        let path = RequestPath::parse("/api/v1/characters").unwrap_or_else(|_| unreachable!());
+        assert_eq!(t.allowed(&path), vec![Method::GET]);
+        let nowhere = RequestPath::parse("/api/v1/nowhere").unwrap_or_else(|_| unreachable!());
+        assert!(t.allowed(&nowhere).is_empty());
     }
 
     #[test]

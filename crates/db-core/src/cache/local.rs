@@ -15,17 +15,12 @@ const LOCAL_TTL: Duration = Duration::from_secs(60);
 const ALL: &str = "characters";
 
 pub(crate) struct LocalTier {
-    pub(crate) characters: moka::future::Cache<String, Arc<Character>>,
     pub(crate) catalogue: moka::future::Cache<(), Arc<Vec<Character>>>,
 }
 
 impl LocalTier {
     pub(crate) fn new() -> Self {
         Self {
-            characters: moka::future::Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(LOCAL_TTL)
-                .build(),
             catalogue: moka::future::Cache::builder()
                 .max_capacity(1)
                 .time_to_live(LOCAL_TTL)
@@ -33,12 +28,8 @@ impl LocalTier {
         }
     }
 
-    async fn drop_message(&self, message: &str) {
-        match message.strip_prefix("character:") {
-            Some(id) => self.characters.invalidate(id).await,
-            None if message == ALL => self.characters.invalidate_all(),
-            None => {}
-        }
+    async fn drop_message(&self, _message: &str) {
+        // Any change to any character: the catalogue is one value.
         self.catalogue.invalidate_all();
     }
 }

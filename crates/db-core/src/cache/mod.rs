@@ -294,6 +294,29 @@ impl Cache {
         }
     }
 
+    /// Every key matching a glob pattern (`SCAN`, never `KEYS`): for operators and tests that
+    /// check what is cached. Empty when Redis cannot answer.
+    pub async fn keys_matching(&self, pattern: &str) -> Vec<String> {
+        let mut cursor: u64 = 0;
+        let mut found = Vec::new();
+        loop {
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(1000);
+            let Some((next, keys)) = self.cmd::<(u64, Vec<String>)>(scan).await else {
+                return found;
+            };
+            found.extend(keys);
+            if next == 0 {
+                return found;
+            }
+            cursor = next;
+        }
+    }
+
     /// Deletes every key matching a glob pattern with `SCAN` + `UNLINK`, never `KEYS`; for
     /// rare, wide invalidations (a user's every conversation). Returns how many went.
     pub async fn delete_matching(&self, pattern: &str) -> u64 {

@@ -75,6 +75,24 @@ pub async fn claim(
     })
 }
 
+/// How many generations `user_id` started since `since`, and when the oldest of them started
+/// (on `generations_user_started_idx`).
+pub async fn started_since(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    since: chrono::DateTime<chrono::Utc>,
+) -> QueryResult<(i64, Option<chrono::DateTime<chrono::Utc>>)> {
+    generations::table
+        .filter(generations::user_id.eq(user_id))
+        .filter(generations::started_at.gt(since))
+        .select((
+            diesel::dsl::count_star(),
+            diesel::dsl::min(generations::started_at),
+        ))
+        .first(conn)
+        .await
+}
+
 /// The live (not superseded) generation of a user message, on `generations_message_key`.
 pub async fn for_message(
     conn: &mut AsyncPgConnection,

@@ -25,8 +25,9 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// Queues a job unless the user already has `max_pending` jobs waiting or running (a soft cap:
-/// two concurrent requests may both pass it). `None` when the cap is reached.
+/// Queues a job unless the user already has `max_pending` jobs waiting or running. Exact under
+/// concurrency: the count and the insert run under a per-user transaction lock, so requests
+/// racing for the last place are served one after the other. `None` when the cap is reached.
 pub async fn enqueue(
     conn: &mut AsyncPgConnection,
     id: Uuid,
@@ -35,20 +36,32 @@ pub async fn enqueue(
     prompt: Option<&str>,
     max_pending: i64,
 ) -> QueryResult<Option<PhotoJob>> {
-    diesel::sql_query(format!(
-        "/* photo_jobs.enqueue */ INSERT INTO photo_jobs (id, user_id, character_id, prompt) \
-         SELECT $1, $2, $3, $4 WHERE (SELECT count(*) FROM photo_jobs \
-         WHERE user_id = $2 AND status IN ('queued', 'running')) < $5 RETURNING {COLUMNS}"
-    ))
-    .bind::<SqlUuid, _>(id)
-    .bind::<SqlUuid, _>(user_id)
-    .bind::<Text, _>(character_id)
-    .bind::<Nullable<Text>, _>(prompt)
-    .bind::<BigInt, _>(max_pending)
-    .get_result(conn)
+    conn.transaction(async |conn| {
+        diesel::sql_query(format!(
+            "/* photo_jobs.enqueue_lock */ SELECT pg_advisory_xact_lock({LOCK_CLASS}, hashtext($1::text))"
+        ))
+        .bind::<SqlUuid, _>(user_id)
+        .execute(conn)
+        .await?;
+        diesel::sql_query(format!(
+            "/* photo_jobs.enqueue */ INSERT INTO photo_jobs (id, user_id, character_id, prompt) \
+             SELECT $1, $2, $3, $4 WHERE (SELECT count(*) FROM photo_jobs \
+             WHERE user_id = $2 AND status IN ('queued', 'running')) < $5 RETURNING {COLUMNS}"
+        ))
+        .bind::<SqlUuid, _>(id)
+        .bind::<SqlUuid, _>(user_id)
+        .bind::<Text, _>(character_id)
+        .bind::<Nullable<Text>, _>(prompt)
+        .bind::<BigInt, _>(max_pending)
+        .get_result(conn)
+        .await
+        .optional()
+    })
     .await
-    .optional()
 }
+
+/// The first key of the advisory locks that serialize one user's photo requests.
+const LOCK_CLASS: i32 = 0x70_68_6f; // "pho"
 
 /// One job, only if it belongs to `user_id`.
 pub async fn get(

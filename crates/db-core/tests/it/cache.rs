@@ -215,14 +215,34 @@ async fn second_reads_are_hits_and_writes_are_seen_at_once() {
     assert_eq!(store.matches(u).await.unwrap()[0].unread_count, 0);
     assert_eq!(hits(c, Family::MatchList), (3, 1));
 
-    // Characters: Redis, then process memory.
+    // Characters: the catalogue, from Redis, then process memory; one character is looked up in
+    // it, so unknown ids cache nothing anywhere.
     let sophia = store.character("sophia").await.unwrap().unwrap();
     assert_eq!(sophia.name, "Sophia");
     store.character("sophia").await.unwrap();
     store.characters().await.unwrap();
     store.characters().await.unwrap();
-    assert_eq!(hits(c, Family::Character), (2, 2));
+    assert_eq!(hits(c, Family::Character), (3, 1));
     assert!(store.character("nobody").await.unwrap().is_none());
+    assert!(
+        store
+            .character(&"x".repeat(30_000))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.character("sophia:lock").await.unwrap().is_none());
+    if let Some(redis) = c.redis_pool() {
+        let mut exists = redis::cmd("EXISTS");
+        exists
+            .arg(c.keys().character("nobody"))
+            .arg(c.keys().character("sophia"));
+        assert_eq!(
+            redis.query::<i64>(&exists).await.unwrap(),
+            0,
+            "no key per id"
+        );
+    }
 
     // Photo page: hit; a new photo is visible at once.
     assert!(

@@ -21,6 +21,7 @@ pub struct Ai {
     pub by_character: std::collections::HashMap<String, Arc<dyn Provider>>,
     /// Photo milestones; `None` turns them off.
     pub photos: Option<crate::photos::PhotoMilestones>,
+    pub limits: crate::generate::Limits,
 }
 
 impl Ai {
@@ -101,7 +102,10 @@ pub async fn write_reply(
     });
     match generate::start(
         &kit,
-        ai.provider_for(character),
+        generate::Author {
+            provider: ai.provider_for(character),
+            limits: ai.limits,
+        },
         me.id,
         character,
         user_message,

@@ -22,7 +22,7 @@ const CACHE_CONTROL: &str = "private, max-age=86400";
 #[into_params(parameter_in = Query)]
 pub struct Params {
     /// Width of a smaller rendition: 64, 128, 256 or 512 (never larger than the photo).
-    #[param(minimum = 64, maximum = 512)]
+    #[param(schema_with = rendition_widths)]
     w: Option<u32>,
 }
 
@@ -32,6 +32,13 @@ pub struct PhotoId {
     /// The photo's id.
     #[param(minimum = 1)]
     photo_id: i64,
+}
+
+fn rendition_widths() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Integer)
+        .enum_values(Some(RENDITION_WIDTHS))
+        .build()
 }
 
 /// Scales `original` down to `width` (keeping its proportions) as a JPEG.

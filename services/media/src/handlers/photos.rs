@@ -6,7 +6,7 @@ use db_core::models::{Photo, PhotoJob};
 use db_core::pagination::KeysetPage;
 use db_core::queries::{photo_jobs, photos};
 use serde::{Deserialize, Serialize};
-use service_kit::checks::{CharacterPath, cursor, require_match, valid_text};
+use service_kit::checks::{CharacterPath, cursor, limit, require_match, valid_text};
 use service_kit::{ApiError, ApiResult, AuthUser, Kit};
 use uuid::Uuid;
 
@@ -82,7 +82,7 @@ pub struct Generate {
     prompt: Option<String>,
 }
 
-/// Queues a photo; 202 with the job, and its URL in `Location`. The body may be empty (or
+/// Queues a photo; 202 with the job, and its URL in `Location`. The body may be absent (or
 /// `null`): the character then chooses what to show.
 #[utoipa::path(tag = "photos", security(("bearer" = [])),
     params(CharacterPath), request_body = Option<Generate>,
@@ -97,7 +97,7 @@ pub async fn generate_photo(
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
     let character = path.id()?;
-    let ask: Generate = if body.iter().all(u8::is_ascii_whitespace) {
+    let ask: Generate = if body.is_empty() {
         Generate::default()
     } else {
         serde_json::from_slice::<Option<Generate>>(&body)
@@ -186,11 +186,9 @@ pub async fn list_photos(
 ) -> ApiResult<web::Json<KeysetPage<PhotoView>>> {
     let character = path.id()?;
     let before = cursor(params.before.as_deref())?;
+    let limit = limit("limit", params.limit, 20, 100)?;
     require_match(&kit, me.id, character).await?;
-    let page = kit
-        .store
-        .photos(me.id, character, before, params.limit.unwrap_or(20))
-        .await?;
+    let page = kit.store.photos(me.id, character, before, limit).await?;
     Ok(web::Json(KeysetPage {
         items: page.items.into_iter().map(PhotoView::from).collect(),
         next: page.next,

@@ -1,7 +1,7 @@
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use db_core::queries::users;
 use serde::Deserialize;
-use service_kit::checks::valid_line;
+use service_kit::checks::{valid_email, valid_password};
 use service_kit::{ApiError, ApiResult, Kit, client};
 
 use super::AuthResponse;
@@ -37,8 +37,8 @@ pub async fn login(
     body: web::Json<Login>,
 ) -> ApiResult<HttpResponse> {
     let Login { email, password } = body.into_inner();
-    let email = valid_line("email", &email, 254)?.to_lowercase();
-    let password = passwords::valid("password", password)?;
+    let email = valid_email("email", &email)?;
+    let password = valid_password("password", password, 1)?;
     let addr = client::limit_key_of(&req);
     let cache = &kit.store.cache;
     let per_ip = cache.rate_limit("login-ip", &addr, 60, *PER_IP).await;

@@ -8,7 +8,7 @@ use crate::sessions;
 #[derive(utoipa::ToSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Logout {
-    #[schema(min_length = 1, max_length = 256)]
+    #[schema(min_length = 64, max_length = 64)]
     refresh_token: String,
 }
 
@@ -17,8 +17,9 @@ pub struct Logout {
 #[utoipa::path(tag = "auth", request_body = Logout, responses((status = 204, description = "signed out")))]
 #[post("/auth/logout")]
 pub async fn logout(kit: web::Data<Kit>, body: web::Json<Logout>) -> ApiResult<HttpResponse> {
+    let token = sessions::valid_token(&body.refresh_token)?;
     let mut conn = kit.store.db.write().await?;
-    let found = stored::find_by_token_hash(&mut conn, &sessions::hash(&body.refresh_token)).await?;
+    let found = stored::find_by_token_hash(&mut conn, &sessions::hash(token)).await?;
     drop(conn);
     if let Some(session) = found {
         kit.store

@@ -9,7 +9,7 @@ use crate::sessions;
 #[derive(utoipa::ToSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Refresh {
-    #[schema(min_length = 1, max_length = 256)]
+    #[schema(min_length = 64, max_length = 64)]
     refresh_token: String,
 }
 
@@ -19,10 +19,9 @@ pub struct Refresh {
     responses((status = 200, body = crate::sessions::TokenPair, description = "new tokens"), (status = 401, body = service_kit::error::Problem, description = "unknown, used, revoked or expired refresh token")))]
 #[post("/auth/refresh")]
 pub async fn refresh(kit: web::Data<Kit>, body: web::Json<Refresh>) -> ApiResult<HttpResponse> {
+    let token = sessions::valid_token(&body.refresh_token)?;
     let mut conn = kit.store.db.write().await?;
-    let Some(session) =
-        stored::find_by_token_hash(&mut conn, &sessions::hash(&body.refresh_token)).await?
-    else {
+    let Some(session) = stored::find_by_token_hash(&mut conn, &sessions::hash(token)).await? else {
         return Err(ApiError::InvalidToken);
     };
     let now = Utc::now();

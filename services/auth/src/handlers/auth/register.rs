@@ -2,7 +2,7 @@ use actix_web::{HttpRequest, HttpResponse, post, web};
 use db_core::models::{NewUser, SecretString};
 use db_core::queries::users::{self, CreateUserError};
 use serde::Deserialize;
-use service_kit::checks::valid_line;
+use service_kit::checks::{valid_email, valid_password};
 use service_kit::{ApiError, ApiResult, Kit, client};
 
 use super::AuthResponse;
@@ -30,18 +30,6 @@ pub struct Register {
     display_name: String,
 }
 
-pub fn valid_email(email: &str) -> Result<String, ApiError> {
-    let email = valid_line("email", email, 254)?.to_lowercase();
-    let ok = email.split_once('@').is_some_and(|(local, domain)| {
-        !local.is_empty() && domain.contains('.') && !domain.starts_with('.')
-    }) && !email.chars().any(char::is_whitespace);
-    if ok {
-        Ok(email)
-    } else {
-        Err(ApiError::validation("email", "not a valid email address"))
-    }
-}
-
 /// Creates an account and signs it in. An email already registered gets 409 `email_taken`:
 /// without email verification a uniform answer would leave people unable to tell why they
 /// cannot sign up; the per-address limit keeps this from being a cheap way to list accounts.
@@ -58,15 +46,9 @@ pub async fn register(
         password,
         display_name,
     } = body.into_inner();
-    let email = valid_email(&email)?;
+    let email = valid_email("email", &email)?;
     let display_name = valid_display_name(&display_name)?;
-    let password = passwords::valid("password", password)?;
-    if password.chars().count() < 8 {
-        return Err(ApiError::validation(
-            "password",
-            "between 8 and 128 characters",
-        ));
-    }
+    let password = valid_password("password", password, 8)?;
     let addr = client::limit_key_of(&req);
     let limit = kit
         .store

@@ -27,7 +27,7 @@ pub async fn get_leaderboard(
     me: AuthUser,
     params: web::Query<Params>,
 ) -> ApiResult<web::Json<Leaderboard>> {
-    let limit = params.limit.unwrap_or(10).clamp(1, 100);
+    let limit = service_kit::checks::limit("limit", params.limit, 10, 100)?;
     let entries = kit.store.leaderboard(limit).await?;
     let me = kit.store.rank(me.id).await?;
     Ok(web::Json(Leaderboard { entries, me }))

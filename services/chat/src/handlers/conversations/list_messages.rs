@@ -2,7 +2,7 @@ use actix_web::{get, web};
 use db_core::models::Message;
 use db_core::pagination::KeysetPage;
 use serde::Deserialize;
-use service_kit::checks::CharacterPath;
+use service_kit::checks::{CharacterPath, limit};
 use service_kit::{ApiResult, AuthUser, Kit};
 
 use crate::handlers::{cursor, require_match};
@@ -29,11 +29,12 @@ pub async fn list_messages(
 ) -> ApiResult<web::Json<KeysetPage<Box<serde_json::value::RawValue>>>> {
     let character = path.id()?;
     let before = cursor(params.before.as_deref())?;
+    let limit = limit("limit", params.limit, 50, 100)?;
     require_match(&kit, me.id, character).await?;
     // The messages as the cache holds them: no decoding and encoding again on the hot path.
     let page = kit
         .store
-        .conversation_json(me.id, character, before, params.limit.unwrap_or(50))
+        .conversation_json(me.id, character, before, limit)
         .await?;
     Ok(web::Json(page))
 }

@@ -3,7 +3,7 @@ use db_core::models::Memory;
 use db_core::pagination::KeysetPage;
 use db_core::queries::memories;
 use serde::Deserialize;
-use service_kit::checks::character_id;
+use service_kit::checks::{character_id, limit};
 use service_kit::{ApiResult, AuthUser, Kit};
 
 use crate::handlers::cursor;
@@ -32,14 +32,8 @@ pub async fn list_memories(
 ) -> ApiResult<web::Json<KeysetPage<Memory>>> {
     let character = character_id("character_id", &params.character_id)?;
     let before = cursor(params.before.as_deref())?;
+    let limit = limit("limit", params.limit, 20, 100)?;
     let mut conn = kit.store.db.read().await?;
-    let page = memories::list(
-        &mut conn,
-        me.id,
-        character,
-        before,
-        params.limit.unwrap_or(20),
-    )
-    .await?;
+    let page = memories::list(&mut conn, me.id, character, before, limit).await?;
     Ok(web::Json(page))
 }

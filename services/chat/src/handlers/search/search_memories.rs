@@ -1,7 +1,7 @@
 use actix_web::{get, web};
 use db_core::queries::memories::{self, MemoryHit};
 use serde::Deserialize;
-use service_kit::checks::{character_id, valid_line};
+use service_kit::checks::{character_id, limit, valid_line};
 use service_kit::{ApiResult, AuthUser, Kit};
 
 #[derive(utoipa::IntoParams, Deserialize)]
@@ -33,8 +33,8 @@ pub async fn search_memories(
         .as_deref()
         .map(|c| character_id("character_id", c))
         .transpose()?;
+    let limit = limit("limit", params.limit, 20, 50)?;
     let mut conn = kit.store.db.read().await?;
-    let limit = params.limit.unwrap_or(20).clamp(1, 50);
     Ok(web::Json(
         memories::search(&mut conn, me.id, &q, character, limit).await?,
     ))

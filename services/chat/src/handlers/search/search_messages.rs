@@ -1,7 +1,7 @@
 use actix_web::{get, web};
 use db_core::queries::messages::{self, MAX_SEARCH_RESULTS, MessageHit};
 use serde::Deserialize;
-use service_kit::checks::{character_id, valid_line};
+use service_kit::checks::{character_id, limit, valid_line};
 use service_kit::{ApiResult, AuthUser, Kit};
 
 #[derive(utoipa::IntoParams, Deserialize)]
@@ -33,8 +33,8 @@ pub async fn search_messages(
         .as_deref()
         .map(|c| character_id("character_id", c))
         .transpose()?;
+    let limit = limit("limit", params.limit, 20, MAX_SEARCH_RESULTS)?;
     let mut conn = kit.store.db.read().await?;
-    let limit = params.limit.unwrap_or(20).clamp(1, MAX_SEARCH_RESULTS);
     Ok(web::Json(
         messages::search(&mut conn, me.id, &q, character, limit).await?,
     ))

@@ -1,0 +1,122 @@
+//! The merged OpenAPI document is a valid OpenAPI 3.1 document (checked by a real validator),
+//! and the running API does what it says: schemathesis, every check, against the gateway.
+//! Both tools come from PyPI (`make tools` installs them).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+
+use e2e::{Options, Stack};
+use reqwest::Method;
+use serde_json::json;
+
+fn tool(name: &str) -> Command {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {name}"))
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "{name} is missing: `make tools` installs it (pip install schemathesis openapi-spec-validator)"
+    );
+    Command::new(name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_document_is_valid_and_the_api_keeps_to_it() {
+    let s = Stack::with(Options {
+        env: vec![
+            ("LOGIN_LIMIT_PER_IP_PER_MIN", "100000".into()),
+            ("REGISTER_LIMIT_PER_IP_PER_HOUR", "100000".into()),
+            ("AI_TOKEN_DELAY_MS", "0".into()),
+        ],
+        gateway_env: vec![
+            ("RATE_LIMIT_IP_PER_MIN", "1000000".into()),
+            ("RATE_LIMIT_USER_PER_MIN", "1000000".into()),
+        ],
+    })
+    .await;
+    let (status, doc) = s
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
+    assert!(status.is_success());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("openapi.json");
+    std::fs::write(&file, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
+    let out = tool("openapi-spec-validator").arg(&file).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // What the validator does not check: one id per operation, a description for every
+    // response, errors declared as problem documents, the shared errors declared everywhere.
+    let mut ids = std::collections::HashSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let id = op["operationId"].as_str().unwrap_or_default();
+            assert!(
+                ids.insert(id.to_owned()),
+                "{method} {path}: operationId {id:?} again"
+            );
+            let responses = op["responses"].as_object().unwrap();
+            for (code, r) in responses {
+                assert!(
+                    r["description"].as_str().is_some_and(|d| !d.is_empty()),
+                    "{method} {path} {code}: no description"
+                );
+                if code.starts_with('4') || code.starts_with('5') || code == "default" {
+                    assert!(
+                        r["content"].get("application/problem+json").is_some(),
+                        "{method} {path} {code}: errors are problem+json"
+                    );
+                }
+            }
+            for code in ["400", "429", "503"] {
+                assert!(
+                    responses.contains_key(code),
+                    "{method} {path}: {code} undeclared"
+                );
+            }
+            if op.get("security").is_some_and(|s| s != &json!([])) {
+                assert!(
+                    responses.contains_key("401"),
+                    "{method} {path}: 401 undeclared"
+                );
+            }
+        }
+    }
+
+    // A user with a conversation, so that the operations have something to act on.
+    let token = s.matched("contract@example.com", "sophia").await;
+    s.post(
+        "/api/v1/conversations/sophia/messages",
+        Some(&token),
+        json!({ "content": "Bonjour !" }),
+    )
+    .await;
+    let run = tool("st")
+        .current_dir(dir.path())
+        .args(["run", &format!("{}/api/v1/openapi.json", s.gateway)])
+        .args(["--checks", "all", "--workers", "2", "--max-examples", "30"])
+        .args(["--seed", "20261129"])
+        .args(["-H", &format!("Authorization: Bearer {token}")])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&run.stdout).into_owned();
+    let summary: Vec<&str> = report
+        .lines()
+        .filter(|l| {
+            l.contains(" generated, ") || l.contains("No issues found") || l.contains(" failures")
+        })
+        .collect();
+    println!("schemathesis: {}", summary.join(" | "));
+    assert!(
+        run.status.success(),
+        "schemathesis found failures:\n{report}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
