@@ -33,9 +33,10 @@ run gateway dream-gateway
 cat <<TXT
 
 Dream (development) — database ${DATABASE_URL}, Redis ${REDIS_URL}
-  gateway  http://127.0.0.1:${GATEWAY_PORT}   the one public entry (/health aggregates the services)
+  gateway  http://127.0.0.1:${GATEWAY_PORT}   the one public entry
   auth     http://127.0.0.1:${AUTH_PORT}   chat http://127.0.0.1:${CHAT_PORT}   ai http://127.0.0.1:${AI_PORT}
-  media    http://127.0.0.1:${MEDIA_PORT}   photos in ${MEDIA_STORE_URL}   (each service: /health /ready /metrics)
+  media    http://127.0.0.1:${MEDIA_PORT}   photos in ${MEDIA_STORE_URL}
+  admin    each port + 1000 (gateway http://127.0.0.1:$((GATEWAY_PORT + 1000))/ready): /health /ready /metrics
 
 Try:
   TOKEN=\$(curl -s -X POST http://127.0.0.1:${GATEWAY_PORT}/api/v1/auth/login \\
