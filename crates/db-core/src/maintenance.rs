@@ -129,3 +129,13 @@ pub async fn vacuum(
     }
     Ok(done)
 }
+
+/// Forgets session revocations older than a day: every access token they could refuse has
+/// expired (`ACCESS_TOKEN_TTL_S` is at most an hour). Returns how many went.
+pub async fn prune_revocations(conn: &mut AsyncPgConnection) -> QueryResult<usize> {
+    crate::queries::sessions::prune_revocations(
+        conn,
+        chrono::Utc::now() - chrono::Duration::days(1),
+    )
+    .await
+}

@@ -24,6 +24,9 @@ pub fn is_character_id(id: &str) -> bool {
     (1..=63).contains(&b.len()) && ok(&b[0]) && b[1..].iter().all(|c| ok(c) || *c == b'-')
 }
 
+/// The longest message PostgreSQL stores (the `chat_messages.content` constraint).
+pub const MAX_MESSAGE_CHARS: usize = 8000;
+
 /// Who wrote a chat message.
 #[derive(
     utoipa::ToSchema,
@@ -365,3 +368,31 @@ pub struct RefreshSession {
     pub revoked_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
 }
+
+/// A user as their profile shows them (no secrets: this is what is cached).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Profile {
+    pub id: Uuid,
+    pub email: String,
+    pub display_name: String,
+    pub xp: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<User> for Profile {
+    fn from(u: User) -> Self {
+        Self {
+            id: u.id,
+            email: u.email,
+            display_name: u.display_name,
+            xp: u.xp,
+            created_at: u.created_at,
+        }
+    }
+}
+
+pub use crate::queries::generations::Generation;
+pub use crate::queries::matches::MatchSummary;
+pub use crate::queries::memories::MemoryHit;
+pub use crate::queries::messages::MessageHit;
+pub use crate::queries::users::{LeaderboardEntry, Rank};

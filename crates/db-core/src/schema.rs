@@ -119,6 +119,8 @@ diesel::table! {
         tokens -> Jsonb,
         started_at -> Timestamptz,
         finished_at -> Nullable<Timestamptz>,
+        lease_until -> Nullable<Timestamptz>,
+        replaces_message_id -> Nullable<Int8>,
     }
 }
 

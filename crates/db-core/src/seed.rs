@@ -82,6 +82,8 @@ pub enum SeedError {
     Connect(#[from] diesel::ConnectionError),
     #[error(transparent)]
     Db(#[from] diesel::result::Error),
+    #[error(transparent)]
+    Pool(#[from] crate::pool::DbError),
     #[error("bad demo catalogue: {0}")]
     Catalogue(#[from] serde_json::Error),
 }
@@ -135,6 +137,11 @@ pub struct DemoReport {
 
 /// Loads (or refreshes) the demo catalogue and makes sure the demo account exists, matched
 /// with the first demo character, whose greeting opens the conversation. Safe to run again.
+/// Loads (or updates) the demo catalogue alone; returns how many characters.
+pub async fn load_catalogue(conn: &mut AsyncPgConnection) -> Result<usize, SeedError> {
+    Ok(characters::upsert(conn, &demo_characters()?).await?)
+}
+
 pub async fn load_demo(
     conn: &mut AsyncPgConnection,
     password_hash: &SecretString,
@@ -156,7 +163,7 @@ pub async fn load_demo(
                     display_name: "Demo".to_owned(),
                 };
                 let user = users::create(conn, &new).await.map_err(|e| match e {
-                    users::CreateUserError::Db(e) => SeedError::Db(e),
+                    users::CreateUserError::Db(e) => SeedError::Pool(e),
                     users::CreateUserError::EmailTaken => {
                         SeedError::Invalid("demo user raced".into())
                     }
@@ -165,8 +172,8 @@ pub async fn load_demo(
                     matches::create(conn, user.id, &first.id)
                         .await
                         .map_err(|e| match e {
-                            matches::CreateMatchError::Db(e) => SeedError::Db(e),
-                            matches::CreateMatchError::UnknownCharacter => {
+                            matches::MatchError::Db(e) => SeedError::Pool(e),
+                            matches::MatchError::UnknownCharacter => {
                                 SeedError::Invalid("demo character missing".into())
                             }
                         })?;

@@ -197,8 +197,7 @@ fn demo_password_hash() -> anyhow::Result<SecretString> {
 async fn run_seed(url: &str, args: SeedArgs) -> anyhow::Result<ExitCode> {
     if args.characters_only {
         let mut conn: AsyncPgConnection = establish(url).await?;
-        let catalogue = seed::demo_characters()?;
-        let n = db_core::queries::characters::upsert(&mut conn, &catalogue).await?;
+        let n = seed::load_catalogue(&mut conn).await?;
         // Best effort: without Redis the services' copies expire on their own.
         let dropped = match db_core::RedisPool::new(&db_core::RedisConfig::from_env()?) {
             Ok(redis) if redis.ping().await.is_ok() => {

@@ -222,7 +222,7 @@ async fn monitor_shows_live_figures_and_survives_what_is_down() {
         app.get("/api/v1/conversations/sophia/messages", &token)
             .await;
     }
-    let prefix = app.kit.store.cache.keys().prefix().to_owned();
+    let prefix = app.kit.store.cache().keys().prefix().to_owned();
     let closed = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
@@ -320,7 +320,7 @@ async fn the_catalogue_alone_is_loaded_again_and_again_and_drops_cached_copies()
     let cache = db_core::Cache::new(db_core::RedisPool::new(&redis).unwrap());
     let store = db_core::Store::new(db.db(), cache);
     assert!(
-        store.characters().await.unwrap().is_empty(),
+        store.catalogue().all().await.unwrap().is_empty(),
         "nothing loaded yet"
     );
     let run = || {
@@ -346,7 +346,7 @@ async fn the_catalogue_alone_is_loaded_again_and_again_and_drops_cached_copies()
     }
     let n = db_core::seed::demo_characters().unwrap().len();
     assert_eq!(
-        store.characters().await.unwrap().len(),
+        store.catalogue().all().await.unwrap().len(),
         n,
         "an empty catalogue was not kept in the cache"
     );

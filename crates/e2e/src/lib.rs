@@ -65,6 +65,26 @@ impl Proc {
         format!("http://127.0.0.1:{}", self.admin_port)
     }
 
+    /// Waits until the process answers on its admin listener (true), or exits (false).
+    async fn listening(&mut self, http: &Client) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
+            if http
+                .get(format!("{}/health", self.admin_url()))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        panic!("{} never answered on its admin listener", self.name);
+    }
+
     /// What it has logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -191,45 +211,65 @@ impl Stack {
                 ("HTTP_WORKERS", "2".into()),
             ]
             .into_iter()
-            .chain(options.env.iter().cloned())
+            // A process's own settings, then the test's: the test's win.
             .chain(extra)
+            .chain(options.env.iter().cloned())
             .map(|(k, v)| (k.to_owned(), v))
             .collect();
             env.dedup_by(|a, b| a.0 == b.0);
             env
         };
+        let http = Client::new();
         let spawn =
             |name: &'static str, binary: &'static str, extra: Vec<(&'static str, String)>| {
-                let (port, admin_port) = (free_port(), free_port());
-                let var = match binary {
-                    "dream-gateway" => "GATEWAY_PORT",
-                    "dream-auth" => "AUTH_PORT",
-                    "dream-chat" => "CHAT_PORT",
-                    "dream-ai" => "AI_PORT",
-                    _ => "MEDIA_PORT",
-                };
-                let mut extra = extra;
-                extra.push((var, port.to_string()));
-                extra.push(("ADMIN_PORT", admin_port.to_string()));
-                let env = common(extra);
-                let log = std::env::temp_dir().join(format!(
-                    "dream-e2e-{name}-{}.log",
-                    uuid::Uuid::new_v4().simple()
-                ));
-                Proc {
-                    name,
-                    binary,
-                    child: launch(binary, &env, &log),
-                    env,
-                    log,
-                    port,
-                    admin_port,
+                let http = http.clone();
+                let common = &common;
+                async move {
+                    // Ports come from the kernel and are let go before the process binds them:
+                    // another test may take one meanwhile. Then the process exits at once, and it is
+                    // started again on other ports.
+                    for _ in 0..5 {
+                        let (port, admin_port) = (free_port(), free_port());
+                        let var = match binary {
+                            "dream-gateway" => "GATEWAY_PORT",
+                            "dream-auth" => "AUTH_PORT",
+                            "dream-chat" => "CHAT_PORT",
+                            "dream-ai" => "AI_PORT",
+                            _ => "MEDIA_PORT",
+                        };
+                        let mut extra = extra.clone();
+                        extra.push((var, port.to_string()));
+                        extra.push(("ADMIN_PORT", admin_port.to_string()));
+                        let env = common(extra);
+                        let log = std::env::temp_dir().join(format!(
+                            "dream-e2e-{name}-{}.log",
+                            uuid::Uuid::new_v4().simple()
+                        ));
+                        let mut proc = Proc {
+                            name,
+                            binary,
+                            child: launch(binary, &env, &log),
+                            env,
+                            log,
+                            port,
+                            admin_port,
+                        };
+                        if proc.listening(&http).await {
+                            return proc;
+                        }
+                        assert!(
+                            proc.log().contains("Address already in use"),
+                            "{name} did not start:\n{}",
+                            proc.log()
+                        );
+                    }
+                    panic!("{name}: no free ports in five tries");
                 }
             };
-        let auth = spawn("auth", "dream-auth", vec![]);
+        let auth = spawn("auth", "dream-auth", vec![]).await;
         let chat = vec![
-            spawn("chat-1", "dream-chat", vec![]),
-            spawn("chat-2", "dream-chat", vec![]),
+            spawn("chat-1", "dream-chat", vec![]).await,
+            spawn("chat-2", "dream-chat", vec![]).await,
         ];
         let media = spawn(
             "media",
@@ -238,7 +278,8 @@ impl Stack {
                 ("MEDIA_STORE_URL", media_dir.path().display().to_string()),
                 ("MEDIA_POLL_MS", "100".into()),
             ],
-        );
+        )
+        .await;
         let ai = spawn(
             "ai",
             "dream-ai",
@@ -246,7 +287,8 @@ impl Stack {
                 ("AI_TOKEN_DELAY_MS", "5".into()),
                 ("MEDIA_URL", media.url()),
             ],
-        );
+        )
+        .await;
         let mut gw_env = vec![
             ("AUTH_URLS", auth.url()),
             (
@@ -257,8 +299,7 @@ impl Stack {
             ("MEDIA_URLS", media.url()),
         ];
         gw_env.extend(options.gateway_env.iter().cloned());
-        let gateway_proc = spawn("gateway", "dream-gateway", gw_env);
-        let http = Client::new();
+        let gateway_proc = spawn("gateway", "dream-gateway", gw_env).await;
         for p in std::iter::once(&auth).chain(&chat).chain([&ai, &media]) {
             wait_for(&http, &format!("{}/ready", p.admin_url())).await;
         }

@@ -680,3 +680,239 @@ async fn redis_keys(s: &Stack) -> Vec<String> {
     );
     cache.keys_matching(&format!("{}:*", s.redis_prefix)).await
 }
+
+/// A compressed body is refused before anything expands it (at the gateway, and at a service
+/// reached directly); an HTTP/1.0 client gets a body it can read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_bodies_are_refused_and_http_1_0_is_served_plainly() {
+    let s = Stack::start().await;
+    // A gzip header and a few bytes: what matters is that nothing decompresses it.
+    let gz: &[u8] = &[0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03];
+    for base in [&s.gateway, &s.auth.url()] {
+        let res = s
+            .http
+            .post(format!("{base}/api/v1/auth/login"))
+            .header("content-type", "application/json")
+            .header("content-encoding", "gzip")
+            .body(gz.to_vec())
+            .send()
+            .await
+            .unwrap();
+        let (status, p) = e2e::read("gzip", res).await;
+        assert_eq!(
+            (status, p["code"].as_str()),
+            (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                Some("unsupported_media_type")
+            ),
+            "{base}"
+        );
+    }
+    let request = "GET /api/v1/characters/sophia HTTP/1.0\r\nHost: x\r\n\r\n";
+    let (status, body) = raw(s.gateway_proc.port, request, None).await;
+    assert_eq!(status, 200);
+    let card: Value =
+        serde_json::from_str(&body).unwrap_or_else(|_| panic!("not chunked: {body:?}"));
+    assert_eq!(card["id"], "sophia");
+}
+
+/// Inputs that once broke things further down: search text PostgreSQL could not parse,
+/// characters that grow when lowercased, a reply longer than a message holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn odd_text_never_reaches_a_500() {
+    let s = Stack::with(Options {
+        env: vec![
+            ("AI_TOKEN_DELAY_MS", "0".into()),
+            ("AI_PHOTO_EVERY", "0".into()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let t = s.matched("lea@example.com", "sophia").await;
+    let dashes = "-".repeat(40);
+    for path in ["/api/v1/search/messages", "/api/v1/search/memories"] {
+        let (status, hits) = s.get(&format!("{path}?q={}", urlencode(&dashes)), &t).await;
+        assert_eq!((status, hits), (StatusCode::OK, json!([])), "{path}");
+        let (status, _) = s
+            .get(
+                &format!("{path}?q={}", urlencode(&format!("{dashes}café"))),
+                &t,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+    }
+    let turkish = format!("{}@example.com", "\u{130}".repeat(200));
+    let (status, p) = s
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({ "email": turkish, "password": "un mot de passe", "display_name": "I" }),
+        )
+        .await;
+    assert_eq!(
+        (status, p["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("email"))
+    );
+    for content in [format!("Bonjour {dashes}"), "\u{130}".repeat(4000)] {
+        let (status, _) = s
+            .post(
+                "/api/v1/conversations/sophia/messages",
+                Some(&t),
+                json!({ "content": content }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+        let (status, reply) = s
+            .post("/api/v1/conversations/sophia/reply", Some(&t), json!({}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{reply}");
+        assert!(reply["content"].as_str().unwrap().chars().count() <= 8000);
+    }
+}
+
+/// Swipes and plain asks racing on one message: one reply, counted once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_swipes_never_write_or_count_a_reply_twice() {
+    let s = Stack::with(Options {
+        env: vec![
+            ("AI_TOKEN_DELAY_MS", "0".into()),
+            ("AI_PHOTO_EVERY", "0".into()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let t = s.matched("lea@example.com", "sophia").await;
+    for round in 0..5 {
+        s.post(
+            "/api/v1/conversations/sophia/messages",
+            Some(&t),
+            json!({ "content": format!("Message {round}") }),
+        )
+        .await;
+        let mut racers = Vec::new();
+        for i in 0..6 {
+            let (http, t) = (s.http.clone(), t.clone());
+            let url = format!(
+                "{}/api/v1/conversations/sophia/reply{}",
+                s.gateway,
+                if i % 2 == 0 { "?regenerate=true" } else { "" }
+            );
+            racers.push(tokio::spawn(async move {
+                http.post(url).bearer_auth(t).send().await.unwrap().status()
+            }));
+        }
+        for r in racers {
+            let status = r.await.unwrap();
+            assert!(
+                matches!(status.as_u16(), 200 | 201 | 409),
+                "round {round}: {status}"
+            );
+        }
+    }
+    // Whatever the interleaving: one reply per message, and XP for five replies.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, page) = s
+            .get("/api/v1/conversations/sophia/messages?limit=100", &t)
+            .await;
+        let items = page["items"].as_array().unwrap();
+        let replies = items.iter().filter(|m| m["sender"] == "character").count();
+        let (_, me) = s.get("/api/v1/users/me", &t).await;
+        if replies >= 5 {
+            assert_eq!(replies, 5, "one reply per message: {page}");
+            assert_eq!(me["xp"], 50, "counted once each");
+            break;
+        }
+        assert!(Instant::now() < deadline, "replies: {replies}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Photos are capped per day (a paid image API, and the disk, cannot be drained by one
+/// account); replies that may take minutes cannot take the slots everyone else needs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daily_photo_cap_and_long_operations_keep_to_their_share() {
+    let s = Stack::with(Options {
+        env: vec![
+            ("MEDIA_PHOTOS_PER_USER_PER_DAY", "3".into()),
+            ("MEDIA_MAX_PENDING", "10".into()),
+            ("AI_TOKEN_DELAY_MS", "150".into()),
+            ("AI_PHOTO_EVERY", "0".into()),
+        ],
+        gateway_env: vec![("GATEWAY_MAX_LONG_IN_FLIGHT", "1".into())],
+    })
+    .await;
+    let t = s.matched("lea@example.com", "sophia").await;
+    for i in 0..3 {
+        let (status, _) = s
+            .post(
+                "/api/v1/photos/sophia/generate",
+                Some(&t),
+                json!({ "prompt": format!("photo {i}") }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+    }
+    let (status, p) = s
+        .post("/api/v1/photos/sophia/generate", Some(&t), json!({}))
+        .await;
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited"))
+    );
+
+    // One slow reply written whole holds the one long slot: a second is shed, everything else
+    // is served.
+    let u = s.matched("hugo@example.com", "hugo").await;
+    for token in [&t, &u] {
+        let c = if token == &t { "sophia" } else { "hugo" };
+        s.post(
+            &format!("/api/v1/conversations/{c}/messages"),
+            Some(token),
+            json!({ "content": "Raconte-moi ta journée." }),
+        )
+        .await;
+    }
+    let slow = {
+        let (http, url, t) = (
+            s.http.clone(),
+            format!("{}/api/v1/conversations/sophia/reply", s.gateway),
+            t.clone(),
+        );
+        tokio::spawn(async move { http.post(url).bearer_auth(t).send().await.unwrap().status() })
+    };
+    // Wait until the slow reply is being written (it holds its slot from then on).
+    let lea: uuid::Uuid = s.get("/api/v1/users/me", &t).await.1["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut conn = s.db.conn().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (started, _) = db_core::queries::generations::started_since(
+            &mut conn,
+            lea,
+            chrono::DateTime::UNIX_EPOCH,
+        )
+        .await
+        .unwrap();
+        if started > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the slow reply never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, _) = s
+        .post("/api/v1/conversations/hugo/reply", Some(&u), json!({}))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the long slot is taken"
+    );
+    let (status, _) = s.call(Method::GET, "/api/v1/characters", None, None).await;
+    assert_eq!(status, StatusCode::OK, "other requests are not affected");
+    assert_eq!(s.get("/api/v1/matches", &u).await.0, StatusCode::OK);
+    assert_eq!(slow.await.unwrap(), StatusCode::CREATED);
+}

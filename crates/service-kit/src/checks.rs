@@ -71,7 +71,7 @@ pub const FIELD_FORMATS: &[(&str, &str)] = &[
 
 /// Conversations, messages and memories exist only within a match; without one, a 404.
 pub async fn require_match(kit: &Kit, user: Uuid, character: &str) -> Result<(), ApiError> {
-    if kit.store.is_matched(user, character).await? {
+    if kit.store.matches().contains(user, character).await? {
         Ok(())
     } else {
         Err(ApiError::NotFound)
@@ -179,8 +179,10 @@ pub fn valid_email(field: &'static str, email: &str) -> Result<String, ApiError>
                 && domain.contains('.')
                 && !domain.starts_with('.')
         });
-    if ok {
-        Ok(email.to_lowercase())
+    // Lowercasing can lengthen a string ('İ' becomes two characters): the stored form must fit.
+    let lower = email.to_lowercase();
+    if ok && lower.chars().count() <= 254 {
+        Ok(lower)
     } else {
         Err(ApiError::validation(field, "not a valid email address"))
     }
@@ -275,6 +277,8 @@ mod tests {
             valid_email("e", "Lea@Example.com").ok().as_deref(),
             Some("lea@example.com")
         );
+        let longer_lowercased = format!("{}@example.com", "\u{130}".repeat(200));
+        assert!(valid_email("e", &longer_lowercased).is_err());
         for bad in [
             "lea",
             "lea@example",

@@ -33,12 +33,17 @@ pub enum ApiError {
     /// The path exists, the method does not (`allow` lists the ones that do).
     #[error("this path takes {allow}")]
     MethodNotAllowed { allow: String },
-    #[error("{detail}")]
-    Conflict { code: &'static str, detail: String },
+    /// The request conflicts with the current state; which conflict, the code says.
+    #[error("{0}")]
+    Conflict(Conflict),
     #[error("too many requests; retry in {retry_after} s")]
     RateLimited { retry_after: u64 },
     #[error("the request body is too large")]
     PayloadTooLarge,
+    /// A body in a form the API does not take (a compressed one: decompressing it would cost
+    /// far more than it took to send).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// The client did not send its body in time.
     #[error("the request body did not arrive in time")]
     RequestTimeout,
@@ -56,7 +61,7 @@ pub enum ApiError {
 
 impl ApiError {
     /// Every code a client can see, for docs and for the test that reaches each one.
-    pub const CODES: [&'static str; 15] = [
+    pub const CODES: [&'static str; 20] = [
         "bad_request",
         "validation_failed",
         "unauthorized",
@@ -65,8 +70,13 @@ impl ApiError {
         "not_found",
         "method_not_allowed",
         "email_taken",
+        "client_id_reused",
+        "too_many_photo_jobs",
+        "generation_in_progress",
+        "nothing_to_answer",
         "rate_limited",
         "payload_too_large",
+        "unsupported_media_type",
         "request_timeout",
         "service_unavailable",
         "upstream_unavailable",
@@ -94,9 +104,10 @@ impl ApiError {
             ApiError::InvalidCredentials => "invalid_credentials",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
-            ApiError::Conflict { code, .. } => code,
+            ApiError::Conflict(c) => c.code(),
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::RequestTimeout => "request_timeout",
             ApiError::Unavailable { .. } => "service_unavailable",
             ApiError::BadGateway(_) => "upstream_unavailable",
@@ -114,14 +125,42 @@ impl ApiError {
             }
             ApiError::NotFound => "Not found",
             ApiError::MethodNotAllowed { .. } => "Method not allowed",
-            ApiError::Conflict { .. } => "Conflict",
+            ApiError::Conflict(_) => "Conflict",
             ApiError::RateLimited { .. } => "Too many requests",
             ApiError::PayloadTooLarge => "Payload too large",
+            ApiError::UnsupportedMediaType(_) => "Unsupported media type",
             ApiError::RequestTimeout => "Request timeout",
             ApiError::Unavailable { .. } => "Service unavailable",
             ApiError::BadGateway(_) => "Bad gateway",
             ApiError::GatewayTimeout(_) => "Gateway timeout",
             ApiError::Internal(_) => "Internal error",
+        }
+    }
+}
+
+/// The conflicts a client can run into, each with its own code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Conflict {
+    #[error("an account with this email already exists")]
+    EmailTaken,
+    #[error("this client_id was already used for another conversation")]
+    ClientIdReused,
+    #[error("at most {max} photos can be on their way at once; wait for one to arrive")]
+    TooManyPhotoJobs { max: i64 },
+    #[error("a reply is being written in this conversation; try again in a moment")]
+    GenerationInProgress,
+    #[error("there is nothing to answer: the user has not written yet")]
+    NothingToAnswer,
+}
+
+impl Conflict {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Conflict::EmailTaken => "email_taken",
+            Conflict::ClientIdReused => "client_id_reused",
+            Conflict::TooManyPhotoJobs { .. } => "too_many_photo_jobs",
+            Conflict::GenerationInProgress => "generation_in_progress",
+            Conflict::NothingToAnswer => "nothing_to_answer",
         }
     }
 }
@@ -150,9 +189,10 @@ impl ResponseError for ApiError {
             }
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
@@ -164,7 +204,12 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         if self.status_code().is_server_error() {
             let request_id = request_id::current().unwrap_or_default();
-            tracing::error!(code = self.code(), %request_id, error = ?self, "request failed");
+            // The cause chain, without a backtrace (`RUST_BACKTRACE` would put one in every line).
+            let error = match self {
+                ApiError::Internal(e) => format!("{e:#}"),
+                other => other.to_string(),
+            };
+            tracing::error!(code = self.code(), %request_id, %error, "request failed");
         }
         self.problem()
     }
@@ -230,6 +275,33 @@ impl From<DbError> for ApiError {
     }
 }
 
+impl From<db_core::MatchError> for ApiError {
+    fn from(e: db_core::MatchError) -> Self {
+        match e {
+            db_core::MatchError::UnknownCharacter => ApiError::NotFound,
+            db_core::MatchError::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<db_core::SendError> for ApiError {
+    fn from(e: db_core::SendError) -> Self {
+        match e {
+            db_core::SendError::NoMatch => ApiError::NotFound,
+            db_core::SendError::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<db_core::CreateUserError> for ApiError {
+    fn from(e: db_core::CreateUserError) -> Self {
+        match e {
+            db_core::CreateUserError::EmailTaken => ApiError::Conflict(Conflict::EmailTaken),
+            db_core::CreateUserError::Db(e) => e.into(),
+        }
+    }
+}
+
 impl From<db_core::QueryError> for ApiError {
     fn from(e: db_core::QueryError) -> Self {
         ApiError::Internal(e.into())
@@ -268,12 +340,14 @@ mod tests {
             ApiError::MethodNotAllowed {
                 allow: "GET".into(),
             },
-            ApiError::Conflict {
-                code: "email_taken",
-                detail: "taken".into(),
-            },
+            ApiError::Conflict(Conflict::EmailTaken),
+            ApiError::Conflict(Conflict::ClientIdReused),
+            ApiError::Conflict(Conflict::TooManyPhotoJobs { max: 5 }),
+            ApiError::Conflict(Conflict::GenerationInProgress),
+            ApiError::Conflict(Conflict::NothingToAnswer),
             ApiError::RateLimited { retry_after: 7 },
             ApiError::PayloadTooLarge,
+            ApiError::UnsupportedMediaType("gzip".into()),
             ApiError::RequestTimeout,
             ApiError::Unavailable { retry_after: 1 },
             ApiError::BadGateway("chat"),

@@ -23,14 +23,14 @@ pub async fn health(kit: web::Data<Kit>) -> HttpResponse {
 }
 
 async fn ready(kit: web::Data<Kit>) -> ApiResult<HttpResponse> {
-    let db = tokio::time::timeout(Duration::from_secs(2), kit.store.db.ping()).await;
+    let db = tokio::time::timeout(Duration::from_secs(2), kit.store.ping_database()).await;
     if !matches!(db, Ok(Ok(()))) {
         return Err(ApiError::Unavailable { retry_after: 1 });
     }
-    let redis = match kit.store.cache.redis_pool() {
+    let redis = match kit.store.ping_redis().await {
         None => "disabled",
-        Some(r) if r.ping().await.is_ok() => "up",
-        Some(_) => "down",
+        Some(true) => "up",
+        Some(false) => "down",
     };
     let status = if redis == "down" { "degraded" } else { "ready" };
     Ok(HttpResponse::Ok().json(

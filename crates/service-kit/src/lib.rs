@@ -8,6 +8,7 @@ pub mod health;
 pub mod metrics;
 pub mod openapi;
 pub mod request_id;
+pub mod secret;
 pub mod server;
 pub mod telemetry;
 #[cfg(feature = "testing")]
@@ -15,15 +16,14 @@ pub mod testing;
 
 use std::time::Duration;
 
-use actix_web::middleware::from_fn;
-use actix_web::{App, HttpServer, web};
+use actix_web::web;
 use db_core::{Cache, Db, PgConfig, RedisConfig, RedisPool, SlowQueryConfig, Store};
 use metrics_exporter_prometheus::PrometheusHandle;
-use utoipa_actix_web::AppExt;
 
 pub use auth::{AuthUser, TokenKeys};
 pub use error::{ApiError, ApiResult};
 pub use openapi::{Api, ApiConfig};
+pub use secret::Secret;
 pub use server::Listeners;
 
 /// What every service keeps in its app data.
@@ -174,9 +174,9 @@ async fn not_found() -> ApiResult<actix_web::HttpResponse> {
 }
 
 /// Starts a service: its API on the public listener (with `/health` and `/openapi.json`), the
-/// admin endpoints on the admin listener, `data` adding the app data its handlers need. Stops
-/// gracefully on SIGINT/SIGTERM: in-flight requests finish, then pending write-behind state is
-/// flushed.
+/// admin endpoints on the admin listener, `data` adding the app data its handlers need, the
+/// store's background work (revocations, catalogue invalidations). Stops gracefully on
+/// SIGINT/SIGTERM.
 pub async fn serve<D>(
     kit: Kit,
     listeners: Listeners,
@@ -190,23 +190,20 @@ where
     let shared = web::Data::new(kit.clone());
     let keys = web::Data::new(kit.keys.clone());
     let revocations = web::Data::new(kit.store.revocations().clone());
-    let mut tasks = server::Tasks::default();
-    tasks.add(
-        kit.store
-            .revocations()
-            .spawn_sync(kit.store.db.clone(), kit.store.cache.clone()),
-    );
     let document = web::Data::new(api.document());
-    let workers = http_workers()?;
-    let public = {
-        let (shared, keys, document) = (shared.clone(), keys.clone(), document.clone());
-        let revocations = revocations.clone();
-        HttpServer::new(move || {
-            App::new()
-                .into_utoipa_app()
-                .configure(api.routes)
-                .into_app()
-                .app_data(shared.clone())
+    let mut tasks = server::Tasks::default();
+    tasks.add(kit.store.spawn_background());
+    let admin_kit = shared.clone();
+    server::serve_http(server::Http {
+        name: kit.service,
+        listeners,
+        settings: server::HttpSettings {
+            workers: http_workers()?,
+            shutdown_timeout,
+        },
+        public: move |cfg: &mut web::ServiceConfig| {
+            (api.routes)(&mut ApiConfig::new(cfg));
+            cfg.app_data(shared.clone())
                 .app_data(keys.clone())
                 .app_data(revocations.clone())
                 .app_data(document.clone())
@@ -216,38 +213,71 @@ where
                 .configure(data.clone())
                 .route("/health", web::get().to(health::health))
                 .route("/openapi.json", web::get().to(openapi_json))
-                .default_service(web::to(not_found))
-                .wrap(from_fn(metrics::middleware))
-                .wrap(from_fn(request_id::middleware))
-                .wrap(tracing_actix_web::TracingLogger::default())
-        })
-        .on_connect(no_delay)
-        .workers(workers)
-        .shutdown_timeout(shutdown_timeout.as_secs())
-        .disable_signals()
-        .listen(listeners.public)?
-        .run()
-    };
-    let admin = HttpServer::new(move || {
-        App::new()
-            .app_data(shared.clone())
-            .configure(health::admin)
-            .default_service(web::to(not_found))
-            .wrap(from_fn(request_id::middleware))
+                .default_service(web::to(not_found));
+        },
+        admin: move |cfg: &mut web::ServiceConfig| {
+            cfg.app_data(admin_kit.clone())
+                .configure(health::admin)
+                .default_service(web::to(not_found));
+        },
     })
-    .workers(1)
-    .shutdown_timeout(shutdown_timeout.as_secs())
-    .disable_signals()
-    .listen(listeners.admin)?
-    .run();
-    server::run_until_stopped(kit.service, vec![public, admin]).await?;
-    let flushed = kit.store.flush_affection().await?;
-    tracing::info!(
-        service = kit.service,
-        points = flushed.points,
-        "stopped; write-behind state flushed"
-    );
-    Ok(())
+    .await
+}
+
+/// A service binary: its name and port, its API, the settings and background work of its own.
+/// [`run`] gives every service the same life: telemetry, configuration read once, the kit, the
+/// listeners, a graceful stop.
+pub trait Service: Clone + Send + Sync + Sized + 'static {
+    const NAME: &'static str;
+    const DEFAULT_PORT: u16;
+    /// Only the auth service mints tokens.
+    const SIGNS_TOKENS: bool = false;
+    const API: Api;
+
+    /// Reads the service's own settings (once) and starts its background work.
+    fn start(kit: &Kit) -> impl std::future::Future<Output = anyhow::Result<Self>> + Send;
+
+    /// Adds the app data its handlers need.
+    fn configure(&self, _cfg: &mut web::ServiceConfig) {}
+
+    /// Stops its background work, after the listeners have stopped, within `within`.
+    fn stop(self, _within: Duration) -> impl std::future::Future<Output = ()> + Send {
+        async {}
+    }
+}
+
+/// The `main` of a service binary.
+pub async fn run<S: Service>() -> anyhow::Result<()> {
+    let telemetry = Telemetry::init(S::NAME);
+    let started = async {
+        let config = KitConfig::from_env(S::NAME, S::DEFAULT_PORT)?;
+        let kit = config.kit(S::SIGNS_TOKENS)?;
+        let service = S::start(&kit).await?;
+        let listeners = config.listeners()?;
+        tracing::info!(
+            service = S::NAME,
+            addr = %listeners.public_addr()?,
+            admin = %listeners.admin_addr()?,
+            "listening"
+        );
+        let data = service.clone();
+        serve(
+            kit,
+            listeners,
+            config.shutdown_timeout,
+            S::API,
+            move |cfg: &mut web::ServiceConfig| data.configure(cfg),
+        )
+        .await?;
+        service.stop(config.shutdown_timeout).await;
+        Ok::<_, anyhow::Error>(())
+    };
+    let result = started.await;
+    if let Err(e) = &result {
+        tracing::error!(service = S::NAME, error = %format!("{e:#}"), "cannot run");
+    }
+    telemetry.shutdown();
+    result
 }
 
 async fn openapi_json(doc: web::Data<utoipa::openapi::OpenApi>) -> actix_web::HttpResponse {

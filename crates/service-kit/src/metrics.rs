@@ -77,7 +77,7 @@ pub async fn middleware(
 
 /// Renders the metrics, refreshing the pool and cache gauges first.
 pub fn render(kit: &Kit) -> String {
-    for (role, s) in kit.store.db.stats() {
+    for (role, s) in kit.store.pool_stats() {
         let g = |state: &'static str, v: f64| {
             metrics::gauge!("db_pool_connections", "role" => role, "state" => state).set(v)
         };
@@ -93,12 +93,12 @@ pub fn render(kit: &Kit) -> String {
         metrics::gauge!("db_pool_connections_closed", "role" => role)
             .set(s.connections_closed as f64);
     }
-    for f in kit.store.cache.stats() {
+    for f in kit.store.cache().stats() {
         metrics::gauge!("cache_hits", "family" => f.family).set(f.hits as f64);
         metrics::gauge!("cache_misses", "family" => f.family).set(f.misses as f64);
         metrics::gauge!("cache_bypassed", "family" => f.family).set(f.bypassed as f64);
     }
-    metrics::gauge!("cache_redis_healthy").set(if kit.store.cache.redis_healthy() {
+    metrics::gauge!("cache_redis_healthy").set(if kit.store.cache().redis_healthy() {
         1.0
     } else {
         0.0

@@ -6,6 +6,8 @@ use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
 use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
 use futures_util::future::join_all;
 
 /// The two sockets a process serves.
@@ -50,6 +52,81 @@ pub struct HttpSettings {
     pub workers: usize,
     /// How long a stopping server lets in-flight requests finish.
     pub shutdown_timeout: Duration,
+}
+
+/// A process's two HTTP servers: what its public and admin listeners serve.
+pub struct Http<P, A> {
+    pub name: &'static str,
+    pub listeners: Listeners,
+    pub settings: HttpSettings,
+    /// The public listener's routes (wrapped in the request id, metrics and request logging).
+    pub public: P,
+    /// The admin listener's routes (probes and scrapes: not logged).
+    pub admin: A,
+}
+
+/// Serves both listeners until SIGINT/SIGTERM, then stops them gracefully. The one lifecycle of
+/// every process, the services and the gateway alike.
+pub async fn serve_http<P, A>(http: Http<P, A>) -> anyhow::Result<()>
+where
+    P: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+    A: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+{
+    let Http {
+        name,
+        listeners,
+        settings,
+        public,
+        admin,
+    } = http;
+    let public = HttpServer::new(move || {
+        App::new()
+            .configure(public.clone())
+            .wrap(from_fn(refuse_compressed_bodies))
+            .wrap(from_fn(crate::metrics::middleware))
+            .wrap(from_fn(crate::request_id::middleware))
+            .wrap(tracing_actix_web::TracingLogger::default())
+    })
+    .on_connect(crate::no_delay)
+    .workers(settings.workers)
+    .shutdown_timeout(settings.shutdown_timeout.as_secs())
+    .disable_signals()
+    .listen(listeners.public)?
+    .run();
+    let admin = HttpServer::new(move || {
+        App::new()
+            .configure(admin.clone())
+            .wrap(from_fn(crate::request_id::middleware))
+    })
+    .workers(1)
+    .shutdown_timeout(settings.shutdown_timeout.as_secs())
+    .disable_signals()
+    .listen(listeners.admin)?
+    .run();
+    run_until_stopped(name, vec![public, admin]).await?;
+    tracing::info!(service = name, "stopped");
+    Ok(())
+}
+
+/// Refuses a compressed request body (415): actix would expand it before any size limit
+/// applies, a few kilobytes sent for hundreds of megabytes held.
+async fn refuse_compressed_bodies(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    use actix_web::ResponseError;
+    let encoding = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
+        .filter(|e| e != "identity");
+    if let Some(encoding) = encoding {
+        let refused = crate::ApiError::UnsupportedMediaType(format!(
+            "request bodies are not taken compressed (Content-Encoding: {encoding})"
+        ));
+        return Ok(req.into_response(refused.error_response()));
+    }
+    Ok(next.call(req).await?.map_into_boxed_body())
 }
 
 /// Runs `servers` (built with `disable_signals`) until one fails or SIGINT/SIGTERM arrives,

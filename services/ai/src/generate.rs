@@ -5,10 +5,10 @@
 
 use std::sync::Arc;
 
-use db_core::models::{Message, NewMemory, NewMessage, Sender};
-use db_core::queries::generations::{self, Claim, Generation};
-use db_core::queries::memories;
+use db_core::models::{Generation, Message, Sender};
+use db_core::store::{Ask, Completed, Reward, Start};
 use futures_util::StreamExt;
+use service_kit::error::Conflict;
 use service_kit::{ApiError, Kit};
 use tokio::sync::broadcast;
 use tracing::Instrument;
@@ -20,8 +20,6 @@ use crate::provider::{Prompt, Provider};
 /// Affection and XP one reply is worth.
 pub const AFFECTION_PER_REPLY: i32 = 2;
 pub const XP_PER_REPLY: i64 = 10;
-/// Default context budget, in (estimated) tokens.
-pub const CONTEXT_TOKENS: usize = 3000;
 /// Tokens recorded per database write while generating.
 const PERSIST_EVERY: usize = 16;
 
@@ -34,6 +32,11 @@ pub struct Limits {
     pub max_tokens: usize,
     /// `AI_REPLIES_PER_USER_PER_DAY` (default 500).
     pub per_user_per_day: i64,
+    /// `AI_CONTEXT_TOKENS` (default 3000): the prompt's budget, in (estimated) tokens.
+    pub context_tokens: usize,
+    /// `AI_LEASE_MS` (default 15000): how long a writer holds a generation without renewing
+    /// it; a generation whose writer died is taken over after that.
+    pub lease: std::time::Duration,
 }
 
 /// Who writes a reply, and within what limits.
@@ -48,6 +51,8 @@ impl Default for Limits {
         Self {
             max_tokens: 512,
             per_user_per_day: 500,
+            context_tokens: 3000,
+            lease: std::time::Duration::from_secs(15),
         }
     }
 }
@@ -60,74 +65,60 @@ pub enum Event {
 }
 
 pub enum Started {
-    /// A new generation: its events follow.
-    Live(Generation, broadcast::Receiver<Event>),
+    /// A new generation: its events follow. `took_over`: it starts again the work of a writer
+    /// that died (a client that had some of its tokens must drop them).
+    Live(Generation, broadcast::Receiver<Event>, bool),
     /// Already answered.
     Done(Generation, Box<Message>),
     /// Being answered (maybe by another replica).
     Running(Generation),
 }
 
-/// Claims and starts the reply to `user_message_id`.
-pub async fn start(
-    kit: &Kit,
-    author: Author,
-    user: Uuid,
-    character: &str,
-    user_message_id: i64,
-    regenerate: bool,
-    photo: Option<PhotoAsk>,
-) -> Result<Started, ApiError> {
-    let mut conn = kit.store.db.write().await?;
-    let answered = !regenerate
-        && generations::for_message(&mut conn, user_message_id)
-            .await?
-            .is_some();
-    if !answered {
-        let day = chrono::Duration::days(1);
-        let (started, oldest) =
-            generations::started_since(&mut conn, user, chrono::Utc::now() - day).await?;
-        if started >= author.limits.per_user_per_day {
-            let retry_after = oldest
-                .map(|o| (o + day - chrono::Utc::now()).num_seconds().max(1) as u64)
-                .unwrap_or(3600);
-            return Err(ApiError::RateLimited { retry_after });
-        }
-    }
-    // A swipe retires the finished reply first; the new generation writes over its message.
-    let replaces = if regenerate {
-        generations::supersede_done(&mut conn, user_message_id).await?
-    } else {
-        None
+/// What the user asked for: a reply to which message, in which conversation.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub user: Uuid,
+    pub character: String,
+    pub user_message_id: i64,
+    /// Write the reply again (a swipe): nothing is counted twice.
+    pub regenerate: bool,
+    /// Photo milestones, on the user's behalf; `None` turns them off for this reply.
+    pub photo: Option<PhotoAsk>,
+}
+
+/// Claims and starts the reply to `request.user_message_id`.
+pub async fn start(kit: &Kit, author: Author, request: Request) -> Result<Started, ApiError> {
+    let ask = Ask {
+        user: request.user,
+        character: &request.character,
+        user_message_id: request.user_message_id,
+        provider: author.provider.name(),
+        regenerate: request.regenerate,
+        per_day: author.limits.per_user_per_day,
+        lease: author.limits.lease,
     };
-    match generations::claim(
-        &mut conn,
-        user,
-        character,
-        user_message_id,
-        author.provider.name(),
-    )
-    .await?
-    {
-        Claim::Busy => Err(ApiError::Conflict {
-            code: "generation_in_progress",
-            detail: "a reply is being written in this conversation; try again in a moment".into(),
-        }),
-        Claim::Existing(g) if g.is_running() => Ok(Started::Running(g)),
-        Claim::Existing(g) => {
-            let reply_id = g.reply_message_id.ok_or(ApiError::NotFound)?;
-            let reply = db_core::queries::messages::get(&mut conn, user, reply_id)
+    match kit.store.generations().start(ask).await? {
+        Start::QuotaSpent { retry_after } => Err(ApiError::RateLimited { retry_after }),
+        Start::Busy => Err(ApiError::Conflict(Conflict::GenerationInProgress)),
+        Start::Existing(g) if g.is_running() => Ok(Started::Running(g)),
+        Start::Existing(g) => {
+            let reply = kit
+                .store
+                .generations()
+                .reply(&g)
                 .await?
                 .ok_or(ApiError::NotFound)?;
             Ok(Started::Done(g, Box::new(reply)))
         }
-        Claim::New(g) => {
-            drop(conn);
-            let prompt = match prompt(kit, user, character, user_message_id, g.id).await {
+        Start::New {
+            generation: g,
+            replaces,
+            took_over,
+        } => {
+            let prompt = match prompt(kit, &request, g.id, author.limits.context_tokens).await {
                 Ok(p) => p,
                 Err(e) => {
-                    let mut conn = kit.store.db.write().await?;
-                    generations::fail(&mut conn, g.id).await?;
+                    kit.store.generations().fail(g.id).await?;
                     return Err(e);
                 }
             };
@@ -135,42 +126,58 @@ pub async fn start(
             // The generation outlives the request, in a span of the request's trace.
             let span = tracing::info_span!("generation", generation = %g.id);
             tokio::spawn(
-                run(kit.clone(), author, g.clone(), prompt, tx, replaces, photo).instrument(span),
+                run(
+                    kit.clone(),
+                    author,
+                    g.clone(),
+                    prompt,
+                    tx,
+                    replaces,
+                    request.photo,
+                )
+                .instrument(span),
             );
-            Ok(Started::Live(g, rx))
+            Ok(Started::Live(g, rx, took_over))
         }
     }
 }
 
+/// The prompt: the persona, the message, what the character remembers (relevant first, then
+/// the newest), the newest history; cut to the context budget.
 async fn prompt(
     kit: &Kit,
-    user: Uuid,
-    character: &str,
-    user_message_id: i64,
+    request: &Request,
     generation: Uuid,
+    budget: usize,
 ) -> Result<Prompt, ApiError> {
+    let (user, character) = (request.user, request.character.as_str());
     let c = kit
         .store
-        .character(character)
+        .catalogue()
+        .get(character)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let window = kit.store.conversation(user, character, None, 20).await?;
+    let window = kit
+        .store
+        .conversations()
+        .page(user, character, None, 20)
+        .await?;
     let user_message = window
         .items
         .iter()
-        .find(|m| m.id == user_message_id)
+        .find(|m| m.id == request.user_message_id)
         .map(|m| m.content.clone())
         .unwrap_or_default();
-    let mut conn = kit.store.db.read().await?;
-    // Relevant memories first (full-text match on the message), then the newest.
-    let mut remembered: Vec<String> =
-        memories::search(&mut conn, user, &user_message, Some(character), 3)
-            .await?
-            .into_iter()
-            .map(|h| h.memory.content)
-            .collect();
+    let memories = kit.store.memories();
+    let mut remembered: Vec<String> = memories
+        .search(user, &user_message, Some(character), 3)
+        .await?
+        .into_iter()
+        .map(|h| h.memory.content)
+        .collect();
     if remembered.is_empty() {
-        remembered = memories::list(&mut conn, user, character, None, 3)
+        remembered = memories
+            .list(user, character, None, 3)
             .await?
             .items
             .into_iter()
@@ -184,20 +191,12 @@ async fn prompt(
         history: window
             .items
             .iter()
-            .filter(|m| m.id != user_message_id)
-            .map(|m| (m.sender == db_core::models::Sender::User, m.content.clone()))
+            .filter(|m| m.id != request.user_message_id)
+            .map(|m| (m.sender == Sender::User, m.content.clone()))
             .collect(),
         seed: generation.as_u64_pair().0,
     }
-    .within_budget(context_budget()))
-}
-
-/// Tokens of context a prompt may use (`AI_CONTEXT_TOKENS`).
-fn context_budget() -> usize {
-    std::env::var("AI_CONTEXT_TOKENS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(CONTEXT_TOKENS)
+    .within_budget(budget))
 }
 
 async fn run(
@@ -209,26 +208,31 @@ async fn run(
     replaces: Option<i64>,
     photo: Option<PhotoAsk>,
 ) {
-    let user_message = prompt.user_message.clone();
-    match generate(&kit, author, &g, prompt, &tx, replaces).await {
-        Ok(reply) if replaces.is_some() => {
-            // A swipe: what the first reply counted stays counted once.
-            let _ = tx.send(Event::Done(Box::new(reply)));
-        }
-        Ok(reply) => {
-            after_reply(&kit, &g, &user_message, photo.as_ref()).await;
-            let _ = tx.send(Event::Done(Box::new(reply)));
+    let reward = Reward {
+        affection: AFFECTION_PER_REPLY,
+        xp: XP_PER_REPLY,
+        facts: facts(&prompt.user_message),
+    };
+    match generate(&kit, author, &g, prompt, &tx, replaces, &reward).await {
+        Ok(done) => {
+            if let (Some(affection), Some(ask)) = (done.affection, photo.as_ref()) {
+                milestone(&g, i64::from(affection), ask).await;
+            }
+            let _ = tx.send(Event::Done(Box::new(done.reply)));
         }
         Err(e) => {
             tracing::warn!(generation = %g.id, error = %e, "generation failed");
-            if let Ok(mut conn) = kit.store.db.write().await {
-                let _ = generations::fail(&mut conn, g.id).await;
+            if let Err(e) = kit.store.generations().fail(g.id).await {
+                tracing::warn!(generation = %g.id, error = %e, "cannot record the failure");
             }
             let _ = tx.send(Event::Failed);
         }
     }
 }
 
+/// Streams the provider's tokens to whoever listens, records them as they come, then stores
+/// the reply and what it is worth in one transaction (once: a generation another attempt
+/// completed is not completed again).
 async fn generate(
     kit: &Kit,
     author: Author,
@@ -236,100 +240,76 @@ async fn generate(
     prompt: Prompt,
     tx: &broadcast::Sender<Event>,
     replaces: Option<i64>,
-) -> anyhow::Result<Message> {
+    reward: &Reward,
+) -> anyhow::Result<Completed> {
+    let generations = kit.store.generations();
+    let lease = author.limits.lease;
     let mut tokens = author
         .provider
         .stream(prompt)
         .take(author.limits.max_tokens);
     let mut all = Vec::new();
     let mut unsaved = Vec::new();
-    while let Some(token) = tokens.next().await {
-        let token = token?;
-        let _ = tx.send(Event::Token {
-            index: all.len(),
-            text: token.clone(),
-        });
-        all.push(token.clone());
-        unsaved.push(token);
-        if unsaved.len() >= PERSIST_EVERY {
-            let mut conn = kit.store.db.write().await?;
-            generations::append_tokens(&mut conn, g.id, &std::mem::take(&mut unsaved)).await?;
+    // Tokens are saved in small batches, at least twice a second (a reconnecting client is
+    // replayed them, and follows the rest from there), which also renews the lease.
+    let mut tick = tokio::time::interval((lease / 3).min(std::time::Duration::from_millis(500)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        let save = tokio::select! {
+            token = tokens.next() => {
+                let Some(token) = token else { break };
+                let token = token?;
+                let _ = tx.send(Event::Token {
+                    index: all.len(),
+                    text: token.clone(),
+                });
+                all.push(token.clone());
+                unsaved.push(token);
+                unsaved.len() >= PERSIST_EVERY
+            }
+            _ = tick.tick() => true,
+        };
+        if save
+            && !generations
+                .append_tokens(g.id, &std::mem::take(&mut unsaved), lease)
+                .await?
+        {
+            anyhow::bail!("the generation was taken over by another writer");
         }
     }
-    let content = all.concat().trim().to_owned();
+    // A provider may write more than a message holds (or echo a long input): cut to what fits.
+    let content: String = all
+        .concat()
+        .trim()
+        .chars()
+        .take(db_core::models::MAX_MESSAGE_CHARS)
+        .collect();
+    let content = content.trim().to_owned();
     anyhow::ensure!(!content.is_empty(), "the provider returned nothing");
-    let mut conn = kit.store.db.write().await?;
-    generations::append_tokens(&mut conn, g.id, &unsaved).await?;
-    drop(conn);
-    let reply = match replaces {
-        Some(id) => kit
-            .store
-            .edit_message(g.user_id, id, &content)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("the replaced reply is gone"))?,
-        None => kit
-            .store
-            .send(&NewMessage::new(
-                g.user_id,
-                g.character_id.as_str(),
-                Sender::Character,
-                content,
-            ))
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-            .into_message(),
-    };
-    let mut conn = kit.store.db.write().await?;
-    generations::finish(&mut conn, g.id, reply.id).await?;
-    Ok(reply)
+    generations.append_tokens(g.id, &unsaved, lease).await?;
+    generations
+        .complete(g, &content, replaces, reward)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the generation was completed by another attempt"))
 }
 
-/// Runs once per generation: the claim made sure of it.
-async fn after_reply(kit: &Kit, g: &Generation, user_message: &str, photo: Option<&PhotoAsk>) {
-    if let Err(e) = kit
-        .store
-        .add_affection(g.user_id, &g.character_id, AFFECTION_PER_REPLY)
+/// A reply carried the match's affection to `now`: if it passed a milestone, the character
+/// sends a photo.
+async fn milestone(g: &Generation, now: i64, ask: &PhotoAsk) {
+    if !ask
+        .milestones
+        .crossed(now - i64::from(AFFECTION_PER_REPLY), now)
+    {
+        return;
+    }
+    match ask
+        .milestones
+        .ask(&ask.authorization, &g.character_id)
         .await
     {
-        tracing::warn!(error = %e, "affection not counted");
-    } else if let Some(ask) = photo {
-        // A milestone passed: the character sends a photo.
-        let now = kit
-            .store
-            .affection(g.user_id, &g.character_id)
-            .await
-            .ok()
-            .flatten();
-        if let Some(now) = now
-            && ask
-                .milestones
-                .crossed(now - i64::from(AFFECTION_PER_REPLY), now)
-        {
-            match ask
-                .milestones
-                .ask(&ask.authorization, &g.character_id)
-                .await
-            {
-                Ok(job) => {
-                    tracing::info!(affection = now, %job, "affection milestone: photo asked")
-                }
-                Err(e) => tracing::warn!(error = %e, "affection milestone: no photo"),
-            }
-        }
-    }
-    if let Err(e) = kit.store.add_xp(g.user_id, XP_PER_REPLY).await {
-        tracing::warn!(error = %e, "XP not counted");
-    }
-    for fact in facts(user_message) {
-        let new = NewMemory {
-            user_id: g.user_id,
-            character_id: g.character_id.clone(),
-            content: fact,
-            source_message_id: Some(g.user_message_id),
-        };
-        if let Ok(mut conn) = kit.store.db.write().await {
-            let _ = memories::insert(&mut conn, &new).await;
-        }
+        Ok(job) => tracing::info!(affection = now, %job, "affection milestone: photo asked"),
+        Err(e) => tracing::warn!(error = %e, "affection milestone: no photo"),
     }
 }
 

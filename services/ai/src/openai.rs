@@ -19,7 +19,7 @@ pub struct OpenAiConfig {
     /// e.g. `https://api.openai.com/v1` or `http://127.0.0.1:11434/v1`.
     pub base_url: String,
     pub model: String,
-    pub api_key: Option<String>,
+    pub api_key: Option<service_kit::Secret>,
     pub first_token_timeout: Duration,
     pub total_timeout: Duration,
     /// Attempts after the first, before any token arrived.
@@ -79,7 +79,12 @@ impl Inner {
                 self.config.base_url.trim_end_matches('/')
             ))
             .json(body);
-        if let Some(key) = &self.config.api_key {
+        if let Some(key) = self
+            .config
+            .api_key
+            .as_ref()
+            .map(service_kit::Secret::expose)
+        {
             req = req.bearer_auth(key);
         }
         let res = req.send().await.map_err(|e| e.to_string())?;

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use service_kit::Secret;
 use tracing::Instrument;
 
 #[derive(Clone, Debug)]
@@ -52,7 +53,7 @@ impl PhotoMilestones {
     }
 
     /// Asks the media service for a photo of `character`'s choosing; returns the job id.
-    pub async fn ask(&self, authorization: &str, character: &str) -> anyhow::Result<String> {
+    pub async fn ask(&self, authorization: &Secret, character: &str) -> anyhow::Result<String> {
         let url = format!(
             "{}/api/v1/photos/{character}/generate",
             self.base_url.trim_end_matches('/')
@@ -62,7 +63,7 @@ impl PhotoMilestones {
             let mut req = self
                 .http
                 .post(&url)
-                .header("authorization", authorization)
+                .header("authorization", authorization.expose())
                 .json(&serde_json::json!({}));
             if let Some(tp) = service_kit::telemetry::traceparent() {
                 req = req.header("traceparent", tp);
@@ -91,7 +92,7 @@ pub fn crossed(every: i64, before: i64, after: i64) -> bool {
 pub struct PhotoAsk {
     pub milestones: PhotoMilestones,
     /// The caller's `Authorization` header.
-    pub authorization: String,
+    pub authorization: Secret,
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ pub fn ai_from_env() -> anyhow::Result<Ai> {
     let openai_config = OpenAiConfig {
         base_url: env("OPENAI_BASE_URL").unwrap_or_else(|| "https://api.openai.com/v1".into()),
         model: env("OPENAI_MODEL").unwrap_or_else(|| "gpt-4o-mini".into()),
-        api_key: env("OPENAI_API_KEY"),
+        api_key: env("OPENAI_API_KEY").map(service_kit::Secret::new),
         first_token_timeout: Duration::from_millis(num("AI_FIRST_TOKEN_TIMEOUT_MS", 10_000)?),
         total_timeout: Duration::from_millis(num("AI_TIMEOUT_MS", 120_000)?),
         retries: num("AI_RETRIES", 1)? as u32,
@@ -69,7 +69,13 @@ pub fn ai_from_env() -> anyhow::Result<Ai> {
     let limits = crate::generate::Limits {
         max_tokens: num("AI_MAX_TOKENS", d.max_tokens as u64)? as usize,
         per_user_per_day: num("AI_REPLIES_PER_USER_PER_DAY", d.per_user_per_day as u64)? as i64,
+        context_tokens: num("AI_CONTEXT_TOKENS", d.context_tokens as u64)? as usize,
+        lease: Duration::from_millis(num("AI_LEASE_MS", d.lease.as_millis() as u64)?),
     };
+    anyhow::ensure!(
+        limits.lease >= Duration::from_millis(300),
+        "AI_LEASE_MS must be at least 300"
+    );
     anyhow::ensure!(limits.max_tokens > 0, "AI_MAX_TOKENS must be at least 1");
     Ok(Ai {
         provider,

@@ -53,6 +53,7 @@ async fn start_limited(
 async fn say(app: &TestApp, user: Uuid, text: &str) -> i64 {
     app.kit
         .store
+        .conversations()
         .send(&NewMessage::new(user, "sophia", Sender::User, text))
         .await
         .unwrap()
@@ -97,9 +98,24 @@ async fn a_reply_is_written_once_and_counted_once() {
     );
     assert_eq!(character_replies(&app, user).await.len(), 1);
     let store = &app.kit.store;
-    assert_eq!(store.affection(user, "sophia").await.unwrap(), Some(2));
-    assert_eq!(store.profile(user).await.unwrap().unwrap().xp, 10);
-    assert_eq!(store.unread_count(user, "sophia").await.unwrap(), 1);
+    assert_eq!(
+        store
+            .matches()
+            .get(user, "sophia")
+            .await
+            .unwrap()
+            .map(|m| m.affection),
+        Some(2)
+    );
+    assert_eq!(store.users().profile(user).await.unwrap().unwrap().xp, 10);
+    assert_eq!(
+        store
+            .conversations()
+            .unread_count(user, "sophia")
+            .await
+            .unwrap(),
+        1
+    );
     let mut conn = app.db.conn().await.unwrap();
     let remembered = db_core::queries::memories::list(&mut conn, user, "sophia", None, 10)
         .await
@@ -243,7 +259,13 @@ async fn concurrent_requests_make_one_generation() {
     }
     assert_eq!(character_replies(&app, user).await.len(), 1);
     assert_eq!(
-        app.kit.store.affection(user, "sophia").await.unwrap(),
+        app.kit
+            .store
+            .matches()
+            .get(user, "sophia")
+            .await
+            .unwrap()
+            .map(|m| i64::from(m.affection)),
         Some(2),
         "affection counted once"
     );
@@ -317,7 +339,8 @@ async fn regenerate_rewrites_the_reply_in_place_without_counting_twice() {
         let page = app
             .kit
             .store
-            .conversation(user, "sophia", None, 10)
+            .conversations()
+            .page(user, "sophia", None, 10)
             .await
             .unwrap();
         assert_eq!(
@@ -332,12 +355,25 @@ async fn regenerate_rewrites_the_reply_in_place_without_counting_twice() {
     );
     assert_eq!(character_replies(&app, user).await.len(), 1);
     assert_eq!(
-        app.kit.store.affection(user, "sophia").await.unwrap(),
+        app.kit
+            .store
+            .matches()
+            .get(user, "sophia")
+            .await
+            .unwrap()
+            .map(|m| i64::from(m.affection)),
         Some(2),
         "affection as for one reply"
     );
     assert_eq!(
-        app.kit.store.profile(user).await.unwrap().unwrap().xp,
+        app.kit
+            .store
+            .users()
+            .profile(user)
+            .await
+            .unwrap()
+            .unwrap()
+            .xp,
         10,
         "XP as for one reply"
     );
@@ -353,7 +389,8 @@ async fn regenerate_rewrites_the_reply_in_place_without_counting_twice() {
     let latest = app
         .kit
         .store
-        .conversation(user, "sophia", None, 1)
+        .conversations()
+        .page(user, "sophia", None, 1)
         .await
         .unwrap()
         .items[0]
@@ -371,6 +408,7 @@ async fn replies_are_cut_at_max_tokens_and_counted_against_a_daily_quota() {
     let limits = ai::generate::Limits {
         max_tokens: 3,
         per_user_per_day: 2,
+        ..Default::default()
     };
     let (app, user, token) = start_limited(0, limits).await;
     say(

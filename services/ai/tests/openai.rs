@@ -103,7 +103,7 @@ fn provider(url: &str, fallback: bool) -> OpenAi {
     let config = OpenAiConfig {
         base_url: url.to_owned(),
         model: "dream-test-model".into(),
-        api_key: Some("sk-test".into()),
+        api_key: Some(service_kit::Secret::new("sk-test")),
         first_token_timeout: Duration::from_millis(500),
         total_timeout: Duration::from_secs(10),
         retries: 1,
@@ -265,7 +265,13 @@ async fn through_the_service_a_failed_generation_stores_nothing_and_can_be_asked
     assert_eq!(reply["content"], "Bonjour toi !");
     assert_eq!(replies(&app, user).await, 1);
     assert_eq!(
-        app.kit.store.affection(user, "sophia").await.unwrap(),
+        app.kit
+            .store
+            .matches()
+            .get(user, "sophia")
+            .await
+            .unwrap()
+            .map(|m| i64::from(m.affection)),
         Some(2),
         "counted once, for the reply that was written"
     );
@@ -328,6 +334,7 @@ async fn app_with(
             .unwrap();
         app.kit
             .store
+            .conversations()
             .send(&NewMessage::new(user, *character, Sender::User, message))
             .await
             .unwrap();

@@ -2,9 +2,7 @@
 //! used token presented again revokes its whole family (it was stolen, or replayed).
 
 use chrono::{Duration, Utc};
-use db_core::AsyncPgConnection;
 use db_core::models::{RefreshSession, SecretBytes};
-use db_core::queries::sessions;
 use serde::Serialize;
 use service_kit::{ApiError, Kit};
 use sha2::{Digest, Sha256};
@@ -48,12 +46,7 @@ fn new_token() -> String {
 }
 
 /// Starts (or, with `family`, continues) a session and returns its token pair.
-pub async fn issue(
-    kit: &Kit,
-    conn: &mut AsyncPgConnection,
-    user: Uuid,
-    family: Option<Uuid>,
-) -> Result<TokenPair, ApiError> {
+pub async fn issue(kit: &Kit, user: Uuid, family: Option<Uuid>) -> Result<TokenPair, ApiError> {
     let family = family.unwrap_or_else(Uuid::new_v4);
     let refresh_token = new_token();
     let now = Utc::now();
@@ -67,7 +60,7 @@ pub async fn issue(
         revoked_at: None,
         created_at: now,
     };
-    sessions::insert(conn, &session).await?;
+    kit.store.sessions().insert(&session).await?;
     let access_token = kit
         .keys
         .mint(user, family)

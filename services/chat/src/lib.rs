@@ -4,6 +4,20 @@
 pub mod handlers;
 pub mod routes;
 
+/// The chat service: nothing of its own beyond the kit.
+#[derive(Clone)]
+pub struct Chat;
+
+impl service_kit::Service for Chat {
+    const NAME: &'static str = "chat";
+    const DEFAULT_PORT: u16 = 8082;
+    const API: service_kit::Api = API;
+
+    async fn start(_kit: &service_kit::Kit) -> anyhow::Result<Self> {
+        Ok(Chat)
+    }
+}
+
 /// The chat service's API.
 pub const API: service_kit::Api = service_kit::Api {
     title: "Dream chat",

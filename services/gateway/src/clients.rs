@@ -30,6 +30,11 @@ impl TrustedProxies {
             .map(Self)
     }
 
+    /// No proxy is trusted: the gateway faces its clients itself.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     fn trusts(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
         self.0.iter().any(|net| net.contains(&ip))

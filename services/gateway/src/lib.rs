@@ -44,6 +44,10 @@ pub struct GatewayConfig {
     /// an immediate 503: an overloaded machine sheds load instead of queueing it. 256 bounds the
     /// queue to a few hundred milliseconds of a replica's work.
     pub max_in_flight: usize,
+    /// `GATEWAY_MAX_LONG_IN_FLIGHT`: the same bound for the operations that may take minutes
+    /// (a reply written whole before it is answered), counted apart, so that they can never
+    /// take the slots every other request needs.
+    pub max_long_in_flight: usize,
     /// `GATEWAY_MAX_PER_CLIENT`: requests one client address may have in the gateway at once
     /// (429 past it), so that one client cannot take every slot.
     pub max_per_client: usize,
@@ -81,6 +85,7 @@ impl GatewayConfig {
             body_timeout: Duration::from_millis(env_or("GATEWAY_BODY_TIMEOUT_MS", 10_000)?),
             cors_origins: env_or("CORS_ORIGINS", "*".to_owned())?,
             max_in_flight: env_or("GATEWAY_MAX_IN_FLIGHT", 256)?,
+            max_long_in_flight: env_or("GATEWAY_MAX_LONG_IN_FLIGHT", 64)?,
             max_per_client: env_or("GATEWAY_MAX_PER_CLIENT", 64)?,
             trusted_proxies: TrustedProxies::parse(&env_or("TRUSTED_PROXIES", String::new())?)
                 .map_err(anyhow::Error::msg)?,
@@ -101,6 +106,7 @@ pub struct Gateway {
     pub client: reqwest::Client,
     pub metrics: Handle,
     pub in_flight: tokio::sync::Semaphore,
+    pub long_in_flight: tokio::sync::Semaphore,
     pub occupancy: Occupancy,
 }
 
@@ -125,6 +131,7 @@ impl Gateway {
         let names: Vec<&'static str> = config.upstreams.iter().map(|(n, _)| *n).collect();
         Ok(Self {
             in_flight: tokio::sync::Semaphore::new(config.max_in_flight.max(1)),
+            long_in_flight: tokio::sync::Semaphore::new(config.max_long_in_flight.max(1)),
             occupancy: Occupancy::new(config.max_per_client),
             directory: Arc::new(Directory::new(&names)),
             revocations: Revocations::new(),
@@ -171,6 +178,51 @@ impl Gateway {
         });
         (ready, body)
     }
+}
+
+/// The gateway process: configuration read once, the two listeners, the background work, a
+/// graceful stop (the same lifecycle as every service: `service_kit::server::serve_http`).
+pub async fn run() -> anyhow::Result<()> {
+    use service_kit::server::{Http, HttpSettings, Listeners, Tasks, serve_http};
+    let config = GatewayConfig::from_env()?;
+    let cache = Cache::new(db_core::RedisPool::new(&db_core::RedisConfig::from_env()?)?);
+    // Behind a proxy the gateway is reachable from elsewhere, whatever address it binds: the
+    // public development keys (anyone can mint tokens with them) are refused then too.
+    let dev_keys = match service_kit::auth::DevKeys::policy(config.production, &config.host) {
+        service_kit::auth::DevKeys::Allowed if !config.trusted_proxies.is_empty() => {
+            service_kit::auth::DevKeys::Exposed("a proxy (TRUSTED_PROXIES is set)".into())
+        }
+        policy => policy,
+    };
+    let keys = TokenKeys::from_env(false, dev_keys, config.access_ttl)?;
+    let listeners = Listeners::bind(&config.host, config.port, config.admin_port)?;
+    tracing::info!(
+        service = "gateway",
+        addr = %listeners.public_addr()?,
+        admin = %listeners.admin_addr()?,
+        "listening"
+    );
+    let gw = web::Data::new(Gateway::new(config.clone(), cache, keys)?);
+    let mut tasks = Tasks::default();
+    tasks.add(gw.spawn_background());
+    let admin_gw = gw.clone();
+    let cors = config.cors_origins.clone();
+    serve_http(Http {
+        name: "gateway",
+        listeners,
+        settings: HttpSettings {
+            workers: service_kit::http_workers()?,
+            shutdown_timeout: config.shutdown_timeout,
+        },
+        public: move |cfg: &mut web::ServiceConfig| {
+            cfg.app_data(gw.clone())
+                .service(web::scope("").wrap(self::cors(&cors)).configure(configure));
+        },
+        admin: move |cfg: &mut web::ServiceConfig| {
+            cfg.app_data(admin_gw.clone()).configure(configure_admin);
+        },
+    })
+    .await
 }
 
 /// CORS for browsers: the configured origins (or any, with `*`), the methods the API uses.

@@ -163,8 +163,7 @@ pub async fn forward(
         Some(Ok(c)) => Some(c.sub),
         _ => None,
     };
-    let gate = gw
-        .cache
+    let gate = db_core::Limits::of(&gw.cache)
         .gate(
             &client_key,
             user,
@@ -202,8 +201,14 @@ pub async fn forward(
         metrics::counter!("gateway_body_timeouts_total").increment(1);
         ApiError::RequestTimeout
     })??;
-    // Only now, with everything in hand, a slot among the requests waiting on an upstream.
-    let Ok(_slot) = gw.in_flight.try_acquire() else {
+    // Only now, with everything in hand, a slot among the requests waiting on an upstream
+    // (operations that may take minutes have slots of their own).
+    let slots = if route.timeout > crate::routes::DEFAULT_TIMEOUT {
+        &gw.long_in_flight
+    } else {
+        &gw.in_flight
+    };
+    let Ok(_slot) = slots.try_acquire() else {
         // Counted, not logged: under overload a log line per refusal would add to it.
         metrics::counter!("gateway_shed_total").increment(1);
         return Ok(ApiError::Unavailable { retry_after: 1 }.problem());
@@ -271,8 +276,7 @@ fn clone_auth_error(e: &ApiError) -> ApiError {
 /// `GET /api/v1/openapi.json`: the merged document, from memory (rate-limited like the rest).
 pub async fn openapi(req: HttpRequest, gw: web::Data<Gateway>) -> Result<HttpResponse, ApiError> {
     let client = gw.config.trusted_proxies.client_of(&req);
-    let gate = gw
-        .cache
+    let gate = db_core::Limits::of(&gw.cache)
         .gate(
             &service_kit::client::limit_key(client),
             None,
@@ -297,7 +301,9 @@ pub async fn openapi(req: HttpRequest, gw: web::Data<Gateway>) -> Result<HttpRes
         .body(snapshot.document.clone()))
 }
 
-/// The upstream's status, headers and body, streamed chunk by chunk as they arrive.
+/// The upstream's status, headers and body, streamed chunk by chunk as they arrive. A body of
+/// known length keeps it (HTTP/1.0 clients cannot take a chunked one); an event stream cut by
+/// the upstream ends with an `error` event, never a silent end.
 fn stream_back(res: reqwest::Response) -> HttpResponse {
     let status = StatusCode::from_u16(res.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut out = HttpResponse::build(status);
@@ -312,8 +318,34 @@ fn stream_back(res: reqwest::Response) -> HttpResponse {
             out.append_header((n, v));
         }
     }
+    let events = res
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    if let Some(len) = res.content_length() {
+        return out.body(actix_web::body::SizedStream::new(len, res.bytes_stream()));
+    }
+    if events {
+        let body = res.bytes_stream().scan(false, |cut, chunk| {
+            let item = match chunk {
+                _ if *cut => None,
+                Ok(bytes) => Some(Ok::<_, actix_web::Error>(bytes)),
+                Err(e) => {
+                    *cut = true;
+                    tracing::warn!(error = %e, "upstream event stream cut");
+                    Some(Ok(web::Bytes::from_static(UPSTREAM_CUT_EVENT)))
+                }
+            };
+            std::future::ready(item)
+        });
+        return out.streaming(body);
+    }
     out.streaming(res.bytes_stream())
 }
+
+/// What a client of an event stream gets when the service writing it goes away mid-stream.
+pub const UPSTREAM_CUT_EVENT: &[u8] =
+    b"event: error\ndata: {\"code\":\"upstream_failed\",\"detail\":\"the stream was cut; ask again to resume\"}\n\n";
 
 #[cfg(test)]
 mod tests {

@@ -378,3 +378,35 @@ mod tests {
         assert!(RouteTable::from_documents([("a", &a), ("b", &b)]).is_err());
     }
 }
+
+#[cfg(test)]
+mod timeouts {
+    use super::*;
+
+    #[test]
+    fn an_operation_declares_its_own_timeout() {
+        let doc: OpenApi = serde_json::from_value(serde_json::json!({
+            "openapi": "3.1.0",
+            "info": { "title": "t", "version": "0" },
+            "paths": {
+                "/api/v1/slow": { "post": {
+                    "operationId": "slow", "responses": {},
+                    "x-dream-timeout-seconds": 180
+                } },
+                "/api/v1/fast": { "get": { "operationId": "fast", "responses": {} } }
+            }
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let t = RouteTable::from_documents([("ai", &doc)]).unwrap_or_default();
+        let timeout = |m: Method, p: &str| {
+            RequestPath::parse(p)
+                .ok()
+                .and_then(|path| t.resolve(&m, &path).map(|r| r.timeout))
+        };
+        assert_eq!(
+            timeout(Method::POST, "/api/v1/slow"),
+            Some(Duration::from_secs(180))
+        );
+        assert_eq!(timeout(Method::GET, "/api/v1/fast"), Some(DEFAULT_TIMEOUT));
+    }
+}

@@ -158,7 +158,7 @@ pub struct HttpConfig {
     pub dialect: Dialect,
     pub base_url: String,
     pub model: Option<String>,
-    pub api_key: Option<String>,
+    pub api_key: Option<service_kit::Secret>,
     pub timeout: Duration,
 }
 
@@ -180,7 +180,12 @@ impl Http {
     async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
         let url = format!("{}{path}", self.config.base_url.trim_end_matches('/'));
         let mut req = self.client.post(&url).json(&body);
-        if let Some(key) = &self.config.api_key {
+        if let Some(key) = self
+            .config
+            .api_key
+            .as_ref()
+            .map(service_kit::Secret::expose)
+        {
             req = req.bearer_auth(key);
         }
         if let Some(tp) = service_kit::telemetry::traceparent() {

@@ -1,5 +1,5 @@
 //! The job runner. Every replica runs a few workers; each claims the oldest runnable job from
-//! PostgreSQL (see `db_core::queries::photo_jobs`), renews its lease while the image is made and
+//! PostgreSQL (see `db_core::PhotoJobs`), renews its lease while the image is made and
 //! stored, then delivers the photo in one transaction. A worker that dies leaves its lease to
 //! run out; the job is then taken over by whichever worker claims next, on any replica.
 
@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use db_core::models::{NewPhoto, PhotoJob};
-use db_core::queries::photo_jobs;
 use service_kit::Kit;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
@@ -34,6 +33,9 @@ pub struct JobConfig {
     pub height: u32,
     /// Jobs a user may have waiting or running at once (`MEDIA_MAX_PENDING`).
     pub max_pending: i64,
+    /// Photos one user may ask for in any 24 hours (`MEDIA_PHOTOS_PER_USER_PER_DAY`): an image
+    /// API and the disk cannot be drained by one account.
+    pub per_user_per_day: i64,
 }
 
 impl Default for JobConfig {
@@ -47,6 +49,7 @@ impl Default for JobConfig {
             width: 512,
             height: 512,
             max_pending: 5,
+            per_user_per_day: 50,
         }
     }
 }
@@ -103,11 +106,7 @@ async fn work(kit: Kit, media: Media, mut stop: watch::Receiver<bool>) {
         if *stop.borrow() {
             return;
         }
-        let claimed = async {
-            let mut conn = kit.store.db.write().await?;
-            Ok::<_, anyhow::Error>(photo_jobs::claim(&mut conn, media.jobs.lease).await?)
-        }
-        .await;
+        let claimed = kit.store.photo_jobs().claim(media.jobs.lease).await;
         match claimed {
             Ok(Some(job)) => {
                 let span = tracing::info_span!("photo_job", job = %job.id, attempt = job.attempts);
@@ -130,7 +129,8 @@ async fn work(kit: Kit, media: Media, mut stop: watch::Receiver<bool>) {
 async fn produce(kit: &Kit, media: &Media, job: &PhotoJob) -> anyhow::Result<Option<NewPhoto>> {
     let character = kit
         .store
-        .character(&job.character_id)
+        .catalogue()
+        .get(&job.character_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("character {} is gone", job.character_id))?;
     let req = PhotoRequest {
@@ -170,8 +170,7 @@ async fn produce(kit: &Kit, media: &Media, job: &PhotoJob) -> anyhow::Result<Opt
         tokio::select! {
             made = &mut make => return made.map(Some),
             _ = renew.tick() => {
-                let mut conn = kit.store.db.write().await?;
-                if !photo_jobs::renew(&mut conn, job, media.jobs.lease).await? {
+                if !kit.store.photo_jobs().renew(job, media.jobs.lease).await? {
                     return Ok(None);
                 }
             }
@@ -189,7 +188,12 @@ fn caption(job: &PhotoJob) -> String {
 async fn run(kit: &Kit, media: &Media, job: PhotoJob) {
     let started = Instant::now();
     let e: anyhow::Error = match produce(kit, media, &job).await {
-        Ok(Some(photo)) => match kit.store.deliver_photo(&job, &photo, &caption(&job)).await {
+        Ok(Some(photo)) => match kit
+            .store
+            .photo_jobs()
+            .deliver(&job, &photo, &caption(&job))
+            .await
+        {
             Ok(Some(d)) => {
                 tracing::info!(
                     photo = d.photo.id,
@@ -217,20 +221,11 @@ async fn run(kit: &Kit, media: &Media, job: PhotoJob) {
         .jobs
         .backoff
         .saturating_mul(1 << job.attempts.clamp(1, 8).saturating_sub(1));
-    let gave_up = async {
-        let mut conn = kit.store.db.write().await?;
-        Ok::<_, anyhow::Error>(
-            photo_jobs::give_up(
-                &mut conn,
-                &job,
-                &e.to_string(),
-                backoff,
-                media.jobs.max_attempts,
-            )
-            .await?,
-        )
-    }
-    .await;
+    let gave_up = kit
+        .store
+        .photo_jobs()
+        .give_up(&job, &e.to_string(), backoff, media.jobs.max_attempts)
+        .await;
     if let Err(e) = gave_up {
         tracing::warn!(error = %e, "cannot record the failed attempt; its lease will run out");
     }

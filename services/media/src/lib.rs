@@ -9,6 +9,46 @@ pub mod render;
 pub mod routes;
 pub mod storage;
 
+/// The media service: its storage and generator (from the environment, read once) and the
+/// job workers it runs.
+#[derive(Clone)]
+pub struct MediaService {
+    media: jobs::Media,
+    workers: std::sync::Arc<std::sync::Mutex<Option<jobs::Workers>>>,
+}
+
+impl service_kit::Service for MediaService {
+    const NAME: &'static str = "media";
+    const DEFAULT_PORT: u16 = 8084;
+    const API: service_kit::Api = API;
+
+    async fn start(kit: &service_kit::Kit) -> anyhow::Result<Self> {
+        let media = routes::media_from_env()?;
+        tracing::info!(
+            store = media.storage.url(),
+            generator = media.generator.name(),
+            workers = media.jobs.workers,
+            "media storage and generator"
+        );
+        let workers = jobs::Workers::spawn(kit.clone(), media.clone());
+        Ok(Self {
+            media,
+            workers: std::sync::Arc::new(std::sync::Mutex::new(Some(workers))),
+        })
+    }
+
+    fn configure(&self, cfg: &mut actix_web::web::ServiceConfig) {
+        routes::data(self.media.clone())(cfg);
+    }
+
+    async fn stop(self, within: std::time::Duration) {
+        let workers = self.workers.lock().ok().and_then(|mut w| w.take());
+        if let Some(w) = workers {
+            w.shutdown(within).await;
+        }
+    }
+}
+
 /// The media service's API.
 pub const API: service_kit::Api = service_kit::Api {
     title: "Dream media",

@@ -51,7 +51,7 @@ pub fn media_from_env() -> anyhow::Result<Media> {
             base_url: env("MEDIA_API_URL")
                 .ok_or_else(|| anyhow::anyhow!("MEDIA_PROVIDER needs MEDIA_API_URL"))?,
             model: env("MEDIA_MODEL"),
-            api_key: env("MEDIA_API_KEY"),
+            api_key: env("MEDIA_API_KEY").map(service_kit::Secret::new),
             timeout: Duration::from_millis(num("MEDIA_API_TIMEOUT_MS", 120_000)?),
         })?),
     };
@@ -68,6 +68,7 @@ pub fn media_from_env() -> anyhow::Result<Media> {
         width: num("MEDIA_PHOTO_WIDTH", d.width)?,
         height: num("MEDIA_PHOTO_HEIGHT", d.height)?,
         max_pending: num("MEDIA_MAX_PENDING", d.max_pending)?,
+        per_user_per_day: num("MEDIA_PHOTOS_PER_USER_PER_DAY", d.per_user_per_day)?,
     };
     anyhow::ensure!(
         jobs.lease >= Duration::from_millis(300),

@@ -183,7 +183,15 @@ async fn a_photo_is_made_listed_downloaded_and_kept_private() {
     assert_eq!(conversation[0].sender, Sender::Character);
     assert_eq!(conversation[0].photo_id, photo["id"].as_i64());
     assert!(!conversation[0].is_read);
-    assert_eq!(app.kit.store.unread_count(lea, "sophia").await.unwrap(), 1);
+    assert_eq!(
+        app.kit
+            .store
+            .conversations()
+            .unread_count(lea, "sophia")
+            .await
+            .unwrap(),
+        1
+    );
     drop(conn);
 
     // Nobody else sees any of it: not the job, the gallery or the image.
@@ -407,7 +415,8 @@ async fn a_job_left_by_a_dead_worker_is_taken_over_and_delivered_once() {
     assert!(
         app.kit
             .store
-            .deliver_photo(&dead, &late, "late")
+            .photo_jobs()
+            .deliver(&dead, &late, "late")
             .await
             .unwrap()
             .is_none()
@@ -444,5 +453,13 @@ async fn a_failing_generator_is_retried_then_the_job_fails() {
         "no internal detail leaks: {done}"
     );
     assert_eq!(done["photo"], Value::Null);
-    assert_eq!(app.kit.store.unread_count(lea, "sophia").await.unwrap(), 0);
+    assert_eq!(
+        app.kit
+            .store
+            .conversations()
+            .unread_count(lea, "sophia")
+            .await
+            .unwrap(),
+        0
+    );
 }

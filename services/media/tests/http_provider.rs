@@ -108,7 +108,7 @@ fn http(base: &str, dialect: Dialect) -> Http {
         dialect,
         base_url: base.into(),
         model: Some("dream-images".into()),
-        api_key: Some("sk-test".into()),
+        api_key: Some(service_kit::Secret::new("sk-test")),
         timeout: Duration::from_secs(5),
     })
     .unwrap()

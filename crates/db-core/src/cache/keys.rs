@@ -12,7 +12,6 @@ pub enum Family {
     UserProfile,
     Conversation,
     MatchList,
-    Affection,
     Character,
     PhotoPage,
     Typing,
@@ -39,11 +38,10 @@ const fn secs(s: u64) -> Option<Duration> {
 }
 
 impl Family {
-    pub const ALL: [Family; 11] = [
+    pub const ALL: [Family; 10] = [
         Family::UserProfile,
         Family::Conversation,
         Family::MatchList,
-        Family::Affection,
         Family::Character,
         Family::PhotoPage,
         Family::Typing,
@@ -86,15 +84,7 @@ impl Family {
                 secs(5 * 60),
                 "JSON [MatchSummary]",
                 "match list read (miss)",
-                "new match, send, mark read, affection flush",
-            ),
-            Family::Affection => s(
-                "affection",
-                "affection:{user}:{character}, affection:pending:…, affection:dirty",
-                secs(5 * 60),
-                "integer (flushed value); pending deltas and the dirty set never expire",
-                "affection read (miss); increments add to pending",
-                "flush (pending moves to PostgreSQL)",
+                "new match, send, mark read, a reply (its affection)",
             ),
             Family::Character => s(
                 "characters",
@@ -170,7 +160,6 @@ impl Family {
             "user" => Family::UserProfile,
             "chat" => Family::Conversation,
             "matches" => Family::MatchList,
-            "affection" => Family::Affection,
             "character" | "characters" | "invalidate" => Family::Character,
             "photos" => Family::PhotoPage,
             "typing" => Family::Typing,
@@ -230,15 +219,6 @@ impl Keyspace {
     pub fn match_list_version(&self, user: Uuid) -> String {
         self.k(format_args!("matches:ver:{user}"))
     }
-    pub fn affection(&self, user: Uuid, character: &str) -> String {
-        self.k(format_args!("affection:{user}:{character}"))
-    }
-    pub fn affection_pending(&self, user: Uuid, character: &str) -> String {
-        self.k(format_args!("affection:pending:{user}:{character}"))
-    }
-    pub fn affection_dirty(&self) -> String {
-        self.k(format_args!("affection:dirty"))
-    }
     pub fn character(&self, id: &str) -> String {
         self.k(format_args!("character:{id}"))
     }
@@ -286,10 +266,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_guides_ttls_are_the_defaults() {
+    fn the_default_ttls() {
         assert_eq!(Family::UserProfile.ttl(), secs(900));
         assert_eq!(Family::Conversation.ttl(), secs(300));
-        assert_eq!(Family::Affection.ttl(), secs(300));
         assert_eq!(Family::Character.ttl(), secs(1800));
         assert_eq!(Family::Typing.ttl(), secs(10));
         assert_eq!(Family::Unread.ttl(), secs(30));

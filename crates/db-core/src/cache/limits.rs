@@ -120,7 +120,7 @@ pub fn login_backoff(failures: u64) -> Option<Duration> {
 impl Cache {
     /// Counts one hit of `id` in `scope` in the current fixed window of `window_secs`: shared by
     /// every replica through Redis, counted in this process while Redis cannot answer.
-    pub async fn rate_limit(
+    pub(crate) async fn rate_limit(
         &self,
         scope: &str,
         id: &str,
@@ -140,7 +140,7 @@ impl Cache {
 
     /// The gateway's limits of one request in one round trip: the caller's address counted
     /// against `ip_limit` and, for a signed-in caller, the user against `user_limit`.
-    pub async fn gate(
+    pub(crate) async fn gate(
         &self,
         ip: &str,
         user: Option<Uuid>,
@@ -173,7 +173,7 @@ impl Cache {
 
     /// Seconds a login of `account` from `addr` must still wait after too many failures of
     /// that same pair (`None`: go ahead). Nobody else's failures ever block it.
-    pub async fn login_blocked(&self, account: &str, addr: &str) -> Option<u64> {
+    pub(crate) async fn login_blocked(&self, account: &str, addr: &str) -> Option<u64> {
         let key = self
             .keys()
             .rate_limit("login-block", &pair(account, addr), 0);
@@ -188,7 +188,7 @@ impl Cache {
     }
 
     /// Records a failed login of the pair; past the free failures, blocks it for the backoff.
-    pub async fn login_failed(&self, account: &str, addr: &str) {
+    pub(crate) async fn login_failed(&self, account: &str, addr: &str) {
         let p = pair(account, addr);
         let (fails, block) = (
             self.keys().rate_limit("login-fail", &p, 0),
@@ -219,7 +219,7 @@ impl Cache {
     }
 
     /// A successful login forgets the pair's failures.
-    pub async fn login_succeeded(&self, account: &str, addr: &str) {
+    pub(crate) async fn login_succeeded(&self, account: &str, addr: &str) {
         let p = pair(account, addr);
         let keys = [
             self.keys().rate_limit("login-fail", &p, 0),

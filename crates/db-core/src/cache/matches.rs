@@ -1,8 +1,8 @@
 //! The cached match list: a hash per user, one field per match (JSON `MatchSummary`), plus a
 //! sentinel field so that a user with no match is still a hit. A send and a mark-read update
 //! the one field they change, in a script, so a busy user's list stays a hit; a version key
-//! keeps a list loaded before such a change from being stored. An affection flush drops the
-//! list (the pending points are added at read time, see `Store::matches`).
+//! keeps a list loaded before such a change from being stored. A reply drops the list (its
+//! affection moved).
 
 use std::time::Duration;
 
@@ -88,7 +88,11 @@ pub(crate) fn sort(list: &mut [MatchSummary]) {
 
 impl Cache {
     /// The user's match list from the hash; on a miss `load` runs and the list is stored.
-    pub async fn match_list<E, F, Fut>(&self, user: Uuid, load: F) -> Result<Vec<MatchSummary>, E>
+    pub(crate) async fn match_list<E, F, Fut>(
+        &self,
+        user: Uuid,
+        load: F,
+    ) -> Result<Vec<MatchSummary>, E>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Vec<MatchSummary>, E>>,
@@ -136,7 +140,7 @@ impl Cache {
 
     /// Whether `user` matched `character`, from the cached list when it is there: one round
     /// trip and nothing decoded. `None` when the list is not cached (or Redis cannot answer).
-    pub async fn match_listed(&self, user: Uuid, character: &str) -> Option<bool> {
+    pub(crate) async fn match_listed(&self, user: Uuid, character: &str) -> Option<bool> {
         let key = self.keys().match_list(user);
         let mut read = redis::pipe();
         read.exists(&key).hexists(&key, character);
@@ -149,7 +153,7 @@ impl Cache {
     }
 
     /// A new message: its match's last message (if newer) and unread count, in place.
-    pub async fn touch_match_list(&self, m: &Message) {
+    pub(crate) async fn touch_match_list(&self, m: &Message) {
         let unread = i64::from(m.sender != Sender::User && !m.is_read);
         let script = redis::Script::new(TOUCH);
         let mut inv = script.key(self.keys().match_list(m.user_id));
@@ -172,7 +176,7 @@ impl Cache {
     }
 
     /// Sets a match's unread count (0 after mark read).
-    pub async fn set_match_unread(&self, user: Uuid, character: &str, unread: i64) {
+    pub(crate) async fn set_match_unread(&self, user: Uuid, character: &str, unread: i64) {
         let script = redis::Script::new(SET_UNREAD);
         let mut inv = script.key(self.keys().match_list(user));
         inv.key(self.keys().match_list_version(user))
@@ -183,7 +187,7 @@ impl Cache {
     }
 
     /// Drops a user's match list (a new match, an edited or deleted message).
-    pub async fn invalidate_match_list(&self, user: Uuid) {
+    pub(crate) async fn invalidate_match_list(&self, user: Uuid) {
         let script = redis::Script::new(INVALIDATE);
         let mut inv = script.key(self.keys().match_list(user));
         inv.key(self.keys().match_list_version(user))

@@ -3,7 +3,6 @@
 //! updates what it makes stale, next to the write), and never required: with Redis slow or
 //! down every call is served from PostgreSQL.
 
-pub mod affection;
 mod breaker;
 pub mod census;
 pub mod keys;
@@ -279,7 +278,7 @@ impl Cache {
 
     /// Deletes keys (one round trip); if Redis cannot be reached they are dropped as soon as
     /// it can.
-    pub async fn delete(&self, keys: &[String]) {
+    pub(crate) async fn delete(&self, keys: &[String]) {
         if keys.is_empty() {
             return;
         }
@@ -345,7 +344,7 @@ impl Cache {
     /// a miss `load` runs once for all concurrent callers of this process (single flight), and
     /// once for all replicas while a short Redis lock is held, then the value is stored with
     /// the family's TTL. With Redis unavailable `load` simply runs.
-    pub async fn get_or_load<T, E, F, Fut>(
+    pub(crate) async fn get_or_load<T, E, F, Fut>(
         &self,
         family: Family,
         key: &str,
@@ -432,6 +431,39 @@ fn jittered(ttl: Duration, key: &str) -> Duration {
     ttl.mul_f64(0.9 + spread)
 }
 
+/// The cache's primitives, opened to db-core's own tests (the `testing` feature): what the
+/// domains build on, tested on its own.
+#[cfg(feature = "testing")]
+impl Cache {
+    pub async fn testing_get_or_load<T, E, F, Fut>(
+        &self,
+        family: Family,
+        key: &str,
+        load: F,
+    ) -> Result<T, E>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        self.get_or_load(family, key, load).await
+    }
+
+    pub async fn testing_conversation_window<E, F, Fut>(
+        &self,
+        user: uuid::Uuid,
+        character: &str,
+        limit: usize,
+        load: F,
+    ) -> Result<Vec<window::Entry>, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Vec<crate::models::Message>, E>>,
+    {
+        self.conversation_window(user, character, limit, load).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -446,3 +478,4 @@ mod tests {
         assert!(spread.iter().all(|ms| (270_000..=330_000).contains(ms)));
     }
 }
+

@@ -92,7 +92,7 @@ return redis.call('DEL', KEYS[1])";
 impl Cache {
     /// The newest `limit` (at most [`WINDOW`]) messages, newest first, from the window; on a
     /// miss `load` reads the latest [`WINDOW`] from PostgreSQL and the window is stored.
-    pub async fn conversation_window<E, F, Fut>(
+    pub(crate) async fn conversation_window<E, F, Fut>(
         &self,
         user: Uuid,
         character: &str,
@@ -151,7 +151,7 @@ impl Cache {
 
     /// Adds a just-stored message to its conversation's window (when the window is cached),
     /// keeping the newest [`WINDOW`]. Call after the insert committed.
-    pub async fn append_to_window(&self, m: &Message) {
+    pub(crate) async fn append_to_window(&self, m: &Message) {
         let Some(entry) = Entry::of(m) else { return };
         let key = self.keys().conversation(m.user_id, &m.character_id);
         let version_key = self.keys().conversation_version(m.user_id, &m.character_id);
@@ -176,7 +176,7 @@ impl Cache {
     }
 
     /// Drops a conversation's window (a message was edited or deleted).
-    pub async fn invalidate_window(&self, user: Uuid, character: &str) {
+    pub(crate) async fn invalidate_window(&self, user: Uuid, character: &str) {
         let key = self.keys().conversation(user, character);
         let version_key = self.keys().conversation_version(user, character);
         let script = redis::Script::new(INVALIDATE);

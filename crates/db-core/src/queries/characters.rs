@@ -15,6 +15,7 @@ pub async fn list(conn: &mut AsyncPgConnection) -> QueryResult<Vec<Character>> {
         .await
 }
 
+#[cfg(feature = "testing")]
 pub async fn get(conn: &mut AsyncPgConnection, id: &str) -> QueryResult<Option<Character>> {
     characters::table
         .find(id)

@@ -23,6 +23,10 @@ pub struct Generation {
     pub tokens: serde_json::Value,
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// While running: until when its writer holds it (renewed as tokens come).
+    pub lease_until: Option<DateTime<Utc>>,
+    /// A swipe: the reply it rewrites.
+    pub replaces_message_id: Option<i64>,
 }
 
 impl Generation {
@@ -44,14 +48,18 @@ pub enum Claim {
     Busy,
 }
 
-/// Claims the reply to `user_message_id`.
+/// Claims the reply to `user_message_id`, held for `lease`; `replaces` is the reply a swipe
+/// rewrites.
 pub async fn claim(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,
     character_id: &str,
     user_message_id: i64,
     provider: &str,
+    replaces: Option<i64>,
+    lease: std::time::Duration,
 ) -> QueryResult<Claim> {
+    let lease_until = Utc::now() + chrono::Duration::from_std(lease).unwrap_or_default();
     let inserted: Option<Generation> = diesel::insert_into(generations::table)
         .values((
             generations::id.eq(Uuid::new_v4()),
@@ -60,6 +68,8 @@ pub async fn claim(
             generations::user_message_id.eq(user_message_id),
             generations::status.eq("running"),
             generations::provider.eq(provider),
+            generations::lease_until.eq(Some(lease_until)),
+            generations::replaces_message_id.eq(replaces),
         ))
         .on_conflict_do_nothing()
         .returning(Generation::as_returning())
@@ -116,37 +126,65 @@ pub async fn get(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<G
         .optional()
 }
 
-/// Appends generated tokens, so that a reconnecting client can be replayed them.
+/// Appends generated tokens (a reconnecting client is replayed them) and renews the lease;
+/// false when the generation is no longer this writer's (taken over, or given up).
 pub async fn append_tokens(
     conn: &mut AsyncPgConnection,
     id: Uuid,
     tokens: &[String],
-) -> QueryResult<()> {
+    lease: std::time::Duration,
+) -> QueryResult<bool> {
     diesel::sql_query(
-        "/* generations.append */ UPDATE generations SET tokens = tokens || $2 WHERE id = $1",
+        "/* generations.append */ UPDATE generations SET tokens = tokens || $2, \
+         lease_until = now() + $3 * interval '1 millisecond' WHERE id = $1 AND status = 'running'",
     )
     .bind::<SqlUuid, _>(id)
     .bind::<Jsonb, _>(serde_json::json!(tokens))
+    .bind::<BigInt, _>(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX))
+    .execute(conn)
+    .await
+    .map(|n| n == 1)
+}
+
+/// Retires the running generations of a conversation whose lease ran out (their writer died):
+/// the conversation is free again, and a late completion by the old writer finds nothing to
+/// complete. Returns what they were rewriting, per user message.
+pub async fn retire_expired(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    character_id: &str,
+) -> QueryResult<Vec<Generation>> {
+    diesel::update(
+        generations::table
+            .filter(generations::user_id.eq(user_id))
+            .filter(generations::character_id.eq(character_id))
+            .filter(generations::status.eq("running"))
+            .filter(generations::lease_until.lt(diesel::dsl::now)),
+    )
+    .set((
+        generations::status.eq("superseded"),
+        generations::finished_at.eq(diesel::dsl::now),
+    ))
+    .returning(Generation::as_returning())
+    .get_results(conn)
+    .await
+}
+
+/// Serializes the claims of one conversation (a transaction lock): a swipe and a plain ask, or
+/// two replicas taking over a dead writer's generation, are served one after the other.
+pub async fn lock_conversation(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    character_id: &str,
+) -> QueryResult<()> {
+    diesel::sql_query(
+        "/* generations.lock */ SELECT pg_advisory_xact_lock(2003, hashtext($1::text || '|' || $2))",
+    )
+    .bind::<SqlUuid, _>(user_id)
+    .bind::<Text, _>(character_id)
     .execute(conn)
     .await
     .map(drop)
-}
-
-/// Marks a generation done with its stored reply.
-pub async fn finish(
-    conn: &mut AsyncPgConnection,
-    id: Uuid,
-    reply_message_id: i64,
-) -> QueryResult<()> {
-    diesel::update(generations::table.find(id))
-        .set((
-            generations::status.eq("done"),
-            generations::reply_message_id.eq(reply_message_id),
-            generations::finished_at.eq(diesel::dsl::now),
-        ))
-        .execute(conn)
-        .await
-        .map(drop)
 }
 
 /// Marks a generation failed; the message can be answered again.
@@ -202,4 +240,100 @@ pub async fn supersede_done(
     .await
     .optional()?;
     Ok(replaced.flatten())
+}
+
+/// What a reply is worth, counted once with it.
+#[derive(Debug, Clone, Default)]
+pub struct Reward {
+    pub affection: i32,
+    pub xp: i64,
+    /// Sentences about the user, remembered (tied to the message they came from).
+    pub facts: Vec<String>,
+}
+
+/// What completing a generation wrote.
+#[derive(Debug, Clone)]
+pub struct Completed {
+    pub reply: crate::models::Message,
+    /// The match's affection and the user's XP after the reward (`None`: a swipe, nothing
+    /// counted again).
+    pub affection: Option<i32>,
+    pub xp: Option<i64>,
+}
+
+/// Stores a generation's reply and ends it, in one transaction: the reply message (new, or the
+/// swiped one rewritten), the reward (affection, XP, memories: only for a first reply), and the
+/// generation marked done. `None` (nothing written) if the generation is no longer running:
+/// another attempt finished it, so a reply is never stored or counted twice.
+pub async fn complete(
+    conn: &mut AsyncPgConnection,
+    g: &Generation,
+    content: &str,
+    replaces: Option<i64>,
+    reward: &Reward,
+) -> QueryResult<Option<Completed>> {
+    use diesel_async::AsyncConnection;
+
+    use crate::models::{NewMemory, NewMessage, Sender};
+    use crate::queries::{matches, memories, messages, users};
+    conn.transaction(async |conn| {
+        let ended = diesel::update(
+            generations::table
+                .filter(generations::id.eq(g.id))
+                .filter(generations::status.eq("running")),
+        )
+        .set(generations::status.eq("done"))
+        .execute(conn)
+        .await?;
+        if ended == 0 {
+            return Ok(None);
+        }
+        let (reply, affection, xp) = match replaces {
+            Some(id) => {
+                let reply = messages::edit(conn, g.user_id, id, content)
+                    .await?
+                    .ok_or(diesel::result::Error::NotFound)?;
+                (reply, None, None)
+            }
+            None => {
+                let new = NewMessage::new(
+                    g.user_id,
+                    g.character_id.as_str(),
+                    Sender::Character,
+                    content,
+                );
+                let reply = messages::insert(conn, &new).await?;
+                let affection =
+                    matches::add_affection(conn, g.user_id, &g.character_id, reward.affection)
+                        .await?;
+                let xp = users::add_xp(conn, g.user_id, reward.xp).await?;
+                for fact in &reward.facts {
+                    memories::insert(
+                        conn,
+                        &NewMemory {
+                            user_id: g.user_id,
+                            character_id: g.character_id.clone(),
+                            content: fact.clone(),
+                            source_message_id: Some(g.user_message_id),
+                        },
+                    )
+                    .await?;
+                }
+                (reply, affection, xp)
+            }
+        };
+        diesel::update(generations::table.find(g.id))
+            .set((
+                generations::reply_message_id.eq(reply.id),
+                generations::finished_at.eq(diesel::dsl::now),
+            ))
+            .execute(conn)
+            .await?;
+        Ok(Some(Completed {
+            reply,
+            affection,
+            xp,
+        }))
+    })
+    .await
 }

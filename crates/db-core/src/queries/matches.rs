@@ -13,11 +13,11 @@ use crate::models::{Match, Sender};
 use crate::schema::{matches, sql_types::MessageSender};
 
 #[derive(Debug, thiserror::Error)]
-pub enum CreateMatchError {
+pub enum MatchError {
     #[error("no such character")]
     UnknownCharacter,
     #[error(transparent)]
-    Db(#[from] DieselError),
+    Db(#[from] crate::pool::DbError),
 }
 
 /// Creates the match, or returns the existing one; the flag says whether it is new.
@@ -25,7 +25,7 @@ pub async fn create(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,
     character_id: &str,
-) -> Result<(Match, bool), CreateMatchError> {
+) -> Result<(Match, bool), MatchError> {
     let created = diesel::insert_into(matches::table)
         .values((
             matches::user_id.eq(user_id),
@@ -38,16 +38,17 @@ pub async fn create(
         .optional()
         .map_err(|e| match e {
             DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => {
-                CreateMatchError::UnknownCharacter
+                MatchError::UnknownCharacter
             }
-            e => CreateMatchError::Db(e),
+            e => MatchError::Db(e.into()),
         })?;
     match created {
         Some(m) => Ok((m, true)),
         None => Ok((
             get(conn, user_id, character_id)
-                .await?
-                .ok_or(DieselError::NotFound)?,
+                .await
+                .map_err(crate::pool::DbError::from)?
+                .ok_or(crate::pool::DbError::Query(DieselError::NotFound))?,
             false,
         )),
     }

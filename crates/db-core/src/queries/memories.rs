@@ -62,6 +62,7 @@ pub async fn delete(conn: &mut AsyncPgConnection, user_id: Uuid, id: i64) -> Que
     Ok(n == 1)
 }
 
+#[cfg(feature = "testing")]
 /// Memories drawn from one message, to update or remove them with it.
 pub async fn by_source_message(
     conn: &mut AsyncPgConnection,
@@ -144,6 +145,11 @@ pub async fn search(
     character_id: Option<&str>,
     limit: i64,
 ) -> QueryResult<Vec<MemoryHit>> {
+    let query = super::web_search_text(query);
+    if query.is_empty() {
+        return Ok(Vec::new());
+    }
+    let query = query.as_str();
     search_query(
         user_id,
         query,

@@ -2,7 +2,6 @@
 //! and French full-text search.
 
 use chrono::{DateTime, Utc};
-use diesel::dsl::count_star;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::{BigInt, Float4, Text, Timestamptz, Uuid as SqlUuid};
@@ -12,7 +11,7 @@ use uuid::Uuid;
 
 use super::{HEADLINE_OPTIONS, HotQuery, Keyset};
 use crate::models::{Message, NewMessage, Sender};
-use crate::pagination::{Cursor, KeysetPage, Page, clamp_limit};
+use crate::pagination::{Cursor, KeysetPage};
 use crate::schema::{chat_messages, sql_types::MessageSender};
 
 const COLUMNS: &str =
@@ -47,35 +46,6 @@ pub async fn latest(
             Cursor::new(m.created_at, m.id)
         })
         .await
-}
-
-/// The guide's offset page of a conversation, newest first, with the total count.
-pub async fn page(
-    conn: &mut AsyncPgConnection,
-    user_id: Uuid,
-    character_id: &str,
-    page: i64,
-    per_page: i64,
-) -> QueryResult<Page<Message>> {
-    let page = page.max(1);
-    let per_page = clamp_limit(per_page);
-    let total: i64 = chat_messages::table
-        .filter(chat_messages::user_id.eq(user_id))
-        .filter(chat_messages::character_id.eq(character_id))
-        .select(count_star())
-        .get_result(conn)
-        .await?;
-    let items = diesel::sql_query(format!(
-        "/* messages.page */ SELECT {COLUMNS} FROM chat_messages WHERE user_id = $1 AND character_id = $2 \
-         ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4"
-    ))
-    .bind::<SqlUuid, _>(user_id)
-    .bind::<Text, _>(character_id)
-    .bind::<BigInt, _>(per_page)
-    .bind::<BigInt, _>((page - 1).saturating_mul(per_page))
-    .load(conn)
-    .await?;
-    Ok(Page::new(items, total, page, per_page))
 }
 
 /// Unread messages in one conversation, counted on `chat_messages_unread_idx`.
@@ -148,19 +118,19 @@ impl Inserted {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum InsertMessageError {
+pub enum SendError {
     /// Messages need a match between the user and the character.
     #[error("no match between this user and character")]
     NoMatch,
     #[error(transparent)]
-    Db(#[from] DieselError),
+    Db(#[from] crate::pool::DbError),
 }
 
 /// Stores a message once per `client_id`: a retried send returns the stored message.
 pub async fn insert_idempotent(
     conn: &mut AsyncPgConnection,
     new: &NewMessage,
-) -> Result<Inserted, InsertMessageError> {
+) -> Result<Inserted, SendError> {
     let created = diesel::insert_into(chat_messages::table)
         .values(new)
         .on_conflict((chat_messages::user_id, chat_messages::client_id))
@@ -172,9 +142,9 @@ pub async fn insert_idempotent(
         .optional()
         .map_err(|e| match e {
             DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => {
-                InsertMessageError::NoMatch
+                SendError::NoMatch
             }
-            e => InsertMessageError::Db(e),
+            e => SendError::Db(e.into()),
         })?;
     if let Some(m) = created {
         return Ok(Inserted::Created(m));
@@ -185,7 +155,8 @@ pub async fn insert_idempotent(
         .filter(chat_messages::client_id.eq(new.client_id))
         .select(Message::as_select())
         .first(conn)
-        .await?;
+        .await
+        .map_err(crate::pool::DbError::from)?;
     Ok(Inserted::Existing(existing))
 }
 
@@ -290,6 +261,11 @@ pub async fn search(
     character_id: Option<&str>,
     limit: i64,
 ) -> QueryResult<Vec<MessageHit>> {
+    let query = super::web_search_text(query);
+    if query.is_empty() {
+        return Ok(Vec::new());
+    }
+    let query = query.as_str();
     let limit = limit.clamp(1, MAX_SEARCH_RESULTS);
     search_query(user_id, query, character_id, limit)
         .load(conn)

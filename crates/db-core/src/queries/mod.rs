@@ -97,3 +97,50 @@ impl Keyset {
         Ok(KeysetPage::from_overfetch(rows, limit as usize, key))
     }
 }
+
+/// The search text as `websearch_to_tsquery` can always take it: each word keeps at most one
+/// leading `-` (a run of them nests NOTs until PostgreSQL refuses the query: "tsquery stack too
+/// small"), words with no letter or digit go, at most 32 words remain. Empty: nothing to find.
+pub fn web_search_text(query: &str) -> String {
+    query
+        .split_whitespace()
+        .filter_map(|word| {
+            let core = word.trim_start_matches('-');
+            if !core.chars().any(char::is_alphanumeric) {
+                return None;
+            }
+            Some(if word.starts_with('-') {
+                format!("-{core}")
+            } else {
+                core.to_owned()
+            })
+        })
+        .take(32)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn search_text_keeps_words_and_one_negation() {
+        let dashes = "-".repeat(40);
+        assert_eq!(
+            super::web_search_text(&format!("Bonjour {dashes}")),
+            "Bonjour"
+        );
+        assert_eq!(super::web_search_text(&format!("{dashes}café")), "-café");
+        assert_eq!(
+            super::web_search_text("\"thé vert\" -(a - - ( \"-\""),
+            "\"thé vert\" -(a"
+        );
+        assert_eq!(super::web_search_text("a-b c"), "a-b c");
+        assert_eq!(super::web_search_text("!!! ---"), "");
+        assert_eq!(
+            super::web_search_text(&"mot ".repeat(50))
+                .split(' ')
+                .count(),
+            32
+        );
+    }
+}

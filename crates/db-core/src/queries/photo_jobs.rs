@@ -25,9 +25,33 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// Queues a job unless the user already has `max_pending` jobs waiting or running. Exact under
-/// concurrency: the count and the insert run under a per-user transaction lock, so requests
-/// racing for the last place are served one after the other. `None` when the cap is reached.
+/// What asking for a photo came to.
+#[derive(Debug)]
+pub enum Enqueued {
+    Queued(PhotoJob),
+    /// The user has `max_pending` photos on their way already.
+    TooManyPending,
+    /// The user asked for `per_day` photos in the last 24 hours; the oldest ages out after
+    /// `retry_after` seconds.
+    DailyQuotaSpent {
+        retry_after: u64,
+    },
+}
+
+#[derive(QueryableByName)]
+struct Counts {
+    #[diesel(sql_type = BigInt)]
+    pending: i64,
+    #[diesel(sql_type = BigInt)]
+    today: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    oldest_age_s: Option<i64>,
+}
+
+/// Queues a job unless the user already has `max_pending` jobs waiting or running, or asked for
+/// `per_day` in the last 24 hours. Exact under concurrency: the counts and the insert run under
+/// a per-user transaction lock, so requests racing for the last place are served one after the
+/// other.
 pub async fn enqueue(
     conn: &mut AsyncPgConnection,
     id: Uuid,
@@ -35,7 +59,8 @@ pub async fn enqueue(
     character_id: &str,
     prompt: Option<&str>,
     max_pending: i64,
-) -> QueryResult<Option<PhotoJob>> {
+    per_day: i64,
+) -> QueryResult<Enqueued> {
     conn.transaction(async |conn| {
         diesel::sql_query(format!(
             "/* photo_jobs.enqueue_lock */ SELECT pg_advisory_xact_lock({LOCK_CLASS}, hashtext($1::text))"
@@ -43,19 +68,37 @@ pub async fn enqueue(
         .bind::<SqlUuid, _>(user_id)
         .execute(conn)
         .await?;
+        let counts: Counts = diesel::sql_query(
+            "/* photo_jobs.counts */ SELECT \
+             count(*) FILTER (WHERE status IN ('queued', 'running')) AS pending, \
+             count(*) FILTER (WHERE created_at > now() - interval '1 day') AS today, \
+             extract(epoch FROM now() - min(created_at) FILTER (WHERE created_at > now() - interval '1 day'))::bigint AS oldest_age_s \
+             FROM photo_jobs WHERE user_id = $1 \
+             AND (status IN ('queued', 'running') OR created_at > now() - interval '1 day')",
+        )
+        .bind::<SqlUuid, _>(user_id)
+        .get_result(conn)
+        .await?;
+        if counts.pending >= max_pending {
+            return Ok(Enqueued::TooManyPending);
+        }
+        if counts.today >= per_day {
+            let age = counts.oldest_age_s.unwrap_or(0).clamp(0, 86_400) as u64;
+            return Ok(Enqueued::DailyQuotaSpent {
+                retry_after: (86_400 - age).max(1),
+            });
+        }
         diesel::sql_query(format!(
             "/* photo_jobs.enqueue */ INSERT INTO photo_jobs (id, user_id, character_id, prompt) \
-             SELECT $1, $2, $3, $4 WHERE (SELECT count(*) FROM photo_jobs \
-             WHERE user_id = $2 AND status IN ('queued', 'running')) < $5 RETURNING {COLUMNS}"
+             VALUES ($1, $2, $3, $4) RETURNING {COLUMNS}"
         ))
         .bind::<SqlUuid, _>(id)
         .bind::<SqlUuid, _>(user_id)
         .bind::<Text, _>(character_id)
         .bind::<Nullable<Text>, _>(prompt)
-        .bind::<BigInt, _>(max_pending)
         .get_result(conn)
         .await
-        .optional()
+        .map(Enqueued::Queued)
     })
     .await
 }

@@ -16,7 +16,7 @@ pub enum CreateUserError {
     #[error("an account with this email exists")]
     EmailTaken,
     #[error(transparent)]
-    Db(#[from] DieselError),
+    Db(#[from] crate::pool::DbError),
 }
 
 /// Creates an account. The email is stored lower-cased, as the schema requires.
@@ -34,7 +34,7 @@ pub async fn create(conn: &mut AsyncPgConnection, new: &NewUser) -> Result<User,
             DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
                 CreateUserError::EmailTaken
             }
-            e => CreateUserError::Db(e),
+            e => CreateUserError::Db(e.into()),
         })
 }
 

@@ -47,9 +47,14 @@ async fn the_conversation_as_json_is_the_conversation() {
         let (_db, store, u) = setup(cache).await;
         for _ in 0..2 {
             // A miss, then a hit: the same documents either way.
-            let page = store.conversation(u, "sophia", None, 20).await.unwrap();
+            let page = store
+                .conversations()
+                .page(u, "sophia", None, 20)
+                .await
+                .unwrap();
             let raw = store
-                .conversation_json(u, "sophia", None, 20)
+                .conversations()
+                .page_json(u, "sophia", None, 20)
                 .await
                 .unwrap();
             let decoded: Vec<db_core::models::Message> = raw
@@ -60,7 +65,8 @@ async fn the_conversation_as_json_is_the_conversation() {
             assert_eq!(decoded, page.items);
             assert_eq!(raw.next, page.next);
             let older = store
-                .conversation_json(u, "sophia", page.next, 20)
+                .conversations()
+                .page_json(u, "sophia", page.next, 20)
                 .await
                 .unwrap();
             assert_eq!(older.items.len(), 10);
@@ -74,21 +80,31 @@ async fn the_gateways_limits_are_one_round_trip_and_never_fail_open() {
     let user = Uuid::new_v4();
     // Shared through Redis; counted in process when Redis cannot answer: the same answers.
     for cache in [live_cache(None), dead_cache()] {
-        let first = cache.gate("10.0.0.1", Some(user), 60, 3, 2).await;
+        let first = db_core::Limits::of(&cache)
+            .gate("10.0.0.1", Some(user), 60, 3, 2)
+            .await;
         assert_eq!((first.ip.remaining, first.ip.exceeded), (2, false));
         assert_eq!(
             first.user.map(|l| (l.remaining, l.exceeded)),
             Some((1, false))
         );
-        let second = cache.gate("10.0.0.1", Some(user), 60, 3, 2).await;
+        let second = db_core::Limits::of(&cache)
+            .gate("10.0.0.1", Some(user), 60, 3, 2)
+            .await;
         assert!(!second.user.unwrap().exceeded);
-        let third = cache.gate("10.0.0.1", Some(user), 60, 3, 2).await;
+        let third = db_core::Limits::of(&cache)
+            .gate("10.0.0.1", Some(user), 60, 3, 2)
+            .await;
         assert!(third.user.unwrap().exceeded, "the user's limit");
         assert!(!third.ip.exceeded);
-        let public = cache.gate("10.0.0.1", None, 60, 3, 2).await;
+        let public = db_core::Limits::of(&cache)
+            .gate("10.0.0.1", None, 60, 3, 2)
+            .await;
         assert!(public.ip.exceeded, "the IP's limit counts public calls too");
         assert_eq!(public.user, None);
-        let other = cache.gate("10.0.0.2", None, 60, 3, 2).await;
+        let other = db_core::Limits::of(&cache)
+            .gate("10.0.0.2", None, 60, 3, 2)
+            .await;
         assert!(!other.ip.exceeded, "each address has its own count");
     }
 }
@@ -98,24 +114,51 @@ async fn login_failures_block_only_their_account_and_address() {
     for cache in [live_cache(None), dead_cache()] {
         let (victim, attacker, owner) = ("lea@example.com", "203.0.113.9", "198.51.100.4");
         for _ in 0..db_core::cache::limits::LOGIN_FREE_FAILURES - 1 {
-            assert_eq!(cache.login_blocked(victim, attacker).await, None);
-            cache.login_failed(victim, attacker).await;
+            assert_eq!(
+                db_core::Limits::of(&cache)
+                    .sign_in_blocked(victim, attacker)
+                    .await,
+                None
+            );
+            db_core::Limits::of(&cache)
+                .sign_in_failed(victim, attacker)
+                .await;
         }
-        assert_eq!(cache.login_blocked(victim, attacker).await, None);
-        cache.login_failed(victim, attacker).await;
-        let wait = cache.login_blocked(victim, attacker).await;
+        assert_eq!(
+            db_core::Limits::of(&cache)
+                .sign_in_blocked(victim, attacker)
+                .await,
+            None
+        );
+        db_core::Limits::of(&cache)
+            .sign_in_failed(victim, attacker)
+            .await;
+        let wait = db_core::Limits::of(&cache)
+            .sign_in_blocked(victim, attacker)
+            .await;
         assert!(matches!(wait, Some(1..=2)), "backoff starts: {wait:?}");
         assert_eq!(
-            cache.login_blocked(victim, owner).await,
+            db_core::Limits::of(&cache)
+                .sign_in_blocked(victim, owner)
+                .await,
             None,
             "the owner, elsewhere, is never blocked by someone else's failures"
         );
         assert_eq!(
-            cache.login_blocked("other@example.com", attacker).await,
+            db_core::Limits::of(&cache)
+                .sign_in_blocked("other@example.com", attacker)
+                .await,
             None
         );
-        cache.login_succeeded(victim, attacker).await;
-        assert_eq!(cache.login_blocked(victim, attacker).await, None);
+        db_core::Limits::of(&cache)
+            .sign_in_succeeded(victim, attacker)
+            .await;
+        assert_eq!(
+            db_core::Limits::of(&cache)
+                .sign_in_blocked(victim, attacker)
+                .await,
+            None
+        );
     }
 }
 
@@ -123,22 +166,28 @@ async fn login_failures_block_only_their_account_and_address() {
 async fn the_match_check_is_one_membership_test_on_the_cached_list() {
     for cache in [live_cache(None), dead_cache(), Cache::disabled()] {
         let (_db, store, u) = setup(cache).await;
-        let c = &store.cache;
+        let c = &store.cache();
         let before = hits(c, Family::MatchList);
         assert!(
-            store.is_matched(u, "sophia").await.unwrap(),
+            store.matches().contains(u, "sophia").await.unwrap(),
             "loads on a miss"
         );
-        assert!(store.is_matched(u, "hugo").await.unwrap());
-        assert!(!store.is_matched(u, "amelie").await.unwrap());
+        assert!(store.matches().contains(u, "hugo").await.unwrap());
+        assert!(!store.matches().contains(u, "amelie").await.unwrap());
         assert!(
-            !store.is_matched(u, "~").await.unwrap(),
+            !store.matches().contains(u, "~").await.unwrap(),
             "the list's sentinel is no match"
         );
-        assert!(!store.is_matched(Uuid::new_v4(), "sophia").await.unwrap());
+        assert!(
+            !store
+                .matches()
+                .contains(Uuid::new_v4(), "sophia")
+                .await
+                .unwrap()
+        );
         // A new match drops the list: the check sees it at once.
-        store.create_match(u, "amelie").await.unwrap();
-        assert!(store.is_matched(u, "amelie").await.unwrap());
+        store.matches().create(u, "amelie").await.unwrap();
+        assert!(store.matches().contains(u, "amelie").await.unwrap());
         let (h, m) = hits(c, Family::MatchList);
         if c.is_enabled() && c.family_stats(Family::MatchList).bypassed == 0 {
             // Misses: the first load, the stranger's, the reload after the new match.
@@ -150,20 +199,33 @@ async fn the_match_check_is_one_membership_test_on_the_cached_list() {
 #[tokio::test]
 async fn second_reads_are_hits_and_writes_are_seen_at_once() {
     let (_db, store, u) = setup(live_cache(None)).await;
-    let c = &store.cache;
+    let c = &store.cache();
 
     // Conversation: a miss, then hits; a send keeps it a hit and shows the message.
-    let first = store.conversation(u, "sophia", None, 20).await.unwrap();
+    let first = store
+        .conversations()
+        .page(u, "sophia", None, 20)
+        .await
+        .unwrap();
     assert_eq!(first.items[0].content, "message 29");
-    let again = store.conversation(u, "sophia", None, 20).await.unwrap();
+    let again = store
+        .conversations()
+        .page(u, "sophia", None, 20)
+        .await
+        .unwrap();
     assert_eq!(again.items, first.items);
     assert_eq!(hits(c, Family::Conversation), (1, 1));
     let sent = store
+        .conversations()
         .send(&NewMessage::new(u, "sophia", Sender::User, "tout nouveau"))
         .await
         .unwrap()
         .into_message();
-    let after = store.conversation(u, "sophia", None, 20).await.unwrap();
+    let after = store
+        .conversations()
+        .page(u, "sophia", None, 20)
+        .await
+        .unwrap();
     assert_eq!(after.items[0], sent);
     assert_eq!(after.items[1].content, "message 29");
     assert_eq!(
@@ -173,34 +235,50 @@ async fn second_reads_are_hits_and_writes_are_seen_at_once() {
     );
 
     // Profile: hit, then an edit is visible on the next read.
-    assert_eq!(store.profile(u).await.unwrap().unwrap().display_name, "a");
-    store.profile(u).await.unwrap();
-    assert_eq!(hits(c, Family::UserProfile), (1, 1));
-    store.update_display_name(u, "Alice").await.unwrap();
     assert_eq!(
-        store.profile(u).await.unwrap().unwrap().display_name,
+        store
+            .users()
+            .profile(u)
+            .await
+            .unwrap()
+            .unwrap()
+            .display_name,
+        "a"
+    );
+    store.users().profile(u).await.unwrap();
+    assert_eq!(hits(c, Family::UserProfile), (1, 1));
+    store.users().update_display_name(u, "Alice").await.unwrap();
+    assert_eq!(
+        store
+            .users()
+            .profile(u)
+            .await
+            .unwrap()
+            .unwrap()
+            .display_name,
         "Alice"
     );
-    store.add_xp(u, 40).await.unwrap();
+    store.users().add_xp(u, 40).await.unwrap();
     assert_eq!(
-        store.profile(u).await.unwrap().unwrap().xp,
+        store.users().profile(u).await.unwrap().unwrap().xp,
         40,
         "an XP change is visible"
     );
 
     // Match list: hit; the send above and a reply from the character show up.
-    let list = store.matches(u).await.unwrap();
+    let list = store.matches().list(u).await.unwrap();
     assert_eq!(
         list[0].last_message_content.as_deref(),
         Some("tout nouveau")
     );
-    store.matches(u).await.unwrap();
+    store.matches().list(u).await.unwrap();
     assert_eq!(hits(c, Family::MatchList), (1, 1));
     store
+        .conversations()
         .send(&NewMessage::new(u, "hugo", Sender::Character, "coucou"))
         .await
         .unwrap();
-    let list = store.matches(u).await.unwrap();
+    let list = store.matches().list(u).await.unwrap();
     assert_eq!(
         (list[0].character_id.as_str(), list[0].unread_count),
         ("hugo", 1)
@@ -211,27 +289,35 @@ async fn second_reads_are_hits_and_writes_are_seen_at_once() {
         (2, 1),
         "the send updated the list in place"
     );
-    store.mark_read(u, "hugo").await.unwrap();
-    assert_eq!(store.matches(u).await.unwrap()[0].unread_count, 0);
+    store.conversations().mark_read(u, "hugo").await.unwrap();
+    assert_eq!(store.matches().list(u).await.unwrap()[0].unread_count, 0);
     assert_eq!(hits(c, Family::MatchList), (3, 1));
 
     // Characters: the catalogue, from Redis, then process memory; one character is looked up in
     // it, so unknown ids cache nothing anywhere.
-    let sophia = store.character("sophia").await.unwrap().unwrap();
+    let sophia = store.catalogue().get("sophia").await.unwrap().unwrap();
     assert_eq!(sophia.name, "Sophia");
-    store.character("sophia").await.unwrap();
-    store.characters().await.unwrap();
-    store.characters().await.unwrap();
+    store.catalogue().get("sophia").await.unwrap();
+    store.catalogue().all().await.unwrap();
+    store.catalogue().all().await.unwrap();
     assert_eq!(hits(c, Family::Character), (3, 1));
-    assert!(store.character("nobody").await.unwrap().is_none());
+    assert!(store.catalogue().get("nobody").await.unwrap().is_none());
     assert!(
         store
-            .character(&"x".repeat(30_000))
+            .catalogue()
+            .get(&"x".repeat(30_000))
             .await
             .unwrap()
             .is_none()
     );
-    assert!(store.character("sophia:lock").await.unwrap().is_none());
+    assert!(
+        store
+            .catalogue()
+            .get("sophia:lock")
+            .await
+            .unwrap()
+            .is_none()
+    );
     if let Some(redis) = c.redis_pool() {
         let mut exists = redis::cmd("EXISTS");
         exists
@@ -247,16 +333,18 @@ async fn second_reads_are_hits_and_writes_are_seen_at_once() {
     // Photo page: hit; a new photo is visible at once.
     assert!(
         store
-            .photos(u, "sophia", None, 20)
+            .photos()
+            .page(u, "sophia", None, 20)
             .await
             .unwrap()
             .items
             .is_empty()
     );
-    store.photos(u, "sophia", None, 20).await.unwrap();
+    store.photos().page(u, "sophia", None, 20).await.unwrap();
     assert_eq!(hits(c, Family::PhotoPage), (1, 1));
     let photo = store
-        .add_photo(&NewPhoto {
+        .photos()
+        .add(&NewPhoto {
             user_id: u,
             character_id: "sophia".into(),
             storage_key: "k.png".into(),
@@ -268,13 +356,26 @@ async fn second_reads_are_hits_and_writes_are_seen_at_once() {
         .await
         .unwrap();
     assert_eq!(
-        store.photos(u, "sophia", None, 20).await.unwrap().items,
+        store
+            .photos()
+            .page(u, "sophia", None, 20)
+            .await
+            .unwrap()
+            .items,
         vec![photo]
     );
 
     // Unread: counted from the partial index once, then +1 in place, reset by mark read.
-    assert_eq!(store.unread_count(u, "sophia").await.unwrap(), 15);
+    assert_eq!(
+        store
+            .conversations()
+            .unread_count(u, "sophia")
+            .await
+            .unwrap(),
+        15
+    );
     store
+        .conversations()
         .send(&NewMessage::new(
             u,
             "sophia",
@@ -283,13 +384,31 @@ async fn second_reads_are_hits_and_writes_are_seen_at_once() {
         ))
         .await
         .unwrap();
-    assert_eq!(store.unread_count(u, "sophia").await.unwrap(), 16);
+    assert_eq!(
+        store
+            .conversations()
+            .unread_count(u, "sophia")
+            .await
+            .unwrap(),
+        16
+    );
     assert_eq!(hits(c, Family::Unread), (1, 1));
-    assert_eq!(store.mark_read(u, "sophia").await.unwrap(), 16);
-    assert_eq!(store.unread_count(u, "sophia").await.unwrap(), 0);
+    assert_eq!(
+        store.conversations().mark_read(u, "sophia").await.unwrap(),
+        16
+    );
+    assert_eq!(
+        store
+            .conversations()
+            .unread_count(u, "sophia")
+            .await
+            .unwrap(),
+        0
+    );
     assert!(
         store
-            .conversation(u, "sophia", None, 5)
+            .conversations()
+            .page(u, "sophia", None, 5)
             .await
             .unwrap()
             .items
@@ -298,20 +417,37 @@ async fn second_reads_are_hits_and_writes_are_seen_at_once() {
     );
 
     // Typing lasts 10 s; deleting a message drops the window.
-    store.set_typing(u, "sophia", Sender::Character).await;
-    assert_eq!(store.typing(u, "sophia").await, Some(Sender::Character));
-    assert_eq!(store.typing(u, "hugo").await, None);
-    store.delete_message(u, sent.id).await.unwrap().unwrap();
-    let after_delete = store.conversation(u, "sophia", None, 100).await.unwrap();
+    store
+        .conversations()
+        .set_typing(u, "sophia", Sender::Character)
+        .await;
+    assert_eq!(
+        store.conversations().typing(u, "sophia").await,
+        Some(Sender::Character)
+    );
+    assert_eq!(store.conversations().typing(u, "hugo").await, None);
+    store
+        .conversations()
+        .delete(u, sent.id)
+        .await
+        .unwrap()
+        .unwrap();
+    let after_delete = store
+        .conversations()
+        .page(u, "sophia", None, 100)
+        .await
+        .unwrap();
     assert!(after_delete.items.iter().all(|m| m.id != sent.id));
     let edited = store
-        .edit_message(u, after_delete.items[0].id, "modifié")
+        .conversations()
+        .edit(u, after_delete.items[0].id, "modifié")
         .await
         .unwrap()
         .unwrap();
     assert_eq!(
         store
-            .conversation(u, "sophia", None, 1)
+            .conversations()
+            .page(u, "sophia", None, 1)
             .await
             .unwrap()
             .items[0],
@@ -324,12 +460,17 @@ async fn the_window_keeps_the_newest_hundred_in_order_under_concurrent_sends() {
     let (_db, store, u) = setup(live_cache(None)).await;
     let mut conn = _db.conn().await.unwrap();
     conversation(&mut conn, u, "hugo", 95).await;
-    store.conversation(u, "hugo", None, 100).await.unwrap();
-    store.matches(u).await.unwrap();
+    store
+        .conversations()
+        .page(u, "hugo", None, 100)
+        .await
+        .unwrap();
+    store.matches().list(u).await.unwrap();
     let sends = (0..40).map(|i| {
         let store = store.clone();
         tokio::spawn(async move {
             store
+                .conversations()
                 .send(&NewMessage::new(
                     u,
                     "hugo",
@@ -344,7 +485,8 @@ async fn the_window_keeps_the_newest_hundred_in_order_under_concurrent_sends() {
         s.await.unwrap();
     }
     let cached = store
-        .conversation(u, "hugo", None, 100)
+        .conversations()
+        .page(u, "hugo", None, 100)
         .await
         .unwrap()
         .items;
@@ -355,8 +497,8 @@ async fn the_window_keeps_the_newest_hundred_in_order_under_concurrent_sends() {
         cached, fresh,
         "the window equals PostgreSQL's newest 100, in order"
     );
-    assert_eq!(store.cache.family_stats(Family::Conversation).misses, 1);
-    let list = store.matches(u).await.unwrap();
+    assert_eq!(store.cache().family_stats(Family::Conversation).misses, 1);
+    let list = store.matches().list(u).await.unwrap();
     let hugo = list.iter().find(|m| m.character_id == "hugo").unwrap();
     assert_eq!(
         hugo.last_message_id,
@@ -383,7 +525,7 @@ async fn a_hundred_concurrent_misses_load_once_across_two_replicas() {
         let loads = loads.clone();
         tokio::spawn(async move {
             cache
-                .get_or_load(
+                .testing_get_or_load(
                     Family::UserProfile,
                     &cache.keys().user_profile(Uuid::nil()),
                     || async {
@@ -412,58 +554,88 @@ async fn a_hundred_concurrent_misses_load_once_across_two_replicas() {
 #[tokio::test]
 async fn with_redis_unreachable_every_path_serves_postgres() {
     let (db, store, u) = setup(dead_cache()).await;
-    let first = store.conversation(u, "sophia", None, 10).await.unwrap();
+    let first = store
+        .conversations()
+        .page(u, "sophia", None, 10)
+        .await
+        .unwrap();
     assert_eq!(first.items[0].content, "message 29");
     let sent = store
+        .conversations()
         .send(&NewMessage::new(u, "sophia", Sender::User, "sans redis"))
         .await
         .unwrap()
         .into_message();
     assert_eq!(
         store
-            .conversation(u, "sophia", None, 1)
+            .conversations()
+            .page(u, "sophia", None, 1)
             .await
             .unwrap()
             .items[0],
         sent
     );
     assert_eq!(
-        store.profile(u).await.unwrap().unwrap().email,
+        store.users().profile(u).await.unwrap().unwrap().email,
         "a@example.com"
     );
-    store.update_display_name(u, "Bea").await.unwrap();
-    assert_eq!(store.profile(u).await.unwrap().unwrap().display_name, "Bea");
-    assert_eq!(store.matches(u).await.unwrap().len(), 2);
+    store.users().update_display_name(u, "Bea").await.unwrap();
     assert_eq!(
-        store.characters().await.unwrap().len(),
+        store
+            .users()
+            .profile(u)
+            .await
+            .unwrap()
+            .unwrap()
+            .display_name,
+        "Bea"
+    );
+    assert_eq!(store.matches().list(u).await.unwrap().len(), 2);
+    assert_eq!(
+        store.catalogue().all().await.unwrap().len(),
         db_core::seed::demo_characters().unwrap().len()
     );
-    assert_eq!(store.character("hugo").await.unwrap().unwrap().name, "Hugo");
-    assert_eq!(store.unread_count(u, "sophia").await.unwrap(), 15);
-    assert_eq!(store.mark_read(u, "sophia").await.unwrap(), 15);
-    assert_eq!(store.unread_count(u, "sophia").await.unwrap(), 0);
+    assert_eq!(
+        store.catalogue().get("hugo").await.unwrap().unwrap().name,
+        "Hugo"
+    );
+    assert_eq!(
+        store
+            .conversations()
+            .unread_count(u, "sophia")
+            .await
+            .unwrap(),
+        15
+    );
+    assert_eq!(
+        store.conversations().mark_read(u, "sophia").await.unwrap(),
+        15
+    );
+    assert_eq!(
+        store
+            .conversations()
+            .unread_count(u, "sophia")
+            .await
+            .unwrap(),
+        0
+    );
     assert!(
         store
-            .photos(u, "sophia", None, 10)
+            .photos()
+            .page(u, "sophia", None, 10)
             .await
             .unwrap()
             .items
             .is_empty()
     );
-    assert_eq!(
-        store.add_affection(u, "sophia", 3).await.unwrap(),
-        0,
-        "written straight to PostgreSQL"
-    );
-    assert_eq!(store.affection(u, "sophia").await.unwrap(), Some(3));
-    assert_eq!(store.add_xp(u, 5).await.unwrap(), Some(5));
-    assert_eq!(store.leaderboard(10).await.unwrap()[0].xp, 5);
-    assert_eq!(store.rank(u).await.unwrap().unwrap().rank, 1);
-    assert_eq!(store.typing(u, "sophia").await, None);
-    store.warm_user(u).await.unwrap();
-    assert!(!store.cache.redis_healthy(), "the breaker opened");
-    assert!(store.cache.breaker().opened_total() >= 1);
-    assert!(store.cache.family_stats(Family::Conversation).bypassed >= 1);
+    assert_eq!(store.users().add_xp(u, 5).await.unwrap(), Some(5));
+    assert_eq!(store.leaderboard().top(10).await.unwrap()[0].xp, 5);
+    assert_eq!(store.leaderboard().rank(u).await.unwrap().unwrap().rank, 1);
+    assert_eq!(store.conversations().typing(u, "sophia").await, None);
+    store.users().warm(u, &store).await.unwrap();
+    assert!(!store.cache().redis_healthy(), "the breaker opened");
+    assert!(store.cache().breaker().opened_total() >= 1);
+    assert!(store.cache().family_stats(Family::Conversation).bypassed >= 1);
     drop(db);
 }
 
@@ -472,7 +644,8 @@ async fn a_disabled_cache_serves_everything_from_postgres() {
     let (_db, store, u) = setup(Cache::disabled()).await;
     assert_eq!(
         store
-            .conversation(u, "sophia", None, 5)
+            .conversations()
+            .page(u, "sophia", None, 5)
             .await
             .unwrap()
             .items
@@ -480,154 +653,22 @@ async fn a_disabled_cache_serves_everything_from_postgres() {
         5
     );
     store
+        .conversations()
         .send(&NewMessage::new(u, "sophia", Sender::User, "x"))
         .await
         .unwrap();
     assert_eq!(
         store
-            .conversation(u, "sophia", None, 1)
+            .conversations()
+            .page(u, "sophia", None, 1)
             .await
             .unwrap()
             .items[0]
             .content,
         "x"
     );
-    assert_eq!(store.matches(u).await.unwrap().len(), 2);
-    assert_eq!(store.cache.family_stats(Family::Conversation).hits, 0);
-}
-
-async fn affection_run(redis_dies_halfway: bool) {
-    let db = TestDb::new().await.unwrap();
-    let mut conn = db.conn().await.unwrap();
-    let u = matched_user(&mut conn, "a@example.com", &["sophia"]).await;
-    let config = db_test::redis_config();
-    // Two replicas sharing Redis, each with a periodic flusher; a third replica whose Redis
-    // is unreachable takes over the second half when `redis_dies_halfway`.
-    let replicas: Vec<Store> = (0..2)
-        .map(|_| Store::new(db.db(), live_cache(Some(&config))))
-        .collect();
-    let cut_off = Store::new(db.db(), dead_cache());
-    let flushers: Vec<_> = replicas
-        .iter()
-        .map(|s| {
-            s.cache
-                .spawn_affection_flusher(s.db.clone(), Duration::from_millis(5))
-        })
-        .collect();
-    let tasks = (0..8).map(|t| {
-        let replicas = replicas.clone();
-        let cut_off = cut_off.clone();
-        tokio::spawn(async move {
-            for i in 0..125 {
-                let store = if redis_dies_halfway && i >= 62 {
-                    &cut_off
-                } else {
-                    &replicas[(t + i) % 2]
-                };
-                store.add_affection(u, "sophia", 1).await.unwrap();
-            }
-        })
-    });
-    for t in tasks {
-        t.await.unwrap();
-    }
-    let mut flushed = 0;
-    for f in flushers {
-        flushed += f.shutdown().await.unwrap().points;
-    }
-    let pg = db_core::queries::matches::get(&mut conn, u, "sophia")
-        .await
-        .unwrap()
-        .unwrap()
-        .affection;
-    assert_eq!(
-        pg, 1000,
-        "every point in PostgreSQL exactly once (flushed {flushed})"
-    );
-    assert_eq!(
-        replicas[0].affection(u, "sophia").await.unwrap(),
-        Some(1000)
-    );
-    assert_eq!(replicas[0].cache.pending_affection(u, "sophia").await, 0);
-    assert_eq!(replicas[1].matches(u).await.unwrap()[0].affection, 1000);
-}
-
-#[tokio::test]
-async fn affection_write_behind_loses_and_double_counts_nothing() {
-    affection_run(false).await;
-}
-
-#[tokio::test]
-async fn affection_survives_redis_going_away_halfway() {
-    affection_run(true).await;
-}
-
-#[tokio::test]
-async fn an_interrupted_flush_is_reapplied_exactly_once() {
-    let db = TestDb::new().await.unwrap();
-    let mut conn = db.conn().await.unwrap();
-    let u = matched_user(&mut conn, "a@example.com", &["sophia"]).await;
-    let store = Store::new(db.db(), live_cache(None));
-    store.add_affection(u, "sophia", 7).await.unwrap();
-    // A replica took the delta into flight and died before forgetting it, twice over: once
-    // before its PostgreSQL commit, once after.
-    let redis = db_core::RedisPool::new(&RedisConfig {
-        key_prefix: store.cache.keys().prefix().to_owned(),
-        ..db_test::redis_config()
-    })
-    .unwrap();
-    let dirty = store.cache.keys().affection_dirty();
-    let inflight = format!("{dirty}:inflight:{u}:sophia");
-    let committed = Uuid::new_v4();
-    let _: i64 = redis
-        .query(redis::cmd("GETDEL").arg(store.cache.keys().affection_pending(u, "sophia")))
-        .await
-        .unwrap_or(0);
-    let _: i64 = redis
-        .query(
-            redis::cmd("HSET")
-                .arg(&inflight)
-                .arg(Uuid::new_v4().to_string())
-                .arg(7),
-        )
-        .await
-        .unwrap();
-    let _: i64 = redis
-        .query(
-            redis::cmd("HSET")
-                .arg(&inflight)
-                .arg(committed.to_string())
-                .arg(5),
-        )
-        .await
-        .unwrap();
-    let _: i64 = redis
-        .query(
-            redis::cmd("SADD")
-                .arg(format!("{dirty}:inflight"))
-                .arg(format!("{u}|sophia")),
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        store.affection(u, "sophia").await.unwrap(),
-        Some(12),
-        "in-flight points count in reads"
-    );
-    db_core::pool::batch_execute(
-        &mut conn,
-        &format!("INSERT INTO affection_flushes (id) VALUES ('{committed}'); UPDATE matches SET affection = affection + 5"),
-    )
-    .await
-    .unwrap();
-    let report = store.flush_affection().await.unwrap();
-    assert_eq!(report.points, 7);
-    assert_eq!(store.affection(u, "sophia").await.unwrap(), Some(12));
-    let left: i64 = redis
-        .query(redis::cmd("HLEN").arg(&inflight))
-        .await
-        .unwrap();
-    assert_eq!(left, 0);
+    assert_eq!(store.matches().list(u).await.unwrap().len(), 2);
+    assert_eq!(store.cache().family_stats(Family::Conversation).hits, 0);
 }
 
 #[tokio::test]
@@ -646,26 +687,53 @@ async fn the_leaderboard_is_rebuilt_when_missing_and_kept_exact() {
         v
     };
     let store = Store::new(db.db(), live_cache(None));
-    let top = store.leaderboard(3).await.unwrap();
+    let top = store.leaderboard().top(3).await.unwrap();
     assert_eq!(
         top.iter().map(|e| e.xp).collect::<Vec<_>>(),
         vec![50, 50, 30]
     );
     assert_eq!(
-        hits(&store.cache, Family::Leaderboard),
+        hits(store.cache(), Family::Leaderboard),
         (0, 1),
         "rebuilt once"
     );
-    assert_eq!(store.rank(ids[2]).await.unwrap().unwrap().rank, 3);
-    assert_eq!(store.rank(ids[1]).await.unwrap().unwrap().rank, 1);
-    store.add_xp(ids[0], 100).await.unwrap();
-    assert_eq!(store.leaderboard(1).await.unwrap()[0].user_id, ids[0]);
     assert_eq!(
-        store.rank(ids[0]).await.unwrap().unwrap(),
+        store
+            .leaderboard()
+            .rank(ids[2])
+            .await
+            .unwrap()
+            .unwrap()
+            .rank,
+        3
+    );
+    assert_eq!(
+        store
+            .leaderboard()
+            .rank(ids[1])
+            .await
+            .unwrap()
+            .unwrap()
+            .rank,
+        1
+    );
+    store.users().add_xp(ids[0], 100).await.unwrap();
+    assert_eq!(store.leaderboard().top(1).await.unwrap()[0].user_id, ids[0]);
+    assert_eq!(
+        store.leaderboard().rank(ids[0]).await.unwrap().unwrap(),
         db_core::queries::users::Rank { xp: 110, rank: 1 }
     );
-    assert_eq!(store.rank(ids[1]).await.unwrap().unwrap().rank, 2);
-    let (h, m) = hits(&store.cache, Family::Leaderboard);
+    assert_eq!(
+        store
+            .leaderboard()
+            .rank(ids[1])
+            .await
+            .unwrap()
+            .unwrap()
+            .rank,
+        2
+    );
+    let (h, m) = hits(store.cache(), Family::Leaderboard);
     assert_eq!(m, 1);
     assert!(h >= 5);
 }
@@ -683,20 +751,31 @@ async fn a_catalogue_change_reaches_every_replica_through_pub_sub() {
         Store::new(db.db(), live_cache(Some(&config))),
     );
     let _listening = (
-        a.cache.spawn_invalidation_listener().unwrap(),
-        b.cache.spawn_invalidation_listener().unwrap(),
+        a.cache().spawn_invalidation_listener().unwrap(),
+        b.cache().spawn_invalidation_listener().unwrap(),
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(b.character("sophia").await.unwrap().unwrap().name, "Sophia");
-    b.characters().await.unwrap();
-    let mut renamed = (*a.character("sophia").await.unwrap().unwrap()).clone();
+    assert_eq!(
+        b.catalogue().get("sophia").await.unwrap().unwrap().name,
+        "Sophia"
+    );
+    b.catalogue().all().await.unwrap();
+    let mut renamed = (*a.catalogue().get("sophia").await.unwrap().unwrap()).clone();
     renamed.name = "Sophia R.".into();
-    a.upsert_characters(&[renamed]).await.unwrap();
+    a.catalogue().upsert(&[renamed]).await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
     loop {
-        let seen = b.character("sophia").await.unwrap().unwrap().name.clone();
+        let seen = b
+            .catalogue()
+            .get("sophia")
+            .await
+            .unwrap()
+            .unwrap()
+            .name
+            .clone();
         let listed = b
-            .characters()
+            .catalogue()
+            .all()
             .await
             .unwrap()
             .iter()
@@ -715,27 +794,43 @@ async fn a_catalogue_change_reaches_every_replica_through_pub_sub() {
 #[tokio::test]
 async fn login_warming_fills_profile_matches_and_recent_windows() {
     let (_db, store, u) = setup(live_cache(None)).await;
-    store.warm_user(u).await.unwrap();
-    store.profile(u).await.unwrap();
-    store.matches(u).await.unwrap();
-    store.conversation(u, "sophia", None, 50).await.unwrap();
-    assert_eq!(hits(&store.cache, Family::UserProfile), (1, 1));
-    assert_eq!(hits(&store.cache, Family::MatchList), (1, 1));
-    assert_eq!(hits(&store.cache, Family::Conversation), (1, 1));
+    store.users().warm(u, &store).await.unwrap();
+    store.users().profile(u).await.unwrap();
+    store.matches().list(u).await.unwrap();
+    store
+        .conversations()
+        .page(u, "sophia", None, 50)
+        .await
+        .unwrap();
+    assert_eq!(hits(store.cache(), Family::UserProfile), (1, 1));
+    assert_eq!(hits(store.cache(), Family::MatchList), (1, 1));
+    assert_eq!(hits(store.cache(), Family::Conversation), (1, 1));
 }
 
 #[tokio::test]
 async fn family_invalidation_scans_instead_of_keys() {
     let (_db, store, u) = setup(live_cache(None)).await;
-    store.conversation(u, "sophia", None, 5).await.unwrap();
-    store.conversation(u, "hugo", None, 5).await.unwrap();
+    store
+        .conversations()
+        .page(u, "sophia", None, 5)
+        .await
+        .unwrap();
+    store
+        .conversations()
+        .page(u, "hugo", None, 5)
+        .await
+        .unwrap();
     let gone = store
-        .cache
-        .delete_matching(&store.cache.keys().conversations_of(u))
+        .cache()
+        .delete_matching(&store.cache().keys().conversations_of(u))
         .await;
     assert_eq!(gone, 2);
-    store.conversation(u, "sophia", None, 5).await.unwrap();
-    assert_eq!(store.cache.family_stats(Family::Conversation).misses, 3);
+    store
+        .conversations()
+        .page(u, "sophia", None, 5)
+        .await
+        .unwrap();
+    assert_eq!(store.cache().family_stats(Family::Conversation).misses, 3);
 }
 
 #[test]
@@ -762,14 +857,15 @@ fn no_keys_command_anywhere_in_the_code() {
 async fn a_window_loaded_before_a_send_is_not_stored() {
     let (db, store, u) = setup(live_cache(None)).await;
     let stale = store
-        .cache
-        .conversation_window(u, "sophia", 100, || async {
+        .cache()
+        .testing_conversation_window(u, "sophia", 100, || async {
             let mut conn = db.conn().await.unwrap();
             let before = db_core::queries::messages::latest(&mut conn, u, "sophia", None, 100)
                 .await
                 .unwrap()
                 .items;
             store
+                .conversations()
                 .send(&NewMessage::new(
                     u,
                     "sophia",
@@ -783,10 +879,14 @@ async fn a_window_loaded_before_a_send_is_not_stored() {
         .await
         .unwrap();
     assert_eq!(stale[0].message().unwrap().content, "message 29");
-    let now = store.conversation(u, "sophia", None, 100).await.unwrap();
+    let now = store
+        .conversations()
+        .page(u, "sophia", None, 100)
+        .await
+        .unwrap();
     assert_eq!(now.items[0].content, "pendant le chargement");
     assert_eq!(
-        store.cache.family_stats(Family::Conversation).misses,
+        store.cache().family_stats(Family::Conversation).misses,
         2,
         "the stale load was not cached"
     );
@@ -866,11 +966,12 @@ async fn in_the_realistic_mix_only_first_visits_miss() {
             }
         }
         match kind {
-            "conversation" => drop(store.conversation(*u, c, None, 100).await.unwrap()),
-            "matches" => drop(store.matches(*u).await.unwrap()),
-            "photos" => drop(store.photos(*u, c, None, 20).await.unwrap()),
+            "conversation" => drop(store.conversations().page(*u, c, None, 100).await.unwrap()),
+            "matches" => drop(store.matches().list(*u).await.unwrap()),
+            "photos" => drop(store.photos().page(*u, c, None, 20).await.unwrap()),
             _ => drop(
                 store
+                    .conversations()
                     .send(&NewMessage::new(
                         *u,
                         c.as_str(),
@@ -885,7 +986,7 @@ async fn in_the_realistic_mix_only_first_visits_miss() {
     let families = [Family::Conversation, Family::MatchList, Family::PhotoPage];
     let (h, m) = families
         .iter()
-        .map(|f| hits(&store.cache, *f))
+        .map(|f| hits(store.cache(), *f))
         .fold((0, 0), |(h, m), (a, b)| (h + a, m + b));
     println!(
         "{reads} reads: {h} hits, {m} misses ({first_visits} first visits); hit rate {:.1}%, {:.1}% of repeat visits",

@@ -9,6 +9,7 @@ use actix_web::{HttpRequest, HttpResponse, post, web};
 use db_core::models::Message;
 use futures_util::stream::{self, StreamExt};
 use service_kit::checks::CharacterPath;
+use service_kit::error::Conflict;
 use service_kit::{ApiError, ApiResult, AuthUser, Kit};
 
 use crate::generate::{self, Event, Started};
@@ -73,15 +74,12 @@ pub async fn write_reply(
 ) -> ApiResult<HttpResponse> {
     let character = path.id()?;
     service_kit::checks::require_match(&kit, me.id, character).await?;
-    let mut conn = kit.store.db.write().await?;
-    let user_message =
-        db_core::queries::generations::latest_user_message(&mut conn, me.id, character)
-            .await?
-            .ok_or(ApiError::Conflict {
-                code: "nothing_to_answer",
-                detail: "the user has not written yet".into(),
-            })?;
-    drop(conn);
+    let user_message = kit
+        .store
+        .conversations()
+        .latest_from_user(me.id, character)
+        .await?
+        .ok_or(ApiError::Conflict(Conflict::NothingToAnswer))?;
     let streaming = req
         .headers()
         .get("accept")
@@ -97,7 +95,7 @@ pub async fn write_reply(
         let authorization = req.headers().get("authorization")?.to_str().ok()?;
         Some(crate::photos::PhotoAsk {
             milestones,
-            authorization: authorization.to_owned(),
+            authorization: service_kit::Secret::new(authorization),
         })
     });
     match generate::start(
@@ -106,18 +104,22 @@ pub async fn write_reply(
             provider: ai.provider_for(character),
             limits: ai.limits,
         },
-        me.id,
-        character,
-        user_message,
-        regenerate,
-        photo,
+        generate::Request {
+            user: me.id,
+            character: character.to_owned(),
+            user_message_id: user_message,
+            regenerate,
+            photo,
+        },
     )
     .await?
     {
-        Started::Running(_) => Err(ApiError::Conflict {
-            code: "generation_in_progress",
-            detail: "this reply is being written; ask again in a moment".into(),
-        }),
+        // Being written, here or by another replica: follow it from what is saved.
+        Started::Running(g) if streaming => Ok(HttpResponse::Ok()
+            .content_type("text/event-stream")
+            .insert_header(("cache-control", "no-cache"))
+            .streaming(follow(kit.into_inner(), g, resume_after).boxed_local())),
+        Started::Running(_) => Err(ApiError::Conflict(Conflict::GenerationInProgress)),
         Started::Done(g, reply) if streaming => {
             // Replay what the client missed, then the end.
             let tokens = g.tokens();
@@ -136,7 +138,10 @@ pub async fn write_reply(
                 )))
         }
         Started::Done(_, reply) => Ok(HttpResponse::Ok().json(reply)),
-        Started::Live(_, rx) if streaming => {
+        Started::Live(_, rx, took_over) if streaming => {
+            // A writer died with part of this reply sent: the client drops what it has.
+            let reset = (took_over && resume_after > 0)
+                .then(|| Ok::<_, actix_web::Error>(sse(0, "reset", &serde_json::json!({}))));
             // The state carries how many tokens went out, so `done` gets the next id.
             let events = stream::unfold(Some((rx, 0usize)), |state| async move {
                 let (mut rx, sent) = state?;
@@ -167,9 +172,9 @@ pub async fn write_reply(
             Ok(HttpResponse::Created()
                 .content_type("text/event-stream")
                 .insert_header(("cache-control", "no-cache"))
-                .streaming(events.boxed_local()))
+                .streaming(stream::iter(reset).chain(events).boxed_local()))
         }
-        Started::Live(_, mut rx) => loop {
+        Started::Live(_, mut rx, _) => loop {
             match rx.recv().await {
                 Ok(Event::Done(m)) => return Ok(HttpResponse::Created().json(*m)),
                 Ok(Event::Token { .. })
@@ -180,4 +185,53 @@ pub async fn write_reply(
             }
         },
     }
+}
+
+/// How often a follower looks for new tokens of a reply another writer is writing.
+const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// The events of a generation being written elsewhere (another replica, or this one for another
+/// client), from PostgreSQL: the tokens after `sent`, then `done` with the stored reply, or
+/// `error` when it was given up or its writer died (asking again takes it over).
+fn follow(
+    kit: std::sync::Arc<Kit>,
+    g: db_core::models::Generation,
+    sent: usize,
+) -> impl futures_util::Stream<Item = Result<web::Bytes, actix_web::Error>> {
+    stream::unfold(Some((kit, g, sent, true)), |state| async move {
+        let (kit, g, sent, first) = state?;
+        if !first {
+            tokio::time::sleep(FOLLOW_EVERY).await;
+        }
+        let error = |sent: usize, code: &str| {
+            Ok::<_, actix_web::Error>(sse(sent + 1, "error", &serde_json::json!({ "code": code })))
+        };
+        let now = match kit.store.generations().get(g.id).await {
+            Ok(Some(now)) => now,
+            _ => return Some((vec![error(sent, "generation_failed")], None)),
+        };
+        let tokens = now.tokens();
+        let mut out: Vec<_> = tokens
+            .iter()
+            .enumerate()
+            .skip(sent)
+            .map(|(i, t)| Ok(token_event(i, t)))
+            .collect();
+        let sent = sent.max(tokens.len());
+        if now.is_running() {
+            if now.lease_until.is_some_and(|l| l < chrono::Utc::now()) {
+                out.push(error(sent, "generation_interrupted"));
+                return Some((out, None));
+            }
+            return Some((out, Some((kit, g, sent, false))));
+        }
+        match kit.store.generations().reply(&now).await {
+            Ok(Some(reply)) if now.reply_message_id.is_some() => {
+                out.push(Ok(done_event(sent, &reply)));
+            }
+            _ => out.push(error(sent, "generation_failed")),
+        }
+        Some((out, None))
+    })
+    .flat_map(stream::iter)
 }

@@ -1,7 +1,7 @@
 pub mod auth;
 pub mod users;
 
-use db_core::store::Profile;
+use db_core::models::Profile;
 use serde::Serialize;
 use service_kit::ApiError;
 

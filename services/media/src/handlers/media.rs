@@ -6,7 +6,6 @@ use std::io::Cursor;
 use actix_web::http::header::{self, EntityTag, Header, IfNoneMatch};
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use bytes::Bytes;
-use db_core::queries::photos;
 use serde::Deserialize;
 use service_kit::{ApiError, ApiResult, AuthUser, Kit};
 
@@ -74,11 +73,12 @@ pub async fn download_photo(
     {
         return Err(ApiError::validation("w", "must be 64, 128, 256 or 512"));
     }
-    let mut conn = kit.store.db.read().await?;
-    let photo = photos::get(&mut conn, me.id, path.photo_id)
+    let photo = kit
+        .store
+        .photos()
+        .get(me.id, path.photo_id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    drop(conn);
     let width = params.w.filter(|w| i64::from(*w) < i64::from(photo.width));
     let etag = EntityTag::new_strong(match width {
         Some(w) => format!("p{}-w{w}", photo.id),

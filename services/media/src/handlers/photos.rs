@@ -4,9 +4,10 @@ use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
 use db_core::models::{Photo, PhotoJob};
 use db_core::pagination::KeysetPage;
-use db_core::queries::{photo_jobs, photos};
+use db_core::store::Enqueued;
 use serde::{Deserialize, Serialize};
 use service_kit::checks::{CharacterPath, cursor, limit, require_match, valid_text};
+use service_kit::error::Conflict;
 use service_kit::{ApiError, ApiResult, AuthUser, Kit};
 use uuid::Uuid;
 
@@ -110,24 +111,27 @@ pub async fn generate_photo(
         .map(|p| valid_text("prompt", p, 500))
         .transpose()?;
     require_match(&kit, me.id, character).await?;
-    let mut conn = kit.store.db.write().await?;
-    let job = photo_jobs::enqueue(
-        &mut conn,
-        Uuid::now_v7(),
-        me.id,
-        character,
-        prompt.as_deref(),
-        media.jobs.max_pending,
-    )
-    .await?
-    .ok_or_else(|| ApiError::Conflict {
-        code: "too_many_photo_jobs",
-        detail: format!(
-            "at most {} photos can be on their way at once; wait for one to arrive",
-            media.jobs.max_pending
-        ),
-    })?;
-    drop(conn);
+    let max = media.jobs.max_pending;
+    let job = match kit
+        .store
+        .photo_jobs()
+        .enqueue(
+            me.id,
+            character,
+            prompt.as_deref(),
+            max,
+            media.jobs.per_user_per_day,
+        )
+        .await?
+    {
+        Enqueued::Queued(job) => job,
+        Enqueued::TooManyPending => {
+            return Err(ApiError::Conflict(Conflict::TooManyPhotoJobs { max }));
+        }
+        Enqueued::DailyQuotaSpent { retry_after } => {
+            return Err(ApiError::RateLimited { retry_after });
+        }
+    };
     media.wake.notify_one();
     Ok(HttpResponse::Accepted()
         .insert_header(("location", format!("/api/v1/photos/jobs/{}", job.id)))
@@ -150,14 +154,12 @@ pub async fn get_photo_job(
     me: AuthUser,
     path: web::Path<JobId>,
 ) -> ApiResult<web::Json<JobView>> {
-    let mut conn = kit.store.db.read().await?;
-    let job = photo_jobs::get(&mut conn, me.id, path.id)
+    let (job, photo) = kit
+        .store
+        .photo_jobs()
+        .get(me.id, path.id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let photo = match job.photo_id {
-        Some(p) => photos::get(&mut conn, me.id, p).await?,
-        None => None,
-    };
     Ok(web::Json(JobView::new(job, photo)))
 }
 
@@ -188,7 +190,11 @@ pub async fn list_photos(
     let before = cursor(params.before.as_deref())?;
     let limit = limit("limit", params.limit, 20, 100)?;
     require_match(&kit, me.id, character).await?;
-    let page = kit.store.photos(me.id, character, before, limit).await?;
+    let page = kit
+        .store
+        .photos()
+        .page(me.id, character, before, limit)
+        .await?;
     Ok(web::Json(KeysetPage {
         items: page.items.into_iter().map(PhotoView::from).collect(),
         next: page.next,

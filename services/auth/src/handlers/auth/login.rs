@@ -1,5 +1,4 @@
 use actix_web::{HttpRequest, HttpResponse, post, web};
-use db_core::queries::users;
 use serde::Deserialize;
 use service_kit::checks::{valid_email, valid_password};
 use service_kit::{ApiError, ApiResult, Kit, client};
@@ -40,31 +39,28 @@ pub async fn login(
     let email = valid_email("email", &email)?;
     let password = valid_password("password", password, 1)?;
     let addr = client::limit_key_of(&req);
-    let cache = &kit.store.cache;
-    let per_ip = cache.rate_limit("login-ip", &addr, 60, *PER_IP).await;
+    let limits = kit.store.limits();
+    let per_ip = limits.hit("login-ip", &addr, 60, *PER_IP).await;
     if per_ip.exceeded {
         return Err(ApiError::RateLimited {
             retry_after: per_ip.reset_after,
         });
     }
-    if let Some(wait) = cache.login_blocked(&email, &addr).await {
+    if let Some(wait) = limits.sign_in_blocked(&email, &addr).await {
         return Err(ApiError::RateLimited { retry_after: wait });
     }
-    let mut conn = kit.store.db.write().await?;
-    let user = users::find_by_email(&mut conn, &email).await?;
+    let user = kit.store.users().by_email(&email).await?;
     let stored = user.as_ref().map(|u| u.password_hash.expose().to_owned());
-    drop(conn);
     let (true, Some(user)) = (passwords::verify(password, stored).await?, user) else {
-        cache.login_failed(&email, &addr).await;
+        limits.sign_in_failed(&email, &addr).await;
         return Err(ApiError::InvalidCredentials);
     };
-    cache.login_succeeded(&email, &addr).await;
-    let mut conn = kit.store.db.write().await?;
-    let tokens = sessions::issue(&kit, &mut conn, user.id, None).await?;
+    limits.sign_in_succeeded(&email, &addr).await;
+    let tokens = sessions::issue(&kit, user.id, None).await?;
     // The profile, match list and latest windows, in the background: the answer does not wait.
-    kit.store.warm_user(user.id);
+    kit.store.users().warm(user.id, &kit.store);
     Ok(HttpResponse::Ok().json(AuthResponse {
         tokens,
-        user: db_core::store::Profile::from(user).into(),
+        user: db_core::models::Profile::from(user).into(),
     }))
 }

@@ -1,5 +1,4 @@
 use actix_web::{HttpResponse, post, web};
-use db_core::queries::sessions as stored;
 use serde::Deserialize;
 use service_kit::{ApiResult, Kit};
 
@@ -18,11 +17,14 @@ pub struct Logout {
 #[post("/auth/logout")]
 pub async fn logout(kit: web::Data<Kit>, body: web::Json<Logout>) -> ApiResult<HttpResponse> {
     let token = sessions::valid_token(&body.refresh_token)?;
-    let mut conn = kit.store.db.write().await?;
-    let found = stored::find_by_token_hash(&mut conn, &sessions::hash(token)).await?;
-    drop(conn);
+    let found = kit
+        .store
+        .sessions()
+        .by_token(&sessions::hash(token))
+        .await?;
     if let Some(session) = found {
         kit.store
+            .sessions()
             .revoke_family(session.user_id, session.family_id)
             .await?;
     }

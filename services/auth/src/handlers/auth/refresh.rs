@@ -1,6 +1,5 @@
 use actix_web::{HttpResponse, post, web};
 use chrono::Utc;
-use db_core::queries::sessions as stored;
 use serde::Deserialize;
 use service_kit::{ApiError, ApiResult, Kit};
 
@@ -20,22 +19,26 @@ pub struct Refresh {
 #[post("/auth/refresh")]
 pub async fn refresh(kit: web::Data<Kit>, body: web::Json<Refresh>) -> ApiResult<HttpResponse> {
     let token = sessions::valid_token(&body.refresh_token)?;
-    let mut conn = kit.store.db.write().await?;
-    let Some(session) = stored::find_by_token_hash(&mut conn, &sessions::hash(token)).await? else {
+    let Some(session) = kit
+        .store
+        .sessions()
+        .by_token(&sessions::hash(token))
+        .await?
+    else {
         return Err(ApiError::InvalidToken);
     };
     let now = Utc::now();
     if session.revoked_at.is_some() || session.expires_at <= now {
         return Err(ApiError::InvalidToken);
     }
-    if !stored::mark_used(&mut conn, session.id, now).await? {
-        drop(conn);
+    if !kit.store.sessions().use_up(session.id, now).await? {
         kit.store
+            .sessions()
             .revoke_family(session.user_id, session.family_id)
             .await?;
         tracing::warn!(user = %session.user_id, family = %session.family_id, "refresh token reuse; family revoked");
         return Err(ApiError::InvalidToken);
     }
-    let tokens = sessions::issue(&kit, &mut conn, session.user_id, Some(session.family_id)).await?;
+    let tokens = sessions::issue(&kit, session.user_id, Some(session.family_id)).await?;
     Ok(HttpResponse::Ok().json(tokens))
 }

@@ -1,6 +1,5 @@
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use db_core::models::{NewUser, SecretString};
-use db_core::queries::users::{self, CreateUserError};
 use serde::Deserialize;
 use service_kit::checks::{valid_email, valid_password};
 use service_kit::{ApiError, ApiResult, Kit, client};
@@ -52,8 +51,8 @@ pub async fn register(
     let addr = client::limit_key_of(&req);
     let limit = kit
         .store
-        .cache
-        .rate_limit("register-ip", &addr, 3600, *PER_IP)
+        .limits()
+        .hit("register-ip", &addr, 3600, *PER_IP)
         .await;
     if limit.exceeded {
         return Err(ApiError::RateLimited {
@@ -61,26 +60,18 @@ pub async fn register(
         });
     }
     let password_hash = SecretString::new(passwords::hash(password).await?);
-    let mut conn = kit.store.db.write().await?;
-    let user = users::create(
-        &mut conn,
-        &NewUser {
+    let user = kit
+        .store
+        .users()
+        .create(&NewUser {
             email,
             password_hash,
             display_name,
-        },
-    )
-    .await
-    .map_err(|e| match e {
-        CreateUserError::EmailTaken => ApiError::Conflict {
-            code: "email_taken",
-            detail: "an account with this email already exists".into(),
-        },
-        CreateUserError::Db(e) => e.into(),
-    })?;
-    let tokens = sessions::issue(&kit, &mut conn, user.id, None).await?;
+        })
+        .await?;
+    let tokens = sessions::issue(&kit, user.id, None).await?;
     Ok(HttpResponse::Created().json(AuthResponse {
         tokens,
-        user: db_core::store::Profile::from(user).into(),
+        user: db_core::models::Profile::from(user).into(),
     }))
 }

@@ -1,5 +1,5 @@
 use actix_web::{get, web};
-use db_core::queries::users::{LeaderboardEntry, Rank};
+use db_core::models::{LeaderboardEntry, Rank};
 use serde::{Deserialize, Serialize};
 use service_kit::{ApiResult, AuthUser, Kit};
 
@@ -28,7 +28,7 @@ pub async fn get_leaderboard(
     params: web::Query<Params>,
 ) -> ApiResult<web::Json<Leaderboard>> {
     let limit = service_kit::checks::limit("limit", params.limit, 10, 100)?;
-    let entries = kit.store.leaderboard(limit).await?;
-    let me = kit.store.rank(me.id).await?;
+    let entries = kit.store.leaderboard().top(limit).await?;
+    let me = kit.store.leaderboard().rank(me.id).await?;
     Ok(web::Json(Leaderboard { entries, me }))
 }

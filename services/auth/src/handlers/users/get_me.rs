@@ -8,6 +8,11 @@ use crate::handlers::UserDto;
     responses((status = 200, body = UserDto)))]
 #[get("/users/me")]
 pub async fn get_me(kit: web::Data<Kit>, me: AuthUser) -> ApiResult<web::Json<UserDto>> {
-    let profile = kit.store.profile(me.id).await?.ok_or(ApiError::NotFound)?;
+    let profile = kit
+        .store
+        .users()
+        .profile(me.id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     Ok(web::Json(profile.into()))
 }

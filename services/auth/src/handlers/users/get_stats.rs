@@ -18,9 +18,14 @@ pub struct Stats {
     responses((status = 200, body = Stats)))]
 #[get("/users/me/stats")]
 pub async fn get_stats(kit: web::Data<Kit>, me: AuthUser) -> ApiResult<web::Json<Stats>> {
-    let profile = kit.store.profile(me.id).await?.ok_or(ApiError::NotFound)?;
-    let matches = kit.store.matches(me.id).await?;
-    let rank = kit.store.rank(me.id).await?.map(|r| r.rank);
+    let profile = kit
+        .store
+        .users()
+        .profile(me.id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let matches = kit.store.matches().list(me.id).await?;
+    let rank = kit.store.leaderboard().rank(me.id).await?.map(|r| r.rank);
     Ok(web::Json(Stats {
         xp: profile.xp,
         level: level(profile.xp),

@@ -23,6 +23,7 @@ pub async fn update_me(
     let name = valid_display_name(&body.display_name)?;
     let profile = kit
         .store
+        .users()
         .update_display_name(me.id, &name)
         .await?
         .ok_or(ApiError::NotFound)?;

@@ -20,6 +20,11 @@ pub async fn get_character(
     path: web::Path<CharacterId>,
 ) -> ApiResult<web::Json<CharacterCard>> {
     let id = character_id("id", &path.id)?;
-    let found = kit.store.character(id).await?.ok_or(ApiError::NotFound)?;
+    let found = kit
+        .store
+        .catalogue()
+        .get(id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     Ok(web::Json(CharacterCard::from(found.as_ref())))
 }

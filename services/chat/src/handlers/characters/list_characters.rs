@@ -7,6 +7,6 @@ use super::CharacterCard;
 #[utoipa::path(tag = "characters", responses((status = 200, body = Vec<CharacterCard>)))]
 #[get("/characters")]
 pub async fn list_characters(kit: web::Data<Kit>) -> ApiResult<web::Json<Vec<CharacterCard>>> {
-    let all = kit.store.characters().await?;
+    let all = kit.store.catalogue().all().await?;
     Ok(web::Json(all.iter().map(CharacterCard::from).collect()))
 }

@@ -34,7 +34,8 @@ pub async fn list_messages(
     // The messages as the cache holds them: no decoding and encoding again on the hot path.
     let page = kit
         .store
-        .conversation_json(me.id, character, before, limit)
+        .conversations()
+        .page_json(me.id, character, before, limit)
         .await?;
     Ok(web::Json(page))
 }

@@ -21,6 +21,10 @@ pub async fn mark_read(
     let character = path.id()?;
     require_match(&kit, me.id, character).await?;
     Ok(web::Json(Marked {
-        marked_read: kit.store.mark_read(me.id, character).await?,
+        marked_read: kit
+            .store
+            .conversations()
+            .mark_read(me.id, character)
+            .await?,
     }))
 }

@@ -1,9 +1,9 @@
 use actix_web::{HttpResponse, post, web};
+use db_core::Inserted;
 use db_core::models::{NewMessage, Sender};
-use db_core::queries::messages::Inserted;
-use db_core::store::SendError;
 use serde::Deserialize;
 use service_kit::checks::CharacterPath;
+use service_kit::error::Conflict;
 use service_kit::{ApiError, ApiResult, AuthUser, Kit};
 use uuid::Uuid;
 
@@ -34,18 +34,12 @@ pub async fn send_message(
     let content = valid_text("content", &body.content, MAX_MESSAGE_CHARS)?;
     let mut new = NewMessage::new(me.id, character, Sender::User, content);
     new.client_id = body.client_id;
-    let inserted = kit.store.send(&new).await.map_err(|e| match e {
-        SendError::NoMatch => ApiError::NotFound,
-        SendError::Db(e) => e.into(),
-    })?;
+    let inserted = kit.store.conversations().send(&new).await?;
     Ok(match inserted {
         Inserted::Created(m) => HttpResponse::Created().json(m),
         Inserted::Existing(m) if m.character_id == character => HttpResponse::Ok().json(m),
         Inserted::Existing(_) => {
-            return Err(ApiError::Conflict {
-                code: "client_id_reused",
-                detail: "this client_id was already used for another conversation".into(),
-            });
+            return Err(ApiError::Conflict(Conflict::ClientIdReused));
         }
     })
 }

@@ -32,7 +32,10 @@ pub async fn set_typing(
     let character = path.id()?;
     require_match(&kit, me.id, character).await?;
     if body.typing {
-        kit.store.set_typing(me.id, character, Sender::User).await;
+        kit.store
+            .conversations()
+            .set_typing(me.id, character, Sender::User)
+            .await;
     }
     Ok(HttpResponse::NoContent().finish())
 }
@@ -48,6 +51,6 @@ pub async fn get_typing(
     let character = path.id()?;
     require_match(&kit, me.id, character).await?;
     Ok(web::Json(Typing {
-        typing: kit.store.typing(me.id, character).await,
+        typing: kit.store.conversations().typing(me.id, character).await,
     }))
 }

@@ -1,8 +1,7 @@
 use actix_web::{HttpResponse, post, web};
-use db_core::store::MatchError;
 use serde::Deserialize;
 use service_kit::checks::character_id;
-use service_kit::{ApiError, ApiResult, AuthUser, Kit};
+use service_kit::{ApiResult, AuthUser, Kit};
 
 #[derive(utoipa::ToSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -20,14 +19,7 @@ pub async fn create_match(
     body: web::Json<CreateMatch>,
 ) -> ApiResult<HttpResponse> {
     let character = character_id("character_id", &body.character_id)?;
-    let (m, created) = kit
-        .store
-        .create_match(me.id, character)
-        .await
-        .map_err(|e| match e {
-            MatchError::UnknownCharacter => ApiError::NotFound,
-            MatchError::Db(e) => e.into(),
-        })?;
+    let (m, created) = kit.store.matches().create(me.id, character).await?;
     Ok(if created {
         HttpResponse::Created().json(m)
     } else {

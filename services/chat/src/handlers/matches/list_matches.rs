@@ -1,5 +1,5 @@
 use actix_web::{get, web};
-use db_core::queries::matches::MatchSummary;
+use db_core::models::MatchSummary;
 use service_kit::{ApiResult, AuthUser, Kit};
 
 /// Each match with its affection, last message and unread count (one query on a miss, cached).
@@ -9,5 +9,5 @@ pub async fn list_matches(
     kit: web::Data<Kit>,
     me: AuthUser,
 ) -> ApiResult<web::Json<Vec<MatchSummary>>> {
-    Ok(web::Json(kit.store.matches(me.id).await?))
+    Ok(web::Json(kit.store.matches().list(me.id).await?))
 }

@@ -1,6 +1,5 @@
 use actix_web::{HttpResponse, post, web};
 use db_core::models::NewMemory;
-use db_core::queries::memories;
 use serde::Deserialize;
 use service_kit::checks::character_id;
 use service_kit::{ApiResult, AuthUser, Kit};
@@ -29,12 +28,11 @@ pub async fn create_memory(
     let character = character_id("character_id", &body.character_id)?;
     let content = valid_text("content", &body.content, MAX_MEMORY_CHARS)?;
     require_match(&kit, me.id, character).await?;
-    let mut conn = kit.store.db.write().await?;
     let new = NewMemory {
         user_id: me.id,
         character_id: character.to_owned(),
         content,
         source_message_id: None,
     };
-    Ok(HttpResponse::Created().json(memories::insert(&mut conn, &new).await?))
+    Ok(HttpResponse::Created().json(kit.store.memories().create(&new).await?))
 }

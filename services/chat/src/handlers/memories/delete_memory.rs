@@ -1,5 +1,4 @@
 use actix_web::{HttpResponse, delete, web};
-use db_core::queries::memories;
 use service_kit::{ApiError, ApiResult, AuthUser, Kit};
 
 use super::MemoryId;
@@ -12,8 +11,7 @@ pub async fn delete_memory(
     me: AuthUser,
     path: web::Path<MemoryId>,
 ) -> ApiResult<HttpResponse> {
-    let mut conn = kit.store.db.write().await?;
-    if memories::delete(&mut conn, me.id, path.id).await? {
+    if kit.store.memories().delete(me.id, path.id).await? {
         Ok(HttpResponse::NoContent().finish())
     } else {
         Err(ApiError::NotFound)

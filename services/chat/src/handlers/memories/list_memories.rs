@@ -1,7 +1,6 @@
 use actix_web::{get, web};
 use db_core::models::Memory;
 use db_core::pagination::KeysetPage;
-use db_core::queries::memories;
 use serde::Deserialize;
 use service_kit::checks::{character_id, limit};
 use service_kit::{ApiResult, AuthUser, Kit};
@@ -33,7 +32,10 @@ pub async fn list_memories(
     let character = character_id("character_id", &params.character_id)?;
     let before = cursor(params.before.as_deref())?;
     let limit = limit("limit", params.limit, 20, 100)?;
-    let mut conn = kit.store.db.read().await?;
-    let page = memories::list(&mut conn, me.id, character, before, limit).await?;
+    let page = kit
+        .store
+        .memories()
+        .list(me.id, character, before, limit)
+        .await?;
     Ok(web::Json(page))
 }

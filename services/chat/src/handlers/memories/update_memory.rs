@@ -1,6 +1,5 @@
 use actix_web::{patch, web};
 use db_core::models::Memory;
-use db_core::queries::memories;
 use serde::Deserialize;
 use service_kit::{ApiError, ApiResult, AuthUser, Kit};
 
@@ -25,8 +24,10 @@ pub async fn update_memory(
     body: web::Json<UpdateMemory>,
 ) -> ApiResult<web::Json<Memory>> {
     let content = valid_text("content", &body.content, MAX_MEMORY_CHARS)?;
-    let mut conn = kit.store.db.write().await?;
-    let updated = memories::update(&mut conn, me.id, path.id, &content)
+    let updated = kit
+        .store
+        .memories()
+        .update(me.id, path.id, &content)
         .await?
         .ok_or(ApiError::NotFound)?;
     Ok(web::Json(updated))

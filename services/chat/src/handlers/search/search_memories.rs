@@ -1,5 +1,5 @@
 use actix_web::{get, web};
-use db_core::queries::memories::{self, MemoryHit};
+use db_core::models::MemoryHit;
 use serde::Deserialize;
 use service_kit::checks::{character_id, limit, valid_line};
 use service_kit::{ApiResult, AuthUser, Kit};
@@ -34,8 +34,10 @@ pub async fn search_memories(
         .map(|c| character_id("character_id", c))
         .transpose()?;
     let limit = limit("limit", params.limit, 20, 50)?;
-    let mut conn = kit.store.db.read().await?;
     Ok(web::Json(
-        memories::search(&mut conn, me.id, &q, character, limit).await?,
+        kit.store
+            .memories()
+            .search(me.id, &q, character, limit)
+            .await?,
     ))
 }

@@ -1,5 +1,6 @@
 use actix_web::{get, web};
-use db_core::queries::messages::{self, MAX_SEARCH_RESULTS, MessageHit};
+use db_core::MAX_SEARCH_RESULTS;
+use db_core::models::MessageHit;
 use serde::Deserialize;
 use service_kit::checks::{character_id, limit, valid_line};
 use service_kit::{ApiResult, AuthUser, Kit};
@@ -34,8 +35,10 @@ pub async fn search_messages(
         .map(|c| character_id("character_id", c))
         .transpose()?;
     let limit = limit("limit", params.limit, 20, MAX_SEARCH_RESULTS)?;
-    let mut conn = kit.store.db.read().await?;
     Ok(web::Json(
-        messages::search(&mut conn, me.id, &q, character, limit).await?,
+        kit.store
+            .conversations()
+            .search(me.id, &q, character, limit)
+            .await?,
     ))
 }

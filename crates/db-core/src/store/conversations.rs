@@ -1,0 +1,267 @@
+//! Conversations: the cached window of the newest messages (appended in place on every send),
+//! read state, the typing indicator, full-text search.
+
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+use super::Shared;
+use crate::cache::{Family, window};
+use crate::models::{Message, MessageHit, NewMessage, Sender};
+use crate::pagination::{Cursor, KeysetPage, clamp_limit};
+use crate::pool::DbError;
+use crate::queries::{generations, messages};
+
+pub use crate::queries::messages::{Inserted, SendError};
+
+pub struct Conversations<'s>(pub(super) &'s Shared);
+
+const INCR_IF_EXISTS: &str =
+    "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('INCR', KEYS[1]) end return -1";
+
+impl Conversations<'_> {
+    /// Newest first. The first page (up to [`window::WINDOW`] messages) comes from the cached
+    /// window; older pages from PostgreSQL. `next` is set whenever the page is full.
+    pub async fn page(
+        &self,
+        user: Uuid,
+        character: &str,
+        before: Option<Cursor>,
+        limit: i64,
+    ) -> Result<KeysetPage<Message>, DbError> {
+        let s = self.0;
+        let limit = clamp_limit(limit);
+        if before.is_some() {
+            let mut conn = s.db.read().await?;
+            return Ok(messages::latest(&mut conn, user, character, before, limit).await?);
+        }
+        let entries = self.window(user, character, limit).await?;
+        let items: Vec<Message> = entries.iter().filter_map(window::Entry::message).collect();
+        let next = (items.len() == limit as usize)
+            .then(|| items.last().map(|m| Cursor::new(m.created_at, m.id)))
+            .flatten();
+        Ok(KeysetPage { items, next })
+    }
+
+    /// [`Conversations::page`] as JSON documents, for a handler that only passes them on: the
+    /// first page goes out as the cache holds it, never decoded and encoded again.
+    pub async fn page_json(
+        &self,
+        user: Uuid,
+        character: &str,
+        before: Option<Cursor>,
+        limit: i64,
+    ) -> Result<KeysetPage<Box<RawValue>>, DbError> {
+        let limit = clamp_limit(limit);
+        if before.is_some() {
+            let page = self.page(user, character, before, limit).await?;
+            return Ok(KeysetPage {
+                items: page
+                    .items
+                    .iter()
+                    .filter_map(|m| serde_json::value::to_raw_value(m).ok())
+                    .collect(),
+                next: page.next,
+            });
+        }
+        let entries = self.window(user, character, limit).await?;
+        let next = (entries.len() == limit as usize)
+            .then(|| {
+                let last = entries.last()?;
+                Some(Cursor::new(
+                    chrono::DateTime::from_timestamp_micros(last.at_micros)?,
+                    last.id,
+                ))
+            })
+            .flatten();
+        Ok(KeysetPage {
+            items: entries.into_iter().map(|e| e.json).collect(),
+            next,
+        })
+    }
+
+    /// The first page from the cached window (loaded from the primary on a miss).
+    async fn window(
+        &self,
+        user: Uuid,
+        character: &str,
+        limit: i64,
+    ) -> Result<Vec<window::Entry>, DbError> {
+        let s = self.0;
+        s.cache
+            .conversation_window(user, character, limit as usize, || async {
+                // The primary: a window must not miss a message a replica has not seen yet.
+                let mut conn = s.db.write().await?;
+                let page =
+                    messages::latest(&mut conn, user, character, None, window::WINDOW as i64)
+                        .await?;
+                Ok::<_, DbError>(page.items)
+            })
+            .await
+    }
+
+    /// Stores a message once per client id and updates what it touches in place: the window,
+    /// the unread count (when the character or the system writes), the match list.
+    pub async fn send(&self, new: &NewMessage) -> Result<Inserted, SendError> {
+        let s = self.0;
+        let mut conn = s.db.write().await?;
+        let inserted = messages::insert_idempotent(&mut conn, new).await?;
+        drop(conn);
+        if let Inserted::Created(m) = &inserted {
+            after_new_message(s, m).await;
+        }
+        Ok(inserted)
+    }
+
+    /// One message of the user's.
+    pub async fn message(&self, user: Uuid, id: i64) -> Result<Option<Message>, DbError> {
+        let mut conn = self.0.db.read().await?;
+        Ok(messages::get(&mut conn, user, id).await?)
+    }
+
+    /// Deletes one of the user's messages (its memories go with it); the window, unread count
+    /// and match list are dropped.
+    pub async fn delete(&self, user: Uuid, id: i64) -> Result<Option<Message>, DbError> {
+        let s = self.0;
+        let mut conn = s.db.write().await?;
+        let deleted = messages::delete(&mut conn, user, id).await?;
+        drop(conn);
+        if let Some(m) = &deleted {
+            after_changed_message(s, m).await;
+        }
+        Ok(deleted)
+    }
+
+    /// Edits one of the user's messages; the window and match list are dropped.
+    pub async fn edit(
+        &self,
+        user: Uuid,
+        id: i64,
+        content: &str,
+    ) -> Result<Option<Message>, DbError> {
+        let s = self.0;
+        let mut conn = s.db.write().await?;
+        let edited = messages::edit(&mut conn, user, id, content).await?;
+        drop(conn);
+        if let Some(m) = &edited {
+            after_changed_message(s, m).await;
+        }
+        Ok(edited)
+    }
+
+    /// Marks a conversation read and resets its cached unread count to 0.
+    pub async fn mark_read(&self, user: Uuid, character: &str) -> Result<usize, DbError> {
+        let s = self.0;
+        let mut conn = s.db.write().await?;
+        let n = messages::mark_read(&mut conn, user, character).await?;
+        drop(conn);
+        let keys = s.cache.keys();
+        let unread = keys.unread(user, character);
+        let mut pipe = redis::pipe();
+        let ttl = Family::Unread.ttl().map_or(30, |t| t.as_secs());
+        pipe.cmd("SET")
+            .arg(&unread)
+            .arg(0)
+            .arg("EX")
+            .arg(ttl)
+            .ignore();
+        if s.cache.pipe::<()>(pipe).await.is_none() {
+            s.cache.defer_delete(unread);
+        }
+        s.cache.set_match_unread(user, character, 0).await;
+        // The window holds the read flags it was loaded with.
+        s.cache.invalidate_window(user, character).await;
+        Ok(n)
+    }
+
+    /// Unread messages of a conversation: Redis (30 s), else counted on the partial index.
+    pub async fn unread_count(&self, user: Uuid, character: &str) -> Result<i64, DbError> {
+        let s = self.0;
+        let key = s.cache.keys().unread(user, character);
+        s.cache
+            .get_or_load(Family::Unread, &key, || async {
+                let mut conn = s.db.write().await?;
+                Ok::<_, DbError>(messages::unread_count(&mut conn, user, character).await?)
+            })
+            .await
+    }
+
+    /// The newest message the user wrote in a conversation (what a reply answers).
+    pub async fn latest_from_user(
+        &self,
+        user: Uuid,
+        character: &str,
+    ) -> Result<Option<i64>, DbError> {
+        let mut conn = self.0.db.write().await?;
+        Ok(generations::latest_user_message(&mut conn, user, character).await?)
+    }
+
+    /// French full-text search over the user's messages, best first.
+    pub async fn search(
+        &self,
+        user: Uuid,
+        query: &str,
+        character: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<MessageHit>, DbError> {
+        let mut conn = self.0.db.read().await?;
+        Ok(messages::search(&mut conn, user, query, character, limit).await?)
+    }
+
+    /// Records who is typing in a conversation, for 10 s. Best effort: lost if Redis is down.
+    pub async fn set_typing(&self, user: Uuid, character: &str, who: Sender) {
+        let s = self.0;
+        let ttl = Family::Typing.ttl().map_or(10, |t| t.as_secs());
+        let mut set = redis::cmd("SET");
+        set.arg(s.cache.keys().typing(user, character))
+            .arg(who.as_str())
+            .arg("EX")
+            .arg(ttl);
+        let _: Option<()> = s.cache.cmd(set).await;
+    }
+
+    /// Who is typing, if anyone (`None` as well when Redis is down).
+    pub async fn typing(&self, user: Uuid, character: &str) -> Option<Sender> {
+        let s = self.0;
+        let who: Option<String> = s
+            .cache
+            .cmd::<Option<String>>(redis::Cmd::get(s.cache.keys().typing(user, character)))
+            .await
+            .flatten();
+        match who.as_deref() {
+            Some("user") => Some(Sender::User),
+            Some("character") => Some(Sender::Character),
+            Some("system") => Some(Sender::System),
+            _ => None,
+        }
+    }
+}
+
+/// What a new message makes stale, updated in place: the window (appended), the unread count
+/// (+1 when the character or the system writes), the match list's entry.
+pub(crate) async fn after_new_message(s: &Shared, m: &Message) {
+    let keys = s.cache.keys();
+    s.cache.append_to_window(m).await;
+    if m.sender != Sender::User && !m.is_read {
+        let script = redis::Script::new(INCR_IF_EXISTS);
+        let unread = keys.unread(m.user_id, &m.character_id);
+        let inv = script.key(&unread);
+        if s.cache
+            .redis(|r| async move { r.script::<i64>(&inv).await })
+            .await
+            .is_none()
+        {
+            s.cache.defer_delete(unread);
+        }
+    }
+    s.cache.touch_match_list(m).await;
+}
+
+/// What an edited or deleted message makes stale, dropped.
+pub(crate) async fn after_changed_message(s: &Shared, m: &Message) {
+    let keys = s.cache.keys();
+    s.cache.invalidate_window(m.user_id, &m.character_id).await;
+    s.cache.invalidate_match_list(m.user_id).await;
+    s.cache
+        .delete(&[keys.unread(m.user_id, &m.character_id)])
+        .await;
+}

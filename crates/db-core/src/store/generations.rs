@@ -1,0 +1,175 @@
+//! Character replies: claimed once per user message (at most one running per conversation,
+//! across every replica), their tokens recorded as they come (a reconnecting client is replayed
+//! them), and completed in one transaction with everything the reply is worth.
+
+use std::time::Duration;
+
+use diesel_async::AsyncConnection;
+use uuid::Uuid;
+
+use super::Shared;
+use crate::models::{Generation, Message};
+use crate::pool::DbError;
+use crate::queries::generations::{self, Claim};
+
+pub use crate::queries::generations::{Completed, Reward};
+
+pub struct Generations<'s>(pub(super) &'s Shared);
+
+/// What a reply is asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct Ask<'a> {
+    pub user: Uuid,
+    pub character: &'a str,
+    pub user_message_id: i64,
+    /// Who writes it (recorded with the generation).
+    pub provider: &'a str,
+    /// Write the finished reply again (a swipe).
+    pub regenerate: bool,
+    /// Generations the user may start in any 24 hours.
+    pub per_day: i64,
+    /// How long a writer holds a generation without renewing it.
+    pub lease: Duration,
+}
+
+/// How asking for a reply went.
+#[derive(Debug)]
+pub enum Start {
+    /// This caller writes it. `replaces` is the reply a swipe rewrites; `took_over` says a dead
+    /// writer's generation of this message was retired for it.
+    New {
+        generation: Generation,
+        replaces: Option<i64>,
+        took_over: bool,
+    },
+    /// Already answered, or being answered (by this replica or another).
+    Existing(Generation),
+    /// Another message of the conversation is being answered right now.
+    Busy,
+    /// The user's generations of the last 24 hours are spent; the oldest ages out then.
+    QuotaSpent { retry_after: u64 },
+}
+
+impl Generations<'_> {
+    /// Claims the reply to a user message, once across every replica. Everything is decided
+    /// under the conversation's lock: what exists, what a dead writer left (its lease ran out:
+    /// retired, and its work started again once), the quota, the swipe.
+    pub async fn start(&self, ask: Ask<'_>) -> Result<Start, DbError> {
+        let mut conn = self.0.db.write().await?;
+        let started = conn
+            .transaction(async |conn| {
+                generations::lock_conversation(conn, ask.user, ask.character).await?;
+                let retired = generations::retire_expired(conn, ask.user, ask.character).await?;
+                let orphan = retired
+                    .iter()
+                    .find(|g| g.user_message_id == ask.user_message_id);
+                let existing = generations::for_message(conn, ask.user_message_id).await?;
+                if let Some(g) = existing
+                    && (!ask.regenerate || g.is_running())
+                {
+                    return Ok(Start::Existing(g));
+                }
+                let day = chrono::Duration::days(1);
+                let (started, oldest) =
+                    generations::started_since(conn, ask.user, chrono::Utc::now() - day).await?;
+                if started >= ask.per_day && orphan.is_none() {
+                    let retry_after = oldest
+                        .map(|o| (o + day - chrono::Utc::now()).num_seconds().max(1) as u64)
+                        .unwrap_or(3600);
+                    return Ok(Start::QuotaSpent { retry_after });
+                }
+                // A swipe retires the finished reply; the new generation writes over it. A
+                // dead swipe's successor rewrites the same reply.
+                let replaces = match orphan {
+                    Some(o) => o.replaces_message_id,
+                    None if ask.regenerate => {
+                        generations::supersede_done(conn, ask.user_message_id).await?
+                    }
+                    None => None,
+                };
+                Ok::<_, diesel::result::Error>(
+                    match generations::claim(
+                        conn,
+                        ask.user,
+                        ask.character,
+                        ask.user_message_id,
+                        ask.provider,
+                        replaces,
+                        ask.lease,
+                    )
+                    .await?
+                    {
+                        Claim::New(generation) => Start::New {
+                            generation,
+                            replaces,
+                            took_over: orphan.is_some(),
+                        },
+                        Claim::Existing(g) => Start::Existing(g),
+                        Claim::Busy => Start::Busy,
+                    },
+                )
+            })
+            .await?;
+        Ok(started)
+    }
+
+    pub async fn get(&self, id: Uuid) -> Result<Option<Generation>, DbError> {
+        let mut conn = self.0.db.read().await?;
+        Ok(generations::get(&mut conn, id).await?)
+    }
+
+    /// Records tokens as they are generated and renews the writer's lease; false when the
+    /// generation is no longer this writer's (its lease ran out and it was taken over).
+    pub async fn append_tokens(
+        &self,
+        id: Uuid,
+        tokens: &[String],
+        lease: Duration,
+    ) -> Result<bool, DbError> {
+        let mut conn = self.0.db.write().await?;
+        Ok(generations::append_tokens(&mut conn, id, tokens, lease).await?)
+    }
+
+    /// Gives a generation up; the message can be answered again.
+    pub async fn fail(&self, id: Uuid) -> Result<(), DbError> {
+        let mut conn = self.0.db.write().await?;
+        Ok(generations::fail(&mut conn, id).await?)
+    }
+
+    /// The reply a finished generation stored.
+    pub async fn reply(&self, g: &Generation) -> Result<Option<Message>, DbError> {
+        let Some(id) = g.reply_message_id else {
+            return Ok(None);
+        };
+        let mut conn = self.0.db.read().await?;
+        Ok(crate::queries::messages::get(&mut conn, g.user_id, id).await?)
+    }
+
+    /// Stores the reply and what it is worth, in one transaction (see
+    /// [`generations::complete`]), then updates what it touched: the conversation's window and
+    /// unread count, the match list (its affection moved), the profile and the leaderboard.
+    /// `None` if another attempt completed the generation first.
+    pub async fn complete(
+        &self,
+        g: &Generation,
+        content: &str,
+        replaces: Option<i64>,
+        reward: &Reward,
+    ) -> Result<Option<Completed>, DbError> {
+        let s = self.0;
+        let mut conn = s.db.write().await?;
+        let done = generations::complete(&mut conn, g, content, replaces, reward).await?;
+        drop(conn);
+        let Some(done) = done else { return Ok(None) };
+        if replaces.is_some() {
+            super::conversations::after_changed_message(s, &done.reply).await;
+        } else {
+            super::conversations::after_new_message(s, &done.reply).await;
+            s.cache.invalidate_match_list(g.user_id).await;
+        }
+        if let Some(xp) = done.xp {
+            super::users::Users::xp_changed(s, g.user_id, xp).await;
+        }
+        Ok(Some(done))
+    }
+}

@@ -1,0 +1,60 @@
+//! Matches: the cached match list (a hash per user, a field per match, updated in place by
+//! sends and mark-reads), membership tests on it for every ownership check, new matches.
+
+use uuid::Uuid;
+
+use super::Shared;
+use crate::models::{Match, MatchSummary};
+use crate::pool::DbError;
+use crate::queries::matches;
+
+pub use crate::queries::matches::MatchError;
+
+pub struct Matches<'s>(pub(super) &'s Shared);
+
+impl Matches<'_> {
+    /// The user's matches with their last message and unread count, most recent first (one
+    /// query on a miss, cached).
+    pub async fn list(&self, user: Uuid) -> Result<Vec<MatchSummary>, DbError> {
+        let s = self.0;
+        s.cache
+            .match_list(user, || async {
+                // The primary: a list must not miss a message a replica has not seen yet.
+                let mut conn = s.db.write().await?;
+                Ok::<_, DbError>(matches::list_with_last_message(&mut conn, user).await?)
+            })
+            .await
+    }
+
+    /// One match of the user's, as the list has it.
+    pub async fn get(&self, user: Uuid, character: &str) -> Result<Option<MatchSummary>, DbError> {
+        Ok(self
+            .list(user)
+            .await?
+            .into_iter()
+            .find(|m| m.character_id == character))
+    }
+
+    /// Whether the user matched the character: the check every conversation, gallery and
+    /// reply makes first. A membership test on the cached list; on a miss, the list is loaded
+    /// (and cached).
+    pub async fn contains(&self, user: Uuid, character: &str) -> Result<bool, DbError> {
+        if let Some(known) = self.0.cache.match_listed(user, character).await {
+            return Ok(known);
+        }
+        let list = self.list(user).await?;
+        Ok(list.iter().any(|m| m.character_id == character))
+    }
+
+    /// Matches the user with the character (`true`: new), or finds the match that exists.
+    pub async fn create(&self, user: Uuid, character: &str) -> Result<(Match, bool), MatchError> {
+        let s = self.0;
+        let mut conn = s.db.write().await?;
+        let created = matches::create(&mut conn, user, character).await?;
+        drop(conn);
+        if created.1 {
+            s.cache.invalidate_match_list(user).await;
+        }
+        Ok(created)
+    }
+}

@@ -1,0 +1,130 @@
+//! The one door into the data: a [`Store`] hands out per-domain views (`store.users()`,
+//! `store.conversations()`, …), each of which owns its SQL *and* its cache policy, so that every
+//! write sits beside the invalidation it needs and no caller can write around it. Services never
+//! see a connection, a query or a raw cache command. With Redis down or caching off, every
+//! operation still returns what PostgreSQL holds.
+
+mod catalogue;
+mod conversations;
+mod generations;
+mod leaderboard;
+mod limits;
+mod matches;
+mod memories;
+mod photo_jobs;
+mod photos;
+mod sessions;
+mod users;
+
+use std::sync::Arc;
+
+pub use catalogue::Catalogue;
+pub use conversations::{Conversations, Inserted, SendError};
+pub use generations::{Ask, Completed, Generations, Reward, Start};
+pub use leaderboard::Leaderboard;
+pub use limits::Limits;
+pub use matches::{MatchError, Matches};
+pub use memories::Memories;
+pub use photo_jobs::{Delivered, Enqueued, PhotoJobs};
+pub use photos::Photos;
+pub use sessions::Sessions;
+pub use users::{CreateUserError, Users};
+
+use crate::cache::Cache;
+use crate::pool::{Db, DbError, PoolStats};
+use crate::revocations::Revocations;
+
+/// PostgreSQL and the cache in front of it. Cheap to clone.
+#[derive(Clone)]
+pub struct Store(Arc<Shared>);
+
+pub(crate) struct Shared {
+    pub(crate) db: Db,
+    pub(crate) cache: Cache,
+    pub(crate) revocations: Revocations,
+}
+
+impl Store {
+    pub fn new(db: Db, cache: Cache) -> Self {
+        Self(Arc::new(Shared {
+            db,
+            cache,
+            revocations: Revocations::new(),
+        }))
+    }
+
+    pub fn users(&self) -> Users<'_> {
+        Users(&self.0)
+    }
+    pub fn sessions(&self) -> Sessions<'_> {
+        Sessions(&self.0)
+    }
+    pub fn leaderboard(&self) -> Leaderboard<'_> {
+        Leaderboard(&self.0)
+    }
+    pub fn catalogue(&self) -> Catalogue<'_> {
+        Catalogue(&self.0)
+    }
+    pub fn matches(&self) -> Matches<'_> {
+        Matches(&self.0)
+    }
+    pub fn conversations(&self) -> Conversations<'_> {
+        Conversations(&self.0)
+    }
+    pub fn memories(&self) -> Memories<'_> {
+        Memories(&self.0)
+    }
+    pub fn photos(&self) -> Photos<'_> {
+        Photos(&self.0)
+    }
+    pub fn photo_jobs(&self) -> PhotoJobs<'_> {
+        PhotoJobs(&self.0)
+    }
+    pub fn generations(&self) -> Generations<'_> {
+        Generations(&self.0)
+    }
+    pub fn limits(&self) -> Limits<'_> {
+        Limits(&self.0.cache)
+    }
+
+    /// The revoked session families this process knows of.
+    pub fn revocations(&self) -> &Revocations {
+        &self.0.revocations
+    }
+
+    /// What keeps this process's view current, until the process ends: the revocation set
+    /// (PostgreSQL poll and Redis channel) and the catalogue's invalidations.
+    pub fn spawn_background(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        let s = &self.0;
+        let mut tasks = s.revocations.spawn_sync(s.db.clone(), s.cache.clone());
+        tasks.extend(s.cache.spawn_invalidation_listener());
+        tasks
+    }
+
+    /// PostgreSQL answers (the readiness check).
+    pub async fn ping_database(&self) -> Result<(), DbError> {
+        self.0.db.ping().await
+    }
+
+    /// Redis: `None` when caching is off, else whether it answered a PING.
+    pub async fn ping_redis(&self) -> Option<bool> {
+        let redis = self.0.cache.redis_pool()?;
+        Some(redis.ping().await.is_ok())
+    }
+
+    /// Pool figures per role, for `/metrics`.
+    pub fn pool_stats(&self) -> Vec<(&'static str, PoolStats)> {
+        self.0.db.stats()
+    }
+
+    /// The cache handle (hit rates, Redis health), for `/metrics` and the gateway's readiness.
+    pub fn cache(&self) -> &Cache {
+        &self.0.cache
+    }
+
+    /// Raw access for db-core's own tests and the tools that build datasets.
+    #[cfg(feature = "testing")]
+    pub fn db(&self) -> &Db {
+        &self.0.db
+    }
+}

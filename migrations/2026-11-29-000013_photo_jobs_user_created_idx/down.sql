@@ -1,0 +1,1 @@
+DROP INDEX CONCURRENTLY photo_jobs_user_created_idx;
