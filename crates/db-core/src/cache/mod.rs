@@ -478,4 +478,3 @@ mod tests {
         assert!(spread.iter().all(|ms| (270_000..=330_000).contains(ms)));
     }
 }
-
