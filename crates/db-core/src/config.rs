@@ -1,43 +1,11 @@
-//! Typed settings read from the environment. Every variable is listed in the README's table.
+//! Typed settings of the pools and the instrumentation, with their defaults. Reading them from
+//! the environment is the services' business (`service_kit::config`), not the data layer's.
 
 use std::str::FromStr;
 use std::time::Duration;
 
-#[derive(Debug, thiserror::Error)]
-#[error("environment variable {name}={value:?} is invalid: {reason}")]
-pub struct ConfigError {
-    pub name: &'static str,
-    pub value: String,
-    pub reason: String,
-}
-
-/// Reads `name` from the environment, or `default` when it is unset or empty.
-pub fn env_or<T>(name: &'static str, default: T) -> Result<T, ConfigError>
-where
-    T: FromStr,
-    T::Err: std::fmt::Display,
-{
-    match std::env::var(name) {
-        Ok(value) if !value.trim().is_empty() => {
-            value.trim().parse().map_err(|e: T::Err| ConfigError {
-                name,
-                value,
-                reason: e.to_string(),
-            })
-        }
-        _ => Ok(default),
-    }
-}
-
-fn env_opt(name: &'static str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
-fn millis(name: &'static str, default: u64) -> Result<Duration, ConfigError> {
-    env_or(name, default).map(Duration::from_millis)
-}
-
-/// Where the process runs. Production gets the optimization guide's pool sizes; development
+/// Where the process runs. Production keeps 20 connections warm per service (sized for a server
+/// or a pooler that takes them); development
 /// gets sizes that let five services and their tools share one server's 100 connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Environment {
@@ -56,34 +24,44 @@ impl FromStr for Environment {
     }
 }
 
-impl Environment {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        env_or("DREAM_ENV", Environment::Development)
-    }
-}
-
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/dream";
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 
+/// A connection URL with its password hidden, for `Debug` and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:<redacted>{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
 /// PostgreSQL pool settings.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PgConfig {
     pub url: String,
     /// Optional read replica: read-only queries go there when set.
     pub replica_url: Option<String>,
     /// Sent as `application_name`, so `pg_stat_activity` says which service holds a connection.
     pub application_name: String,
-    /// Connections kept open while idle (the guide's `pool_size`).
+    /// Connections kept open while idle, so that a burst does not wait for new ones.
     pub min_idle: u32,
-    /// Upper bound on open connections (the guide's `pool_size + max_overflow`).
+    /// Upper bound on open connections: past it, requests wait (then get 503).
     pub max_size: u32,
     /// How long a request waits for a connection before it gets [`crate::DbError::Unavailable`].
     pub acquire_timeout: Duration,
-    /// Connections are closed and replaced after this long (the guide's `pool_recycle`).
+    /// Connections are closed and replaced after this long (server-side memory does not grow
+    /// without bound, and a failover's new primary is picked up).
     pub max_lifetime: Duration,
     /// Connections above `min_idle` close after this long unused.
     pub idle_timeout: Duration,
-    /// Run `SELECT 1` before handing out a connection (the guide's `pool_pre_ping`).
+    /// Run `SELECT 1` before handing out a connection: a connection the server dropped is
+    /// replaced instead of failing a request.
     pub test_on_checkout: bool,
     /// Per-statement limit set on every connection; zero disables it (for migrations and seeding).
     pub statement_timeout: Duration,
@@ -97,7 +75,7 @@ impl PgConfig {
     /// The defaults for `env`, with nothing read from the environment.
     pub fn defaults(env: Environment, application_name: &str) -> Self {
         let (min_idle, max_size) = match env {
-            // 20 warm + 10 overflow: the guide's numbers, for a server sized for them (or PgBouncer).
+            // 20 warm + 10 for bursts, per service: for a server sized for them (or a pooler).
             Environment::Production => (20, 30),
             // 5 services x 12 = 60 of the server's 100, leaving room for dreamctl, psql and tests.
             Environment::Development => (2, 12),
@@ -116,31 +94,22 @@ impl PgConfig {
             session_settings: true,
         }
     }
+}
 
-    /// The defaults for `DREAM_ENV`, each overridden by its variable when set.
-    pub fn from_env(application_name: &str) -> Result<Self, ConfigError> {
-        let d = Self::defaults(Environment::from_env()?, application_name);
-        Ok(Self {
-            url: env_opt("DATABASE_URL").unwrap_or(d.url),
-            replica_url: env_opt("DATABASE_REPLICA_URL"),
-            application_name: d.application_name,
-            min_idle: env_or("DB_POOL_MIN_IDLE", d.min_idle)?,
-            max_size: env_or("DB_POOL_MAX_SIZE", d.max_size)?,
-            acquire_timeout: millis("DB_POOL_TIMEOUT_MS", d.acquire_timeout.as_millis() as u64)?,
-            max_lifetime: millis("DB_POOL_MAX_LIFETIME_MS", d.max_lifetime.as_millis() as u64)?,
-            idle_timeout: millis("DB_POOL_IDLE_TIMEOUT_MS", d.idle_timeout.as_millis() as u64)?,
-            test_on_checkout: env_or("DB_POOL_TEST_ON_CHECKOUT", d.test_on_checkout)?,
-            statement_timeout: millis(
-                "DB_STATEMENT_TIMEOUT_MS",
-                d.statement_timeout.as_millis() as u64,
-            )?,
-            session_settings: env_or("DB_SESSION_SETTINGS", d.session_settings)?,
-        })
+impl std::fmt::Debug for PgConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgConfig")
+            .field("url", &redact_url(&self.url))
+            .field("replica_url", &self.replica_url.as_deref().map(redact_url))
+            .field("application_name", &self.application_name)
+            .field("min_idle", &self.min_idle)
+            .field("max_size", &self.max_size)
+            .finish_non_exhaustive()
     }
 }
 
 /// Redis pool settings.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RedisConfig {
     pub url: String,
     pub max_size: u32,
@@ -161,22 +130,15 @@ impl RedisConfig {
             key_prefix: "dream".to_owned(),
         }
     }
+}
 
-    pub fn from_env() -> Result<Self, ConfigError> {
-        let d = Self::defaults();
-        Ok(Self {
-            url: env_opt("REDIS_URL").unwrap_or(d.url),
-            max_size: env_or("REDIS_POOL_MAX_SIZE", d.max_size)?,
-            connect_timeout: millis(
-                "REDIS_CONNECT_TIMEOUT_MS",
-                d.connect_timeout.as_millis() as u64,
-            )?,
-            command_timeout: millis(
-                "REDIS_COMMAND_TIMEOUT_MS",
-                d.command_timeout.as_millis() as u64,
-            )?,
-            key_prefix: env_opt("REDIS_KEY_PREFIX").unwrap_or(d.key_prefix),
-        })
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &redact_url(&self.url))
+            .field("max_size", &self.max_size)
+            .field("key_prefix", &self.key_prefix)
+            .finish_non_exhaustive()
     }
 }
 
@@ -198,16 +160,6 @@ impl Default for SlowQueryConfig {
     }
 }
 
-impl SlowQueryConfig {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        let d = Self::default();
-        Ok(Self {
-            warn_after: millis("DB_SLOW_QUERY_MS", d.warn_after.as_millis() as u64)?,
-            binds_after: millis("DB_SLOW_QUERY_BINDS_MS", d.binds_after.as_millis() as u64)?,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,6 +177,23 @@ mod tests {
         assert_eq!(p.acquire_timeout, Duration::from_secs(30));
         assert_eq!(p.max_lifetime, Duration::from_secs(3600));
         assert!(p.test_on_checkout);
+    }
+
+    #[test]
+    fn urls_print_without_their_password() {
+        assert_eq!(
+            redact_url("postgres://dream:s3cret@db:5432/dream"),
+            "postgres://dream:<redacted>@db:5432/dream"
+        );
+        assert_eq!(
+            redact_url("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
+        let c = PgConfig {
+            url: "postgres://u:pw@h/d".into(),
+            ..PgConfig::defaults(Environment::Development, "x")
+        };
+        assert!(!format!("{c:?}").contains("pw"));
     }
 
     #[test]

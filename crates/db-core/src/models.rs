@@ -81,6 +81,69 @@ impl FromSql<sql_types::MessageSender, Pg> for Sender {
     }
 }
 
+/// An enum stored as text (the column's CHECK constraint lists the same words).
+macro_rules! text_enum {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(
+            utoipa::ToSchema, Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize,
+            AsExpression, FromSqlRow,
+        )]
+        #[diesel(sql_type = Text)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name {
+            $($(#[$vdoc])* $variant),+
+        }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+
+        impl ToSql<Text, Pg> for $name {
+            fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+                out.write_all(self.as_str().as_bytes())?;
+                Ok(IsNull::No)
+            }
+        }
+
+        impl FromSql<Text, Pg> for $name {
+            fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
+                let text = std::str::from_utf8(bytes.as_bytes())?;
+                match text {
+                    $($text => Ok($name::$variant),)+
+                    other => Err(format!(concat!("unknown ", stringify!($name), " {:?}"), other).into()),
+                }
+            }
+        }
+    };
+}
+
+text_enum! {
+    /// Where a character's reply stands.
+    GenerationStatus {
+        /// Being written (under a lease).
+        Running => "running",
+        Done => "done",
+        Failed => "failed",
+        /// Retired: given up, replaced by a swipe, or taken over after its writer died.
+        Superseded => "superseded",
+    }
+}
+
+text_enum! {
+    /// Where a photo job stands.
+    JobStatus {
+        Queued => "queued",
+        Running => "running",
+        Done => "done",
+        Failed => "failed",
+    }
+}
+
 /// A text secret (a password hash). Its `Debug` never shows the value, and diesel prints bind
 /// parameters with `Debug`, so slow-query logs cannot leak it.
 #[derive(Clone, PartialEq, Eq, AsExpression, FromSqlRow)]
@@ -311,7 +374,7 @@ pub struct PhotoJob {
     pub character_id: String,
     pub prompt: Option<String>,
     /// `queued`, `running`, `done` or `failed`.
-    pub status: String,
+    pub status: JobStatus,
     pub attempts: i32,
     pub lease_until: Option<DateTime<Utc>>,
     pub run_after: DateTime<Utc>,

@@ -1,4 +1,4 @@
-//! Paging: keyset cursors for everything that grows, and the guide's offset pages where a
+//! Paging: keyset cursors for everything that grows, and offset pages where a
 //! client wants page numbers and a total.
 
 use std::fmt;

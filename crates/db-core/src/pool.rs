@@ -89,7 +89,7 @@ pub struct PoolStats {
     pub size: u32,
     pub idle: u32,
     pub in_use: u32,
-    /// Connections open beyond the warm `min_idle` set (the guide's overflow).
+    /// Connections open beyond the warm `min_idle` set (opened under load, closed when idle).
     pub overflow: u32,
     pub min_idle: u32,
     pub max_size: u32,

@@ -1,6 +1,7 @@
-//! The database schema as diesel sees it. Kept by hand in step with `migrations/`; the
-//! `schema_matches_database` test compares the two. The generated `search_vector` columns are
-//! left out on purpose: only hand-written search SQL reads them, and nothing writes them.
+//! The database schema as diesel sees it. Kept by hand in step with `migrations/`; the test
+//! `schema_rs_matches_the_migrated_database` (tests/it/schema.rs) compares the two, column by
+//! column, in `make test`. The generated `search_vector` columns are left out on purpose: only
+//! hand-written search SQL reads them, and nothing writes them.
 
 pub mod sql_types {
     /// The `message_sender` Postgres enum.

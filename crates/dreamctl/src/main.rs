@@ -199,7 +199,7 @@ async fn run_seed(url: &str, args: SeedArgs) -> anyhow::Result<ExitCode> {
         let mut conn: AsyncPgConnection = establish(url).await?;
         let n = seed::load_catalogue(&mut conn).await?;
         // Best effort: without Redis the services' copies expire on their own.
-        let dropped = match db_core::RedisPool::new(&db_core::RedisConfig::from_env()?) {
+        let dropped = match db_core::RedisPool::new(&service_kit::config::redis()?) {
             Ok(redis) if redis.ping().await.is_ok() => {
                 db_core::Cache::new(redis).invalidate_characters(None).await;
                 true
@@ -456,7 +456,7 @@ async fn run_monitor(
             .context("--service takes NAME=URL")?
     };
     let interval = std::time::Duration::from_secs(interval.max(1));
-    let mut m = monitor::Monitor::new(services, &db_core::RedisConfig::from_env()?, interval)?;
+    let mut m = monitor::Monitor::new(services, &service_kit::config::redis()?, interval)?;
     loop {
         // --once counts every key now; a live dashboard spreads the count over refreshes.
         let snapshot = m.snapshot(if once { 10_000 } else { 20 }).await;

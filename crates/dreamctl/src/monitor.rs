@@ -1,4 +1,4 @@
-//! `dreamctl monitor`: the optimization guide's dashboard, from the running system's own
+//! `dreamctl monitor`: the dashboard of pools, cache and latency, from the running system's own
 //! figures: each service's pools (from its `/metrics`), Redis (our keys by family, hit rate over
 //! the last interval, memory, clients), latency percentiles per operation from the services'
 //! histograms, and the recent slow queries. Anything that does not answer shows as down; the
@@ -15,7 +15,7 @@ use db_core::{RedisConfig, RedisPool};
 use prometheus_parse::{Scrape, Value};
 use serde::Serialize;
 
-/// The p95 the guide promises.
+/// The p95 target of the hot operations.
 pub const P95_TARGET_MS: f64 = 200.0;
 
 #[derive(Debug, Clone, Serialize)]
@@ -71,7 +71,7 @@ pub struct Snapshot {
     pub latency: Vec<Latency>,
 }
 
-/// The operations the guide tracks: (name, service, route filter, method filter).
+/// The hot operations the dashboard tracks: (name, service, route filter, method filter).
 const OPERATIONS: &[(&str, &str, &str, &str)] = &[
     ("gateway (all)", "gateway", "", ""),
     (

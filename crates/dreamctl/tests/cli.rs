@@ -198,20 +198,8 @@ async fn maintenance_vacuums_and_reports() {
 async fn monitor_shows_live_figures_and_survives_what_is_down() {
     use service_kit::testing::TestApp;
     let app = TestApp::start("chat", chat::API).await;
-    let mut conn = app.db.conn().await.unwrap();
-    db_core::queries::characters::upsert(&mut conn, &db_core::seed::demo_characters().unwrap())
-        .await
-        .unwrap();
-    let new = db_core::models::NewUser {
-        email: "m@example.com".into(),
-        password_hash: db_core::models::SecretString::new("x"),
-        display_name: "M".into(),
-    };
-    let user = db_core::queries::users::create(&mut conn, &new)
-        .await
-        .unwrap()
-        .id;
-    let token = app.token_for(user);
+    app.with_catalogue().await;
+    let (_, token) = app.matched("m@example.com", &[]).await;
     app.post(
         "/api/v1/matches",
         Some(&token),

@@ -3,8 +3,11 @@
 pub mod auth;
 pub mod checks;
 pub mod client;
+pub mod config;
+pub mod contracts;
 pub mod error;
 pub mod health;
+pub mod http;
 pub mod metrics;
 pub mod openapi;
 pub mod request_id;
@@ -58,8 +61,8 @@ pub struct KitConfig {
 impl KitConfig {
     /// `{SERVICE}_PORT` (e.g. `AUTH_PORT`) or `PORT`, then `default_port`.
     pub fn from_env(service: &'static str, default_port: u16) -> anyhow::Result<Self> {
-        use db_core::config::env_or;
-        let env = db_core::Environment::from_env()?;
+        use config::var_or as env_or;
+        let env = config::environment()?;
         let port_var = format!("{}_PORT", service.to_ascii_uppercase());
         let port = match std::env::var(&port_var).or_else(|_| std::env::var("PORT")) {
             Ok(p) => p
@@ -73,9 +76,9 @@ impl KitConfig {
             host: env_or("HOST", "127.0.0.1".to_owned())?,
             port,
             admin_port: env_or("ADMIN_PORT", port.saturating_add(1000))?,
-            pg: PgConfig::from_env(service)?,
-            redis: RedisConfig::from_env()?,
-            slow: SlowQueryConfig::from_env()?,
+            pg: config::postgres(service)?,
+            redis: config::redis()?,
+            slow: config::slow_queries()?,
             cache_enabled: env_or("CACHE_ENABLED", true)?,
             shutdown_timeout: Duration::from_secs(env_or("SHUTDOWN_TIMEOUT_S", 20)?),
             access_ttl: access_ttl()?,
@@ -111,7 +114,7 @@ impl KitConfig {
 /// `ACCESS_TOKEN_TTL_S` (default 900), at most [`db_core::revocations::MAX_ACCESS_TTL`]: a
 /// revocation is remembered that long.
 pub fn access_ttl() -> anyhow::Result<Duration> {
-    let ttl = Duration::from_secs(db_core::config::env_or("ACCESS_TOKEN_TTL_S", 900)?);
+    let ttl = Duration::from_secs(config::var_or("ACCESS_TOKEN_TTL_S", 900)?);
     let max = db_core::revocations::MAX_ACCESS_TTL;
     anyhow::ensure!(
         !ttl.is_zero() && ttl <= max,
@@ -164,7 +167,7 @@ pub fn no_delay(conn: &dyn std::any::Any, _: &mut actix_web::dev::Extensions) {
 /// use, as actix does. (On the 2-core benchmark machine one worker per service was no faster.)
 pub fn http_workers() -> anyhow::Result<usize> {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let n: usize = db_core::config::env_or("HTTP_WORKERS", cores)?;
+    let n: usize = config::var_or("HTTP_WORKERS", cores)?;
     anyhow::ensure!(n > 0, "HTTP_WORKERS must be at least 1");
     Ok(n)
 }

@@ -85,6 +85,47 @@ impl TestApp {
         }
     }
 
+    /// Loads the demo character catalogue.
+    pub async fn with_catalogue(&self) {
+        let catalogue =
+            db_core::seed::demo_characters().unwrap_or_else(|e| panic!("demo catalogue: {e}"));
+        self.kit
+            .store
+            .catalogue()
+            .upsert(&catalogue)
+            .await
+            .unwrap_or_else(|e| panic!("catalogue: {e}"));
+    }
+
+    /// A new account (no usable password: tokens come from [`TestApp::token_for`]).
+    pub async fn user(&self, email: &str) -> uuid::Uuid {
+        self.kit
+            .store
+            .users()
+            .create(&db_core::models::NewUser {
+                email: email.into(),
+                password_hash: db_core::models::SecretString::new("x"),
+                display_name: "Léa".into(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("user {email}: {e}"))
+            .id
+    }
+
+    /// A new account matched with `characters`, and its access token.
+    pub async fn matched(&self, email: &str, characters: &[&str]) -> (uuid::Uuid, String) {
+        let user = self.user(email).await;
+        for c in characters {
+            self.kit
+                .store
+                .matches()
+                .create(user, c)
+                .await
+                .unwrap_or_else(|e| panic!("match {c}: {e}"));
+        }
+        (user, self.token_for(user))
+    }
+
     /// A valid access token for `user`, as the auth service would mint it.
     pub fn token_for(&self, user: uuid::Uuid) -> String {
         self.kit

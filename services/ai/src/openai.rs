@@ -41,9 +41,7 @@ type Events = BoxStream<'static, Result<eventsource_stream::Event, String>>;
 
 impl OpenAi {
     pub fn new(config: OpenAiConfig, fallback: Option<Arc<dyn Provider>>) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(2))
-            .build()?;
+        let client = service_kit::http::client(|b| b)?;
         Ok(Self(Arc::new(Inner {
             config,
             client,

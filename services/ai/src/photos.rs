@@ -2,9 +2,8 @@
 //! `AI_PHOTO_EVERY` points, the character sends a photo. The ai service asks the media service
 //! for it over HTTP, on the user's behalf (their token) and in the same trace.
 
-use std::time::Duration;
-
 use service_kit::Secret;
+use service_kit::contracts::{GeneratePhoto, MediaClient};
 use tracing::Instrument;
 
 #[derive(Clone, Debug)]
@@ -13,37 +12,29 @@ pub struct PhotoMilestones {
     pub base_url: String,
     /// Affection points between two photos (`AI_PHOTO_EVERY`).
     pub every: i64,
-    http: reqwest::Client,
+    media: MediaClient,
 }
 
 impl PhotoMilestones {
     pub fn new(base_url: impl Into<String>, every: i64) -> anyhow::Result<Self> {
         anyhow::ensure!(every > 0, "AI_PHOTO_EVERY must be positive");
+        let base_url = base_url.into();
         Ok(Self {
-            base_url: base_url.into(),
+            media: MediaClient::new(base_url.clone())?,
+            base_url,
             every,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(5))
-                .build()?,
         })
     }
 
     /// From `MEDIA_URL` (default `http://127.0.0.1:8084`) and `AI_PHOTO_EVERY` (default 20;
     /// 0 turns milestones off).
     pub fn from_env() -> anyhow::Result<Option<Self>> {
-        let every: i64 = match std::env::var("AI_PHOTO_EVERY") {
-            Ok(v) if !v.is_empty() => v
-                .parse()
-                .map_err(|_| anyhow::anyhow!("AI_PHOTO_EVERY={v:?} is not a number"))?,
-            _ => 20,
-        };
+        let every: i64 = service_kit::config::var_or("AI_PHOTO_EVERY", 20)?;
         if every == 0 {
             return Ok(None);
         }
-        let url = std::env::var("MEDIA_URL")
-            .ok()
-            .filter(|u| !u.is_empty())
-            .unwrap_or_else(|| "http://127.0.0.1:8084".into());
+        let url =
+            service_kit::config::var("MEDIA_URL").unwrap_or_else(|| "http://127.0.0.1:8084".into());
         Self::new(url, every).map(Some)
     }
 
@@ -54,31 +45,13 @@ impl PhotoMilestones {
 
     /// Asks the media service for a photo of `character`'s choosing; returns the job id.
     pub async fn ask(&self, authorization: &Secret, character: &str) -> anyhow::Result<String> {
-        let url = format!(
-            "{}/api/v1/photos/{character}/generate",
-            self.base_url.trim_end_matches('/')
-        );
-        let span = tracing::info_span!("media.generate", otel.kind = "client", %url);
-        async {
-            let mut req = self
-                .http
-                .post(&url)
-                .header("authorization", authorization.expose())
-                .json(&serde_json::json!({}));
-            if let Some(tp) = service_kit::telemetry::traceparent() {
-                req = req.header("traceparent", tp);
-            }
-            let res = req.send().await?;
-            anyhow::ensure!(
-                res.status() == reqwest::StatusCode::ACCEPTED,
-                "media answered {}",
-                res.status()
-            );
-            let job: serde_json::Value = res.json().await?;
-            Ok(job["id"].as_str().unwrap_or_default().to_owned())
-        }
-        .instrument(span)
-        .await
+        let span = tracing::info_span!("media.generate", otel.kind = "client", %character);
+        let job = self
+            .media
+            .generate(authorization, character, &GeneratePhoto::default())
+            .instrument(span)
+            .await?;
+        Ok(job.to_string())
     }
 }
 

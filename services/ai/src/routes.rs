@@ -19,13 +19,8 @@ use crate::provider::Builtin;
 /// gives some characters another provider than the default. Read once, at start-up; an unknown
 /// provider name is an error that names the variable.
 pub fn ai_from_env() -> anyhow::Result<Ai> {
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let num = |k: &str, d: u64| -> anyhow::Result<u64> {
-        env(k).map_or(Ok(d), |v| {
-            v.parse()
-                .map_err(|_| anyhow::anyhow!("{k}={v:?} is not a number"))
-        })
-    };
+    use service_kit::config::var as env;
+    let num = |k: &str, d: u64| service_kit::config::var_or(k, d);
     let builtin: Arc<dyn crate::provider::Provider> = Arc::new(Builtin {
         token_delay: Duration::from_millis(num("AI_TOKEN_DELAY_MS", 30)?),
     });

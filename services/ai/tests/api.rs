@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use ai::handlers::reply::Ai;
 use ai::provider::Builtin;
-use db_core::models::{NewMessage, NewUser, SecretString, Sender};
+use db_core::models::{NewMessage, Sender};
 use futures_util::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -30,23 +30,8 @@ async fn start_limited(
         limits,
     };
     let app = TestApp::start_with("ai", ai::API, ai::routes::data(ai)).await;
-    let mut conn = app.db.conn().await.unwrap();
-    db_core::queries::characters::upsert(&mut conn, &db_core::seed::demo_characters().unwrap())
-        .await
-        .unwrap();
-    let new = NewUser {
-        email: "lea@example.com".into(),
-        password_hash: SecretString::new("x"),
-        display_name: "Léa".into(),
-    };
-    let user = db_core::queries::users::create(&mut conn, &new)
-        .await
-        .unwrap()
-        .id;
-    db_core::queries::matches::create(&mut conn, user, "sophia")
-        .await
-        .unwrap();
-    let token = app.token_for(user);
+    app.with_catalogue().await;
+    let (user, token) = app.matched("lea@example.com", &["sophia"]).await;
     (app, user, token)
 }
 
@@ -62,8 +47,10 @@ async fn say(app: &TestApp, user: Uuid, text: &str) -> i64 {
 }
 
 async fn character_replies(app: &TestApp, user: Uuid) -> Vec<db_core::models::Message> {
-    let mut conn = app.db.conn().await.unwrap();
-    db_core::queries::messages::latest(&mut conn, user, "sophia", None, 100)
+    app.kit
+        .store
+        .conversations()
+        .page(user, "sophia", None, 100)
         .await
         .unwrap()
         .items
@@ -116,8 +103,11 @@ async fn a_reply_is_written_once_and_counted_once() {
             .unwrap(),
         1
     );
-    let mut conn = app.db.conn().await.unwrap();
-    let remembered = db_core::queries::memories::list(&mut conn, user, "sophia", None, 10)
+    let remembered = app
+        .kit
+        .store
+        .memories()
+        .list(user, "sophia", None, 10)
         .await
         .unwrap()
         .items;
@@ -316,8 +306,10 @@ async fn regenerate_rewrites_the_reply_in_place_without_counting_twice() {
     say(&app, user, "Je m'appelle Léa et j'aime la montagne.").await;
     let (_, first) = app.post(REPLY, Some(&token), Value::Null).await;
     let memories_before = {
-        let mut conn = app.db.conn().await.unwrap();
-        db_core::queries::memories::list(&mut conn, user, "sophia", None, 10)
+        app.kit
+            .store
+            .memories()
+            .list(user, "sophia", None, 10)
             .await
             .unwrap()
             .items
@@ -377,8 +369,11 @@ async fn regenerate_rewrites_the_reply_in_place_without_counting_twice() {
         10,
         "XP as for one reply"
     );
-    let mut conn = app.db.conn().await.unwrap();
-    let memories_after = db_core::queries::memories::list(&mut conn, user, "sophia", None, 10)
+    let memories_after = app
+        .kit
+        .store
+        .memories()
+        .list(user, "sophia", None, 10)
         .await
         .unwrap()
         .items

@@ -312,26 +312,12 @@ async fn app_with(
     characters: &[&str],
     message: &str,
 ) -> (service_kit::testing::TestApp, uuid::Uuid, String) {
-    use db_core::models::{NewMessage, NewUser, SecretString, Sender};
+    use db_core::models::{NewMessage, Sender};
 
     let app = service_kit::testing::TestApp::start_with("ai", ai::API, ai::routes::data(ai)).await;
-    let mut conn = app.db.conn().await.unwrap();
-    db_core::queries::characters::upsert(&mut conn, &db_core::seed::demo_characters().unwrap())
-        .await
-        .unwrap();
-    let new = NewUser {
-        email: "o@example.com".into(),
-        password_hash: SecretString::new("x"),
-        display_name: "O".into(),
-    };
-    let user = db_core::queries::users::create(&mut conn, &new)
-        .await
-        .unwrap()
-        .id;
+    app.with_catalogue().await;
+    let (user, token) = app.matched("o@example.com", characters).await;
     for character in characters {
-        db_core::queries::matches::create(&mut conn, user, character)
-            .await
-            .unwrap();
         app.kit
             .store
             .conversations()
@@ -339,13 +325,14 @@ async fn app_with(
             .await
             .unwrap();
     }
-    let token = app.token_for(user);
     (app, user, token)
 }
 
 async fn replies(app: &service_kit::testing::TestApp, user: uuid::Uuid) -> usize {
-    let mut conn = app.db.conn().await.unwrap();
-    db_core::queries::messages::latest(&mut conn, user, "sophia", None, 10)
+    app.kit
+        .store
+        .conversations()
+        .page(user, "sophia", None, 10)
         .await
         .unwrap()
         .items

@@ -8,7 +8,28 @@ pub mod sessions;
 
 /// The auth service: it alone holds the private key and mints tokens.
 #[derive(Clone)]
-pub struct Auth;
+pub struct Auth(actix_web::web::Data<AuthLimits>);
+
+/// How fast one address may sign in and sign up.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthLimits {
+    /// `LOGIN_LIMIT_PER_IP_PER_MIN` (default 30): how fast one address can guess, whatever
+    /// accounts it tries.
+    pub sign_ins_per_address_per_minute: u64,
+    /// `REGISTER_LIMIT_PER_IP_PER_HOUR` (default 20): a sign-up flood would otherwise keep the
+    /// password-hashing cores from everyone's sign-ins.
+    pub sign_ups_per_address_per_hour: u64,
+}
+
+impl AuthLimits {
+    pub fn from_env() -> anyhow::Result<Self> {
+        use service_kit::config::var_or;
+        Ok(Self {
+            sign_ins_per_address_per_minute: var_or("LOGIN_LIMIT_PER_IP_PER_MIN", 30)?,
+            sign_ups_per_address_per_hour: var_or("REGISTER_LIMIT_PER_IP_PER_HOUR", 20)?,
+        })
+    }
+}
 
 impl service_kit::Service for Auth {
     const NAME: &'static str = "auth";
@@ -17,7 +38,21 @@ impl service_kit::Service for Auth {
     const API: service_kit::Api = API;
 
     async fn start(_kit: &service_kit::Kit) -> anyhow::Result<Self> {
-        Ok(Auth)
+        Ok(Auth(actix_web::web::Data::new(AuthLimits::from_env()?)))
+    }
+
+    fn configure(&self, cfg: &mut actix_web::web::ServiceConfig) {
+        cfg.app_data(self.0.clone());
+    }
+}
+
+/// The app data the handlers need (for tests that start the API without [`service_kit::run`]).
+pub fn data(
+    limits: AuthLimits,
+) -> impl Fn(&mut actix_web::web::ServiceConfig) + Clone + Send + 'static {
+    let limits = actix_web::web::Data::new(limits);
+    move |cfg| {
+        cfg.app_data(limits.clone());
     }
 }
 

@@ -23,7 +23,11 @@ impl PostPublic for TestApp {
 }
 
 async fn start() -> TestApp {
-    TestApp::start("auth", ::auth::API).await
+    TestApp::start_with("auth", ::auth::API, limits()).await
+}
+
+fn limits() -> impl Fn(&mut actix_web::web::ServiceConfig) + Clone + Send + 'static {
+    ::auth::data(::auth::AuthLimits::from_env().unwrap())
 }
 
 fn register_body(email: &str) -> Value {
@@ -455,7 +459,7 @@ async fn a_database_outage_is_a_503_with_retry_after_and_redis_down_only_degrade
         listeners,
         Duration::from_secs(1),
         ::auth::API,
-        |_: &mut actix_web::web::ServiceConfig| {},
+        limits(),
     ));
     let http = reqwest::Client::new();
     let started = std::time::Instant::now();
@@ -515,7 +519,7 @@ async fn a_database_outage_is_a_503_with_retry_after_and_redis_down_only_degrade
         listeners,
         Duration::from_secs(1),
         ::auth::API,
-        |_: &mut actix_web::web::ServiceConfig| {},
+        limits(),
     ));
     let r: Value = http
         .get(format!("{admin}/ready"))

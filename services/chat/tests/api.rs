@@ -2,7 +2,6 @@
 //! prefix of its own.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use db_core::models::{NewUser, SecretString};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use service_kit::testing::TestApp;
@@ -10,25 +9,12 @@ use uuid::Uuid;
 
 async fn start() -> TestApp {
     let app = TestApp::start("chat", chat::API).await;
-    let mut conn = app.db.conn().await.unwrap();
-    db_core::queries::characters::upsert(&mut conn, &db_core::seed::demo_characters().unwrap())
-        .await
-        .unwrap();
+    app.with_catalogue().await;
     app
 }
 
 async fn user(app: &TestApp, email: &str) -> (Uuid, String) {
-    let mut conn = app.db.conn().await.unwrap();
-    let new = NewUser {
-        email: email.into(),
-        password_hash: SecretString::new("x"),
-        display_name: "U".into(),
-    };
-    let id = db_core::queries::users::create(&mut conn, &new)
-        .await
-        .unwrap()
-        .id;
-    (id, app.token_for(id))
+    app.matched(email, &[]).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
-use db_core::config::env_or;
 use db_core::{Cache, Revocations};
 use service_kit::TokenKeys;
+use service_kit::config::var_or as env_or;
 use service_kit::metrics::PrometheusHandle as Handle;
 use upstream::{Service, Upstreams};
 
@@ -91,7 +91,7 @@ impl GatewayConfig {
                 .map_err(anyhow::Error::msg)?,
             access_ttl: service_kit::access_ttl()?,
             shutdown_timeout: Duration::from_secs(env_or("SHUTDOWN_TIMEOUT_S", 20)?),
-            production: db_core::Environment::from_env()? == db_core::Environment::Production,
+            production: service_kit::config::environment()? == db_core::Environment::Production,
         })
     }
 }
@@ -112,15 +112,13 @@ pub struct Gateway {
 
 impl Gateway {
     pub fn new(config: GatewayConfig, cache: Cache, keys: TokenKeys) -> anyhow::Result<Self> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(1))
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(64)
-            .tcp_nodelay(true)
-            // Never follow an upstream's redirect: the client gets it as it is.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+        let client = service_kit::http::client(|b| {
+            b.connect_timeout(Duration::from_secs(1))
+                .pool_idle_timeout(Duration::from_secs(60))
+                .pool_max_idle_per_host(64)
+                // Never follow an upstream's redirect: the client gets it as it is.
+                .redirect(reqwest::redirect::Policy::none())
+        })?;
         let upstreams = Arc::new(Upstreams {
             services: config
                 .upstreams
@@ -185,7 +183,7 @@ impl Gateway {
 pub async fn run() -> anyhow::Result<()> {
     use service_kit::server::{Http, HttpSettings, Listeners, Tasks, serve_http};
     let config = GatewayConfig::from_env()?;
-    let cache = Cache::new(db_core::RedisPool::new(&db_core::RedisConfig::from_env()?)?);
+    let cache = Cache::new(db_core::RedisPool::new(&service_kit::config::redis()?)?);
     // Behind a proxy the gateway is reachable from elsewhere, whatever address it binds: the
     // public development keys (anyone can mint tokens with them) are refused then too.
     let dev_keys = match service_kit::auth::DevKeys::policy(config.production, &config.host) {

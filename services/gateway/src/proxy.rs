@@ -9,6 +9,7 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use db_core::cache::limits::RateLimit;
 use futures_util::StreamExt;
+use service_kit::http::Traced;
 use service_kit::{ApiError, request_id};
 
 use crate::Gateway;
@@ -238,12 +239,14 @@ pub async fn forward(
         out = out
             .header(request_id::HEADER, &request_id)
             .header(service_kit::client::FORWARDED_FOR, client.to_string());
-        // The service's span continues the gateway's: one trace per request.
-        if let Some(tp) = service_kit::telemetry::traceparent() {
-            out = out.header("traceparent", tp);
-        } else if let Some(tp) = req.headers().get("traceparent") {
-            out = out.header("traceparent", tp.as_bytes());
-        }
+        // The service's span continues the gateway's: one trace per request (with tracing off,
+        // the caller's own trace context goes on as it came).
+        out = match req.headers().get("traceparent") {
+            Some(tp) if service_kit::telemetry::traceparent().is_none() => {
+                out.header("traceparent", tp.as_bytes())
+            }
+            _ => out.traced(),
+        };
         match out.send().await {
             Ok(res) => {
                 replica.breaker.success();

@@ -11,6 +11,7 @@ use db_core::models::Character;
 use futures_util::future::BoxFuture;
 use image::ImageFormat;
 use serde_json::{Value, json};
+use service_kit::http::Traced;
 use sha2::{Digest, Sha256};
 
 /// What a photo is asked for.
@@ -170,10 +171,8 @@ pub struct Http {
 
 impl Http {
     pub fn new(config: HttpConfig) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(Duration::from_secs(5))
-            .build()?;
+        let timeout = config.timeout;
+        let client = service_kit::http::client(|b| b.timeout(timeout))?;
         Ok(Self { config, client })
     }
 
@@ -188,10 +187,7 @@ impl Http {
         {
             req = req.bearer_auth(key);
         }
-        if let Some(tp) = service_kit::telemetry::traceparent() {
-            req = req.header("traceparent", tp);
-        }
-        let res = req.send().await?;
+        let res = req.traced().send().await?;
         let status = res.status();
         if !status.is_success() {
             let text = res.text().await.unwrap_or_default();

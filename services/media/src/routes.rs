@@ -13,18 +13,7 @@ use crate::storage::Storage;
 use service_kit::ApiConfig;
 use utoipa_actix_web::scope;
 
-fn env(k: &str) -> Option<String> {
-    std::env::var(k).ok().filter(|v| !v.is_empty())
-}
-
-fn num<T: std::str::FromStr>(k: &str, default: T) -> anyhow::Result<T> {
-    match env(k) {
-        Some(v) => v
-            .parse()
-            .map_err(|_| anyhow::anyhow!("{k}={v:?} is not a number")),
-        None => Ok(default),
-    }
-}
+use service_kit::config::{var as env, var_or as num};
 
 /// The service's settings: `MEDIA_STORE_URL` (default `.dev/media`, a local directory),
 /// `MEDIA_PROVIDER` (`builtin`, the default; `openai` or `stable-diffusion` with

@@ -5,8 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use db_core::models::{NewUser, SecretString, Sender};
-use db_core::queries::{messages, photo_jobs};
+use db_core::models::Sender;
 use media::generator::{Builtin, Generator};
 use media::jobs::{JobConfig, Media, Workers};
 use media::storage::Storage;
@@ -33,32 +32,13 @@ fn fast_jobs() -> JobConfig {
 }
 
 async fn user(app: &TestApp, email: &str, character: Option<&str>) -> (Uuid, String) {
-    let mut conn = app.db.conn().await.unwrap();
-    let new = NewUser {
-        email: email.into(),
-        password_hash: SecretString::new("x"),
-        display_name: "Léa".into(),
-    };
-    let id = db_core::queries::users::create(&mut conn, &new)
-        .await
-        .unwrap()
-        .id;
-    if let Some(c) = character {
-        db_core::queries::matches::create(&mut conn, id, c)
-            .await
-            .unwrap();
-    }
-    (id, app.token_for(id))
+    app.matched(email, character.as_slice()).await
 }
 
 /// A media service with its workers, the demo characters, and Léa matched with Sophia.
 async fn start(media: Media, with_workers: bool) -> (TestApp, Option<Workers>, Uuid, String) {
     let app = TestApp::start_with("media", media::API, media::routes::data(media.clone())).await;
-    let mut conn = app.db.conn().await.unwrap();
-    db_core::queries::characters::upsert(&mut conn, &db_core::seed::demo_characters().unwrap())
-        .await
-        .unwrap();
-    drop(conn);
+    app.with_catalogue().await;
     let workers = with_workers.then(|| Workers::spawn(app.kit.clone(), media));
     let (id, token) = user(&app, "lea@example.com", Some("sophia")).await;
     (app, workers, id, token)
@@ -174,8 +154,11 @@ async fn a_photo_is_made_listed_downloaded_and_kept_private() {
     assert_eq!(full.headers()["etag"].to_str().unwrap(), etag);
 
     // The photo arrived in the conversation as an unread message from Sophia carrying it.
-    let mut conn = app.db.conn().await.unwrap();
-    let conversation = messages::latest(&mut conn, lea, "sophia", None, 10)
+    let conversation = app
+        .kit
+        .store
+        .conversations()
+        .page(lea, "sophia", None, 10)
         .await
         .unwrap()
         .items;
@@ -192,7 +175,6 @@ async fn a_photo_is_made_listed_downloaded_and_kept_private() {
             .unwrap(),
         1
     );
-    drop(conn);
 
     // Nobody else sees any of it: not the job, the gallery or the image.
     let (_, other) = user(&app, "max@example.com", Some("sophia")).await;
@@ -226,11 +208,7 @@ async fn a_photo_is_made_listed_downloaded_and_kept_private() {
 async fn each_prompt_and_character_gets_its_own_picture() {
     let (media, _dir) = media_with(Arc::new(Builtin::default()), fast_jobs());
     let (app, _workers, lea, token) = start(media, true).await;
-    let mut conn = app.db.conn().await.unwrap();
-    db_core::queries::matches::create(&mut conn, lea, "hugo")
-        .await
-        .unwrap();
-    drop(conn);
+    app.kit.store.matches().create(lea, "hugo").await.unwrap();
     let mut images = Vec::new();
     for (character, prompt) in [
         ("sophia", "la plage la nuit"),
@@ -321,9 +299,7 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
         assert_eq!(status, want, "{path}: {problem}");
     }
     // Nothing was queued by any of that; then the cap holds at two.
-    let mut conn = app.db.conn().await.unwrap();
-    assert_eq!(photo_jobs::backlog(&mut conn).await.unwrap(), 0);
-    drop(conn);
+    assert_eq!(app.kit.store.photo_jobs().backlog().await.unwrap(), 0);
     generate(&app, &token, json!({ "prompt": "un" })).await;
     generate(&app, &token, json!({})).await;
     let (status, problem) = app.post(path, Some(&token), json!({})).await;
@@ -360,8 +336,11 @@ async fn racing_replicas_deliver_every_job_exactly_once() {
     b.shutdown(Duration::from_secs(5)).await;
     let (_, gallery) = app.get("/api/v1/photos/sophia?limit=100", &token).await;
     assert_eq!(gallery["items"].as_array().unwrap().len(), 24);
-    let mut conn = app.db.conn().await.unwrap();
-    let with_photo = messages::latest(&mut conn, lea, "sophia", None, 100)
+    let with_photo = app
+        .kit
+        .store
+        .conversations()
+        .page(lea, "sophia", None, 100)
         .await
         .unwrap()
         .items
@@ -382,14 +361,10 @@ async fn a_job_left_by_a_dead_worker_is_taken_over_and_delivered_once() {
     let (app, _none, lea, token) = start(media.clone(), false).await;
     let job = generate(&app, &token, json!({ "prompt": "le port" })).await;
     // A worker claims the job, then "dies": it never renews nor finishes.
-    let mut conn = app.db.conn().await.unwrap();
-    let dead = photo_jobs::claim(&mut conn, lease).await.unwrap().unwrap();
+    let jobs = app.kit.store.photo_jobs();
+    let dead = jobs.claim(lease).await.unwrap().unwrap();
     assert_eq!(dead.id.to_string(), job["id"].as_str().unwrap());
-    assert!(
-        photo_jobs::claim(&mut conn, lease).await.unwrap().is_none(),
-        "held"
-    );
-    drop(conn);
+    assert!(jobs.claim(lease).await.unwrap().is_none(), "held");
     let (_, running) = app
         .get(&format!("/api/v1/photos/jobs/{}", dead.id), &token)
         .await;

@@ -340,7 +340,7 @@ impl Cache {
         }
     }
 
-    /// The one cache-aside primitive (the guide's `@cache_result`): a hit is returned as is; on
+    /// The one cache-aside primitive: a hit is returned as is; on
     /// a miss `load` runs once for all concurrent callers of this process (single flight), and
     /// once for all replicas while a short Redis lock is held, then the value is stored with
     /// the family's TTL. With Redis unavailable `load` simply runs.

@@ -8,6 +8,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::models::GenerationStatus;
 use crate::schema::generations;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Queryable, Selectable)]
@@ -18,7 +19,7 @@ pub struct Generation {
     pub character_id: String,
     pub user_message_id: i64,
     pub reply_message_id: Option<i64>,
-    pub status: String,
+    pub status: GenerationStatus,
     pub provider: String,
     pub tokens: serde_json::Value,
     pub started_at: DateTime<Utc>,
@@ -34,7 +35,7 @@ impl Generation {
         serde_json::from_value(self.tokens.clone()).unwrap_or_default()
     }
     pub fn is_running(&self) -> bool {
-        self.status == "running"
+        self.status == GenerationStatus::Running
     }
 }
 
@@ -66,7 +67,7 @@ pub async fn claim(
             generations::user_id.eq(user_id),
             generations::character_id.eq(character_id),
             generations::user_message_id.eq(user_message_id),
-            generations::status.eq("running"),
+            generations::status.eq(GenerationStatus::Running),
             generations::provider.eq(provider),
             generations::lease_until.eq(Some(lease_until)),
             generations::replaces_message_id.eq(replaces),
@@ -110,7 +111,7 @@ pub async fn for_message(
 ) -> QueryResult<Option<Generation>> {
     generations::table
         .filter(generations::user_message_id.eq(user_message_id))
-        .filter(generations::status.ne("superseded"))
+        .filter(generations::status.ne(GenerationStatus::Superseded))
         .select(Generation::as_select())
         .first(conn)
         .await
@@ -158,11 +159,11 @@ pub async fn retire_expired(
         generations::table
             .filter(generations::user_id.eq(user_id))
             .filter(generations::character_id.eq(character_id))
-            .filter(generations::status.eq("running"))
+            .filter(generations::status.eq(GenerationStatus::Running))
             .filter(generations::lease_until.lt(diesel::dsl::now)),
     )
     .set((
-        generations::status.eq("superseded"),
+        generations::status.eq(GenerationStatus::Superseded),
         generations::finished_at.eq(diesel::dsl::now),
     ))
     .returning(Generation::as_returning())
@@ -232,9 +233,9 @@ pub async fn supersede_done(
     let replaced: Option<Option<i64>> = diesel::update(
         generations::table
             .filter(generations::user_message_id.eq(user_message_id))
-            .filter(generations::status.eq("done")),
+            .filter(generations::status.eq(GenerationStatus::Done)),
     )
-    .set(generations::status.eq("superseded"))
+    .set(generations::status.eq(GenerationStatus::Superseded))
     .returning(generations::reply_message_id)
     .get_result(conn)
     .await
@@ -280,9 +281,9 @@ pub async fn complete(
         let ended = diesel::update(
             generations::table
                 .filter(generations::id.eq(g.id))
-                .filter(generations::status.eq("running")),
+                .filter(generations::status.eq(GenerationStatus::Running)),
         )
-        .set(generations::status.eq("done"))
+        .set(generations::status.eq(GenerationStatus::Done))
         .execute(conn)
         .await?;
         if ended == 0 {

@@ -173,7 +173,8 @@ pub async fn insert(conn: &mut AsyncPgConnection, new: &NewMessage) -> QueryResu
 const INSERT_COLUMNS: usize = 8;
 /// PostgreSQL's limit on bind parameters in one statement.
 pub const PG_MAX_BIND_PARAMS: usize = 65_535;
-/// The guide's batch size, lowered if a row ever binds so many columns it would not fit.
+/// Rows per INSERT when loading many (1,000: few round trips, statements PostgreSQL plans fast),
+/// lowered if a row ever binds so many columns it would not fit.
 pub const BULK_INSERT_BATCH: usize = {
     let fit = PG_MAX_BIND_PARAMS / INSERT_COLUMNS;
     if fit < 1000 { fit } else { 1000 }

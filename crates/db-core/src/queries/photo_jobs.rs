@@ -15,7 +15,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::{HotQuery, messages, photos};
-use crate::models::{Message, NewMessage, NewPhoto, Photo, PhotoJob};
+use crate::models::{JobStatus, Message, NewMessage, NewPhoto, Photo, PhotoJob};
 use crate::schema::photo_jobs;
 
 const COLUMNS: &str = "id, user_id, character_id, prompt, status, attempts, lease_until, \
@@ -204,7 +204,7 @@ pub async fn complete(
         let held: Option<Uuid> = photo_jobs::table
             .filter(photo_jobs::id.eq(job.id))
             .filter(photo_jobs::attempts.eq(job.attempts))
-            .filter(photo_jobs::status.eq("running"))
+            .filter(photo_jobs::status.eq(JobStatus::Running))
             .select(photo_jobs::id)
             .for_update()
             .first(conn)
@@ -224,7 +224,7 @@ pub async fn complete(
         let message = messages::insert(conn, &new).await?;
         diesel::update(photo_jobs::table.find(job.id))
             .set((
-                photo_jobs::status.eq("done"),
+                photo_jobs::status.eq(JobStatus::Done),
                 photo_jobs::photo_id.eq(photo.id),
                 photo_jobs::finished_at.eq(diesel::dsl::now),
                 photo_jobs::lease_until.eq(None::<chrono::DateTime<chrono::Utc>>),
@@ -240,7 +240,7 @@ pub async fn complete(
 /// Jobs waiting or running, for the dashboard.
 pub async fn backlog(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
     photo_jobs::table
-        .filter(photo_jobs::status.eq_any(["queued", "running"]))
+        .filter(photo_jobs::status.eq_any([JobStatus::Queued, JobStatus::Running]))
         .count()
         .get_result(conn)
         .await

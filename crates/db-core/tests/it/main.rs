@@ -10,4 +10,6 @@ mod migrations;
 mod pool;
 mod queries;
 mod redis;
+mod replies;
+mod schema;
 mod seed;

@@ -2,11 +2,12 @@
 
 use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
-use db_core::models::{Photo, PhotoJob};
+use db_core::models::{JobStatus, Photo, PhotoJob};
 use db_core::pagination::KeysetPage;
 use db_core::store::Enqueued;
 use serde::{Deserialize, Serialize};
 use service_kit::checks::{CharacterPath, cursor, limit, require_match, valid_text};
+use service_kit::contracts::GeneratePhoto;
 use service_kit::error::Conflict;
 use service_kit::{ApiError, ApiResult, AuthUser, Kit};
 use uuid::Uuid;
@@ -48,8 +49,7 @@ pub struct JobView {
     pub id: Uuid,
     pub character_id: String,
     pub prompt: Option<String>,
-    /// `queued`, `running`, `done` or `failed`.
-    pub status: String,
+    pub status: JobStatus,
     pub attempts: i32,
     /// The photo, once the job is done.
     pub photo: Option<PhotoView>,
@@ -62,7 +62,7 @@ pub struct JobView {
 impl JobView {
     fn new(job: PhotoJob, photo: Option<Photo>) -> Self {
         Self {
-            error: (job.status == "failed").then(|| "generation_failed".to_owned()),
+            error: (job.status == JobStatus::Failed).then(|| "generation_failed".to_owned()),
             id: job.id,
             character_id: job.character_id,
             prompt: job.prompt,
@@ -75,18 +75,10 @@ impl JobView {
     }
 }
 
-#[derive(utoipa::ToSchema, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Generate {
-    /// What the photo should show, at most 500 characters; the character chooses if absent.
-    #[schema(min_length = 1, max_length = 500)]
-    prompt: Option<String>,
-}
-
 /// Queues a photo; 202 with the job, and its URL in `Location`. The body may be absent (or
 /// `null`): the character then chooses what to show.
 #[utoipa::path(tag = "photos", security(("bearer" = [])),
-    params(CharacterPath), request_body = Option<Generate>,
+    params(CharacterPath), request_body = Option<GeneratePhoto>,
     responses((status = 202, body = JobView, description = "queued"), (status = 404, body = service_kit::error::Problem, description = "no match with this character"),
               (status = 409, body = service_kit::error::Problem, description = "too_many_photo_jobs")))]
 #[post("/photos/{character_id}/generate")]
@@ -98,10 +90,10 @@ pub async fn generate_photo(
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
     let character = path.id()?;
-    let ask: Generate = if body.is_empty() {
-        Generate::default()
+    let ask: GeneratePhoto = if body.is_empty() {
+        GeneratePhoto::default()
     } else {
-        serde_json::from_slice::<Option<Generate>>(&body)
+        serde_json::from_slice::<Option<GeneratePhoto>>(&body)
             .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?
             .unwrap_or_default()
     };

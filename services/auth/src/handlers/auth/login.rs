@@ -6,15 +6,6 @@ use service_kit::{ApiError, ApiResult, Kit, client};
 use super::AuthResponse;
 use crate::{passwords, sessions};
 
-/// Logins per minute from one address (`LOGIN_LIMIT_PER_IP_PER_MIN`, default 30): a bound on
-/// how fast one address can guess, whatever accounts it tries.
-static PER_IP: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| {
-    std::env::var("LOGIN_LIMIT_PER_IP_PER_MIN")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(30)
-});
-
 #[derive(utoipa::ToSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Login {
@@ -32,6 +23,7 @@ pub struct Login {
 #[post("/auth/login")]
 pub async fn login(
     kit: web::Data<Kit>,
+    limits: web::Data<crate::AuthLimits>,
     req: HttpRequest,
     body: web::Json<Login>,
 ) -> ApiResult<HttpResponse> {
@@ -39,8 +31,9 @@ pub async fn login(
     let email = valid_email("email", &email)?;
     let password = valid_password("password", password, 1)?;
     let addr = client::limit_key_of(&req);
+    let per_ip = limits.sign_ins_per_address_per_minute;
     let limits = kit.store.limits();
-    let per_ip = limits.hit("login-ip", &addr, 60, *PER_IP).await;
+    let per_ip = limits.hit("login-ip", &addr, 60, per_ip).await;
     if per_ip.exceeded {
         return Err(ApiError::RateLimited {
             retry_after: per_ip.reset_after,

@@ -8,15 +8,6 @@ use super::AuthResponse;
 use crate::handlers::valid_display_name;
 use crate::{passwords, sessions};
 
-/// Accounts one address may create per hour (`REGISTER_LIMIT_PER_IP_PER_HOUR`, default 20):
-/// a register flood would otherwise keep the password-hashing cores from everyone's logins.
-static PER_IP: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| {
-    std::env::var("REGISTER_LIMIT_PER_IP_PER_HOUR")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20)
-});
-
 #[derive(utoipa::ToSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Register {
@@ -37,6 +28,7 @@ pub struct Register {
 #[post("/auth/register")]
 pub async fn register(
     kit: web::Data<Kit>,
+    limits: web::Data<crate::AuthLimits>,
     req: HttpRequest,
     body: web::Json<Register>,
 ) -> ApiResult<HttpResponse> {
@@ -52,7 +44,12 @@ pub async fn register(
     let limit = kit
         .store
         .limits()
-        .hit("register-ip", &addr, 3600, *PER_IP)
+        .hit(
+            "register-ip",
+            &addr,
+            3600,
+            limits.sign_ups_per_address_per_hour,
+        )
         .await;
     if limit.exceeded {
         return Err(ApiError::RateLimited {

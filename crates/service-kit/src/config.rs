@@ -1,0 +1,103 @@
+//! Settings from the environment, read once in `main` (12-factor). Every variable is listed in
+//! the README's table; a value that does not parse is an error that names the variable, never a
+//! silent default.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use db_core::{Environment, PgConfig, RedisConfig, SlowQueryConfig};
+
+#[derive(Debug, thiserror::Error)]
+#[error("environment variable {name}={value:?} is invalid: {reason}")]
+pub struct ConfigError {
+    pub name: String,
+    pub value: String,
+    pub reason: String,
+}
+
+/// `name` from the environment, or `default` when it is unset or empty.
+pub fn var_or<T>(name: &str, default: T) -> Result<T, ConfigError>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    match std::env::var(name) {
+        Ok(value) if !value.trim().is_empty() => {
+            value.trim().parse().map_err(|e: T::Err| ConfigError {
+                name: name.to_owned(),
+                value,
+                reason: e.to_string(),
+            })
+        }
+        _ => Ok(default),
+    }
+}
+
+/// `name` from the environment, if set and not empty.
+pub fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// A duration in milliseconds (`name` ends in `_MS`).
+pub fn millis(name: &str, default: Duration) -> Result<Duration, ConfigError> {
+    var_or(name, default.as_millis() as u64).map(Duration::from_millis)
+}
+
+/// `DREAM_ENV`: `development` (the default) or `production`.
+pub fn environment() -> Result<Environment, ConfigError> {
+    var_or("DREAM_ENV", Environment::Development)
+}
+
+/// PostgreSQL: the defaults of `DREAM_ENV`, each overridden by its variable when set.
+pub fn postgres(application_name: &str) -> Result<PgConfig, ConfigError> {
+    let d = PgConfig::defaults(environment()?, application_name);
+    Ok(PgConfig {
+        url: var("DATABASE_URL").unwrap_or(d.url),
+        replica_url: var("DATABASE_REPLICA_URL"),
+        application_name: d.application_name,
+        min_idle: var_or("DB_POOL_MIN_IDLE", d.min_idle)?,
+        max_size: var_or("DB_POOL_MAX_SIZE", d.max_size)?,
+        acquire_timeout: millis("DB_POOL_TIMEOUT_MS", d.acquire_timeout)?,
+        max_lifetime: millis("DB_POOL_MAX_LIFETIME_MS", d.max_lifetime)?,
+        idle_timeout: millis("DB_POOL_IDLE_TIMEOUT_MS", d.idle_timeout)?,
+        test_on_checkout: var_or("DB_POOL_TEST_ON_CHECKOUT", d.test_on_checkout)?,
+        statement_timeout: millis("DB_STATEMENT_TIMEOUT_MS", d.statement_timeout)?,
+        session_settings: var_or("DB_SESSION_SETTINGS", d.session_settings)?,
+    })
+}
+
+/// Redis.
+pub fn redis() -> Result<RedisConfig, ConfigError> {
+    let d = RedisConfig::defaults();
+    Ok(RedisConfig {
+        url: var("REDIS_URL").unwrap_or(d.url),
+        max_size: var_or("REDIS_POOL_MAX_SIZE", d.max_size)?,
+        connect_timeout: millis("REDIS_CONNECT_TIMEOUT_MS", d.connect_timeout)?,
+        command_timeout: millis("REDIS_COMMAND_TIMEOUT_MS", d.command_timeout)?,
+        key_prefix: var("REDIS_KEY_PREFIX").unwrap_or(d.key_prefix),
+    })
+}
+
+/// The slow-query thresholds.
+pub fn slow_queries() -> Result<SlowQueryConfig, ConfigError> {
+    let d = SlowQueryConfig::default();
+    Ok(SlowQueryConfig {
+        warn_after: millis("DB_SLOW_QUERY_MS", d.warn_after)?,
+        binds_after: millis("DB_SLOW_QUERY_BINDS_MS", d.binds_after)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        let e = super::var_or::<u32>("DREAM_TEST_SURELY_UNSET_VARIABLE", 7);
+        assert_eq!(e.ok(), Some(7));
+        let err = super::ConfigError {
+            name: "DB_POOL_MAX_SIZE".into(),
+            value: "many".into(),
+            reason: "invalid digit found in string".into(),
+        };
+        assert!(err.to_string().contains("DB_POOL_MAX_SIZE=\"many\""));
+    }
+}
