@@ -4,8 +4,12 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use bb8_redis::RedisConnectionManager;
 use redis::FromRedisValue;
+use redis::aio::MultiplexedConnection;
 use serde::Serialize;
 use tracing::Instrument;
 
@@ -21,9 +25,56 @@ pub enum RedisError {
     Command(#[from] redis::RedisError),
 }
 
+/// bb8-redis's manager, with connections that know when they broke. A multiplexed connection
+/// to a Redis that died (or restarted) stays "valid" to bb8-redis forever: each command on it
+/// fails, and it is never replaced, so the cache stayed off for many minutes after Redis came
+/// back. Here a command that fails on the connection itself (I/O, a dropped connection, no
+/// answer in time) marks it broken, and bb8 drops it instead of handing it out again: the next
+/// checkout connects afresh.
+struct HealingManager(RedisConnectionManager);
+
+struct Conn {
+    inner: MultiplexedConnection,
+    broken: Arc<AtomicBool>,
+}
+
+impl bb8::ManageConnection for HealingManager {
+    type Connection = Conn;
+    type Error = redis::RedisError;
+
+    async fn connect(&self) -> Result<Conn, redis::RedisError> {
+        Ok(Conn {
+            inner: self.0.connect().await?,
+            broken: Arc::default(),
+        })
+    }
+
+    async fn is_valid(&self, conn: &mut Conn) -> Result<(), redis::RedisError> {
+        self.0.is_valid(&mut conn.inner).await
+    }
+
+    fn has_broken(&self, conn: &mut Conn) -> bool {
+        conn.broken.load(Ordering::Relaxed)
+    }
+}
+
+/// Whether an error means the connection itself is gone (rather than a command being wrong).
+fn breaks_connection(e: &RedisError) -> bool {
+    match e {
+        RedisError::Timeout(_) => true,
+        RedisError::Command(e) => {
+            e.is_io_error()
+                || e.is_connection_dropped()
+                || e.is_connection_refusal()
+                || e.is_timeout()
+        }
+        RedisError::Unavailable(_) => false,
+    }
+}
+
 #[derive(Clone)]
 pub struct RedisPool {
-    pool: bb8::Pool<RedisConnectionManager>,
+    pool: bb8::Pool<HealingManager>,
     command_timeout: Duration,
     prefix: String,
     url: String,
@@ -39,14 +90,15 @@ pub struct RedisPoolStats {
 impl RedisPool {
     /// Builds the pool without connecting: a service starts while Redis is down.
     pub fn new(config: &RedisConfig) -> Result<Self, RedisError> {
-        let manager = RedisConnectionManager::new(config.url.as_str())?;
+        let manager = HealingManager(RedisConnectionManager::new(config.url.as_str())?);
         let pool = bb8::Pool::builder()
             .max_size(config.max_size)
             .min_idle(Some(1))
             .connection_timeout(config.connect_timeout)
             .retry_connection(false)
             // Multiplexed connections carry many requests at once; checking each checkout costs
-            // a round trip for nothing. A dead connection fails its command and is replaced.
+            // a round trip for nothing. A dead connection fails its command, is marked broken
+            // and is replaced (see `HealingManager`).
             .test_on_check_out(false)
             .build_unchecked(manager);
         Ok(Self {
@@ -78,12 +130,9 @@ impl RedisPool {
             })
             .unwrap_or("command")
             .to_ascii_uppercase();
-        self.with_timeout(async {
-            let mut conn = self.connection().await?;
-            Ok(cmd.query_async(&mut *conn).await?)
-        })
-        .instrument(span(&name))
-        .await
+        self.on_connection(async |conn| Ok(cmd.query_async(conn).await?))
+            .instrument(span(&name))
+            .await
     }
 
     /// Runs a pipeline within the command timeout.
@@ -91,12 +140,9 @@ impl RedisPool {
         &self,
         pipe: &redis::Pipeline,
     ) -> Result<T, RedisError> {
-        self.with_timeout(async {
-            let mut conn = self.connection().await?;
-            Ok(pipe.query_async(&mut *conn).await?)
-        })
-        .instrument(span("PIPELINE"))
-        .await
+        self.on_connection(async |conn| Ok(pipe.query_async(conn).await?))
+            .instrument(span("PIPELINE"))
+            .await
     }
 
     /// Runs a Lua script (EVALSHA, loading it on first use) within the command timeout.
@@ -104,12 +150,9 @@ impl RedisPool {
         &self,
         invocation: &redis::ScriptInvocation<'_>,
     ) -> Result<T, RedisError> {
-        self.with_timeout(async {
-            let mut conn = self.connection().await?;
-            Ok(invocation.invoke_async(&mut *conn).await?)
-        })
-        .instrument(span("EVALSHA"))
-        .await
+        self.on_connection(async |conn| Ok(invocation.invoke_async(conn).await?))
+            .instrument(span("EVALSHA"))
+            .await
     }
 
     /// A client for a dedicated connection (pub/sub cannot share the multiplexed ones).
@@ -135,22 +178,29 @@ impl RedisPool {
         }
     }
 
-    async fn connection(
+    /// Runs `call` on a pooled connection, the whole within the command timeout; a failure of
+    /// the connection itself (or no answer in time) marks it broken, so the pool replaces it.
+    async fn on_connection<T>(
         &self,
-    ) -> Result<bb8::PooledConnection<'_, RedisConnectionManager>, RedisError> {
-        self.pool.get().await.map_err(|e| match e {
-            bb8::RunError::TimedOut => RedisError::Timeout(self.command_timeout),
-            bb8::RunError::User(e) => RedisError::Unavailable(e.to_string()),
-        })
-    }
-
-    async fn with_timeout<T>(
-        &self,
-        fut: impl Future<Output = Result<T, RedisError>>,
+        call: impl AsyncFnOnce(&mut MultiplexedConnection) -> Result<T, RedisError>,
     ) -> Result<T, RedisError> {
-        tokio::time::timeout(self.command_timeout, fut)
-            .await
-            .unwrap_or(Err(RedisError::Timeout(self.command_timeout)))
+        let deadline = tokio::time::Instant::now() + self.command_timeout;
+        let timed_out = RedisError::Timeout(self.command_timeout);
+        let mut conn = match tokio::time::timeout_at(deadline, self.pool.get()).await {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(bb8::RunError::User(e))) => return Err(RedisError::Unavailable(e.to_string())),
+            Ok(Err(bb8::RunError::TimedOut)) | Err(_) => return Err(timed_out),
+        };
+        let result = match tokio::time::timeout_at(deadline, call(&mut conn.inner)).await {
+            Ok(result) => result,
+            Err(_) => Err(timed_out),
+        };
+        if let Err(e) = &result
+            && breaks_connection(e)
+        {
+            conn.broken.store(true, Ordering::Relaxed);
+        }
+        result
     }
 }
 

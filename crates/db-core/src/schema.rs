@@ -109,6 +109,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    cache_invalidations (id) {
+        id -> Int8,
+        key -> Text,
+        at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     generations (id) {
         id -> Uuid,
         user_id -> Uuid,
@@ -155,6 +163,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     memories,
     refresh_sessions,
     session_revocations,
+    cache_invalidations,
     generations,
     photo_jobs,
 );

@@ -1,5 +1,7 @@
 #![doc = include_str!("../README.md")]
 
+pub mod servers;
+
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::Path;
 use std::time::Duration;

@@ -164,6 +164,11 @@ pub struct Options {
     pub env: Vec<(&'static str, String)>,
     /// Set on the gateway only.
     pub gateway_env: Vec<(&'static str, String)>,
+    /// A database of the test's own (migrated, with the catalogue), instead of a fresh
+    /// database on the shared server: a fault test stops and restarts its server.
+    pub database_url: Option<String>,
+    /// A Redis of the test's own (and the key prefix to use there).
+    pub redis_url: Option<String>,
 }
 
 /// The stack: gateway, auth, two chat replicas, ai, media.
@@ -175,8 +180,10 @@ pub struct Stack {
     pub chat: Vec<Proc>,
     pub ai: Proc,
     pub media: Proc,
-    pub db: TestDb,
+    pub database_url: String,
+    pub redis_url: String,
     pub redis_prefix: String,
+    _db: Option<TestDb>,
     _media_dir: tempfile::TempDir,
 }
 
@@ -187,21 +194,24 @@ impl Stack {
 
     pub async fn with(options: Options) -> Self {
         service_kit::testing::install_crypto();
-        let db = TestDb::new().await.unwrap();
-        {
-            let mut conn = db.conn().await.unwrap();
-            db_core::queries::characters::upsert(
-                &mut conn,
-                &db_core::seed::demo_characters().unwrap(),
-            )
-            .await
-            .unwrap();
+        let (db, database_url) = match &options.database_url {
+            Some(url) => (None, url.clone()),
+            None => {
+                let db = TestDb::new().await.unwrap();
+                let mut conn = db.conn().await.unwrap();
+                db_core::seed::load_catalogue(&mut conn).await.unwrap();
+                let url = db.url().to_owned();
+                (Some(db), url)
+            }
+        };
+        let mut redis = db_test::redis_config();
+        if let Some(url) = &options.redis_url {
+            redis.url = url.clone();
         }
-        let redis = db_test::redis_config();
         let media_dir = tempfile::tempdir().unwrap();
         let common = |extra: Vec<(&'static str, String)>| {
             let mut env: Vec<(String, String)> = [
-                ("DATABASE_URL", db.url().to_owned()),
+                ("DATABASE_URL", database_url.clone()),
                 ("REDIS_URL", redis.url.clone()),
                 ("REDIS_KEY_PREFIX", redis.key_prefix.clone()),
                 ("DB_POOL_MIN_IDLE", "0".into()),
@@ -313,10 +323,19 @@ impl Stack {
             chat,
             ai,
             media,
-            db,
+            database_url,
+            redis_url: redis.url,
             redis_prefix: redis.key_prefix,
+            _db: db,
             _media_dir: media_dir,
         }
+    }
+
+    /// A connection to the stack's database, for checks the API does not offer.
+    pub async fn conn(&self) -> db_core::AsyncPgConnection {
+        db_core::pool::connect_unpooled(&self.database_url, "e2e")
+            .await
+            .unwrap()
     }
 
     /// Sends a request through the gateway; asserts that every error is a problem document.

@@ -34,6 +34,7 @@ async fn the_document_is_valid_and_the_api_keeps_to_it() {
             ("RATE_LIMIT_IP_PER_MIN", "1000000".into()),
             ("RATE_LIMIT_USER_PER_MIN", "1000000".into()),
         ],
+        ..Options::default()
     })
     .await;
     let (status, doc) = s

@@ -840,6 +840,7 @@ async fn daily_photo_cap_and_long_operations_keep_to_their_share() {
             ("AI_PHOTO_EVERY", "0".into()),
         ],
         gateway_env: vec![("GATEWAY_MAX_LONG_IN_FLIGHT", "1".into())],
+        ..Options::default()
     })
     .await;
     let t = s.matched("lea@example.com", "sophia").await;
@@ -887,7 +888,7 @@ async fn daily_photo_cap_and_long_operations_keep_to_their_share() {
         .unwrap()
         .parse()
         .unwrap();
-    let mut conn = s.db.conn().await.unwrap();
+    let mut conn = s.conn().await;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let (started, _) = db_core::queries::generations::started_since(

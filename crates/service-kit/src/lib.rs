@@ -202,6 +202,7 @@ where
         listeners,
         settings: server::HttpSettings {
             workers: http_workers()?,
+            max_connections: 4096,
             shutdown_timeout,
         },
         public: move |cfg: &mut web::ServiceConfig| {

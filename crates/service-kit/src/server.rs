@@ -50,6 +50,9 @@ impl Listeners {
 #[derive(Debug, Clone, Copy)]
 pub struct HttpSettings {
     pub workers: usize,
+    /// Connections the public listener holds at once, across its workers (past it, new ones
+    /// wait in the kernel's backlog): memory stays bounded under any load.
+    pub max_connections: usize,
     /// How long a stopping server lets in-flight requests finish.
     pub shutdown_timeout: Duration,
 }
@@ -89,6 +92,7 @@ where
     })
     .on_connect(crate::no_delay)
     .workers(settings.workers)
+    .max_connections((settings.max_connections / settings.workers.max(1)).max(1))
     .shutdown_timeout(settings.shutdown_timeout.as_secs())
     .disable_signals()
     .listen(listeners.public)?

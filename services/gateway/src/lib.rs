@@ -48,6 +48,10 @@ pub struct GatewayConfig {
     /// (a reply written whole before it is answered), counted apart, so that they can never
     /// take the slots every other request needs.
     pub max_long_in_flight: usize,
+    /// `GATEWAY_MAX_CONNECTIONS`: client connections held at once; past it, new ones wait in
+    /// the kernel's backlog. With the in-flight bounds, the gateway's memory stays flat under
+    /// any load.
+    pub max_connections: usize,
     /// `GATEWAY_MAX_PER_CLIENT`: requests one client address may have in the gateway at once
     /// (429 past it), so that one client cannot take every slot.
     pub max_per_client: usize,
@@ -87,6 +91,7 @@ impl GatewayConfig {
             max_in_flight: env_or("GATEWAY_MAX_IN_FLIGHT", 256)?,
             max_long_in_flight: env_or("GATEWAY_MAX_LONG_IN_FLIGHT", 64)?,
             max_per_client: env_or("GATEWAY_MAX_PER_CLIENT", 64)?,
+            max_connections: env_or("GATEWAY_MAX_CONNECTIONS", 4096)?,
             trusted_proxies: TrustedProxies::parse(&env_or("TRUSTED_PROXIES", String::new())?)
                 .map_err(anyhow::Error::msg)?,
             access_ttl: service_kit::access_ttl()?,
@@ -210,6 +215,7 @@ pub async fn run() -> anyhow::Result<()> {
         listeners,
         settings: HttpSettings {
             workers: service_kit::http_workers()?,
+            max_connections: config.max_connections,
             shutdown_timeout: config.shutdown_timeout,
         },
         public: move |cfg: &mut web::ServiceConfig| {

@@ -122,6 +122,12 @@ pub async fn forward(
     payload: web::Payload,
     gw: web::Data<Gateway>,
 ) -> Result<HttpResponse, ApiError> {
+    // Saturated: refuse before spending anything (no token check, no Redis round trip), so that
+    // a refusal costs microseconds and an overload does not feed itself.
+    if gw.in_flight.available_permits() == 0 {
+        metrics::counter!("gateway_shed_total").increment(1);
+        return Ok(ApiError::Unavailable { retry_after: 1 }.problem());
+    }
     let client = gw.config.trusted_proxies.client_of(&req);
     let client_key = service_kit::client::limit_key(client);
     let Some(_place) = gw.occupancy.enter(&client_key) else {

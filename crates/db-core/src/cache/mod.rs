@@ -76,6 +76,9 @@ struct Inner {
     /// Keys a write could not update or drop while Redis was unreachable: dropped before
     /// anything is read from Redis again, so a write is never followed by a stale read here.
     deferred_deletes: std::sync::Mutex<Vec<String>>,
+    /// The same keys, until a write's domain operation records them in PostgreSQL for the
+    /// other replicas (see `store::Shared::settle`).
+    unjournaled: std::sync::Mutex<Vec<String>>,
 }
 
 /// A value as Redis had it.
@@ -108,6 +111,7 @@ impl Cache {
             local: local::LocalTier::new(),
             limits: limits::LocalLimits::new(),
             deferred_deletes: std::sync::Mutex::new(Vec::new()),
+            unjournaled: std::sync::Mutex::new(Vec::new()),
         }))
     }
 
@@ -202,11 +206,36 @@ impl Cache {
             && let Ok(mut d) = self.0.deferred_deletes.lock()
         {
             if d.len() < MAX_DEFERRED {
-                d.push(key);
+                d.push(key.clone());
+                if let Ok(mut j) = self.0.unjournaled.lock() {
+                    j.push(key);
+                }
             } else {
                 metrics::counter!("cache_deferred_deletes_dropped_total").increment(1);
             }
         }
+    }
+
+    /// The keys deferred since the last call, for the journal other replicas replay.
+    pub(crate) fn take_unjournaled(&self) -> Vec<String> {
+        self.0
+            .unjournaled
+            .lock()
+            .map(|mut j| std::mem::take(&mut *j))
+            .unwrap_or_default()
+    }
+
+    /// Drops `keys` from Redis now (no deferring: the journal replays them again anyway);
+    /// false when Redis cannot answer.
+    pub(crate) async fn unlink(&self, keys: &[String]) -> bool {
+        if keys.is_empty() {
+            return true;
+        }
+        let mut cmd = redis::cmd("UNLINK");
+        for k in keys {
+            cmd.arg(k);
+        }
+        self.cmd::<i64>(cmd).await.is_some()
     }
 
     /// Drops the deferred keys; false (and the keys kept) if Redis still fails.

@@ -6,6 +6,7 @@
 
 pub mod characters;
 pub mod generations;
+pub mod invalidations;
 pub mod matches;
 pub mod memories;
 pub mod messages;

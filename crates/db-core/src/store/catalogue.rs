@@ -56,6 +56,7 @@ impl Catalogue<'_> {
         let n = characters::upsert(&mut conn, rows).await?;
         drop(conn);
         s.cache.invalidate_characters(None).await;
+        s.settle().await;
         Ok(n)
     }
 }

@@ -108,6 +108,7 @@ impl Conversations<'_> {
         drop(conn);
         if let Inserted::Created(m) = &inserted {
             after_new_message(s, m).await;
+            s.settle().await;
         }
         Ok(inserted)
     }
@@ -127,6 +128,7 @@ impl Conversations<'_> {
         drop(conn);
         if let Some(m) = &deleted {
             after_changed_message(s, m).await;
+            s.settle().await;
         }
         Ok(deleted)
     }
@@ -144,6 +146,7 @@ impl Conversations<'_> {
         drop(conn);
         if let Some(m) = &edited {
             after_changed_message(s, m).await;
+            s.settle().await;
         }
         Ok(edited)
     }
@@ -170,6 +173,7 @@ impl Conversations<'_> {
         s.cache.set_match_unread(user, character, 0).await;
         // The window holds the read flags it was loaded with.
         s.cache.invalidate_window(user, character).await;
+        s.settle().await;
         Ok(n)
     }
 

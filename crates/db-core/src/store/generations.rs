@@ -170,6 +170,7 @@ impl Generations<'_> {
         if let Some(xp) = done.xp {
             super::users::Users::xp_changed(s, g.user_id, xp).await;
         }
+        s.settle().await;
         Ok(Some(done))
     }
 }

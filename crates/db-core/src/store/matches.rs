@@ -54,6 +54,7 @@ impl Matches<'_> {
         drop(conn);
         if created.1 {
             s.cache.invalidate_match_list(user).await;
+            s.settle().await;
         }
         Ok(created)
     }

@@ -44,6 +44,66 @@ pub(crate) struct Shared {
     pub(crate) revocations: Revocations,
 }
 
+/// How often every process replays the invalidation journal, and how far back: a value another
+/// replica's write made stale is served for at most about `REPLAY_EVERY`.
+const REPLAY_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+const REPLAY_WINDOW: chrono::Duration = chrono::Duration::seconds(10);
+const JOURNAL_KEPT: chrono::Duration = chrono::Duration::minutes(1);
+
+impl Shared {
+    /// After a write's cache updates: keys it could not update or drop (Redis unreachable from
+    /// this process) are recorded in PostgreSQL, where every replica that can reach Redis drops
+    /// them. Nothing is written when Redis answered.
+    pub(crate) async fn settle(&self) {
+        let keys = self.cache.take_unjournaled();
+        if keys.is_empty() {
+            return;
+        }
+        let recorded = async {
+            let mut conn = self.db.write().await?;
+            crate::queries::invalidations::record(&mut conn, &keys).await?;
+            Ok::<_, DbError>(())
+        };
+        if let Err(e) = recorded.await {
+            // This process drops them itself once Redis answers; until then the others may
+            // serve them until their TTL.
+            tracing::warn!(error = %e, keys = keys.len(), "stale cache keys not journaled");
+        }
+    }
+}
+
+/// Replays the journal every [`REPLAY_EVERY`]: the keys recorded in the last
+/// [`REPLAY_WINDOW`] are dropped again (idempotent; it also catches a reader that stored an old
+/// value after the first drop), and old rows are pruned now and then.
+async fn replay_invalidations(s: Arc<Shared>) {
+    let mut tick = tokio::time::interval(REPLAY_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut rounds: u64 = 0;
+    loop {
+        tick.tick().await;
+        rounds += 1;
+        let replayed = async {
+            let mut conn = s.db.read().await?;
+            let keys =
+                crate::queries::invalidations::since(&mut conn, chrono::Utc::now() - REPLAY_WINDOW)
+                    .await?;
+            drop(conn);
+            if !keys.is_empty() && s.cache.unlink(&keys).await {
+                metrics::counter!("cache_journal_replayed_total").increment(keys.len() as u64);
+            }
+            if rounds.is_multiple_of(240) {
+                let mut conn = s.db.write().await?;
+                crate::queries::invalidations::prune(&mut conn, chrono::Utc::now() - JOURNAL_KEPT)
+                    .await?;
+            }
+            Ok::<_, DbError>(())
+        };
+        if let Err(e) = replayed.await {
+            tracing::debug!(error = %e, "invalidation journal not replayed");
+        }
+    }
+}
+
 impl Store {
     pub fn new(db: Db, cache: Cache) -> Self {
         Self(Arc::new(Shared {
@@ -93,11 +153,15 @@ impl Store {
     }
 
     /// What keeps this process's view current, until the process ends: the revocation set
-    /// (PostgreSQL poll and Redis channel) and the catalogue's invalidations.
+    /// (PostgreSQL poll and Redis channel), the catalogue's invalidations, and the replay of the
+    /// keys other replicas could not drop.
     pub fn spawn_background(&self) -> Vec<tokio::task::JoinHandle<()>> {
         let s = &self.0;
         let mut tasks = s.revocations.spawn_sync(s.db.clone(), s.cache.clone());
         tasks.extend(s.cache.spawn_invalidation_listener());
+        if s.cache.is_enabled() {
+            tasks.push(tokio::spawn(replay_invalidations(self.0.clone())));
+        }
         tasks
     }
 

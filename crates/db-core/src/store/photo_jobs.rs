@@ -96,6 +96,7 @@ impl PhotoJobs<'_> {
                 .delete(&[s.cache.keys().photo_page(job.user_id, &job.character_id)])
                 .await;
             super::conversations::after_new_message(s, &d.message).await;
+            s.settle().await;
         }
         Ok(delivered)
     }

@@ -78,6 +78,7 @@ impl Photos<'_> {
         s.cache
             .delete(&[s.cache.keys().photo_page(new.user_id, &new.character_id)])
             .await;
+        s.settle().await;
         Ok(photo)
     }
 }

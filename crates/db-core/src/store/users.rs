@@ -54,6 +54,7 @@ impl Users<'_> {
             .map(Profile::from);
         drop(conn);
         s.cache.delete(&[s.cache.keys().user_profile(user)]).await;
+        s.settle().await;
         Ok(updated)
     }
 
@@ -67,6 +68,7 @@ impl Users<'_> {
         if let Some(xp) = xp {
             Self::xp_changed(s, user, xp).await;
         }
+        s.settle().await;
         Ok(xp)
     }
 

@@ -999,3 +999,64 @@ async fn in_the_realistic_mix_only_first_visits_miss() {
         "a key read before was read again from the cache"
     );
 }
+
+/// A replica that cannot reach Redis writes: the keys it could not update are journaled in
+/// PostgreSQL, and a replica that can reach Redis drops them at once, so that nobody goes on
+/// serving what the write made stale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_cut_off_from_redis_is_not_followed_by_stale_reads_elsewhere() {
+    let config = db_test::redis_config();
+    let db = TestDb::new().await.unwrap();
+    let mut conn = db.conn().await.unwrap();
+    let u = matched_user(&mut conn, "a@example.com", &["sophia"]).await;
+    conversation(&mut conn, u, "sophia", 4).await;
+    let healthy = Store::new(db.db(), live_cache(Some(&config)));
+    let _replay = healthy.spawn_background();
+    let dead = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        RedisConfig {
+            url: format!("redis://127.0.0.1:{port}"),
+            ..config.clone()
+        }
+    };
+    let cut_off = Store::new(db.db(), Cache::new(RedisPool::new(&dead).unwrap()));
+    // The healthy replica caches the window and the match list.
+    let before = healthy
+        .conversations()
+        .page(u, "sophia", None, 10)
+        .await
+        .unwrap();
+    healthy.matches().list(u).await.unwrap();
+    assert_eq!(before.items.len(), 4);
+    // The cut-off replica takes a message: stored, but it cannot touch the cache.
+    let sent = cut_off
+        .conversations()
+        .send(&NewMessage::new(
+            u,
+            "sophia",
+            Sender::User,
+            "Tu m'entends ?",
+        ))
+        .await
+        .unwrap()
+        .into_message();
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let page = healthy
+            .conversations()
+            .page(u, "sophia", None, 10)
+            .await
+            .unwrap();
+        let list = healthy.matches().list(u).await.unwrap();
+        if page.items[0].id == sent.id && list[0].last_message_id == Some(sent.id) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the healthy replica still serves the old window"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

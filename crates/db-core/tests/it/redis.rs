@@ -85,3 +85,45 @@ async fn a_stalled_redis_times_out() {
     );
     hold.abort();
 }
+
+/// Redis dies and comes back (empty): the pool's dead connections are replaced, and the cache
+/// answers again within seconds, not when some idle timeout finally runs out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cache_is_back_within_seconds_of_a_redis_restart() {
+    let mut redis = db_test::servers::OwnRedis::start().unwrap();
+    let config = db_core::RedisConfig {
+        url: redis.url(),
+        ..db_test::redis_config()
+    };
+    let pool = db_core::RedisPool::new(&config).unwrap();
+    // Several multiplexed connections in the pool, all in use.
+    let pings = (0..32).map(|_| pool.ping());
+    assert!(
+        futures_util::future::join_all(pings)
+            .await
+            .iter()
+            .all(Result::is_ok)
+    );
+    redis.kill();
+    assert!(pool.ping().await.is_err(), "gone");
+    redis.restart().unwrap();
+    let restarted = std::time::Instant::now();
+    let mut failures = 0;
+    while pool.ping().await.is_err() {
+        failures += 1;
+        assert!(
+            restarted.elapsed() < std::time::Duration::from_secs(5),
+            "still failing {:?} after the restart ({failures} failures)",
+            restarted.elapsed()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // And it stays back: no dead connection is handed out again.
+    let pings = (0..64).map(|_| pool.ping());
+    assert!(
+        futures_util::future::join_all(pings)
+            .await
+            .iter()
+            .all(Result::is_ok)
+    );
+}
