@@ -72,6 +72,11 @@ dev: db ## Run the whole system on this machine
 bench: ## Release build, the whole stack on a seeded database, the guide's load; report in bench/results/
 	scripts/bench.sh
 
+.PHONY: chaos
+chaos: ## The fault suite on release binaries: faults injected under load, damage counted in PostgreSQL (CHAOS_ARGS="--experiments redis-kill,ai-kill")
+	cargo build --release --locked --bins
+	target/release/dream-chaos --out bench/results/chaos-$$(date -u +%F) $(CHAOS_ARGS)
+
 .PHONY: seed
 seed: services build ## The synthetic dataset (2,000 users, 2 M messages) in DATABASE_URL
 	$(DREAMCTL) migrate --create-database

@@ -109,6 +109,15 @@ impl RedisPool {
         })
     }
 
+    /// The same pool with a longer command timeout (at least a second), for the one retry a
+    /// write makes of a cache update that timed out on a busy machine.
+    pub fn patient(&self) -> Self {
+        Self {
+            command_timeout: (self.command_timeout * 4).max(Duration::from_secs(1)),
+            ..self.clone()
+        }
+    }
+
     /// The key prefix every key of this deployment (or test) lives under.
     pub fn prefix(&self) -> &str {
         &self.prefix

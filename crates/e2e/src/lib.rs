@@ -9,6 +9,8 @@ use db_test::TestDb;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 
+pub mod chaos;
+
 /// One process of the stack; killed when dropped (its log printed if the test failed).
 pub struct Proc {
     pub name: &'static str,
@@ -55,6 +57,10 @@ impl Proc {
             &format!("http://127.0.0.1:{}/health", self.admin_port),
         )
         .await;
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn url(&self) -> String {
@@ -109,15 +115,16 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A service binary in the directory cargo built the workspace into.
+/// A service binary in the directory cargo built the workspace into: beside the running
+/// program (`dream-chaos`), or one level up from a test executable (`target/*/deps`).
 fn bin(name: &str) -> PathBuf {
-    let dir = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
+    let exe = std::env::current_exe().unwrap();
+    let here = exe.parent().unwrap();
+    let dir = if here.join(name).exists() {
+        here
+    } else {
+        here.parent().unwrap()
+    };
     let path = dir.join(name);
     assert!(
         path.exists(),
@@ -210,7 +217,8 @@ impl Stack {
         }
         let media_dir = tempfile::tempdir().unwrap();
         let common = |extra: Vec<(&'static str, String)>| {
-            let mut env: Vec<(String, String)> = [
+            // The last setting of a variable wins (as in `Command::envs`).
+            let env: Vec<(String, String)> = [
                 ("DATABASE_URL", database_url.clone()),
                 ("REDIS_URL", redis.url.clone()),
                 ("REDIS_KEY_PREFIX", redis.key_prefix.clone()),
@@ -226,7 +234,6 @@ impl Stack {
             .chain(options.env.iter().cloned())
             .map(|(k, v)| (k.to_owned(), v))
             .collect();
-            env.dedup_by(|a, b| a.0 == b.0);
             env
         };
         let http = Client::new();
@@ -329,6 +336,14 @@ impl Stack {
             _db: db,
             _media_dir: media_dir,
         }
+    }
+
+    /// Every process, gateway first.
+    pub fn processes(&self) -> impl Iterator<Item = &Proc> {
+        std::iter::once(&self.gateway_proc)
+            .chain([&self.auth])
+            .chain(&self.chat)
+            .chain([&self.ai, &self.media])
     }
 
     /// A connection to the stack's database, for checks the API does not offer.

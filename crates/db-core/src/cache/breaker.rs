@@ -1,9 +1,11 @@
 //! A circuit breaker in front of Redis: after a few failures in a row it stops sending
 //! commands for a moment, then lets one probe through; the first success closes it again.
-//! It also keeps the log quiet: one warning when it opens, one line when Redis is back.
+//! A probe that never reports (its request was cancelled) does not hold the breaker: another
+//! is let through a cool-down later. It also keeps the log quiet: one warning when it opens,
+//! one line when Redis is back.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 pub struct Breaker {
@@ -11,7 +13,8 @@ pub struct Breaker {
     cool_down: Duration,
     consecutive_failures: AtomicU32,
     open_until: Mutex<Option<Instant>>,
-    probing: AtomicBool,
+    /// When the probe in flight was let through, if one is.
+    probing: Mutex<Option<Instant>>,
     opened_total: AtomicU64,
 }
 
@@ -22,7 +25,7 @@ impl Breaker {
             cool_down,
             consecutive_failures: AtomicU32::new(0),
             open_until: Mutex::new(None),
-            probing: AtomicBool::new(false),
+            probing: Mutex::new(None),
             opened_total: AtomicU64::new(0),
         }
     }
@@ -33,11 +36,19 @@ impl Breaker {
         match open_until {
             None => true,
             Some(until) if Instant::now() < until => false,
-            // Half-open: one probe at a time.
-            Some(_) => self
-                .probing
-                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok(),
+            // Half-open: one probe at a time (or another, if it never reported).
+            Some(_) => {
+                let Ok(mut p) = self.probing.lock() else {
+                    return false;
+                };
+                match *p {
+                    Some(since) if since.elapsed() < self.cool_down => false,
+                    _ => {
+                        *p = Some(Instant::now());
+                        true
+                    }
+                }
+            }
         }
     }
 
@@ -47,7 +58,7 @@ impl Breaker {
 
     pub fn success(&self) {
         self.consecutive_failures.store(0, Ordering::Relaxed);
-        self.probing.store(false, Ordering::Release);
+        self.end_probe();
         if let Ok(mut g) = self.open_until.lock()
             && g.take().is_some()
         {
@@ -57,7 +68,7 @@ impl Breaker {
 
     pub fn failure(&self, error: &dyn std::fmt::Display) {
         let n = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
-        let was_probe = self.probing.swap(false, Ordering::AcqRel);
+        let was_probe = self.end_probe();
         if (n >= self.threshold || was_probe)
             && let Ok(mut g) = self.open_until.lock()
         {
@@ -68,6 +79,14 @@ impl Breaker {
             }
             *g = Some(Instant::now() + self.cool_down);
         }
+    }
+
+    /// Ends the probe in flight; whether there was one.
+    fn end_probe(&self) -> bool {
+        self.probing
+            .lock()
+            .map(|mut p| p.take().is_some())
+            .unwrap_or(false)
     }
 
     /// How many times the breaker has opened.
@@ -100,5 +119,18 @@ mod tests {
         b.success();
         assert!(!b.is_open() && b.allow() && b.allow());
         assert_eq!(b.opened_total(), 1);
+    }
+
+    #[test]
+    fn a_probe_that_never_reports_does_not_hold_it_open() {
+        let b = Breaker::new(1, Duration::from_millis(30));
+        b.failure(&"x");
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(b.allow(), "a probe, whose request is then cancelled");
+        assert!(!b.allow());
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(b.allow(), "another probe a cool-down later");
+        b.success();
+        assert!(!b.is_open());
     }
 }

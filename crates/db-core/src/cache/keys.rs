@@ -251,6 +251,16 @@ impl Keyspace {
     pub fn invalidation_channel(&self) -> String {
         self.k(format_args!("invalidate"))
     }
+    /// The version key bumped with `key` (a window or a match list), if it has one.
+    pub fn version_of(&self, key: &str) -> Option<String> {
+        let rest = key.strip_prefix(self.prefix())?.strip_prefix(':')?;
+        if let Some(conversation) = rest.strip_prefix("chat:history:") {
+            return Some(self.k(format_args!("chat:ver:{conversation}")));
+        }
+        let user = rest.strip_prefix("matches:")?;
+        (!user.contains(':')).then(|| self.k(format_args!("matches:ver:{user}")))
+    }
+
     /// The cross-process load guard of a key.
     pub fn lock(&self, key: &str) -> String {
         format!("{key}:lock")
@@ -264,6 +274,23 @@ impl Keyspace {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn windows_and_match_lists_name_their_version_keys() {
+        let k = Keyspace::new("t");
+        let u = Uuid::nil();
+        assert_eq!(
+            k.version_of(&k.conversation(u, "sophia")),
+            Some(k.conversation_version(u, "sophia"))
+        );
+        assert_eq!(
+            k.version_of(&k.match_list(u)),
+            Some(k.match_list_version(u))
+        );
+        assert_eq!(k.version_of(&k.match_list_version(u)), None);
+        assert_eq!(k.version_of(&k.unread(u, "sophia")), None);
+        assert_eq!(k.version_of("other:chat:history:x"), None);
+    }
 
     #[test]
     fn the_default_ttls() {

@@ -216,6 +216,11 @@ impl Cache {
         }
     }
 
+    /// Whether a write left keys that neither Redis nor the journal has yet.
+    pub(crate) fn has_unjournaled(&self) -> bool {
+        self.0.unjournaled.lock().is_ok_and(|j| !j.is_empty())
+    }
+
     /// The keys deferred since the last call, for the journal other replicas replay.
     pub(crate) fn take_unjournaled(&self) -> Vec<String> {
         self.0
@@ -231,11 +236,24 @@ impl Cache {
         if keys.is_empty() {
             return true;
         }
-        let mut cmd = redis::cmd("UNLINK");
+        let pipe = self.drop_pipeline(keys);
+        self.redis(|r| async move { r.query_pipe::<()>(&pipe).await })
+            .await
+            .is_some()
+    }
+
+    /// One round trip that drops `keys`, first bumping the version of those that have one: a
+    /// reader that loaded from PostgreSQL before the change can then not store its copy after
+    /// the drop.
+    fn drop_pipeline(&self, keys: &[String]) -> redis::Pipeline {
+        let mut pipe = redis::pipe();
         for k in keys {
-            cmd.arg(k);
+            if let Some(v) = self.keys().version_of(k) {
+                pipe.incr(&v, 1).ignore().pexpire(&v, 3_600_000).ignore();
+            }
         }
-        self.cmd::<i64>(cmd).await.is_some()
+        pipe.unlink(keys).ignore();
+        pipe
     }
 
     /// Drops the deferred keys; false (and the keys kept) if Redis still fails.
@@ -244,12 +262,13 @@ impl Cache {
             Ok(mut d) if !d.is_empty() => std::mem::take(&mut *d),
             _ => return true,
         };
-        let mut cmd = redis::cmd("UNLINK");
-        for k in &keys {
-            cmd.arg(k);
-        }
-        match redis.query::<i64>(&cmd).await {
-            Ok(_) => true,
+        match redis.query_pipe::<()>(&self.drop_pipeline(&keys)).await {
+            Ok(()) => {
+                if let Ok(mut j) = self.0.unjournaled.lock() {
+                    j.retain(|k| !keys.contains(k));
+                }
+                true
+            }
             Err(e) => {
                 self.0.breaker.failure(&e);
                 if let Ok(mut d) = self.0.deferred_deletes.lock() {
@@ -258,6 +277,23 @@ impl Cache {
                 false
             }
         }
+    }
+
+    /// After a write whose cache update failed: one more try at dropping what it left stale,
+    /// with a patient timeout (a busy machine, not a dead Redis, is the usual cause). True when
+    /// nothing is left to drop.
+    pub(crate) async fn drop_deferred_patiently(&self) -> bool {
+        let Some(redis) = &self.0.redis else {
+            return true;
+        };
+        if !self.0.breaker.allow() {
+            return false;
+        }
+        let dropped = self.drop_deferred(&redis.patient()).await;
+        if dropped {
+            self.0.breaker.success();
+        }
+        dropped
     }
 
     pub(crate) async fn cmd<T: FromRedisValue + Send + 'static>(

@@ -17,12 +17,14 @@ pub async fn record(conn: &mut AsyncPgConnection, keys: &[String]) -> QueryResul
         .await
 }
 
-/// Keys recorded after `since` (on `cache_invalidations_at_idx`), without repeats.
-pub async fn since(conn: &mut AsyncPgConnection, since: DateTime<Utc>) -> QueryResult<Vec<String>> {
+/// Entries recorded after `since` (on `cache_invalidations_at_idx`): id and key.
+pub async fn since(
+    conn: &mut AsyncPgConnection,
+    since: DateTime<Utc>,
+) -> QueryResult<Vec<(i64, String)>> {
     cache_invalidations::table
         .filter(cache_invalidations::at.gt(since))
-        .select(cache_invalidations::key)
-        .distinct()
+        .select((cache_invalidations::id, cache_invalidations::key))
         .load(conn)
         .await
 }

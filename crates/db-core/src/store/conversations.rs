@@ -106,10 +106,14 @@ impl Conversations<'_> {
         let mut conn = s.db.write().await?;
         let inserted = messages::insert_idempotent(&mut conn, new).await?;
         drop(conn);
-        if let Inserted::Created(m) = &inserted {
-            after_new_message(s, m).await;
-            s.settle().await;
+        match &inserted {
+            Inserted::Created(m) => after_new_message(s, m).await,
+            // A retry: the first attempt may have committed and then died (or lost its
+            // connection) before updating the caches, which would then miss this message
+            // until their TTL. Dropping them costs one miss on a rare path.
+            Inserted::Existing(m) => after_changed_message(s, m).await,
         }
+        s.settle().await;
         Ok(inserted)
     }
 

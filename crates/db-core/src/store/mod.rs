@@ -44,17 +44,25 @@ pub(crate) struct Shared {
     pub(crate) revocations: Revocations,
 }
 
-/// How often every process replays the invalidation journal, and how far back: a value another
-/// replica's write made stale is served for at most about `REPLAY_EVERY`.
+/// How often every process reads the invalidation journal, and how far back. Each entry is
+/// replayed twice by every process: when first seen (a value another replica's write made
+/// stale is served for at most about `REPLAY_EVERY`), and once more `REPLAY_AGAIN` later, which
+/// drops a value a reader filled from PostgreSQL before the write and stored after the first
+/// drop. Replaying more often would keep those keys out of the cache for nothing.
 const REPLAY_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+const REPLAY_AGAIN: std::time::Duration = std::time::Duration::from_secs(2);
 const REPLAY_WINDOW: chrono::Duration = chrono::Duration::seconds(10);
 const JOURNAL_KEPT: chrono::Duration = chrono::Duration::minutes(1);
 
 impl Shared {
-    /// After a write's cache updates: keys it could not update or drop (Redis unreachable from
-    /// this process) are recorded in PostgreSQL, where every replica that can reach Redis drops
-    /// them. Nothing is written when Redis answered.
+    /// After a write's cache updates, before it is acknowledged: keys it could not update (a
+    /// command timed out or Redis is unreachable from this process) get one patient try at
+    /// being dropped; what is still left is recorded in PostgreSQL, where every replica that
+    /// can reach Redis drops it. Nothing more happens when Redis answered the first time.
     pub(crate) async fn settle(&self) {
+        if !self.cache.has_unjournaled() || self.cache.drop_deferred_patiently().await {
+            return;
+        }
         let keys = self.cache.take_unjournaled();
         if keys.is_empty() {
             return;
@@ -72,25 +80,48 @@ impl Shared {
     }
 }
 
-/// Replays the journal every [`REPLAY_EVERY`]: the keys recorded in the last
-/// [`REPLAY_WINDOW`] are dropped again (idempotent; it also catches a reader that stored an old
-/// value after the first drop), and old rows are pruned now and then.
+/// Replays the journal (see [`REPLAY_EVERY`]); old rows are pruned now and then.
 async fn replay_invalidations(s: Arc<Shared>) {
+    use std::collections::HashMap;
+    use std::time::Instant;
     let mut tick = tokio::time::interval(REPLAY_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Entry id → (when this process first saw it, replayed twice already).
+    let mut seen: HashMap<i64, (Instant, bool)> = HashMap::new();
     let mut rounds: u64 = 0;
     loop {
         tick.tick().await;
         rounds += 1;
         let replayed = async {
             let mut conn = s.db.read().await?;
-            let keys =
+            let entries =
                 crate::queries::invalidations::since(&mut conn, chrono::Utc::now() - REPLAY_WINDOW)
                     .await?;
             drop(conn);
+            let now = Instant::now();
+            let mut due: Vec<(i64, String)> = Vec::new();
+            for (id, key) in entries {
+                match seen.get(&id) {
+                    None => due.push((id, key)),
+                    Some((first, false)) if now.duration_since(*first) >= REPLAY_AGAIN => {
+                        due.push((id, key))
+                    }
+                    _ => {}
+                }
+            }
+            let mut keys: Vec<String> = due.iter().map(|(_, k)| k.clone()).collect();
+            keys.sort_unstable();
+            keys.dedup();
             if !keys.is_empty() && s.cache.unlink(&keys).await {
                 metrics::counter!("cache_journal_replayed_total").increment(keys.len() as u64);
+                for (id, _) in due {
+                    seen.entry(id)
+                        .and_modify(|e| e.1 = true)
+                        .or_insert((now, false));
+                }
             }
+            let window = REPLAY_WINDOW.to_std().unwrap_or_default();
+            seen.retain(|_, (first, _)| now.duration_since(*first) < window * 2);
             if rounds.is_multiple_of(240) {
                 let mut conn = s.db.write().await?;
                 crate::queries::invalidations::prune(&mut conn, chrono::Utc::now() - JOURNAL_KEPT)

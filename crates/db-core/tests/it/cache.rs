@@ -1060,3 +1060,43 @@ async fn a_write_cut_off_from_redis_is_not_followed_by_stale_reads_elsewhere() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A send whose process died after the commit and before the cache updates, retried by the
+/// client with the same `client_id`: the retry finds the message stored and repairs what the
+/// first attempt never updated, so no reader misses the message until a TTL.
+#[tokio::test]
+async fn a_retried_send_repairs_the_caches_its_first_attempt_never_updated() {
+    let (db, store, u) = setup(live_cache(None)).await;
+    let window = |store: Store| async move {
+        store
+            .conversations()
+            .page(u, "sophia", None, 5)
+            .await
+            .unwrap()
+            .items
+    };
+    let before = window(store.clone()).await;
+    let listed = store.matches().list(u).await.unwrap();
+    // Cached now. The first attempt: committed straight to PostgreSQL, caches untouched.
+    let mut first = NewMessage::new(u, "sophia", Sender::User, "tu es là ?");
+    first.client_id = Some(Uuid::new_v4());
+    let mut conn = db.conn().await.unwrap();
+    let stored = db_core::queries::messages::insert_idempotent(&mut conn, &first)
+        .await
+        .unwrap()
+        .message()
+        .clone();
+    assert_eq!(window(store.clone()).await, before, "the cache missed it");
+    let retried = store.conversations().send(&first).await.unwrap();
+    assert!(matches!(retried, db_core::store::Inserted::Existing(_)));
+    assert_eq!(window(store.clone()).await[0].id, stored.id);
+    let after = store.matches().list(u).await.unwrap();
+    let sophia = |l: &[db_core::queries::matches::MatchSummary]| {
+        l.iter()
+            .find(|m| m.character_id == "sophia")
+            .unwrap()
+            .last_message_id
+    };
+    assert_ne!(sophia(&listed), Some(stored.id));
+    assert_eq!(sophia(&after), Some(stored.id));
+}

@@ -127,3 +127,37 @@ async fn the_cache_is_back_within_seconds_of_a_redis_restart() {
             .all(Result::is_ok)
     );
 }
+
+/// A frozen Redis (SIGSTOP: connections accepted, nothing answered) costs each command its
+/// timeout, and once it thaws the pool serves again within seconds: connections opened while
+/// it was frozen do not hold the pool's places forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pool_serves_again_within_seconds_of_a_frozen_redis_thawing() {
+    let redis = db_test::servers::OwnRedis::start().unwrap();
+    let config = db_core::RedisConfig {
+        url: redis.url(),
+        ..db_test::redis_config()
+    };
+    let pool = db_core::RedisPool::new(&config).unwrap();
+    assert!(pool.ping().await.is_ok());
+    redis.pause().unwrap();
+    let frozen = std::time::Instant::now();
+    while frozen.elapsed() < std::time::Duration::from_secs(2) {
+        let pings = (0..8).map(|_| pool.ping());
+        let answers = futures_util::future::join_all(pings).await;
+        assert!(answers.iter().all(Result::is_err), "frozen");
+    }
+    redis.resume().unwrap();
+    let thawed = std::time::Instant::now();
+    let mut failures = 0;
+    while pool.ping().await.is_err() {
+        failures += 1;
+        assert!(
+            thawed.elapsed() < std::time::Duration::from_secs(5),
+            "still failing {:?} after the thaw ({failures} failures, {:?})",
+            thawed.elapsed(),
+            pool.stats()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

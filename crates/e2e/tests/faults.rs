@@ -1,0 +1,72 @@
+//! The fast cases of the fault suite (`make chaos` runs them all, bigger, on release binaries):
+//! each injects one fault into a stack of its own under an open-loop load and checks in
+//! PostgreSQL that nothing acknowledged was lost or written twice, that no read missed a write
+//! acknowledged before it, that both chat replicas agree with PostgreSQL afterwards and that no
+//! conversation is left stuck.
+
+#![allow(clippy::unwrap_used)]
+
+use e2e::chaos::{Experiment, Rig, RigOptions, Row, Scale};
+
+async fn run(experiment: Experiment) -> Row {
+    let mut rig = Rig::start(RigOptions {
+        users: 6,
+        own_postgres: experiment.needs_own_postgres(),
+        env: vec![],
+    })
+    .await
+    .unwrap();
+    let row = experiment.run(&mut rig, &Scale::quick()).await.unwrap();
+    eprintln!("{row:#?}");
+    assert!(row.whole(), "{row:#?}");
+    assert!(row.requests > 0);
+    row
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_killed_and_restarted_empty_fails_nothing_and_the_cache_comes_back() {
+    let row = run(Experiment::RedisKill).await;
+    assert_eq!(row.failed, 0, "{row:#?}");
+    assert!(row.acked > 0);
+    assert!(row.cache_back_s.is_some(), "{row:#?}");
+    assert!(
+        row.notes
+            .iter()
+            .any(|n| n.contains("refused by the gateway and both chat replicas")),
+        "a logout while Redis was down held: {row:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_redis_fails_nothing() {
+    let row = run(Experiment::RedisPause).await;
+    assert_eq!(row.failed, 0, "{row:#?}");
+    assert!(row.cache_back_s.is_some(), "{row:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_replica_killed_mid_load_fails_no_read_and_loses_no_message() {
+    let row = run(Experiment::ChatKill).await;
+    assert_eq!(row.failed_reads, 0, "{row:#?}");
+    assert!(row.acked > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_down_refuses_writes_quickly_and_serves_cached_reads() {
+    let row = run(Experiment::PgStop).await;
+    assert_eq!(row.failed_reads, 0, "{row:#?}");
+    assert!(
+        row.refusal_ms.is_some(),
+        "writes were refused with 503: {row:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_cut_by_an_ai_crash_end_with_an_error_event_and_are_written_once_after() {
+    let row = run(Experiment::AiKill).await;
+    assert!(
+        row.notes.iter().any(|n| n.contains("0 silent EOF")),
+        "{row:#?}"
+    );
+    assert_eq!(row.stuck, Some(0));
+}
