@@ -266,8 +266,9 @@ async fn run_seed(url: &str, args: SeedArgs) -> anyhow::Result<ExitCode> {
         Err(seed::SeedError::NotEmpty(users)) => {
             progress.clear();
             anyhow::bail!(
-                "the database already holds {users} users besides the demo account: \
-                 `dreamctl seed --reset` (`make seed RESET=1`) replaces them (the demo account is kept)"
+                "the database already holds {users} account{} besides the demo one: \
+                 `dreamctl seed --reset` (`make seed RESET=1`) replaces them (the demo account is kept)",
+                if users == 1 { "" } else { "s" }
             );
         }
         other => other?,
@@ -295,12 +296,12 @@ async fn run_seed(url: &str, args: SeedArgs) -> anyhow::Result<ExitCode> {
     spinner.finish_and_clear();
     match cleared {
         Some((keys, prefix)) => println!(
-            "Cache: {keys} keys under {prefix}: dropped; {} old sessions revoked",
-            seeded.revoked.len()
+            "Cache: {keys} keys under {prefix}: dropped; {}",
+            sessions(seeded.revoked.len())
         ),
         None => println!(
-            "Cache: Redis not reached, nothing dropped: stop the services or clear the prefix before using them ({} old sessions revoked in PostgreSQL)",
-            seeded.revoked.len()
+            "Cache: Redis not reached, nothing dropped: clear the prefix or restart the services before using them; {}",
+            sessions(seeded.revoked.len())
         ),
     }
     if seeded.demo_kept {
@@ -317,6 +318,13 @@ async fn run_seed(url: &str, args: SeedArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn sessions(n: usize) -> String {
+    format!(
+        "{n} session{} of removed accounts revoked",
+        if n == 1 { "" } else { "s" }
+    )
+}
+
 /// Drops every key under the prefix, tells the services to drop their in-process catalogues and
 /// that the removed accounts' session families are revoked. `None` when Redis does not answer.
 async fn clear_cache(seeded: &seed::Seeded) -> Option<(u64, String)> {
@@ -328,6 +336,15 @@ async fn clear_cache(seeded: &seed::Seeded) -> Option<(u64, String)> {
     cache.invalidate_characters(None).await;
     cache.publish_revocations(&seeded.revoked).await;
     Some((keys, prefix))
+}
+
+/// A step's line once it is over: what it was and how long it took.
+fn done(bar: &ProgressBar, started: Instant) {
+    let what = bar.message();
+    if let Ok(style) = ProgressStyle::with_template("  ✓ {msg}") {
+        bar.set_style(style);
+    }
+    bar.finish_with_message(format!("{what} ({:.1} s)", started.elapsed().as_secs_f64()));
 }
 
 /// The seed's progress: one line per step, and a bar for the conversations (the long part).
@@ -358,8 +375,7 @@ impl SeedProgress {
             return;
         }
         if let Some((bar, started)) = current.take() {
-            let what = bar.message();
-            bar.finish_with_message(format!("{what} ({:.1} s)", started.elapsed().as_secs_f64()));
+            done(&bar, started);
         }
         let (message, bar) = match step {
             seed::Step::Emptying => ("emptying the tables (demo account set aside)", None),
@@ -393,8 +409,7 @@ impl SeedProgress {
         if let Ok(mut current) = self.current.lock()
             && let Some((bar, started)) = current.take()
         {
-            let what = bar.message();
-            bar.finish_with_message(format!("{what} ({:.1} s)", started.elapsed().as_secs_f64()));
+            done(&bar, started);
         }
     }
 

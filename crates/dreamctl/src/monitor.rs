@@ -163,8 +163,9 @@ pub struct ServiceView {
     /// What its `/ready` says (`ready`, `degraded` when Redis is away, `not_ready`), or `down`
     /// when it does not answer.
     pub health: String,
-    /// `ok`, or why the pools are a worry (`waiting`: requests wait for a connection;
-    /// `busy`: 80 % of a pool in use).
+    /// `ok`, or why the pools are a worry: `timeouts` (a request gave up waiting for a
+    /// connection since the last refresh), `full` (requests wait on a pool at its maximum),
+    /// `busy` (80 % of a pool in use).
     pub pools_state: &'static str,
     pub traffic: Traffic,
     pub pools: Vec<Pool>,
@@ -214,6 +215,7 @@ struct Previous {
     at: Option<Instant>,
     cache: Option<(u64, u64)>,
     traffic: BTreeMap<String, Traffic>,
+    timeouts: BTreeMap<String, f64>,
     buckets: BTreeMap<&'static str, Buckets>,
 }
 
@@ -283,8 +285,26 @@ impl Monitor {
                 None => Vec::new(),
             };
             let pools = scrape.as_ref().map(pools).unwrap_or_default();
-            let pools_state = if pools.iter().any(|p| p.waiters > 0.0 || p.timeouts > 0.0) {
-                "waiting"
+            // A request waiting while a connection opens is normal; waiting on a full pool,
+            // or giving up on one (a timeout since the last refresh), is not.
+            let timeouts: f64 = pools.iter().map(|p| p.timeouts).sum();
+            let new_timeouts = timeouts
+                > self
+                    .previous
+                    .timeouts
+                    .get(name)
+                    .copied()
+                    .unwrap_or(timeouts);
+            if scrape.is_some() {
+                self.previous.timeouts.insert(name.clone(), timeouts);
+            }
+            let pools_state = if new_timeouts {
+                "timeouts"
+            } else if pools
+                .iter()
+                .any(|p| p.waiters > 0.0 && p.max > 0.0 && p.in_use >= p.max)
+            {
+                "full"
             } else if pools.iter().any(|p| p.max > 0.0 && p.in_use / p.max >= 0.8) {
                 "busy"
             } else {

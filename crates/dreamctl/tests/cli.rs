@@ -123,6 +123,115 @@ async fn seed_and_demo_print_what_they_did() {
     );
 }
 
+/// `make seed` beside `make dev`: over the demo load it needs no `--reset`; over other accounts
+/// it needs one, keeps the demo account (same id), revokes the removed accounts' sessions and
+/// leaves nothing stale under the cache prefix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_keeps_the_demo_account_revokes_the_others_and_clears_the_cache() {
+    let db = TestDb::new().await.unwrap();
+    let redis = db_test::redis_config();
+    let seed = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_dreamctl"))
+            .args(["--database-url", db.url(), "seed"])
+            .args(extra)
+            .env("REDIS_URL", &redis.url)
+            .env("REDIS_KEY_PREFIX", &redis.key_prefix)
+            .output()
+            .unwrap()
+    };
+    let small = [
+        "--users",
+        "3",
+        "--characters",
+        "10",
+        "--matches-per-user",
+        "2",
+        "--messages-per-match",
+        "5",
+    ];
+    assert!(seed(&["--demo"]).status.success());
+    let mut conn = db.conn().await.unwrap();
+    async fn demo(conn: &mut db_core::AsyncPgConnection) -> Option<String> {
+        db_core::queries::users::find_by_email(conn, db_core::seed::DEMO_EMAIL)
+            .await
+            .unwrap()
+            .map(|u| u.id.to_string())
+    }
+    let demo_id = demo(&mut conn).await.unwrap();
+    let first = seed(&small);
+    assert!(
+        first.status.success(),
+        "the demo load alone needs no --reset: {}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(
+        stdout(&first).contains("Demo account demo@example.com kept"),
+        "{}",
+        stdout(&first)
+    );
+    assert_eq!(demo(&mut conn).await.as_ref(), Some(&demo_id), "same id");
+
+    // Someone signed up, with a session; the cache holds the catalogue.
+    db_core::pool::batch_execute(
+        &mut conn,
+        "INSERT INTO users (id, email, password_hash, display_name) VALUES \
+           ('00000000-0000-0000-0000-0000000000aa', 'lea@example.com', 'x', 'Léa'); \
+         INSERT INTO refresh_sessions (id, user_id, family_id, token_hash, expires_at) VALUES \
+           (gen_random_uuid(), '00000000-0000-0000-0000-0000000000aa', \
+            '00000000-0000-0000-0000-0000000000bb', 'h', now() + interval '1 day'), \
+           (gen_random_uuid(), '00000000-0000-0000-0000-0000000000aa', \
+            '00000000-0000-0000-0000-0000000000bb', 'i', now() + interval '1 day')",
+    )
+    .await
+    .unwrap();
+    let cache = db_core::Cache::new(db_core::RedisPool::new(&redis).unwrap());
+    let store = db_core::Store::new(db.db(), cache.clone());
+    assert_eq!(store.catalogue().all().await.unwrap().len(), 10);
+    assert!(
+        !cache
+            .keys_matching(&cache.keys().everything())
+            .await
+            .is_empty()
+    );
+
+    let refused = seed(&small);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("1 account besides the demo one") && err.contains("RESET=1"),
+        "{err}"
+    );
+
+    let reset = seed(&[&["--reset"][..], &small[..]].concat());
+    let out = stdout(&reset);
+    assert!(reset.status.success(), "{out}");
+    assert!(
+        out.contains("1 session of removed accounts revoked"),
+        "{out}"
+    );
+    assert_eq!(
+        demo(&mut conn).await.as_ref(),
+        Some(&demo_id),
+        "the demo account is kept"
+    );
+    assert_eq!(
+        cache.keys_matching(&cache.keys().everything()).await,
+        Vec::<String>::new(),
+        "nothing stale under the prefix"
+    );
+    let revoked =
+        db_core::queries::sessions::revocations_since(&mut conn, chrono::DateTime::UNIX_EPOCH)
+            .await
+            .unwrap();
+    assert_eq!(revoked.len(), 1, "{revoked:?}");
+    assert_eq!(
+        revoked[0].0.to_string(),
+        "00000000-0000-0000-0000-0000000000bb"
+    );
+    let users = db_core::seed::counts(&mut conn).await.unwrap().users;
+    assert_eq!(users, 4, "three seeded and the demo account");
+}
+
 #[tokio::test]
 async fn explain_passes_on_good_plans_and_fails_on_a_sequential_scan() {
     let db = TestDb::seeded().await.unwrap();
