@@ -349,22 +349,69 @@ fn done(bar: &ProgressBar, started: Instant) {
 }
 
 /// The seed's progress: one line per step, and a bar for the conversations (the long part).
+/// Without a terminal (a Job's log, a pipe), plain lines instead: a step as it ends, and the
+/// conversations every quarter.
 struct SeedProgress {
     bars: MultiProgress,
     current: std::sync::Mutex<Option<(ProgressBar, Instant)>>,
     users: i64,
+    plain: Option<std::sync::Mutex<PlainProgress>>,
+}
+
+struct PlainProgress {
+    step: Option<(&'static str, Instant)>,
+    quarter: i64,
 }
 
 impl SeedProgress {
     fn new(users: i64) -> anyhow::Result<Self> {
+        let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
         Ok(Self {
             bars: MultiProgress::new(),
             current: std::sync::Mutex::new(None),
             users,
+            plain: (!terminal).then(|| {
+                std::sync::Mutex::new(PlainProgress {
+                    step: None,
+                    quarter: 0,
+                })
+            }),
         })
     }
 
+    fn plain_step(p: &mut PlainProgress, step: Option<seed::Step>) {
+        if let Some(seed::Step::Conversations { done, total }) = step
+            && p.step.is_some_and(|(name, _)| name == "conversations")
+        {
+            let quarter = done * 4 / total.max(1);
+            if quarter > p.quarter && done < total {
+                p.quarter = quarter;
+                println!("  … {done}/{total} users");
+            }
+            return;
+        }
+        if let Some((name, started)) = p.step.take() {
+            println!("  ✓ {name} ({:.1} s)", started.elapsed().as_secs_f64());
+        }
+        p.step = step.map(|s| {
+            let name = match s {
+                seed::Step::Emptying => "emptying the tables (demo account set aside)",
+                seed::Step::Characters => "characters",
+                seed::Step::Users => "users",
+                seed::Step::Conversations { .. } => "conversations",
+                seed::Step::Indexes => "search indexes and statistics",
+            };
+            (name, Instant::now())
+        });
+    }
+
     fn step(&self, step: seed::Step) {
+        if let Some(plain) = &self.plain {
+            if let Ok(mut p) = plain.lock() {
+                Self::plain_step(&mut p, Some(step));
+            }
+            return;
+        }
         let Ok(mut current) = self.current.lock() else {
             return;
         };
@@ -407,6 +454,11 @@ impl SeedProgress {
     }
 
     fn finish(&self) {
+        if let Some(plain) = &self.plain
+            && let Ok(mut p) = plain.lock()
+        {
+            Self::plain_step(&mut p, None);
+        }
         if let Ok(mut current) = self.current.lock()
             && let Some((bar, started)) = current.take()
         {

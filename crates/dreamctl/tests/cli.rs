@@ -103,6 +103,14 @@ async fn seed_and_demo_print_what_they_did() {
         out.contains("3 users, 10 characters, 6 matches, 30 messages"),
         "{out}"
     );
+    // Not a terminal: each step as a plain line, with its time.
+    for step in [
+        "✓ characters (",
+        "✓ conversations (",
+        "✓ search indexes and statistics (",
+    ] {
+        assert!(out.contains(step), "{step} missing:\n{out}");
+    }
     let again = dreamctl(db.url(), &["seed", "--users", "3"]);
     assert!(
         !again.status.success(),

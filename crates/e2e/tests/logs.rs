@@ -29,17 +29,17 @@ fn plain(s: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_request_is_one_line_for_people_and_one_json_object_for_machines() {
+    // The gateway as `make dev` runs it; the services as production does (the default).
     let s = Stack::with(Options {
-        env: vec![
-            ("LOG_FORMAT", "compact".into()),
-            ("RUST_LOG", "info,actix_server=warn".into()),
-        ],
-        gateway_env: vec![("LOG_FORMAT", "json".into())],
+        env: vec![("RUST_LOG", "info,actix_server=warn".into())],
+        gateway_env: vec![("LOG_FORMAT", "compact".into())],
         ..Options::default()
     })
     .await;
     let (status, _) = s.call(Method::GET, "/api/v1/characters", None, None).await;
     assert_eq!(status, StatusCode::OK);
+    let (status, _) = s.call(Method::GET, "/api/v1/users/me", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
     let user = s.sign_up("logs@example.com").await;
     let token = user["access_token"].as_str().unwrap().to_owned();
     let (status, problem) = s
@@ -63,66 +63,83 @@ async fn each_request_is_one_line_for_people_and_one_json_object_for_machines() 
     assert!(status.is_client_error());
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    // The chat service, for people: the refusal in one line, with its reason and request id,
-    // and no span fields trailing after it.
-    let chat: String = s.chat.iter().map(|p| plain(&p.log())).collect();
-    let refusal = chat
-        .lines()
-        .find(|l| l.contains(&request_id))
-        .unwrap_or_else(|| panic!("no line with {request_id}:\n{chat}"));
+    // The gateway, for people: one line per request, a refusal with its reason, no span fields.
+    let gateway = plain(&s.gateway_proc.log());
+    let line = |needle: &str| {
+        gateway
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle}:\n{gateway}"))
+            .to_owned()
+    };
+    let list = line("GET /api/v1/characters ");
     assert!(
-        refusal.contains("WARN GET /api/v1/conversations/nobody/messages 404 ")
-            && refusal.contains(" ms not_found: not found  req="),
-        "{refusal}"
+        list.contains("INFO GET /api/v1/characters 200 ") && list.contains(" ms  req="),
+        "{list}"
     );
-    assert!(!refusal.contains("limit=37"), "no query string: {refusal}");
+    let refused = line("GET /api/v1/users/me");
     assert!(
-        !refusal.contains("http.") && !refusal.contains("otel."),
-        "{refusal}"
+        refused.contains("WARN GET /api/v1/users/me 401 ")
+            && refused.contains("unauthorized: authentication required  req="),
+        "{refused}"
     );
-    assert!(refusal.len() < 200, "{refusal}");
+    let missing = line(&request_id);
     assert!(
-        chat.lines().any(
-            |l| l.contains("WARN POST /api/v1/conversations/sophia/messages 422")
-                && l.contains("validation_failed: content: must not be empty")
-        ),
-        "{chat}"
+        missing.contains("WARN GET /api/v1/conversations/nobody/messages 404 "),
+        "{missing}"
+    );
+    assert!(!missing.contains("limit=37"), "no query string: {missing}");
+    for l in [&list, &refused, &missing] {
+        assert!(!l.contains("http.") && !l.contains("otel."), "{l}");
+        assert!(l.len() < 200, "{l}");
+    }
+    assert_eq!(
+        gateway.matches("/api/v1/characters").count(),
+        1,
+        "one line per request:\n{gateway}"
     );
     assert!(
-        !chat.lines().any(|l| l.trim_start().starts_with('{')),
-        "no JSON in compact logs:\n{chat}"
+        !gateway.lines().any(|l| l.trim_start().starts_with('{')),
+        "no JSON in compact logs:\n{gateway}"
     );
 
-    // The gateway, for machines: every line JSON; each request one object with the same facts.
-    let gateway = s.gateway_proc.log();
-    let events: Vec<Value> = gateway
+    // A chat replica, for machines: every line JSON; each request one object with the facts as
+    // fields, the refusal's code and detail included.
+    let chat: String = s.chat.iter().map(|p| p.log()).collect();
+    let events: Vec<Value> = chat
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect();
-    let access: Vec<&Value> = events.iter().filter(|e| e["target"] == "access").collect();
-    let of = |path: &str| {
-        access
+    let access = |path: &str| {
+        events
             .iter()
-            .find(|e| e["fields"]["path"] == path)
-            .unwrap_or_else(|| panic!("no access event for {path}:\n{gateway}"))
+            .find(|e| e["target"] == "access" && e["fields"]["path"] == path)
+            .unwrap_or_else(|| panic!("no access event for {path}:\n{chat}"))
     };
-    let list = of("/api/v1/characters");
+    let missing = access("/api/v1/conversations/nobody/messages");
     assert_eq!(
         (
-            list["level"].as_str(),
-            list["fields"]["method"].as_str(),
-            list["fields"]["status"].as_u64()
+            missing["level"].as_str(),
+            missing["fields"]["method"].as_str(),
+            missing["fields"]["status"].as_u64(),
+            missing["fields"]["code"].as_str(),
+            missing["fields"]["request_id"].as_str(),
         ),
-        (Some("INFO"), Some("GET"), Some(200))
+        (
+            Some("WARN"),
+            Some("GET"),
+            Some(404),
+            Some("not_found"),
+            Some(request_id.as_str())
+        )
     );
-    assert!(list["fields"]["ms"].as_f64().unwrap() >= 0.0);
-    let missing = of("/api/v1/conversations/nobody/messages");
-    assert_eq!(missing["level"], "WARN");
-    assert_eq!(missing["fields"]["status"], 404);
-    assert_eq!(missing["fields"]["request_id"], request_id.as_str());
+    assert!(missing["fields"]["ms"].as_f64().unwrap() >= 0.0);
+    let invalid = access("/api/v1/conversations/sophia/messages");
+    assert_eq!(invalid["fields"]["code"], "validation_failed");
+    assert_eq!(invalid["fields"]["detail"], "content: must not be empty");
     assert!(
-        !gateway.contains("Error encountered while processing"),
-        "no second, longer warning per refusal:\n{gateway}"
+        !chat.contains("Error encountered while processing"),
+        "no second, longer warning per refusal:\n{chat}"
     );
 }
