@@ -78,9 +78,17 @@ chaos: ## The fault suite on release binaries: faults injected under load, damag
 	target/release/dream-chaos --out bench/results/chaos-$$(date -u +%F) $(CHAOS_ARGS)
 
 .PHONY: seed
-seed: services build ## The synthetic dataset (2,000 users, 2 M messages) in DATABASE_URL
+seed: services build ## The synthetic dataset (2,000 users, 2 M messages) in DATABASE_URL, beside `make dev` too (RESET=1 replaces other data; the demo account is kept)
 	$(DREAMCTL) migrate --create-database
-	$(DREAMCTL) seed
+	$(DREAMCTL) seed $(if $(filter 1 yes true,$(RESET)),--reset)
+
+.PHONY: seed-reset
+seed-reset: ## `make seed RESET=1`: replace what the database holds with the synthetic dataset
+	@$(MAKE) --no-print-directory seed RESET=1
+
+.PHONY: maintenance
+maintenance: build ## VACUUM (ANALYZE) every table of DATABASE_URL and report bloat and unused indexes (Kubernetes runs it nightly)
+	$(DREAMCTL) maintenance
 
 .PHONY: explain
 explain: build ## EXPLAIN ANALYZE every hot query on DATABASE_URL's data

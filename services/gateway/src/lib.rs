@@ -58,6 +58,8 @@ pub struct GatewayConfig {
     /// `TRUSTED_PROXIES`: whose `X-Forwarded-For` is believed (see [`clients`]).
     pub trusted_proxies: TrustedProxies,
     pub access_ttl: Duration,
+    /// The cache's lifetimes (the same variables as every service).
+    pub ttls: db_core::cache::Ttls,
     pub shutdown_timeout: Duration,
     pub production: bool,
 }
@@ -95,6 +97,7 @@ impl GatewayConfig {
             trusted_proxies: TrustedProxies::parse(&env_or("TRUSTED_PROXIES", String::new())?)
                 .map_err(anyhow::Error::msg)?,
             access_ttl: service_kit::access_ttl()?,
+            ttls: service_kit::config::cache_ttls()?,
             shutdown_timeout: Duration::from_secs(env_or("SHUTDOWN_TIMEOUT_S", 20)?),
             production: service_kit::config::environment()? == db_core::Environment::Production,
         })
@@ -188,7 +191,10 @@ impl Gateway {
 pub async fn run() -> anyhow::Result<()> {
     use service_kit::server::{Http, HttpSettings, Listeners, Tasks, serve_http};
     let config = GatewayConfig::from_env()?;
-    let cache = Cache::new(db_core::RedisPool::new(&service_kit::config::redis()?)?);
+    let cache = Cache::with_ttls(
+        db_core::RedisPool::new(&service_kit::config::redis()?)?,
+        config.ttls,
+    );
     // Behind a proxy the gateway is reachable from elsewhere, whatever address it binds: the
     // public development keys (anyone can mint tokens with them) are refused then too.
     let dev_keys = match service_kit::auth::DevKeys::policy(config.production, &config.host) {

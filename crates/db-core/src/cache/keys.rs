@@ -149,10 +149,76 @@ impl Family {
         self.spec().name
     }
 
+    /// The default lifetime (the guide's): what [`Ttls::default`] holds. A running cache uses
+    /// its own [`Ttls`] (`Cache::ttl`), which configuration may change.
     pub fn ttl(self) -> Option<Duration> {
         self.spec().ttl
     }
 
+    /// Whether operators may change its lifetime: the data families. The leaderboard is kept
+    /// exact with no lifetime; the rate-limit counters live as long as their window; no
+    /// session key is written today.
+    pub fn ttl_configurable(self) -> bool {
+        self.ttl().is_some() && !matches!(self, Family::RateLimit | Family::Session)
+    }
+
+    /// The longest lifetime accepted: a conversation window or a match list is guarded by a
+    /// version key that lives an hour, and must not outlive it; an hour is plenty elsewhere
+    /// too, but a day is allowed for the catalogue and profiles, which change rarely.
+    pub fn max_ttl(self) -> Duration {
+        match self {
+            Family::Character | Family::UserProfile => Duration::from_secs(24 * 3600),
+            _ => Duration::from_secs(3600),
+        }
+    }
+}
+
+/// The lifetimes a cache gives each family, and the in-process catalogue's: the guide's values
+/// unless configuration says otherwise (`CACHE_TTL_<FAMILY>_S`, read once at start-up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ttls {
+    families: [Option<Duration>; Family::ALL.len()],
+    /// The in-process copy of the catalogue (in front of Redis): the bound on how stale a
+    /// replica's catalogue is if a change's message was missed.
+    pub local_catalogue: Duration,
+}
+
+impl Default for Ttls {
+    fn default() -> Self {
+        Self {
+            families: Family::ALL.map(Family::ttl),
+            local_catalogue: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Ttls {
+    pub fn get(&self, family: Family) -> Option<Duration> {
+        self.families[family.index()]
+    }
+
+    /// Sets a configurable family's lifetime; refuses zero, past [`Family::max_ttl`], or a
+    /// family whose lifetime is not a setting.
+    pub fn set(&mut self, family: Family, ttl: Duration) -> Result<(), String> {
+        if !family.ttl_configurable() {
+            return Err(format!(
+                "{}: its lifetime is not configurable",
+                family.name()
+            ));
+        }
+        if ttl.is_zero() || ttl > family.max_ttl() {
+            return Err(format!(
+                "{}: between 1 and {} seconds",
+                family.name(),
+                family.max_ttl().as_secs()
+            ));
+        }
+        self.families[family.index()] = Some(ttl);
+        Ok(())
+    }
+}
+
+impl Family {
     /// The family a key of `keys` belongs to (its lock and version keys included).
     pub fn of_key(keys: &Keyspace, key: &str) -> Option<Family> {
         let rest = key.strip_prefix(keys.prefix())?.strip_prefix(':')?;

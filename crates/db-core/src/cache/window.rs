@@ -129,8 +129,8 @@ impl Cache {
         let mut all = load().await?;
         all.truncate(WINDOW);
         let mut entries: Vec<Entry> = all.iter().filter_map(Entry::of).collect();
-        let ttl = Family::Conversation
-            .ttl()
+        let ttl = self
+            .ttl(Family::Conversation)
             .unwrap_or(Duration::from_secs(300));
         let script = redis::Script::new(POPULATE);
         let mut invocation = script.key(&key);
@@ -155,8 +155,8 @@ impl Cache {
         let Some(entry) = Entry::of(m) else { return };
         let key = self.keys().conversation(m.user_id, &m.character_id);
         let version_key = self.keys().conversation_version(m.user_id, &m.character_id);
-        let ttl = Family::Conversation
-            .ttl()
+        let ttl = self
+            .ttl(Family::Conversation)
             .unwrap_or(Duration::from_secs(300));
         let script = redis::Script::new(APPEND);
         let mut invocation = script.key(&key);

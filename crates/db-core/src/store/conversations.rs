@@ -164,7 +164,7 @@ impl Conversations<'_> {
         let keys = s.cache.keys();
         let unread = keys.unread(user, character);
         let mut pipe = redis::pipe();
-        let ttl = Family::Unread.ttl().map_or(30, |t| t.as_secs());
+        let ttl = s.cache.ttl(Family::Unread).map_or(30, |t| t.as_secs());
         pipe.cmd("SET")
             .arg(&unread)
             .arg(0)
@@ -215,10 +215,10 @@ impl Conversations<'_> {
         Ok(messages::search(&mut conn, user, query, character, limit).await?)
     }
 
-    /// Records who is typing in a conversation, for 10 s. Best effort: lost if Redis is down.
+    /// Records who is typing in a conversation, for the typing TTL (10 s). Best effort: lost if Redis is down.
     pub async fn set_typing(&self, user: Uuid, character: &str, who: Sender) {
         let s = self.0;
-        let ttl = Family::Typing.ttl().map_or(10, |t| t.as_secs());
+        let ttl = s.cache.ttl(Family::Typing).map_or(10, |t| t.as_secs());
         let mut set = redis::cmd("SET");
         set.arg(s.cache.keys().typing(user, character))
             .arg(who.as_str())
