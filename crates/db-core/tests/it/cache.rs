@@ -52,25 +52,38 @@ async fn the_conversation_as_json_is_the_conversation() {
                 .page(u, "sophia", None, 20)
                 .await
                 .unwrap();
-            let raw = store
+            let body = store
                 .conversations()
-                .page_json(u, "sophia", None, 20)
+                .page_body(u, "sophia", None, 20)
                 .await
+                .unwrap()
                 .unwrap();
-            let decoded: Vec<db_core::models::Message> = raw
-                .items
-                .iter()
-                .map(|j| serde_json::from_str(j.get()).unwrap())
-                .collect();
-            assert_eq!(decoded, page.items);
-            assert_eq!(raw.next, page.next);
+            assert_eq!(
+                String::from_utf8(body).unwrap(),
+                serde_json::to_string(&page).unwrap(),
+                "the window's bytes are the page's document"
+            );
             let older = store
                 .conversations()
-                .page_json(u, "sophia", page.next, 20)
+                .page_body(u, "sophia", page.next, 20)
                 .await
+                .unwrap()
                 .unwrap();
-            assert_eq!(older.items.len(), 10);
-            assert_eq!(older.next, None);
+            let older: serde_json::Value = serde_json::from_slice(&older).unwrap();
+            assert_eq!(older["items"].as_array().unwrap().len(), 10);
+            assert_eq!(older["next"], serde_json::Value::Null);
+            // Someone else's conversation, or one without a match: nothing, cached or not.
+            let stranger = Uuid::new_v4();
+            for (who, with) in [(stranger, "sophia"), (u, "luna")] {
+                assert!(
+                    store
+                        .conversations()
+                        .page_body(who, with, None, 20)
+                        .await
+                        .unwrap()
+                        .is_none()
+                );
+            }
         }
     }
 }
@@ -858,7 +871,7 @@ async fn a_window_loaded_before_a_send_is_not_stored() {
     let (db, store, u) = setup(live_cache(None)).await;
     let stale = store
         .cache()
-        .testing_conversation_window(u, "sophia", 100, || async {
+        .testing_conversation_window(u, "sophia", || async {
             let mut conn = db.conn().await.unwrap();
             let before = db_core::queries::messages::latest(&mut conn, u, "sophia", None, 100)
                 .await
@@ -878,7 +891,7 @@ async fn a_window_loaded_before_a_send_is_not_stored() {
         })
         .await
         .unwrap();
-    assert_eq!(stale[0].message().unwrap().content, "message 29");
+    assert_eq!(stale.messages(1)[0].content, "message 29");
     let now = store
         .conversations()
         .page(u, "sophia", None, 100)
