@@ -122,6 +122,53 @@ async fn the_gateways_limits_are_one_round_trip_and_never_fail_open() {
     }
 }
 
+/// Two gateways, each counting in memory: a request costs no round trip, and after a sync each
+/// sees what the other counted. With Redis down each limits on its own, and nothing opens.
+#[tokio::test]
+async fn synced_limits_are_shared_after_a_sync_and_local_without_redis() {
+    let cache = live_cache(None);
+    let (a, b) = (
+        db_core::SyncedLimits::new(cache.clone()),
+        db_core::SyncedLimits::new(cache.clone()),
+    );
+    let user = Some(Uuid::new_v4());
+    for _ in 0..3 {
+        assert!(!a.gate("10.0.0.1", user, 60, 100, 5).user.unwrap().exceeded);
+    }
+    assert_eq!(
+        b.gate("10.0.0.1", user, 60, 100, 5).user.unwrap().remaining,
+        4,
+        "b has not heard of a's hits yet"
+    );
+    assert!(a.sync().await && b.sync().await && a.sync().await);
+    let seen = a.gate("10.0.0.1", user, 60, 100, 5);
+    assert_eq!(
+        seen.user.unwrap().remaining,
+        0,
+        "a: its 3 + b's 1 + this one"
+    );
+    assert!(a.sync().await && b.sync().await);
+    assert!(
+        b.gate("10.0.0.1", user, 60, 100, 5).user.unwrap().exceeded,
+        "b: the 5 counted so far + this one"
+    );
+    assert_eq!(seen.ip.remaining, 95);
+
+    let dead = db_core::SyncedLimits::new(dead_cache());
+    for i in 1..=6 {
+        let g = dead.gate("10.0.0.9", user, 60, 100, 5);
+        assert_eq!(g.user.unwrap().exceeded, i > 5);
+    }
+    assert!(!dead.sync().await, "nothing to sync with");
+    assert!(
+        dead.gate("10.0.0.9", user, 60, 100, 5)
+            .user
+            .unwrap()
+            .exceeded,
+        "the hits are kept"
+    );
+}
+
 #[tokio::test]
 async fn login_failures_block_only_their_account_and_address() {
     for cache in [live_cache(None), dead_cache()] {
