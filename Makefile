@@ -69,8 +69,13 @@ dev: db ## Run the whole system on this machine
 	@scripts/dev.sh
 
 .PHONY: bench
-bench: ## Release build, the whole stack on a seeded database, the guide's load; report in bench/results/
+bench: bench-tools ## Release build, the whole stack on a seeded database, the guide's load; report in bench/results/
 	scripts/bench.sh
+
+.PHONY: bench-tools
+bench-tools: ## Install nginx (the reference proxy hop the benchmark compares the gateway with)
+	@command -v nginx >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq nginx-light); } \
+	  || echo "nginx is not installed (sudo apt-get install -y nginx-light): the benchmark runs without its reference hop" >&2
 
 .PHONY: chaos
 chaos: ## The fault suite on release binaries: faults injected under load, damage counted in PostgreSQL (CHAOS_ARGS="--experiments redis-kill,ai-kill")

@@ -531,14 +531,13 @@ impl Cache {
         &self,
         user: uuid::Uuid,
         character: &str,
-        limit: usize,
         load: F,
-    ) -> Result<Vec<window::Entry>, E>
+    ) -> Result<window::Window, E>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Vec<crate::models::Message>, E>>,
     {
-        self.conversation_window(user, character, limit, load).await
+        self.conversation_window(user, character, load).await
     }
 }
 
