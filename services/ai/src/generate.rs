@@ -37,6 +37,8 @@ pub struct Limits {
     /// `AI_LEASE_MS` (default 15000): how long a writer holds a generation without renewing
     /// it; a generation whose writer died is taken over after that.
     pub lease: std::time::Duration,
+    /// `MEMORIES_PER_MATCH` (default 200): the most memories one match keeps.
+    pub max_memories: i64,
 }
 
 /// Who writes a reply, and within what limits.
@@ -53,6 +55,7 @@ impl Default for Limits {
             per_user_per_day: 500,
             context_tokens: 3000,
             lease: std::time::Duration::from_secs(15),
+            max_memories: db_core::store::DEFAULT_MEMORIES_PER_MATCH,
         }
     }
 }
@@ -208,12 +211,16 @@ async fn run(
     replaces: Option<i64>,
     photo: Option<PhotoAsk>,
 ) {
+    // A real model is asked for the facts while it writes the reply; the keyword rule answers
+    // for the builtin provider, or when the model cannot.
+    let extraction = tokio::spawn(author.provider.facts(prompt.user_message.clone()));
     let reward = Reward {
         affection: AFFECTION_PER_REPLY,
         xp: XP_PER_REPLY,
         facts: facts(&prompt.user_message),
+        max_memories: author.limits.max_memories,
     };
-    match generate(&kit, author, &g, prompt, &tx, replaces, &reward).await {
+    match generate(&kit, author, &g, prompt, &tx, replaces, reward, extraction).await {
         Ok(done) => {
             if let (Some(affection), Some(ask)) = (done.affection, photo.as_ref()) {
                 milestone(&g, i64::from(affection), ask).await;
@@ -240,7 +247,8 @@ async fn generate(
     prompt: Prompt,
     tx: &broadcast::Sender<Event>,
     replaces: Option<i64>,
-    reward: &Reward,
+    mut reward: Reward,
+    extraction: tokio::task::JoinHandle<Option<Vec<String>>>,
 ) -> anyhow::Result<Completed> {
     let generations = kit.store.generations();
     let lease = author.limits.lease;
@@ -288,8 +296,11 @@ async fn generate(
     let content = content.trim().to_owned();
     anyhow::ensure!(!content.is_empty(), "the provider returned nothing");
     generations.append_tokens(g.id, &unsaved, lease).await?;
+    if let Ok(Some(facts)) = extraction.await {
+        reward.facts = facts;
+    }
     generations
-        .complete(g, &content, replaces, reward)
+        .complete(g, &content, replaces, &reward)
         .await?
         .ok_or_else(|| anyhow::anyhow!("the generation was completed by another attempt"))
 }
