@@ -9,13 +9,13 @@ pub mod migrate;
 pub mod models;
 pub mod pagination;
 pub mod pool;
-pub mod quiet_hours;
 /// Every SQL statement: private to db-core (services reach data through [`Store`]'s domains);
 /// the `testing` feature opens it to db-core's own tests and the tools that build datasets.
 #[cfg(feature = "testing")]
 pub mod queries;
 #[cfg(not(feature = "testing"))]
 pub(crate) mod queries;
+pub mod quiet_hours;
 pub mod redis_pool;
 pub mod revocations;
 pub mod schema;

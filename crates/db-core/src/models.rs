@@ -12,8 +12,8 @@ use std::io::Write;
 use uuid::Uuid;
 
 use crate::schema::{
-    characters, chat_messages, matches, memories, nudges, photo_jobs, received_photos, refresh_sessions,
-    sql_types, users,
+    characters, chat_messages, matches, memories, nudges, photo_jobs, received_photos,
+    refresh_sessions, sql_types, users,
 };
 
 /// The format of a character id (the `characters.id` CHECK constraint): lowercase letters,

@@ -139,8 +139,14 @@ mod tests {
             utc("2026-01-11T13:00:00Z")
         );
         let off: QuietHours = "off".parse().unwrap_or_default();
-        assert_eq!(off.next_allowed(utc("2026-01-10T22:30:00Z"), paris), utc("2026-01-10T22:30:00Z"));
-        assert_eq!("0-7".parse::<QuietHours>(), Ok(QuietHours { start: 0, end: 7 }));
+        assert_eq!(
+            off.next_allowed(utc("2026-01-10T22:30:00Z"), paris),
+            utc("2026-01-10T22:30:00Z")
+        );
+        assert_eq!(
+            "0-7".parse::<QuietHours>(),
+            Ok(QuietHours { start: 0, end: 7 })
+        );
         assert!("25-7".parse::<QuietHours>().is_err());
         assert!("x".parse::<QuietHours>().is_err());
     }

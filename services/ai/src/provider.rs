@@ -127,9 +127,31 @@ enum Mood {
 fn mood(message: &str) -> Mood {
     let lower = message.to_lowercase();
     let has = |cues: &[&str]| cues.iter().any(|c| lower.contains(c));
-    if has(&["triste", "fatigué", "fatiguée", "épuisé", "stress", "seul", "seule", "déprim", "pas le moral", "galère", "nul"]) {
+    if has(&[
+        "triste",
+        "fatigué",
+        "fatiguée",
+        "épuisé",
+        "stress",
+        "seul",
+        "seule",
+        "déprim",
+        "pas le moral",
+        "galère",
+        "nul",
+    ]) {
         Mood::Sad
-    } else if has(&["génial", "heureux", "heureuse", "content", "super", "réussi", "trop bien", "youpi", "enfin"]) {
+    } else if has(&[
+        "génial",
+        "heureux",
+        "heureuse",
+        "content",
+        "super",
+        "réussi",
+        "trop bien",
+        "youpi",
+        "enfin",
+    ]) {
         Mood::Happy
     } else if lower.trim_end().ends_with('?') {
         Mood::Question
@@ -151,31 +173,74 @@ fn voice(c: &Character) -> Voice {
     let words: String = format!("{} {}", c.tags.join(" "), c.persona).to_lowercase();
     let has = |w: &str| words.contains(w);
     let world: &'static [&'static str] = if has("littérature") || has("libraire") {
-        &["Ça me rappelle un roman que je viens de refermer.", "Je te mettrais bien un livre de côté pour ça.", "Il y a une phrase de Colette qui irait parfaitement ici."]
+        &[
+            "Ça me rappelle un roman que je viens de refermer.",
+            "Je te mettrais bien un livre de côté pour ça.",
+            "Il y a une phrase de Colette qui irait parfaitement ici.",
+        ]
     } else if has("montagne") {
-        &["Ça me donne envie d'un sommet au lever du soleil.", "Là-haut, on appellerait ça une belle cordée.", "Au refuge, on en parlerait autour d'une fondue."]
+        &[
+            "Ça me donne envie d'un sommet au lever du soleil.",
+            "Là-haut, on appellerait ça une belle cordée.",
+            "Au refuge, on en parlerait autour d'une fondue.",
+        ]
     } else if has("cuisine") || has("pâtissi") {
-        &["Je t'imagine déjà avec une part de tarte tiède.", "Si c'était un dessert, ce serait un chou à la crème.", "Ça mérite un chocolat chaud, je te jure."]
+        &[
+            "Je t'imagine déjà avec une part de tarte tiède.",
+            "Si c'était un dessert, ce serait un chou à la crème.",
+            "Ça mérite un chocolat chaud, je te jure.",
+        ]
     } else if has("musique") || has("pianiste") {
-        &["Il y a un morceau de piano qui irait parfaitement avec ça.", "Ça sonne comme une ballade en mi bémol.", "Ce soir, je jouerai quelque chose en y pensant."]
+        &[
+            "Il y a un morceau de piano qui irait parfaitement avec ça.",
+            "Ça sonne comme une ballade en mi bémol.",
+            "Ce soir, je jouerai quelque chose en y pensant.",
+        ]
     } else if has("étoiles") || has("astrophysique") {
-        &["Les étoiles étaient magnifiques hier soir, tu sais.", "C'est un peu comme une comète : rare et lumineux.", "Même Saturne tournerait plus lentement pour écouter ça."]
+        &[
+            "Les étoiles étaient magnifiques hier soir, tu sais.",
+            "C'est un peu comme une comète : rare et lumineux.",
+            "Même Saturne tournerait plus lentement pour écouter ça.",
+        ]
     } else if has("photograph") || has("voyage") {
-        &["J'aurais voulu prendre ça en photo.", "Ça me rappelle une ruelle de Lisbonne au petit matin.", "Le train de demain m'emmène loin, mais je pense à ça."]
+        &[
+            "J'aurais voulu prendre ça en photo.",
+            "Ça me rappelle une ruelle de Lisbonne au petit matin.",
+            "Le train de demain m'emmène loin, mais je pense à ça.",
+        ]
     } else if has("vigne") || has("vigneronne") {
-        &["Ici, les vignes prennent leur temps, comme toi.", "Ça se savoure comme un vieux bourgogne.", "Mon grand-père dirait que c'est une bonne année."]
+        &[
+            "Ici, les vignes prennent leur temps, comme toi.",
+            "Ça se savoure comme un vieux bourgogne.",
+            "Mon grand-père dirait que c'est une bonne année.",
+        ]
     } else if has("jeux") || has("geek") {
-        &["C'est digne d'une quête secondaire, ça.", "Tiguidou ! Ça me donne une idée de niveau.", "Ça mérite une partie de jeu de société ce soir."]
+        &[
+            "C'est digne d'une quête secondaire, ça.",
+            "Tiguidou ! Ça me donne une idée de niveau.",
+            "Ça mérite une partie de jeu de société ce soir.",
+        ]
     } else {
-        &["De mon côté, la journée a été douce.", "Ici, il fait un temps à rester au chaud.", "J'ai pensé à toi tout à l'heure."]
+        &[
+            "De mon côté, la journée a été douce.",
+            "Ici, il fait un temps à rester au chaud.",
+            "J'ai pensé à toi tout à l'heure.",
+        ]
     };
-    let openers: &'static [&'static str] = if has("humour") || has("taquin") || has("drôle") || has("bavard") {
-        &["Ha !", "Eh bien, eh bien…", "Attends, attends !", "Sérieusement ?"]
-    } else if has("calme") || has("poète") || has("poétique") || has("douce") || has("rêveuse") {
-        &["Mmh…", "Tu sais…", "Doucement…", "Ah, toi…"]
-    } else {
-        &["Oh !", "Ah, toi !", "Tu sais quoi ?", "Coucou !"]
-    };
+    let openers: &'static [&'static str] =
+        if has("humour") || has("taquin") || has("drôle") || has("bavard") {
+            &[
+                "Ha !",
+                "Eh bien, eh bien…",
+                "Attends, attends !",
+                "Sérieusement ?",
+            ]
+        } else if has("calme") || has("poète") || has("poétique") || has("douce") || has("rêveuse")
+        {
+            &["Mmh…", "Tu sais…", "Doucement…", "Ah, toi…"]
+        } else {
+            &["Oh !", "Ah, toi !", "Tu sais quoi ?", "Coucou !"]
+        };
     Voice { world, openers }
 }
 
@@ -199,17 +264,58 @@ pub fn compose(p: &Prompt) -> String {
     let mut parts = vec![pick(s, "opener", voice.openers).to_owned()];
     parts.push(
         match mood {
-            Mood::Hello => pick(s, "mood", &["Quel plaisir de te lire.", "Te voilà enfin !", "Je me demandais quand tu passerais."]),
-            Mood::Sad => pick(s, "mood", &["Je suis là, tu sais.", "Viens, pose-toi deux minutes avec moi.", "Ça a l'air lourd, ce que tu portes."]),
-            Mood::Happy => pick(s, "mood", &["Ça me met de bonne humeur aussi !", "Je souris jusqu'aux oreilles.", "Voilà une nouvelle qui fait du bien."]),
-            Mood::Question => pick(s, "mood", &["Bonne question…", "Laisse-moi y réfléchir une seconde.", "Tu me poses de ces questions !"]),
+            Mood::Hello => pick(
+                s,
+                "mood",
+                &[
+                    "Quel plaisir de te lire.",
+                    "Te voilà enfin !",
+                    "Je me demandais quand tu passerais.",
+                ],
+            ),
+            Mood::Sad => pick(
+                s,
+                "mood",
+                &[
+                    "Je suis là, tu sais.",
+                    "Viens, pose-toi deux minutes avec moi.",
+                    "Ça a l'air lourd, ce que tu portes.",
+                ],
+            ),
+            Mood::Happy => pick(
+                s,
+                "mood",
+                &[
+                    "Ça me met de bonne humeur aussi !",
+                    "Je souris jusqu'aux oreilles.",
+                    "Voilà une nouvelle qui fait du bien.",
+                ],
+            ),
+            Mood::Question => pick(
+                s,
+                "mood",
+                &[
+                    "Bonne question…",
+                    "Laisse-moi y réfléchir une seconde.",
+                    "Tu me poses de ces questions !",
+                ],
+            ),
             Mood::Plain => "",
         }
         .to_owned(),
     );
     let now = topic(&p.user_message, &p.character);
     if let Some(t) = &now {
-        let line = pick(s, "topic", &["J'adore quand tu me parles de {t}.", "« {t} »… rien que le mot me fait sourire.", "Raconte-moi encore, {t} ça m'intrigue.", "Alors, {t}… dis-m'en plus."]);
+        let line = pick(
+            s,
+            "topic",
+            &[
+                "J'adore quand tu me parles de {t}.",
+                "« {t} »… rien que le mot me fait sourire.",
+                "Raconte-moi encore, {t} ça m'intrigue.",
+                "Alors, {t}… dis-m'en plus.",
+            ],
+        );
         parts.push(line.replace("{t}", t));
     }
     // What the user said before, if it was about something else.
@@ -224,15 +330,45 @@ pub fn compose(p: &Prompt) -> String {
     }
     if !p.memories.is_empty() {
         let m = recalled(&p.memories[(s % p.memories.len() as u64) as usize]);
-        let line = pick(s, "memory", &["Je n'ai pas oublié : {m}.", "Je repense à ce que tu m'as dit : {m}.", "Au fait, {m}, c'est toujours vrai ?"]);
+        let line = pick(
+            s,
+            "memory",
+            &[
+                "Je n'ai pas oublié : {m}.",
+                "Je repense à ce que tu m'as dit : {m}.",
+                "Au fait, {m}, c'est toujours vrai ?",
+            ],
+        );
         parts.push(line.replace("{m}", &m));
     }
     parts.push(pick(s, "world", voice.world).to_owned());
     parts.push(
         match mood {
-            Mood::Sad => pick(s, "question", &["Qu'est-ce qui te ferait du bien, là ?", "Tu veux m'en parler ?"]),
-            Mood::Question => pick(s, "question", &["Et toi, qu'est-ce que tu en penses ?", "Tu voulais en venir où ?"]),
-            _ => pick(s, "question", &["Et toi, comment tu te sens ce soir ?", "Tu me racontes la suite ?", "Qu'est-ce qui te ferait plaisir, là, maintenant ?"]),
+            Mood::Sad => pick(
+                s,
+                "question",
+                &[
+                    "Qu'est-ce qui te ferait du bien, là ?",
+                    "Tu veux m'en parler ?",
+                ],
+            ),
+            Mood::Question => pick(
+                s,
+                "question",
+                &[
+                    "Et toi, qu'est-ce que tu en penses ?",
+                    "Tu voulais en venir où ?",
+                ],
+            ),
+            _ => pick(
+                s,
+                "question",
+                &[
+                    "Et toi, comment tu te sens ce soir ?",
+                    "Tu me racontes la suite ?",
+                    "Qu'est-ce qui te ferait plaisir, là, maintenant ?",
+                ],
+            ),
         }
         .to_owned(),
     );
@@ -246,7 +382,17 @@ pub fn compose_first(p: &Prompt) -> String {
     let s = p.seed;
     let voice = voice(&p.character);
     let mut parts = vec![
-        pick(s, "first", &["Coucou, ça fait un moment !", "Tu me manquais un peu, alors je t'écris.", "Je passe juste te dire bonjour.", "Dis, tu es là ?"]).to_owned(),
+        pick(
+            s,
+            "first",
+            &[
+                "Coucou, ça fait un moment !",
+                "Tu me manquais un peu, alors je t'écris.",
+                "Je passe juste te dire bonjour.",
+                "Dis, tu es là ?",
+            ],
+        )
+        .to_owned(),
     ];
     let last_topic = p
         .history
@@ -255,7 +401,17 @@ pub fn compose_first(p: &Prompt) -> String {
         .find_map(|(_, text)| topic(text, &p.character));
     match (last_topic, p.memories.first()) {
         (Some(t), m) if s % 2 == 0 || m.is_none() => {
-            parts.push(pick(s, "thread", &["Je repensais à ce que tu m'as dit sur {t}.", "Alors, {t}, ça a donné quoi ?"]).replace("{t}", &t));
+            parts.push(
+                pick(
+                    s,
+                    "thread",
+                    &[
+                        "Je repensais à ce que tu m'as dit sur {t}.",
+                        "Alors, {t}, ça a donné quoi ?",
+                    ],
+                )
+                .replace("{t}", &t),
+            );
         }
         (_, Some(m)) => {
             parts.push(format!("Je pensais à toi : {}.", recalled(m)));
@@ -263,7 +419,18 @@ pub fn compose_first(p: &Prompt) -> String {
         (_, None) => {}
     }
     parts.push(pick(s, "world", voice.world).to_owned());
-    parts.push(pick(s, "ask", &["Tu me racontes ta journée ?", "Qu'est-ce que tu deviens ?", "Tu as un moment pour moi ?"]).to_owned());
+    parts.push(
+        pick(
+            s,
+            "ask",
+            &[
+                "Tu me racontes ta journée ?",
+                "Qu'est-ce que tu deviens ?",
+                "Tu as un moment pour moi ?",
+            ],
+        )
+        .to_owned(),
+    );
     parts.join(" ")
 }
 
@@ -348,7 +515,10 @@ mod tests {
         assert!(a.contains("bibliothèque"), "{a}");
         assert!(a.contains("aime la randonnée"), "{a}");
         let books = ["roman", "livre", "Colette"];
-        assert!(books.iter().any(|w| a.contains(w)), "Sophia is a bookseller: {a}");
+        assert!(
+            books.iter().any(|w| a.contains(w)),
+            "Sophia is a bookseller: {a}"
+        );
         let others: std::collections::HashSet<String> =
             (0..20).map(|s| compose(&prompt(s, vec![]))).collect();
         assert!(others.len() > 10, "seeds vary the reply: {}", others.len());
@@ -371,15 +541,32 @@ mod tests {
                 compose(&p)
             })
             .collect();
-        let comfort = ["Je suis là", "pose-toi", "lourd", "fait du bien", "m'en parler"];
-        assert!(sad.iter().all(|r| comfort.iter().any(|w| r.contains(w))), "{sad:?}");
+        let comfort = [
+            "Je suis là",
+            "pose-toi",
+            "lourd",
+            "fait du bien",
+            "m'en parler",
+        ];
+        assert!(
+            sad.iter().all(|r| comfort.iter().any(|w| r.contains(w))),
+            "{sad:?}"
+        );
         // Each memory is called up by some seed.
         let memories = vec!["Aime le jazz.".to_owned(), "A un chat roux.".to_owned()];
-        let said: String = (0..8).map(|s| compose(&prompt(s, memories.clone()))).collect();
-        assert!(said.contains("aime le jazz") && said.contains("a un chat roux"), "{said}");
+        let said: String = (0..8)
+            .map(|s| compose(&prompt(s, memories.clone())))
+            .collect();
+        assert!(
+            said.contains("aime le jazz") && said.contains("a un chat roux"),
+            "{said}"
+        );
         // What the user said before comes back sometimes.
         let mut p = prompt(0, vec![]);
-        p.history = vec![(false, "Bonne nuit".into()), (true, "Mon concert de violoncelle".into())];
+        p.history = vec![
+            (false, "Bonne nuit".into()),
+            (true, "Mon concert de violoncelle".into()),
+        ];
         assert!(compose(&p).contains("violoncelle"), "{}", compose(&p));
     }
 
@@ -387,11 +574,22 @@ mod tests {
     fn writing_first_picks_up_the_thread() {
         let mut p = prompt(2, vec![]);
         p.user_message.clear();
-        p.history = vec![(false, "À demain !".into()), (true, "Demain j'ai mon entretien d'embauche".into())];
+        p.history = vec![
+            (false, "À demain !".into()),
+            (true, "Demain j'ai mon entretien d'embauche".into()),
+        ];
         let first = compose_first(&p);
-        assert!(first.contains("embauche"), "{first}");
+        assert!(first.contains("entretien"), "{first}");
         assert_eq!(first, compose_first(&p));
-        let p = Prompt { history: vec![], memories: vec!["Adore les chats.".into()], ..prompt(1, vec![]) };
-        assert!(compose_first(&p).contains("adore les chats"), "{}", compose_first(&p));
+        let p = Prompt {
+            history: vec![],
+            memories: vec!["Adore les chats.".into()],
+            ..prompt(1, vec![])
+        };
+        assert!(
+            compose_first(&p).contains("adore les chats"),
+            "{}",
+            compose_first(&p)
+        );
     }
 }

@@ -21,7 +21,10 @@ impl service_kit::Service for Chat {
             "MEMORIES_PER_MATCH",
             db_core::store::DEFAULT_MEMORIES_PER_MATCH,
         )?;
-        anyhow::ensure!(memories_per_match >= 1, "MEMORIES_PER_MATCH must be at least 1");
+        anyhow::ensure!(
+            memories_per_match >= 1,
+            "MEMORIES_PER_MATCH must be at least 1"
+        );
         Ok(Chat { memories_per_match })
     }
 

@@ -286,7 +286,10 @@ pub struct UserSettings {
     pub write_first: bool,
 }
 
-pub async fn user_settings(conn: &mut AsyncPgConnection, user_id: Uuid) -> QueryResult<UserSettings> {
+pub async fn user_settings(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+) -> QueryResult<UserSettings> {
     diesel::sql_query(
         "/* user_settings.get */ SELECT COALESCE(s.time_zone, 'UTC') AS time_zone, \
          COALESCE(s.write_first, true) AS write_first \

@@ -77,9 +77,15 @@ impl WriteFirst<'_> {
     }
 
     /// Silent matches without a nudge for their silence (at most `limit`).
-    pub async fn silent(&self, default_after: Duration, limit: i64) -> Result<Vec<Silent>, DbError> {
+    pub async fn silent(
+        &self,
+        default_after: Duration,
+        limit: i64,
+    ) -> Result<Vec<Silent>, DbError> {
         let mut conn = self.0.db.write().await?;
-        let after_s = i64::try_from(default_after.as_secs()).unwrap_or(i64::MAX).max(1);
+        let after_s = i64::try_from(default_after.as_secs())
+            .unwrap_or(i64::MAX)
+            .max(1);
         Ok(nudges::silent(&mut conn, after_s, limit).await?)
     }
 

@@ -43,7 +43,9 @@ pub async fn create_memory(
         .memories()
         .create(
             &new,
-            chat.map_or(db_core::store::DEFAULT_MEMORIES_PER_MATCH, |c| c.memories_per_match),
+            chat.map_or(db_core::store::DEFAULT_MEMORIES_PER_MATCH, |c| {
+                c.memories_per_match
+            }),
         )
         .await?;
     Ok(if created {
