@@ -141,8 +141,15 @@ async fn a_server_speaking_the_chat_completions_protocol_writes_the_replies_and_
     assert!(remembered.contains(&"Adore les croissants du marché".to_owned()));
     let asked = peer.requests();
     assert!(asked.iter().any(|r| r["request"]["stream"] == true));
-    assert!(asked.iter().any(|r| r["request"]["stream"] == false
-        && r["answer"] == json!(["S'appelle Léa", "Adore les croissants du marché"]).to_string()));
+    assert!(asked.iter().any(|r| {
+        r["request"]["stream"] == false
+            && r["answer"].as_str()
+                == Some(
+                    json!(["S'appelle Léa", "Adore les croissants du marché"])
+                        .to_string()
+                        .as_str(),
+                )
+    }));
 
     // Said again (other case, other punctuation): remembered once, confirmed.
     s.post(

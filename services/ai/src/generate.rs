@@ -211,16 +211,13 @@ async fn run(
     replaces: Option<i64>,
     photo: Option<PhotoAsk>,
 ) {
-    // A real model is asked for the facts while it writes the reply; the keyword rule answers
-    // for the builtin provider, or when the model cannot.
-    let extraction = tokio::spawn(author.provider.facts(prompt.user_message.clone()));
     let reward = Reward {
         affection: AFFECTION_PER_REPLY,
         xp: XP_PER_REPLY,
         facts: facts(&prompt.user_message),
         max_memories: author.limits.max_memories,
     };
-    match generate(&kit, author, &g, prompt, &tx, replaces, reward, extraction).await {
+    match generate(&kit, author, &g, prompt, &tx, replaces, &reward).await {
         Ok(done) => {
             if let (Some(affection), Some(ask)) = (done.affection, photo.as_ref()) {
                 milestone(&g, i64::from(affection), ask).await;
@@ -247,11 +244,13 @@ async fn generate(
     prompt: Prompt,
     tx: &broadcast::Sender<Event>,
     replaces: Option<i64>,
-    mut reward: Reward,
-    extraction: tokio::task::JoinHandle<Option<Vec<String>>>,
+    reward: &Reward,
 ) -> anyhow::Result<Completed> {
     let generations = kit.store.generations();
     let lease = author.limits.lease;
+    // A real model is asked for the facts while it writes the reply; the keyword rule (in
+    // `reward`) stands for the builtin provider, or when the model cannot answer.
+    let extraction = tokio::spawn(author.provider.facts(prompt.user_message.clone()));
     let mut tokens = author
         .provider
         .stream(prompt)
@@ -296,6 +295,7 @@ async fn generate(
     let content = content.trim().to_owned();
     anyhow::ensure!(!content.is_empty(), "the provider returned nothing");
     generations.append_tokens(g.id, &unsaved, lease).await?;
+    let mut reward = reward.clone();
     if let Ok(Some(facts)) = extraction.await {
         reward.facts = facts;
     }

@@ -325,7 +325,7 @@ pub fn compose(p: &Prompt) -> String {
         .filter(|(from_user, _)| *from_user)
         .find_map(|(_, text)| topic(text, &p.character))
         .filter(|t| Some(t) != now.as_ref());
-    if let Some(t) = before.filter(|_| s % 3 == 0) {
+    if let Some(t) = before.filter(|_| s.is_multiple_of(3)) {
         parts.push(format!("Et tout à l'heure, {t}, tu ne m'as pas tout dit."));
     }
     if !p.memories.is_empty() {
@@ -400,7 +400,7 @@ pub fn compose_first(p: &Prompt) -> String {
         .filter(|(from_user, _)| *from_user)
         .find_map(|(_, text)| topic(text, &p.character));
     match (last_topic, p.memories.first()) {
-        (Some(t), m) if s % 2 == 0 || m.is_none() => {
+        (Some(t), m) if s.is_multiple_of(2) || m.is_none() => {
             parts.push(
                 pick(
                     s,
