@@ -60,8 +60,9 @@ pub struct UpdateMatchWriteFirst {
     /// Whether this character writes first.
     enabled: bool,
     /// Its own silence, 3600 s (an hour) to 2592000 s (30 days); `null` or absent: the default.
-    #[schema(minimum = 3600, maximum = 2592000)]
-    after_seconds: Option<i32>,
+    /// (Read as a number: JSON Schema counts `7200.0` as an integer, so it is one here too.)
+    #[schema(value_type = Option<i32>, minimum = 3600, maximum = 2592000)]
+    after_seconds: Option<f64>,
 }
 
 /// Whether this match's character writes first, and what it did last.
@@ -100,18 +101,21 @@ pub async fn update_match_write_first(
     body: web::Json<UpdateMatchWriteFirst>,
 ) -> ApiResult<web::Json<MatchWriteFirst>> {
     let character = path.id()?;
-    if let Some(after) = body.after_seconds
-        && !AFTER_SECONDS.contains(&after)
-    {
-        return Err(ApiError::Validation {
-            field: "after_seconds",
-            message: "from 3600 (an hour) to 2592000 (30 days)".into(),
-        });
-    }
+    let after = match body.after_seconds {
+        None => None,
+        Some(a) if a.fract() == 0.0 && AFTER_SECONDS.contains(&(a as i32)) => Some(a as i32),
+        Some(_) => {
+            return Err(ApiError::Validation {
+                field: "after_seconds",
+                message: "a whole number of seconds from 3600 (an hour) to 2592000 (30 days)"
+                    .into(),
+            });
+        }
+    };
     let set = kit
         .store
         .write_first()
-        .set_match_settings(me.id, character, body.enabled, body.after_seconds)
+        .set_match_settings(me.id, character, body.enabled, after)
         .await?
         .ok_or(ApiError::NotFound)?;
     Ok(web::Json(dto(character, set, &config)))

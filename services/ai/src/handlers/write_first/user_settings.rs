@@ -62,8 +62,12 @@ pub async fn update_write_first(
     kit: web::Data<Kit>,
     config: web::Data<Config>,
     me: AuthUser,
-    body: web::Json<UpdateWriteFirst>,
+    body: web::Json<serde_json::Map<String, serde_json::Value>>,
 ) -> ApiResult<web::Json<WriteFirstSettings>> {
+    // An object, not any JSON serde would fit into the struct (an array of two nulls would).
+    let body: UpdateWriteFirst =
+        serde_json::from_value(serde_json::Value::Object(body.into_inner()))
+            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
     let zone = match &body.time_zone {
         Some(name) => Some(
             db_core::quiet_hours::time_zone(name)
