@@ -17,6 +17,11 @@ pub fn time_zone(name: &str) -> Option<Tz> {
     Tz::from_str(name).ok()
 }
 
+/// Every zone name [`time_zone`] accepts.
+pub fn time_zone_names() -> impl Iterator<Item = &'static str> {
+    chrono_tz::TZ_VARIANTS.iter().map(|z| z.name())
+}
+
 /// Local hours `[start, end)` during which a character does not write first; they may wrap
 /// midnight (`22-8`, the default). `start == end`: no quiet hours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

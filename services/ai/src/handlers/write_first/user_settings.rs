@@ -34,9 +34,23 @@ impl WriteFirstSettings {
 pub struct UpdateWriteFirst {
     /// Turns characters writing first on or off for every match.
     enabled: Option<bool>,
-    /// An IANA time zone name, e.g. `Europe/Paris` or `America/Montreal`.
-    #[schema(min_length = 1, max_length = 64, example = "Europe/Paris")]
+    /// An IANA time zone name, e.g. `Europe/Paris` or `America/Montreal` (the document lists
+    /// every name the service knows).
+    #[schema(schema_with = time_zone_names)]
     time_zone: Option<String>,
+}
+
+fn time_zone_names() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{SchemaType, Type};
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .enum_values(Some(
+            db_core::quiet_hours::time_zone_names()
+                .map(serde_json::Value::from)
+                .chain([serde_json::Value::Null]),
+        ))
+        .examples(["Europe/Paris"])
+        .build()
 }
 
 /// The caller's settings for characters who write first.
