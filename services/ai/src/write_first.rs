@@ -14,7 +14,7 @@
 //! Exactly once across replicas and restarts: a silence has one nudge row (unique key), and
 //! only the attempt holding its lease can finish it. No pile-up after downtime: planning looks
 //! at each conversation as it is now, so a match silent for a week gets one message, and the
-//! character never writes first twice in a row (see `db_core::queries::nudges`).
+//! character never writes first twice in a row (see the `nudges` queries in db-core).
 
 use std::sync::Arc;
 use std::time::Duration;
