@@ -15,6 +15,7 @@ pub mod pool;
 pub mod queries;
 #[cfg(not(feature = "testing"))]
 pub(crate) mod queries;
+pub mod quiet_hours;
 pub mod redis_pool;
 pub mod revocations;
 pub mod schema;

@@ -12,8 +12,8 @@ use std::io::Write;
 use uuid::Uuid;
 
 use crate::schema::{
-    characters, chat_messages, matches, memories, photo_jobs, received_photos, refresh_sessions,
-    sql_types, users,
+    characters, chat_messages, matches, memories, nudges, photo_jobs, received_photos,
+    refresh_sessions, sql_types, users,
 };
 
 /// The format of a character id (the `characters.id` CHECK constraint): lowercase letters,
@@ -131,6 +131,18 @@ text_enum! {
         Failed => "failed",
         /// Retired: given up, replaced by a swipe, or taken over after its writer died.
         Superseded => "superseded",
+    }
+}
+
+text_enum! {
+    /// Where a message a character writes first stands.
+    NudgeStatus {
+        Queued => "queued",
+        Running => "running",
+        Done => "done",
+        /// Not sent: the user wrote meanwhile, or turned it off.
+        Cancelled => "cancelled",
+        Failed => "failed",
     }
 }
 
@@ -459,3 +471,22 @@ pub use crate::queries::matches::MatchSummary;
 pub use crate::queries::memories::MemoryHit;
 pub use crate::queries::messages::MessageHit;
 pub use crate::queries::users::{LeaderboardEntry, Rank};
+
+/// A message a character writes first after a silence (see `queries::nudges`).
+#[derive(Debug, Clone, PartialEq, Serialize, Queryable, Selectable, QueryableByName)]
+#[diesel(table_name = nudges, check_for_backend(Pg))]
+pub struct Nudge {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub character_id: String,
+    /// The message whose silence this answers.
+    pub after_message_id: i64,
+    pub status: NudgeStatus,
+    pub attempts: i32,
+    pub lease_until: Option<DateTime<Utc>>,
+    pub run_after: DateTime<Utc>,
+    pub message_id: Option<i64>,
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}

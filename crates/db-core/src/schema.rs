@@ -150,6 +150,42 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    user_settings (user_id) {
+        user_id -> Uuid,
+        time_zone -> Text,
+        write_first -> Bool,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    match_settings (user_id, character_id) {
+        user_id -> Uuid,
+        character_id -> Text,
+        write_first -> Bool,
+        write_first_after_s -> Nullable<Int4>,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    nudges (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        character_id -> Text,
+        after_message_id -> Int8,
+        status -> Text,
+        attempts -> Int4,
+        lease_until -> Nullable<Timestamptz>,
+        run_after -> Timestamptz,
+        message_id -> Nullable<Int8>,
+        error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        finished_at -> Nullable<Timestamptz>,
+    }
+}
+
 diesel::joinable!(matches -> users (user_id));
 diesel::joinable!(matches -> characters (character_id));
 diesel::joinable!(refresh_sessions -> users (user_id));
@@ -166,4 +202,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     cache_invalidations,
     generations,
     photo_jobs,
+    user_settings,
+    match_settings,
+    nudges,
 );

@@ -59,6 +59,45 @@ impl Proc {
         .await;
     }
 
+    /// Another replica of the same binary with the same settings, on ports of its own, and
+    /// `extra` settings on top (not behind the gateway: for work a service does on its own).
+    pub async fn twin(&self, http: &Client, name: &'static str, extra: &[(&str, String)]) -> Proc {
+        let (port, admin_port) = (free_port(), free_port());
+        let mut env: Vec<(String, String)> = self
+            .env
+            .iter()
+            .filter(|(k, _)| !k.ends_with("_PORT"))
+            .cloned()
+            .collect();
+        let var = self
+            .env
+            .iter()
+            .find(|(k, v)| k.ends_with("_PORT") && k != "ADMIN_PORT" && *v == self.port.to_string())
+            .map_or("PORT".to_owned(), |(k, _)| k.clone());
+        env.push((var, port.to_string()));
+        env.push(("ADMIN_PORT".into(), admin_port.to_string()));
+        env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+        let log = std::env::temp_dir().join(format!(
+            "dream-e2e-{name}-{}.log",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let mut proc = Proc {
+            name,
+            binary: self.binary,
+            child: launch(self.binary, &env, &log),
+            env,
+            log,
+            port,
+            admin_port,
+        };
+        assert!(
+            proc.listening(http).await,
+            "{name} did not start:\n{}",
+            proc.log()
+        );
+        proc
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

@@ -37,6 +37,8 @@ pub struct Limits {
     /// `AI_LEASE_MS` (default 15000): how long a writer holds a generation without renewing
     /// it; a generation whose writer died is taken over after that.
     pub lease: std::time::Duration,
+    /// `MEMORIES_PER_MATCH` (default 200): the most memories one match keeps.
+    pub max_memories: i64,
 }
 
 /// Who writes a reply, and within what limits.
@@ -53,6 +55,7 @@ impl Default for Limits {
             per_user_per_day: 500,
             context_tokens: 3000,
             lease: std::time::Duration::from_secs(15),
+            max_memories: db_core::store::DEFAULT_MEMORIES_PER_MATCH,
         }
     }
 }
@@ -212,6 +215,7 @@ async fn run(
         affection: AFFECTION_PER_REPLY,
         xp: XP_PER_REPLY,
         facts: facts(&prompt.user_message),
+        max_memories: author.limits.max_memories,
     };
     match generate(&kit, author, &g, prompt, &tx, replaces, &reward).await {
         Ok(done) => {
@@ -244,6 +248,9 @@ async fn generate(
 ) -> anyhow::Result<Completed> {
     let generations = kit.store.generations();
     let lease = author.limits.lease;
+    // A real model is asked for the facts while it writes the reply; the keyword rule (in
+    // `reward`) stands for the builtin provider, or when the model cannot answer.
+    let extraction = tokio::spawn(author.provider.facts(prompt.user_message.clone()));
     let mut tokens = author
         .provider
         .stream(prompt)
@@ -288,8 +295,12 @@ async fn generate(
     let content = content.trim().to_owned();
     anyhow::ensure!(!content.is_empty(), "the provider returned nothing");
     generations.append_tokens(g.id, &unsaved, lease).await?;
+    let mut reward = reward.clone();
+    if let Ok(Some(facts)) = extraction.await {
+        reward.facts = facts;
+    }
     generations
-        .complete(g, &content, replaces, reward)
+        .complete(g, &content, replaces, &reward)
         .await?
         .ok_or_else(|| anyhow::anyhow!("the generation was completed by another attempt"))
 }

@@ -51,8 +51,38 @@ impl OpenAi {
     }
 }
 
+/// What the character is asked, in place of a user's message, when it writes first.
+pub const WRITE_FIRST_INSTRUCTION: &str = "Ton interlocuteur ne t'a pas écrit depuis un moment. \
+Écris-lui le premier un message court et naturel pour reprendre contact, dans ton style, en \
+t'appuyant sur ce que vous vous êtes dit ou sur ce dont tu te souviens. Aucun reproche.";
+
+/// How facts are asked for: a JSON array of short sentences about the user.
+pub const FACTS_INSTRUCTION: &str = "Tu extrais d'un message ce qu'il dit de durable sur la \
+personne qui l'écrit (prénom, goûts, métier, lieu de vie, proches, projets). Réponds uniquement \
+par un tableau JSON de phrases courtes à la troisième personne, par exemple \
+[\"S'appelle Léa\", \"Aime les croissants\"], ou [] s'il n'y a rien à retenir.";
+
+/// The facts in a model's answer: the first JSON array of strings in it, each trimmed, 3 to
+/// 300 characters, no control characters, at most 5. `None` if there is no such array.
+pub fn parse_facts(answer: &str) -> Option<Vec<String>> {
+    let start = answer.find('[')?;
+    let end = answer.rfind(']')?;
+    let items: Vec<Value> = serde_json::from_str(answer.get(start..=end)?).ok()?;
+    Some(
+        items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::trim)
+            .filter(|f| (3..=300).contains(&f.chars().count()))
+            .filter(|f| !f.chars().any(char::is_control))
+            .map(str::to_owned)
+            .take(5)
+            .collect(),
+    )
+}
+
 impl Inner {
-    fn body(&self, p: &Prompt) -> Value {
+    fn body_for(&self, p: &Prompt, first: bool) -> Value {
         let mut system = p.character.persona.clone();
         if !p.memories.is_empty() {
             system.push_str("\n\nCe dont tu te souviens sur ton interlocuteur :\n- ");
@@ -64,7 +94,11 @@ impl Inner {
                 json!({ "role": if *from_user { "user" } else { "assistant" }, "content": text }),
             );
         }
-        messages.push(json!({ "role": "user", "content": p.user_message }));
+        if first {
+            messages.push(json!({ "role": "system", "content": WRITE_FIRST_INSTRUCTION }));
+        } else {
+            messages.push(json!({ "role": "user", "content": p.user_message }));
+        }
         json!({ "model": self.config.model, "stream": true, "messages": messages, "seed": p.seed % (1 << 31), "max_tokens": self.config.max_tokens })
     }
 
@@ -130,16 +164,16 @@ fn token(data: &str) -> Result<Chunk, String> {
     ))
 }
 
-impl Provider for OpenAi {
-    fn name(&self) -> &'static str {
-        "openai"
-    }
-
-    fn stream(&self, prompt: Prompt) -> BoxStream<'static, Result<String, ProviderError>> {
+impl OpenAi {
+    fn stream_body(
+        &self,
+        prompt: Prompt,
+        first: bool,
+    ) -> BoxStream<'static, Result<String, ProviderError>> {
         let inner = self.0.clone();
         let started = stream::once(async move {
             let deadline = Instant::now() + inner.config.total_timeout;
-            let body = inner.body(&prompt);
+            let body = inner.body_for(&prompt, first);
             let mut last = String::from("circuit open");
             if inner.breaker.allow() {
                 for attempt in 0..=inner.config.retries {
@@ -163,12 +197,93 @@ impl Provider for OpenAi {
             match &inner.fallback {
                 Some(fallback) => {
                     tracing::warn!(error = %last, fallback = fallback.name(), "answering with the fallback provider");
-                    fallback.stream(prompt)
+                    if first {
+                        fallback.stream_first(prompt)
+                    } else {
+                        fallback.stream(prompt)
+                    }
                 }
                 None => stream::once(async move { Err(ProviderError(last)) }).boxed(),
             }
         });
         started.flatten().boxed()
+    }
+}
+
+impl Inner {
+    /// One non-streamed completion: the facts the model finds in `message`.
+    async fn facts(&self, message: &str) -> Result<Vec<String>, String> {
+        let body = json!({
+            "model": self.config.model,
+            "stream": false,
+            "temperature": 0,
+            "max_tokens": 200,
+            "messages": [
+                { "role": "system", "content": FACTS_INSTRUCTION },
+                { "role": "user", "content": message },
+            ],
+        });
+        let mut req = self
+            .client
+            .post(format!(
+                "{}/chat/completions",
+                self.config.base_url.trim_end_matches('/')
+            ))
+            .json(&body);
+        if let Some(key) = self
+            .config
+            .api_key
+            .as_ref()
+            .map(service_kit::Secret::expose)
+        {
+            req = req.bearer_auth(key);
+        }
+        let res = req.send().await.map_err(|e| e.to_string())?;
+        if !res.status().is_success() {
+            return Err(format!("HTTP {}", res.status()));
+        }
+        let v: Value = res.json().await.map_err(|e| e.to_string())?;
+        let answer = v["choices"][0]["message"]["content"]
+            .as_str()
+            .ok_or("no message in the answer")?;
+        parse_facts(answer).ok_or_else(|| format!("no JSON array in {answer:?}"))
+    }
+}
+
+impl Provider for OpenAi {
+    fn name(&self) -> &'static str {
+        "openai"
+    }
+
+    fn stream(&self, prompt: Prompt) -> BoxStream<'static, Result<String, ProviderError>> {
+        self.stream_body(prompt, false)
+    }
+
+    fn stream_first(&self, prompt: Prompt) -> BoxStream<'static, Result<String, ProviderError>> {
+        self.stream_body(prompt, true)
+    }
+
+    /// Asks the model; `None` (the keyword rule then) when it cannot answer in time, answers
+    /// something that is not a JSON array, or its circuit is open.
+    fn facts(&self, message: String) -> crate::provider::FactsFuture {
+        let inner = self.0.clone();
+        Box::pin(async move {
+            if message.trim().chars().count() < 8 || !inner.breaker.allow() {
+                return None;
+            }
+            let within = inner.config.total_timeout.min(Duration::from_secs(30));
+            match tokio::time::timeout(within, inner.facts(&message)).await {
+                Ok(Ok(facts)) => Some(facts),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "the model extracted no facts; keyword rule used");
+                    None
+                }
+                Err(_) => {
+                    tracing::warn!("fact extraction took too long; keyword rule used");
+                    None
+                }
+            }
+        })
     }
 }
 

@@ -66,7 +66,12 @@ pub fn ai_from_env() -> anyhow::Result<Ai> {
         per_user_per_day: num("AI_REPLIES_PER_USER_PER_DAY", d.per_user_per_day as u64)? as i64,
         context_tokens: num("AI_CONTEXT_TOKENS", d.context_tokens as u64)? as usize,
         lease: Duration::from_millis(num("AI_LEASE_MS", d.lease.as_millis() as u64)?),
+        max_memories: num("MEMORIES_PER_MATCH", d.max_memories as u64)? as i64,
     };
+    anyhow::ensure!(
+        limits.max_memories >= 1,
+        "MEMORIES_PER_MATCH must be at least 1"
+    );
     anyhow::ensure!(
         limits.lease >= Duration::from_millis(300),
         "AI_LEASE_MS must be at least 300"
@@ -96,7 +101,15 @@ pub fn by_character_spec(spec: &str) -> anyhow::Result<Vec<(String, String)>> {
 
 /// The whole route table of the ai service.
 pub fn configure(cfg: &mut ApiConfig) {
-    cfg.service(scope("/api/v1").service(write_reply));
+    use crate::handlers::write_first::{match_settings, user_settings};
+    cfg.service(
+        scope("/api/v1")
+            .service(write_reply)
+            .service(user_settings::get_write_first)
+            .service(user_settings::update_write_first)
+            .service(match_settings::get_match_write_first)
+            .service(match_settings::update_match_write_first),
+    );
 }
 
 /// The app data the handlers need.

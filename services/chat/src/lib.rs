@@ -4,9 +4,12 @@
 pub mod handlers;
 pub mod routes;
 
-/// The chat service: nothing of its own beyond the kit.
-#[derive(Clone)]
-pub struct Chat;
+/// The chat service's own settings, read once at start-up.
+#[derive(Clone, Copy, Debug)]
+pub struct Chat {
+    /// `MEMORIES_PER_MATCH` (default 200): the most memories one match keeps.
+    pub memories_per_match: i64,
+}
 
 impl service_kit::Service for Chat {
     const NAME: &'static str = "chat";
@@ -14,7 +17,19 @@ impl service_kit::Service for Chat {
     const API: service_kit::Api = API;
 
     async fn start(_kit: &service_kit::Kit) -> anyhow::Result<Self> {
-        Ok(Chat)
+        let memories_per_match = service_kit::config::var_or(
+            "MEMORIES_PER_MATCH",
+            db_core::store::DEFAULT_MEMORIES_PER_MATCH,
+        )?;
+        anyhow::ensure!(
+            memories_per_match >= 1,
+            "MEMORIES_PER_MATCH must be at least 1"
+        );
+        Ok(Chat { memories_per_match })
+    }
+
+    fn configure(&self, cfg: &mut actix_web::web::ServiceConfig) {
+        cfg.app_data(actix_web::web::Data::new(*self));
     }
 }
 

@@ -248,8 +248,11 @@ pub async fn supersede_done(
 pub struct Reward {
     pub affection: i32,
     pub xp: i64,
-    /// Sentences about the user, remembered (tied to the message they came from).
+    /// Sentences about the user, remembered (tied to the message they came from; a fact
+    /// remembered already is confirmed, not repeated).
     pub facts: Vec<String>,
+    /// The most memories the match keeps (0: no bound); see `memories::evict`.
+    pub max_memories: i64,
 }
 
 /// What completing a generation wrote.
@@ -319,6 +322,9 @@ pub async fn complete(
                         },
                     )
                     .await?;
+                }
+                if !reward.facts.is_empty() && reward.max_memories > 0 {
+                    memories::evict(conn, g.user_id, &g.character_id, reward.max_memories).await?;
                 }
                 (reply, affection, xp)
             }

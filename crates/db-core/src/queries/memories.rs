@@ -20,34 +20,120 @@ const LIST: Keyset = Keyset {
     at: "created_at",
 };
 
-pub async fn insert(conn: &mut AsyncPgConnection, new: &NewMemory) -> QueryResult<Memory> {
-    diesel::insert_into(memories::table)
-        .values(new)
-        .returning(Memory::as_returning())
-        .get_result(conn)
-        .await
+/// The text a memory is unique by, per match (the `memories_normalized_key` index): lower
+/// case, runs of spaces and punctuation as one space, trimmed.
+macro_rules! normalized {
+    ($col:literal) => {
+        concat!(
+            "md5(lower(btrim(regexp_replace(",
+            $col,
+            ", '[[:space:][:punct:]]+', ' ', 'g'))))"
+        )
+    };
 }
 
-/// Changes a memory's text; `None` if it does not exist or is not the user's.
+#[derive(QueryableByName)]
+struct Remembered {
+    #[diesel(embed)]
+    memory: Memory,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    created: bool,
+}
+
+/// Remembers `new` once: the same fact already remembered for this match (whatever its case,
+/// spacing or punctuation) is confirmed instead (its `updated_at` moves, which keeps it from
+/// eviction), and returned. `(memory, created)`.
+pub async fn insert(conn: &mut AsyncPgConnection, new: &NewMemory) -> QueryResult<(Memory, bool)> {
+    let r: Remembered = diesel::sql_query(concat!(
+        "/* memories.insert */ INSERT INTO memories AS m (user_id, character_id, content, source_message_id) \
+         VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (user_id, character_id, ",
+        normalized!("content"),
+        ") DO UPDATE SET updated_at = now() \
+         RETURNING id, user_id, character_id, content, source_message_id, created_at, updated_at, \
+         (xmax = 0) AS created"
+    ))
+    .bind::<SqlUuid, _>(new.user_id)
+    .bind::<Text, _>(&new.character_id)
+    .bind::<Text, _>(&new.content)
+    .bind::<diesel::sql_types::Nullable<BigInt>, _>(new.source_message_id)
+    .get_result(conn)
+    .await?;
+    Ok((r.memory, r.created))
+}
+
+/// Keeps at most `max` memories of the match: beyond that, those drawn from messages go first,
+/// least recently confirmed first, then the ones the user wrote, the same way. The number
+/// forgotten.
+pub async fn evict(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    character_id: &str,
+    max: i64,
+) -> QueryResult<usize> {
+    diesel::sql_query(
+        "/* memories.evict */ DELETE FROM memories WHERE id IN (SELECT id FROM memories \
+         WHERE user_id = $1 AND character_id = $2 \
+         ORDER BY (source_message_id IS NULL) DESC, updated_at DESC, id DESC OFFSET $3)",
+    )
+    .bind::<SqlUuid, _>(user_id)
+    .bind::<Text, _>(character_id)
+    .bind::<BigInt, _>(max.max(0))
+    .execute(conn)
+    .await
+}
+
+/// Changes a memory's text; `None` if it does not exist or is not the user's. If the new text
+/// is a fact the match already remembers in another memory, the two become one: the other is
+/// confirmed and returned, this one forgotten.
 pub async fn update(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,
     id: i64,
     content: &str,
 ) -> QueryResult<Option<Memory>> {
-    diesel::update(
-        memories::table
-            .filter(memories::id.eq(id))
-            .filter(memories::user_id.eq(user_id)),
-    )
-    .set((
-        memories::content.eq(content),
-        memories::updated_at.eq(diesel::dsl::now),
-    ))
-    .returning(Memory::as_returning())
-    .get_result(conn)
+    use diesel_async::AsyncConnection;
+    conn.transaction(async |conn| {
+        let twin: Option<Memory> = diesel::sql_query(concat!(
+            "/* memories.twin */ SELECT o.id, o.user_id, o.character_id, o.content, o.source_message_id, \
+             o.created_at, o.updated_at FROM memories me JOIN memories o \
+             ON o.user_id = me.user_id AND o.character_id = me.character_id AND o.id <> me.id \
+             WHERE me.id = $1 AND me.user_id = $2 AND ",
+            normalized!("o.content"),
+            " = ",
+            normalized!("$3::text"),
+            " FOR UPDATE OF o"
+        ))
+        .bind::<BigInt, _>(id)
+        .bind::<SqlUuid, _>(user_id)
+        .bind::<Text, _>(content)
+        .get_result(conn)
+        .await
+        .optional()?;
+        if let Some(twin) = twin {
+            delete(conn, user_id, id).await?;
+            return diesel::update(memories::table.find(twin.id))
+                .set(memories::updated_at.eq(diesel::dsl::now))
+                .returning(Memory::as_returning())
+                .get_result(conn)
+                .await
+                .optional();
+        }
+        diesel::update(
+            memories::table
+                .filter(memories::id.eq(id))
+                .filter(memories::user_id.eq(user_id)),
+        )
+        .set((
+            memories::content.eq(content),
+            memories::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(Memory::as_returning())
+        .get_result(conn)
+        .await
+        .optional()
+    })
     .await
-    .optional()
 }
 
 /// Deletes a memory; false if it does not exist or is not the user's.

@@ -10,6 +10,7 @@ pub mod invalidations;
 pub mod matches;
 pub mod memories;
 pub mod messages;
+pub mod nudges;
 pub mod photo_jobs;
 pub mod photos;
 pub mod sessions;

@@ -36,12 +36,20 @@ impl Memories<'_> {
         Ok(memories::search(&mut conn, user, query, character, limit).await?)
     }
 
-    pub async fn create(&self, new: &NewMemory) -> Result<Memory, DbError> {
+    /// Remembers `new` once per match (a fact remembered already is confirmed and returned:
+    /// `created` is false), then keeps the match's memories within `max` (see
+    /// [`memories::evict`]). `(memory, created)`.
+    pub async fn create(&self, new: &NewMemory, max: i64) -> Result<(Memory, bool), DbError> {
         let mut conn = self.0.db.write().await?;
-        Ok(memories::insert(&mut conn, new).await?)
+        let (memory, created) = memories::insert(&mut conn, new).await?;
+        if created {
+            memories::evict(&mut conn, new.user_id, &new.character_id, max).await?;
+        }
+        Ok((memory, created))
     }
 
-    /// Rewrites a memory of the user's; `None` if there is none with this id.
+    /// Rewrites a memory of the user's; `None` if there is none with this id. A text the match
+    /// remembers already merges the two (the other one is returned).
     pub async fn update(
         &self,
         user: Uuid,

@@ -15,6 +15,7 @@ mod photo_jobs;
 mod photos;
 mod sessions;
 mod users;
+mod write_first;
 
 use std::sync::Arc;
 
@@ -29,10 +30,14 @@ pub use photo_jobs::{Delivered, Enqueued, PhotoJobs};
 pub use photos::Photos;
 pub use sessions::Sessions;
 pub use users::{CreateUserError, Users};
+pub use write_first::{Finished, MatchSettings, Silent, UserSettings, WriteFirst};
 
 use crate::cache::Cache;
 use crate::pool::{Db, DbError, PoolStats};
 use crate::revocations::Revocations;
+
+/// The most memories one match keeps unless a service is told otherwise (`MEMORIES_PER_MATCH`).
+pub const DEFAULT_MEMORIES_PER_MATCH: i64 = 200;
 
 /// PostgreSQL and the cache in front of it. Cheap to clone.
 #[derive(Clone)]
@@ -173,6 +178,9 @@ impl Store {
     }
     pub fn generations(&self) -> Generations<'_> {
         Generations(&self.0)
+    }
+    pub fn write_first(&self) -> WriteFirst<'_> {
+        WriteFirst(&self.0)
     }
     pub fn limits(&self) -> Limits<'_> {
         Limits(&self.0.cache)

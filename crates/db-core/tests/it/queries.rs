@@ -353,13 +353,15 @@ async fn memories_are_listed_searched_and_edited_by_their_owner_only() {
         &remember("Son chat s'appelle Pixel", Some(source.id)),
     )
     .await
-    .unwrap();
+    .unwrap()
+    .0;
     let m2 = memories::insert(
         &mut conn,
         &remember("Aime les randonnées en Provence", None),
     )
     .await
-    .unwrap();
+    .unwrap()
+    .0;
 
     let listed = memories::list(&mut conn, a, "sophia", None, 10)
         .await
@@ -662,4 +664,83 @@ async fn refresh_sessions_rotate_once_and_revoke_by_family() {
             .unwrap(),
         2
     );
+}
+
+/// A fact is remembered once per match whatever its case, spacing or punctuation (an edit
+/// into a fact already remembered merges the two), and a match keeps at most its bound:
+/// memories drawn from messages go first, least recently confirmed first.
+#[tokio::test]
+async fn memories_are_unique_per_match_and_bounded() {
+    let db = TestDb::new().await.unwrap();
+    let mut conn = db.conn().await.unwrap();
+    let a = matched_user(&mut conn, "a@example.com", &["sophia"]).await;
+    let source = messages::insert_idempotent(
+        &mut conn,
+        &NewMessage::new(a, "sophia", Sender::User, "J'adore le thé"),
+    )
+    .await
+    .unwrap()
+    .into_message();
+    let new = |content: &str, from: Option<i64>| NewMemory {
+        user_id: a,
+        character_id: "sophia".into(),
+        content: content.into(),
+        source_message_id: from,
+    };
+    let (tea, created) = memories::insert(&mut conn, &new("Adore le thé", Some(source.id)))
+        .await
+        .unwrap();
+    assert!(created);
+    let (same, created) = memories::insert(&mut conn, &new("  adore LE thé !", None))
+        .await
+        .unwrap();
+    assert!(!created, "the same fact");
+    assert_eq!(same.id, tea.id);
+    assert_eq!(same.content, "Adore le thé", "the first wording stays");
+    assert!(same.updated_at > tea.updated_at, "confirmed");
+
+    let (cat, _) = memories::insert(&mut conn, &new("A un chat", Some(source.id)))
+        .await
+        .unwrap();
+    let (city, _) = memories::insert(&mut conn, &new("Vit à Lyon", None))
+        .await
+        .unwrap();
+    // Editing one into another's fact makes them one.
+    let merged = memories::update(&mut conn, a, city.id, "a un CHAT.")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(merged.id, cat.id);
+    let ids = |items: Vec<db_core::models::Memory>| items.iter().map(|m| m.id).collect::<Vec<_>>();
+    let all = ids(memories::list(&mut conn, a, "sophia", None, 10)
+        .await
+        .unwrap()
+        .items);
+    assert_eq!(all.len(), 2, "{all:?}");
+
+    let (own, _) = memories::insert(&mut conn, &new("Joue du piano", None))
+        .await
+        .unwrap();
+    let (own2, _) = memories::insert(&mut conn, &new("Aime la pluie", None))
+        .await
+        .unwrap();
+    // Bound 3: the fact from a message confirmed least recently (the tea: the cat was just
+    // confirmed by the merge) goes first.
+    assert_eq!(memories::evict(&mut conn, a, "sophia", 3).await.unwrap(), 1);
+    let kept = ids(memories::list(&mut conn, a, "sophia", None, 10)
+        .await
+        .unwrap()
+        .items);
+    assert!(
+        !kept.contains(&tea.id) && kept.contains(&cat.id),
+        "{kept:?}"
+    );
+    // Bound 1: the user's own, most recently confirmed, is what stays.
+    assert_eq!(memories::evict(&mut conn, a, "sophia", 1).await.unwrap(), 2);
+    let kept = ids(memories::list(&mut conn, a, "sophia", None, 10)
+        .await
+        .unwrap()
+        .items);
+    assert_eq!(kept, vec![own2.id]);
+    let _ = own;
 }

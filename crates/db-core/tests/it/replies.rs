@@ -51,6 +51,7 @@ fn reward() -> Reward {
         affection: 2,
         xp: 10,
         facts: vec!["Je m'appelle Léa".into()],
+        max_memories: 200,
     }
 }
 

@@ -1,1 +1,2 @@
 pub mod reply;
+pub mod write_first;

@@ -17,11 +17,15 @@ pub struct CreateMemory {
     content: String,
 }
 
-/// Something the user wants the character to remember.
-#[utoipa::path(tag = "memories", security(("bearer" = [])), request_body = CreateMemory, responses((status = 201, body = db_core::models::Memory, description = "remembered"), (status = 404, body = service_kit::error::Problem, description = "no match with this character")))]
+/// Something the user wants the character to remember. A fact the character remembers already
+/// (whatever its case, spacing or punctuation) is not stored twice: it is confirmed and returned
+/// with 200. Past `MEMORIES_PER_MATCH`, the least recently confirmed memory drawn from messages
+/// is forgotten first, then the user's own.
+#[utoipa::path(tag = "memories", security(("bearer" = [])), request_body = CreateMemory, responses((status = 201, body = db_core::models::Memory, description = "remembered"), (status = 200, body = db_core::models::Memory, description = "remembered already: the same memory, confirmed"), (status = 404, body = service_kit::error::Problem, description = "no match with this character")))]
 #[post("/memories")]
 pub async fn create_memory(
     kit: web::Data<Kit>,
+    chat: Option<web::Data<crate::Chat>>,
     me: AuthUser,
     body: web::Json<CreateMemory>,
 ) -> ApiResult<HttpResponse> {
@@ -34,5 +38,19 @@ pub async fn create_memory(
         content,
         source_message_id: None,
     };
-    Ok(HttpResponse::Created().json(kit.store.memories().create(&new).await?))
+    let (memory, created) = kit
+        .store
+        .memories()
+        .create(
+            &new,
+            chat.map_or(db_core::store::DEFAULT_MEMORIES_PER_MATCH, |c| {
+                c.memories_per_match
+            }),
+        )
+        .await?;
+    Ok(if created {
+        HttpResponse::Created().json(memory)
+    } else {
+        HttpResponse::Ok().json(memory)
+    })
 }

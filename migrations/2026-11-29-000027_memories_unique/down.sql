@@ -1,0 +1,1 @@
+DROP INDEX memories_normalized_key;
