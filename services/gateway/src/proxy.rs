@@ -154,7 +154,12 @@ pub async fn forward(
         });
     };
     // A cached verification costs a lookup; the limits one Redis round trip.
-    let claims = if route.public {
+    let claims = if route.public
+        && !(route.optional_token
+            && req
+                .headers()
+                .contains_key(actix_web::http::header::AUTHORIZATION))
+    {
         None
     } else {
         Some(
@@ -190,18 +195,19 @@ pub async fn forward(
         _ => {}
     }
     let rl = tighter(gate.ip, gate.user);
+    let max_body = route.max_body.unwrap_or(gw.config.max_body_bytes);
     if req
         .headers()
         .get("content-length")
         .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
         .unwrap_or(0)
-        > gw.config.max_body_bytes
+        > max_body
     {
         return Err(ApiError::PayloadTooLarge);
     }
     let body = tokio::time::timeout(
         gw.config.body_timeout,
-        read_body(payload, gw.config.max_body_bytes),
+        read_body(payload, max_body),
     )
     .await
     .map_err(|_| {
