@@ -349,6 +349,7 @@ mod tests {
             ApiError::Conflict(Conflict::TooManyPhotoJobs { max: 5 }),
             ApiError::Conflict(Conflict::GenerationInProgress),
             ApiError::Conflict(Conflict::NothingToAnswer),
+            ApiError::Conflict(Conflict::TooManyCharacters { max: 200 }),
             ApiError::RateLimited { retry_after: 7 },
             ApiError::PayloadTooLarge,
             ApiError::UnsupportedMediaType("gzip".into()),
