@@ -374,11 +374,21 @@ async fn an_own_character_is_written_from_its_persona_scenario_and_examples() {
         )
         .await
         .unwrap();
-    app.kit.store.matches().create(user, &mira.id).await.unwrap();
+    app.kit
+        .store
+        .matches()
+        .create(user, &mira.id)
+        .await
+        .unwrap();
     app.kit
         .store
         .conversations()
-        .send(&NewMessage::new(user, &mira.id, Sender::User, "Bonsoir Mira"))
+        .send(&NewMessage::new(
+            user,
+            &mira.id,
+            Sender::User,
+            "Bonsoir Mira",
+        ))
         .await
         .unwrap();
     let path = format!("/api/v1/conversations/{}/reply", mira.id);
@@ -397,5 +407,8 @@ async fn an_own_character_is_written_from_its_persona_scenario_and_examples() {
     }
     let (_, other) = app.matched("someone@example.com", &[]).await;
     let (status, p) = app.post(&path, Some(&other), Value::Null).await;
-    assert_eq!((status.as_u16(), p["code"].as_str()), (404, Some("not_found")));
+    assert_eq!(
+        (status.as_u16(), p["code"].as_str()),
+        (404, Some("not_found"))
+    );
 }

@@ -205,15 +205,12 @@ pub async fn forward(
     {
         return Err(ApiError::PayloadTooLarge);
     }
-    let body = tokio::time::timeout(
-        gw.config.body_timeout,
-        read_body(payload, max_body),
-    )
-    .await
-    .map_err(|_| {
-        metrics::counter!("gateway_body_timeouts_total").increment(1);
-        ApiError::RequestTimeout
-    })??;
+    let body = tokio::time::timeout(gw.config.body_timeout, read_body(payload, max_body))
+        .await
+        .map_err(|_| {
+            metrics::counter!("gateway_body_timeouts_total").increment(1);
+            ApiError::RequestTimeout
+        })??;
     // Only now, with everything in hand, a slot among the requests waiting on an upstream
     // (operations that may take minutes have slots of their own).
     let slots = if route.timeout > crate::routes::DEFAULT_TIMEOUT {

@@ -172,7 +172,8 @@ impl RouteTable {
                         .map(|n| n as usize);
                     let requirements = op.security.as_deref().unwrap_or_default();
                     let optional = requirements.iter().any(|r| {
-                        serde_json::to_value(r).is_ok_and(|v| v.as_object().is_some_and(|o| o.is_empty()))
+                        serde_json::to_value(r)
+                            .is_ok_and(|v| v.as_object().is_some_and(|o| o.is_empty()))
                     });
                     routes.push(Route {
                         service,
@@ -466,6 +467,9 @@ mod declared_limits {
             Some((false, false, Some(8_388_608)))
         );
         assert_eq!(route(Method::GET, "/api/v1/list"), Some((true, true, None)));
-        assert_eq!(route(Method::GET, "/api/v1/open"), Some((true, false, None)));
+        assert_eq!(
+            route(Method::GET, "/api/v1/open"),
+            Some((true, false, None))
+        );
     }
 }

@@ -150,7 +150,8 @@ pub fn from_json(bytes: &[u8]) -> Result<Imported, CardError> {
     };
     let name = single_line(
         "card.data.name",
-        &take_string(&mut data, "name", "card.data.name")?.ok_or_else(|| bad("card.data.name", "is missing"))?,
+        &take_string(&mut data, "name", "card.data.name")?
+            .ok_or_else(|| bad("card.data.name", "is missing"))?,
         MAX_NAME_CHARS,
     )?;
     if name.is_empty() {
@@ -185,10 +186,7 @@ pub fn from_json(bytes: &[u8]) -> Result<Imported, CardError> {
                 }
             }
             if tags.len() > MAX_TAGS {
-                return Err(bad(
-                    "card.data.tags",
-                    format!("at most {MAX_TAGS} tags"),
-                ));
+                return Err(bad("card.data.tags", format!("at most {MAX_TAGS} tags")));
             }
             tags
         }
@@ -233,7 +231,12 @@ pub fn from_json(bytes: &[u8]) -> Result<Imported, CardError> {
         .get("creator_notes")
         .and_then(Value::as_str)
         .and_then(|n| n.lines().map(str::trim).find(|l| !l.is_empty()))
-        .map(|l| l.chars().filter(|c| !c.is_control()).take(MAX_TAGLINE_CHARS).collect::<String>())
+        .map(|l| {
+            l.chars()
+                .filter(|c| !c.is_control())
+                .take(MAX_TAGLINE_CHARS)
+                .collect::<String>()
+        })
         .unwrap_or_default();
     for field in MAPPED {
         data.remove(field);
@@ -278,7 +281,10 @@ fn has_nul(v: &Value) -> bool {
 /// are refused; trimmed; at most `max` characters.
 pub fn multi_line(field: &'static str, text: &str, max: usize) -> Result<String, CardError> {
     let text = text.replace("\r\n", "\n").replace('\r', "\n");
-    if text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+    if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
         return Err(bad(field, "must not contain control characters"));
     }
     let text = text.trim();
@@ -455,8 +461,15 @@ pub fn from_png(bytes: &[u8]) -> Result<Imported, CardError> {
         if keyword == "ccv3" || keyword == "chara" {
             let mut t = t.clone();
             t.decompress_text_with_limit(MAX_CARD_JSON_BYTES * 4 / 3 + 4)
-                .map_err(|_| too_large("card", "the card's compressed text chunk decompresses past the limit"))?;
-            let text = t.get_text().map_err(|_| bad("card", "the card's text chunk is unreadable"))?;
+                .map_err(|_| {
+                    too_large(
+                        "card",
+                        "the card's compressed text chunk decompresses past the limit",
+                    )
+                })?;
+            let text = t
+                .get_text()
+                .map_err(|_| bad("card", "the card's text chunk is unreadable"))?;
             found.push((keyword, text));
         }
     }
@@ -465,15 +478,27 @@ pub fn from_png(bytes: &[u8]) -> Result<Imported, CardError> {
         if keyword == "ccv3" || keyword == "chara" {
             let mut t = t.clone();
             t.decompress_text_with_limit(MAX_CARD_JSON_BYTES * 4 / 3 + 4)
-                .map_err(|_| too_large("card", "the card's compressed text chunk decompresses past the limit"))?;
-            let text = t.get_text().map_err(|_| bad("card", "the card's text chunk is unreadable"))?;
+                .map_err(|_| {
+                    too_large(
+                        "card",
+                        "the card's compressed text chunk decompresses past the limit",
+                    )
+                })?;
+            let text = t
+                .get_text()
+                .map_err(|_| bad("card", "the card's text chunk is unreadable"))?;
             found.push((keyword, text));
         }
     }
     let (keyword, text) = ["ccv3", "chara"]
         .iter()
         .find_map(|k| found.iter().find(|(kw, _)| kw == k))
-        .ok_or_else(|| bad("card", "the PNG carries no character card (no chara or ccv3 text chunk)"))?;
+        .ok_or_else(|| {
+            bad(
+                "card",
+                "the PNG carries no character card (no chara or ccv3 text chunk)",
+            )
+        })?;
     if text.len() > MAX_CARD_JSON_BYTES * 4 / 3 + 4 {
         return Err(too_large(
             "card",
@@ -486,13 +511,23 @@ pub fn from_png(bytes: &[u8]) -> Result<Imported, CardError> {
         base64::engine::GeneralPurposeConfig::new()
             .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
     );
-    let json = engine
-        .decode(compact.as_bytes())
-        .map_err(|e| bad("card", format!("the {keyword} chunk is not valid base64: {e}")))?;
+    let json = engine.decode(compact.as_bytes()).map_err(|e| {
+        bad(
+            "card",
+            format!("the {keyword} chunk is not valid base64: {e}"),
+        )
+    })?;
     let mut imported = from_json(&json)?;
-    let expected = if keyword == "ccv3" { Spec::V3 } else { Spec::V2 };
+    let expected = if keyword == "ccv3" {
+        Spec::V3
+    } else {
+        Spec::V2
+    };
     if keyword == "ccv3" && imported.spec != expected {
-        return Err(bad("card.spec", "a ccv3 chunk must hold a chara_card_v3 card"));
+        return Err(bad(
+            "card.spec",
+            "a ccv3 chunk must hold a chara_card_v3 card",
+        ));
     }
     imported.avatar = Some(encode_png(&pixels, &[]).map_err(|e| bad("card", e.to_string()))?);
     Ok(imported)
@@ -539,7 +574,9 @@ pub fn to_png(c: &Character, spec: Spec, avatar: Option<&[u8]>) -> anyhow::Resul
         Some(Ok((p, _))) => p,
         Some(Err(e)) => anyhow::bail!("stored avatar of {}: {}", c.id, e.message),
         None => {
-            let seed = c.id.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+            let seed =
+                c.id.bytes()
+                    .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
             let img = crate::render::render(&c.id, "portrait", seed, 400, 600);
             Pixels {
                 width: img.width(),

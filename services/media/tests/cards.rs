@@ -29,11 +29,7 @@ struct Harness {
 async fn start() -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let storage = Storage::from_url(dir.path().to_str().unwrap()).unwrap();
-    let media = Media::new(
-        storage,
-        Arc::new(Builtin::default()),
-        JobConfig::default(),
-    );
+    let media = Media::new(storage, Arc::new(Builtin::default()), JobConfig::default());
     let app = TestApp::start_with("media", media::API, media::routes::data(media)).await;
     app.with_catalogue().await;
     let (alice_id, alice) = app.matched("alice@example.com", &[]).await;
@@ -314,7 +310,11 @@ async fn png_cards_round_trip_v2_and_v3() {
     let mut decoy = card_v2();
     decoy["data"]["name"] = json!("Not This One");
     let pngs = [
-        ("v2", v2.clone(), png_with(48, 64, &[("chara", B64.encode(v2.to_string()))], &[])),
+        (
+            "v2",
+            v2.clone(),
+            png_with(48, 64, &[("chara", B64.encode(v2.to_string()))], &[]),
+        ),
         (
             "v3",
             v3.clone(),
@@ -337,11 +337,22 @@ async fn png_cards_round_trip_v2_and_v3() {
         let id = first["id"].as_str().unwrap().to_owned();
         // The image became the avatar, without the card in it.
         let avatar_url = first["avatar_url"].as_str().unwrap();
-        let avatar = send(&h.app, reqwest::Method::GET, avatar_url, &h.alice, None, Vec::new()).await;
+        let avatar = send(
+            &h.app,
+            reqwest::Method::GET,
+            avatar_url,
+            &h.alice,
+            None,
+            Vec::new(),
+        )
+        .await;
         assert_eq!(avatar.status, StatusCode::OK);
         assert_eq!(avatar.headers["content-type"], "image/png");
         let (texts, size) = png_texts(&avatar.body);
-        assert!(texts.is_empty(), "the stored avatar carries no text: {texts:?}");
+        assert!(
+            texts.is_empty(),
+            "the stored avatar carries no text: {texts:?}"
+        );
         assert_eq!(size, (48, 64));
 
         let exported = export(&h, &id, &format!("spec={spec}&format=png")).await;
@@ -388,7 +399,10 @@ async fn a_character_written_here_exports_and_imports_whole() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{made}");
-    assert_eq!(made["persona"], "You are Noor, a botanist.\nYou love ferns.");
+    assert_eq!(
+        made["persona"],
+        "You are Noor, a botanist.\nYou love ferns."
+    );
     assert_eq!(made["tags"], json!(["cozy", "science"]));
     let id = made["id"].as_str().unwrap();
     assert!(id.starts_with("noor-"), "{id}");
@@ -396,11 +410,22 @@ async fn a_character_written_here_exports_and_imports_whole() {
         for format in ["json", "png"] {
             let card = export(&h, id, &format!("spec={spec}&format={format}")).await;
             assert_eq!(card.status, StatusCode::OK);
-            let ct = if format == "png" { "image/png" } else { "application/json" };
+            let ct = if format == "png" {
+                "image/png"
+            } else {
+                "application/json"
+            };
             let back = import(&h, ct, card.body).await;
             assert_eq!(back.status, StatusCode::CREATED, "{}", back.json());
             let back = back.json();
-            for f in ["name", "tagline", "persona", "greeting", "tags", "example_dialogue"] {
+            for f in [
+                "name",
+                "tagline",
+                "persona",
+                "greeting",
+                "tags",
+                "example_dialogue",
+            ] {
                 assert_eq!(back[f], made[f], "{spec} {format} {f}");
             }
         }
@@ -436,36 +461,222 @@ async fn malformed_oversized_and_hostile_cards_are_refused_and_nothing_is_stored
     let mut big_card = card_v2();
     big_card["data"]["extensions"]["padding"] = json!("x".repeat(1_200_000));
     let cases: Vec<(&str, &str, Vec<u8>, StatusCode, &str)> = vec![
-        ("malformed JSON", "application/json", b"{\"spec\": \"chara_card_v2\", ".to_vec(), StatusCode::UNPROCESSABLE_ENTITY, "card"),
-        ("not an object", "application/json", b"[1, 2]".to_vec(), StatusCode::UNPROCESSABLE_ENTITY, "card"),
-        ("wrong spec", "application/json", json_card(&|c| c["spec"] = json!("chara_card_v9")), StatusCode::UNPROCESSABLE_ENTITY, "card.spec"),
-        ("no spec (V1)", "application/json", json_card(&|c| { c.as_object_mut().unwrap().remove("spec"); }), StatusCode::UNPROCESSABLE_ENTITY, "card.spec"),
-        ("version of another spec", "application/json", json_card(&|c| c["spec_version"] = json!("3.0")), StatusCode::UNPROCESSABLE_ENTITY, "card.spec_version"),
-        ("no data", "application/json", json_card(&|c| { c.as_object_mut().unwrap().remove("data"); }), StatusCode::UNPROCESSABLE_ENTITY, "card.data"),
-        ("no name", "application/json", json_card(&|c| { c["data"].as_object_mut().unwrap().remove("name"); }), StatusCode::UNPROCESSABLE_ENTITY, "card.data.name"),
-        ("empty name", "application/json", json_card(&|c| c["data"]["name"] = json!("  ")), StatusCode::UNPROCESSABLE_ENTITY, "card.data.name"),
-        ("name not a string", "application/json", json_card(&|c| c["data"]["name"] = json!(42)), StatusCode::UNPROCESSABLE_ENTITY, "card.data.name"),
-        ("name too long", "application/json", json_card(&|c| c["data"]["name"] = json!("n".repeat(65))), StatusCode::UNPROCESSABLE_ENTITY, "card.data.name"),
-        ("tags not strings", "application/json", json_card(&|c| c["data"]["tags"] = json!([1])), StatusCode::UNPROCESSABLE_ENTITY, "card.data.tags"),
-        ("greeting too long", "application/json", json_card(&|c| c["data"]["first_mes"] = json!("g".repeat(8001))), StatusCode::UNPROCESSABLE_ENTITY, "card.data.first_mes"),
-        ("NUL in a field", "application/json", json_card(&|c| c["data"]["description"] = json!("a\u{0}b")), StatusCode::UNPROCESSABLE_ENTITY, "card"),
-        ("NUL deep in the extensions", "application/json", json_card(&|c| c["data"]["extensions"]["x"] = json!(["ok", {"k": "\u{0}"}])), StatusCode::UNPROCESSABLE_ENTITY, "card"),
-        ("control characters", "application/json", json_card(&|c| c["data"]["description"] = json!("bell\u{7}")), StatusCode::UNPROCESSABLE_ENTITY, "card.data.description"),
-        ("extensions not an object", "application/json", json_card(&|c| c["data"]["extensions"] = json!("x")), StatusCode::UNPROCESSABLE_ENTITY, "card.data"),
-        ("card JSON over 1 MiB", "application/json", big_card.to_string().into_bytes(), StatusCode::PAYLOAD_TOO_LARGE, ""),
-        ("not a PNG", "image/png", b"GIF89a not a png at all".to_vec(), StatusCode::UNPROCESSABLE_ENTITY, "card"),
-        ("JSON sent as a PNG", "image/png", card_v2().to_string().into_bytes(), StatusCode::UNPROCESSABLE_ENTITY, "card"),
-        ("truncated PNG", "image/png", truncated, StatusCode::UNPROCESSABLE_ENTITY, "card"),
-        ("PNG without a card", "image/png", png_with(8, 8, &[("Comment", "hello".into())], &[]), StatusCode::UNPROCESSABLE_ENTITY, "card"),
-        ("bad base64", "image/png", chara_png("!!! not base64 @@@".into()), StatusCode::UNPROCESSABLE_ENTITY, "card"),
-        ("base64 of garbage", "image/png", chara_png(B64.encode([0xff, 0xfe, 0x00, 0x01])), StatusCode::UNPROCESSABLE_ENTITY, "card"),
-        ("wrong spec in a PNG", "image/png", chara_png(B64.encode(json_card(&|c| c["spec"] = json!("nope")))), StatusCode::UNPROCESSABLE_ENTITY, "card.spec"),
-        ("V2 card in a ccv3 chunk", "image/png", png_with(8, 8, &[("ccv3", B64.encode(card_v2().to_string()))], &[]), StatusCode::UNPROCESSABLE_ENTITY, "card.spec"),
-        ("huge chunk: 1.6 MB of card", "image/png", chara_png(B64.encode(big_card.to_string())), StatusCode::UNPROCESSABLE_ENTITY, "card"),
-        ("compressed chunk that inflates to 16 MB", "image/png", png_with(8, 8, &[], &[("chara", "A".repeat(16_000_000))]), StatusCode::UNPROCESSABLE_ENTITY, "card"),
-        ("5000×5000 image", "image/png", huge_image, StatusCode::UNPROCESSABLE_ENTITY, "card"),
-        ("body over 8 MiB", "image/png", vec![0u8; 8 * 1024 * 1024 + 1], StatusCode::PAYLOAD_TOO_LARGE, ""),
-        ("another media type", "text/plain", b"hello".to_vec(), StatusCode::UNSUPPORTED_MEDIA_TYPE, ""),
+        (
+            "malformed JSON",
+            "application/json",
+            b"{\"spec\": \"chara_card_v2\", ".to_vec(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "card",
+        ),
+        (
+            "not an object",
+            "application/json",
+            b"[1, 2]".to_vec(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "card",
+        ),
+        (
+            "wrong spec",
+            "application/json",
+            json_card(&|c| c["spec"] = json!("chara_card_v9")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "card.spec",
+        ),
+        (
+            "no spec (V1)",
+            "application/json",
+            json_card(&|c| {
+                c.as_object_mut().unwrap().remove("spec");
+            }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "card.spec",
+        ),
+        (
+            "version of another spec",
+            "application/json",
+            json_card(&|c| c["spec_version"] = json!("3.0")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "card.spec_version",
+        ),
+        (
+            "no data",
+            "application/json",
+            json_card(&|c| {
+                c.as_object_mut().unwrap().remove("data");
+            }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "card.data",
+        ),
+        (
+            "no name",
+            "application/json",
+            json_card(&|c| {
+                c["data"].as_object_mut().unwrap().remove("name");
+            }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "card.data.name",
+        ),
+        (
+            "empty name",
+            "application/json",
+            json_card(&|c| c["data"]["name"] = json!("  ")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "card.data.name",
+        ),
+        (
+            "name not a string",
+            "application/json",
+            json_card(&|c| c["data"]["name"] = json!(42)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "card.data.name",
+        ),
+        (
+            "name too long",
+            "application/json",
+            json_card(&|c| c["data"]["name"] = json!("n".repeat(65))),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "card.data.name",
+        ),
+        (
+            "tags not strings",
+            "application/json",
+            json_card(&|c| c["data"]["tags"] = json!([1])),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "card.data.tags",
+        ),
+        (
+            "greeting too long",
+            "application/json",
+            json_card(&|c| c["data"]["first_mes"] = json!("g".repeat(8001))),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "card.data.first_mes",
+        ),
+        (
+            "NUL in a field",
+            "application/json",
+            json_card(&|c| c["data"]["description"] = json!("a\u{0}b")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "card",
+        ),
+        (
+            "NUL deep in the extensions",
+            "application/json",
+            json_card(&|c| c["data"]["extensions"]["x"] = json!(["ok", {"k": "\u{0}"}])),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "card",
+        ),
+        (
+            "control characters",
+            "application/json",
+            json_card(&|c| c["data"]["description"] = json!("bell\u{7}")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "card.data.description",
+        ),
+        (
+            "extensions not an object",
+            "application/json",
+            json_card(&|c| c["data"]["extensions"] = json!("x")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "card.data",
+        ),
+        (
+            "card JSON over 1 MiB",
+            "application/json",
+            big_card.to_string().into_bytes(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "",
+        ),
+        (
+            "not a PNG",
+            "image/png",
+            b"GIF89a not a png at all".to_vec(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "card",
+        ),
+        (
+            "JSON sent as a PNG",
+            "image/png",
+            card_v2().to_string().into_bytes(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "card",
+        ),
+        (
+            "truncated PNG",
+            "image/png",
+            truncated,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "card",
+        ),
+        (
+            "PNG without a card",
+            "image/png",
+            png_with(8, 8, &[("Comment", "hello".into())], &[]),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "card",
+        ),
+        (
+            "bad base64",
+            "image/png",
+            chara_png("!!! not base64 @@@".into()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "card",
+        ),
+        (
+            "base64 of garbage",
+            "image/png",
+            chara_png(B64.encode([0xff, 0xfe, 0x00, 0x01])),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "card",
+        ),
+        (
+            "wrong spec in a PNG",
+            "image/png",
+            chara_png(B64.encode(json_card(&|c| c["spec"] = json!("nope")))),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "card.spec",
+        ),
+        (
+            "V2 card in a ccv3 chunk",
+            "image/png",
+            png_with(8, 8, &[("ccv3", B64.encode(card_v2().to_string()))], &[]),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "card.spec",
+        ),
+        (
+            "huge chunk: 1.6 MB of card",
+            "image/png",
+            chara_png(B64.encode(big_card.to_string())),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "card",
+        ),
+        (
+            "compressed chunk that inflates to 16 MB",
+            "image/png",
+            png_with(8, 8, &[], &[("chara", "A".repeat(16_000_000))]),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "card",
+        ),
+        (
+            "5000×5000 image",
+            "image/png",
+            huge_image,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "card",
+        ),
+        (
+            "body over 8 MiB",
+            "image/png",
+            vec![0u8; 8 * 1024 * 1024 + 1],
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "",
+        ),
+        (
+            "another media type",
+            "text/plain",
+            b"hello".to_vec(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "",
+        ),
     ];
     for (what, ct, body, status, field) in cases {
         let size = body.len();
@@ -475,13 +686,28 @@ async fn malformed_oversized_and_hostile_cards_are_refused_and_nothing_is_stored
         if !field.is_empty() {
             assert_eq!(p["field"], field, "{what}: {p}");
         }
-        println!("{what:<42} {size:>9} bytes → {} {} {}", a.status.as_u16(), p["field"], p["detail"]);
+        println!(
+            "{what:<42} {size:>9} bytes → {} {} {}",
+            a.status.as_u16(),
+            p["field"],
+            p["detail"]
+        );
     }
     // Nothing was stored by any of them.
     let (status, mine) = h.app.get("/api/v1/characters/nobody/card", &h.alice).await;
-    assert_eq!((status, mine["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+    assert_eq!(
+        (status, mine["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
     assert_eq!(stored_files(h.dir.path()), 0);
-    let left = h.app.kit.store.characters().owned_by(h.alice_id).await.unwrap();
+    let left = h
+        .app
+        .kit
+        .store
+        .characters()
+        .owned_by(h.alice_id)
+        .await
+        .unwrap();
     assert!(left.is_empty(), "{left:?}");
 }
 
@@ -500,7 +726,8 @@ async fn own_characters_and_avatars_are_owner_only_and_deleted_whole() {
     let id = made["id"].as_str().unwrap().to_owned();
     // A JPEG avatar is kept as a PNG of the same size.
     let jpeg = {
-        let img = image::RgbImage::from_fn(30, 20, |x, y| image::Rgb([x as u8 * 8, y as u8 * 12, 90]));
+        let img =
+            image::RgbImage::from_fn(30, 20, |x, y| image::Rgb([x as u8 * 8, y as u8 * 12, 90]));
         let mut out = Vec::new();
         image::DynamicImage::ImageRgb8(img)
             .write_to(&mut Cursor::new(&mut out), image::ImageFormat::Jpeg)
@@ -511,13 +738,29 @@ async fn own_characters_and_avatars_are_owner_only_and_deleted_whole() {
         let id = id.clone();
         let app = &h.app;
         async move {
-            send(app, reqwest::Method::PUT, &format!("/api/v1/characters/{id}/avatar"), &token, Some("image/jpeg"), body).await
+            send(
+                app,
+                reqwest::Method::PUT,
+                &format!("/api/v1/characters/{id}/avatar"),
+                &token,
+                Some("image/jpeg"),
+                body,
+            )
+            .await
         }
     };
     let a = put(h.alice.clone(), jpeg.clone()).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.json());
     let url = a.json()["avatar_url"].as_str().unwrap().to_owned();
-    let got = send(&h.app, reqwest::Method::GET, &url, &h.alice, None, Vec::new()).await;
+    let got = send(
+        &h.app,
+        reqwest::Method::GET,
+        &url,
+        &h.alice,
+        None,
+        Vec::new(),
+    )
+    .await;
     assert_eq!(got.status, StatusCode::OK);
     assert_eq!(png_texts(&got.body).1, (30, 20));
     let etag = got.headers["etag"].to_str().unwrap().to_owned();
@@ -532,29 +775,63 @@ async fn own_characters_and_avatars_are_owner_only_and_deleted_whole() {
         .unwrap();
     assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
     // Replacing it deletes the old object.
-    assert_eq!(put(h.alice.clone(), jpeg.clone()).await.status, StatusCode::OK);
+    assert_eq!(
+        put(h.alice.clone(), jpeg.clone()).await.status,
+        StatusCode::OK
+    );
     assert_eq!(stored_files(h.dir.path()), 1);
     // Not an image; too large.
     let bad = put(h.alice.clone(), b"hello".to_vec()).await;
-    assert_eq!((bad.status, bad.json()["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("avatar")));
+    assert_eq!(
+        (bad.status, bad.json()["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("avatar"))
+    );
 
     // Bob: 404 everywhere, as for a character that does not exist; nothing changes.
     let m = reqwest::Method::GET;
     for (method, path, body) in [
         (m.clone(), format!("/api/v1/characters/{id}/card"), None),
-        (m.clone(), format!("/api/v1/characters/{id}/card?format=png"), None),
+        (
+            m.clone(),
+            format!("/api/v1/characters/{id}/card?format=png"),
+            None,
+        ),
         (m.clone(), format!("/api/v1/characters/{id}/avatar"), None),
-        (reqwest::Method::PATCH, format!("/api/v1/characters/{id}"), Some(json!({"name": "Mine now"}))),
-        (reqwest::Method::DELETE, format!("/api/v1/characters/{id}/avatar"), None),
-        (reqwest::Method::DELETE, format!("/api/v1/characters/{id}"), None),
+        (
+            reqwest::Method::PATCH,
+            format!("/api/v1/characters/{id}"),
+            Some(json!({"name": "Mine now"})),
+        ),
+        (
+            reqwest::Method::DELETE,
+            format!("/api/v1/characters/{id}/avatar"),
+            None,
+        ),
+        (
+            reqwest::Method::DELETE,
+            format!("/api/v1/characters/{id}"),
+            None,
+        ),
     ] {
         let (status, p) = h.app.call(method.clone(), &path, Some(&h.bob), body).await;
-        assert_eq!((status, p["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")), "{method} {path}");
+        assert_eq!(
+            (status, p["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("not_found")),
+            "{method} {path}"
+        );
     }
     let stolen = put(h.bob.clone(), jpeg.clone()).await;
     assert_eq!(stolen.status, StatusCode::NOT_FOUND);
     // Public catalogue characters are not anyone's to edit or export.
-    let (status, _) = h.app.call(reqwest::Method::PATCH, "/api/v1/characters/sophia", Some(&h.alice), Some(json!({"name": "x"}))).await;
+    let (status, _) = h
+        .app
+        .call(
+            reqwest::Method::PATCH,
+            "/api/v1/characters/sophia",
+            Some(&h.alice),
+            Some(json!({"name": "x"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = h.app.get("/api/v1/characters/sophia/card", &h.alice).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -562,20 +839,65 @@ async fn own_characters_and_avatars_are_owner_only_and_deleted_whole() {
     // Edits: partial, checked.
     let (status, edited) = h
         .app
-        .call(reqwest::Method::PATCH, &format!("/api/v1/characters/{id}"), Some(&h.alice),
-            Some(json!({"greeting": "Ahoy.", "tags": ["sea"]})))
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/characters/{id}"),
+            Some(&h.alice),
+            Some(json!({"greeting": "Ahoy.", "tags": ["sea"]})),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{edited}");
-    assert_eq!((edited["greeting"].as_str(), edited["persona"].as_str()), (Some("Ahoy."), Some("You are Ivo, a sailor.")));
-    for bad in [json!({"name": ""}), json!({"persona": "x".repeat(32_001)}), json!({"tags": ["a\u{0}"]}), json!({"owner_id": "me"})] {
-        let (status, p) = h.app.call(reqwest::Method::PATCH, &format!("/api/v1/characters/{id}"), Some(&h.alice), Some(bad.clone())).await;
-        assert!(status == StatusCode::UNPROCESSABLE_ENTITY || status == StatusCode::BAD_REQUEST, "{bad}: {status} {p}");
+    assert_eq!(
+        (edited["greeting"].as_str(), edited["persona"].as_str()),
+        (Some("Ahoy."), Some("You are Ivo, a sailor."))
+    );
+    for bad in [
+        json!({"name": ""}),
+        json!({"persona": "x".repeat(32_001)}),
+        json!({"tags": ["a\u{0}"]}),
+        json!({"owner_id": "me"}),
+    ] {
+        let (status, p) = h
+            .app
+            .call(
+                reqwest::Method::PATCH,
+                &format!("/api/v1/characters/{id}"),
+                Some(&h.alice),
+                Some(bad.clone()),
+            )
+            .await;
+        assert!(
+            status == StatusCode::UNPROCESSABLE_ENTITY || status == StatusCode::BAD_REQUEST,
+            "{bad}: {status} {p}"
+        );
     }
 
     // Deleting it deletes its avatar.
-    let (status, _) = h.app.call(reqwest::Method::DELETE, &format!("/api/v1/characters/{id}"), Some(&h.alice), None).await;
+    let (status, _) = h
+        .app
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/characters/{id}"),
+            Some(&h.alice),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(stored_files(h.dir.path()), 0);
-    let (status, _) = h.app.get(&format!("/api/v1/characters/{id}/card"), &h.alice).await;
+    let (status, _) = h
+        .app
+        .get(&format!("/api/v1/characters/{id}/card"), &h.alice)
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// The gateway builds its route table from this document: it must read back as OpenAPI.
+#[test]
+fn the_document_reads_back_as_openapi() {
+    let doc = serde_json::to_value(media::API.document()).unwrap();
+    let back: Result<utoipa::openapi::OpenApi, _> = serde_json::from_value(doc.clone());
+    assert!(back.is_ok(), "{:?}", back.err());
+    let import = &doc["paths"]["/api/v1/characters/import"]["post"];
+    assert_eq!(import["x-dream-max-body-bytes"], 8 * 1024 * 1024);
+    assert!(import["requestBody"]["content"]["image/png"].is_object());
 }

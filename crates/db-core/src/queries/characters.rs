@@ -147,27 +147,25 @@ pub async fn set_avatar(
     id: &str,
     key: Option<&str>,
 ) -> QueryResult<Option<(Character, Option<String>)>> {
-        conn.transaction::<_, diesel::result::Error, _>(async |conn| {
-        {
-            let old: Option<Option<String>> = characters::table
-                .find(id)
-                .filter(characters::owner_id.eq(owner))
-                .select(characters::avatar_key)
-                .for_update()
-                .first(conn)
-                .await
-                .optional()?;
-            let Some(old) = old else { return Ok(None) };
-            let c = diesel::update(characters::table.find(id))
-                .set((
-                    characters::avatar_key.eq(key),
-                    characters::updated_at.eq(diesel::dsl::now),
-                ))
-                .returning(Character::as_returning())
-                .get_result(conn)
-                .await?;
-            Ok(Some((c, old)))
-        }
+    conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+        let old: Option<Option<String>> = characters::table
+            .find(id)
+            .filter(characters::owner_id.eq(owner))
+            .select(characters::avatar_key)
+            .for_update()
+            .first(conn)
+            .await
+            .optional()?;
+        let Some(old) = old else { return Ok(None) };
+        let c = diesel::update(characters::table.find(id))
+            .set((
+                characters::avatar_key.eq(key),
+                characters::updated_at.eq(diesel::dsl::now),
+            ))
+            .returning(Character::as_returning())
+            .get_result(conn)
+            .await?;
+        Ok(Some((c, old)))
     })
     .await
 }

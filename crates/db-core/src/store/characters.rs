@@ -59,7 +59,11 @@ impl Characters<'_> {
     }
 
     /// Creates a character of `owner`'s, under a new id made from its name.
-    pub async fn create(&self, owner: Uuid, draft: &CharacterDraft) -> Result<Character, CreateError> {
+    pub async fn create(
+        &self,
+        owner: Uuid,
+        draft: &CharacterDraft,
+    ) -> Result<Character, CreateError> {
         let mut conn = self.0.db.write().await?;
         let id = new_id(&draft.name);
         characters::create_owned(&mut conn, owner, &id, draft, MAX_OWN_CHARACTERS)

@@ -32,18 +32,42 @@ async fn own_characters_are_their_owners_alone() {
     );
     let public = store.catalogue().all().await.unwrap().len();
 
-    let mira = store.characters().create(alice, &draft("Mira Moon")).await.unwrap();
+    let mira = store
+        .characters()
+        .create(alice, &draft("Mira Moon"))
+        .await
+        .unwrap();
     assert!(mira.id.starts_with("mira-moon-"), "{}", mira.id);
     assert_eq!(mira.owner_id, Some(alice));
     // The catalogue (cached and shared) never lists it; its owner sees it, nobody else does.
     assert_eq!(store.catalogue().all().await.unwrap().len(), public);
     assert!(store.catalogue().get(&mira.id).await.unwrap().is_none());
     assert_eq!(
-        store.characters().visible(alice, &mira.id).await.unwrap().unwrap().name,
+        store
+            .characters()
+            .visible(alice, &mira.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .name,
         "Mira Moon"
     );
-    assert!(store.characters().visible(bob, &mira.id).await.unwrap().is_none());
-    assert!(store.characters().visible(bob, "sophia").await.unwrap().is_some());
+    assert!(
+        store
+            .characters()
+            .visible(bob, &mira.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .characters()
+            .visible(bob, "sophia")
+            .await
+            .unwrap()
+            .is_some()
+    );
     assert_eq!(store.characters().owned_by(bob).await.unwrap().len(), 0);
     assert_eq!(store.characters().owned_by(alice).await.unwrap().len(), 1);
     // The model is told the scenario and the example dialogue.
@@ -59,18 +83,52 @@ async fn own_characters_are_their_owners_alone() {
         name: Some("Stolen".into()),
         ..Default::default()
     };
-    assert!(store.characters().update(bob, &mira.id, &rename).await.unwrap().is_none());
-    assert!(store.characters().set_avatar(bob, &mira.id, Some("x")).await.unwrap().is_none());
-    assert!(store.characters().delete(bob, &mira.id).await.unwrap().is_none());
+    assert!(
+        store
+            .characters()
+            .update(bob, &mira.id, &rename)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .characters()
+            .set_avatar(bob, &mira.id, Some("x"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .characters()
+            .delete(bob, &mira.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
     // A catalogue reload with the same id does not take it over.
     let mut clash = (*store.catalogue().get("sophia").await.unwrap().unwrap()).clone();
     clash.id = mira.id.clone();
     store.catalogue().upsert(&[clash]).await.unwrap();
-    let again = store.characters().get_owned(alice, &mira.id).await.unwrap().unwrap();
-    assert_eq!((again.name.as_str(), again.owner_id), ("Mira Moon", Some(alice)));
+    let again = store
+        .characters()
+        .get_owned(alice, &mira.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (again.name.as_str(), again.owner_id),
+        ("Mira Moon", Some(alice))
+    );
 
     // Alice matches, chats, gets a photo; then deletes it: everything of it goes.
-    let renamed = store.characters().update(alice, &mira.id, &rename).await.unwrap().unwrap();
+    let renamed = store
+        .characters()
+        .update(alice, &mira.id, &rename)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(renamed.name, "Stolen");
     assert_eq!(renamed.persona, "You are Mira Moon.");
     store.matches().create(alice, &mira.id).await.unwrap();
@@ -89,7 +147,11 @@ async fn own_characters_are_their_owners_alone() {
     )
     .await
     .unwrap();
-    store.characters().set_avatar(alice, &mira.id, Some("avatars/a.png")).await.unwrap();
+    store
+        .characters()
+        .set_avatar(alice, &mira.id, Some("avatars/a.png"))
+        .await
+        .unwrap();
     let (_, old) = store
         .characters()
         .set_avatar(alice, &mira.id, Some("avatars/b.png"))
@@ -98,17 +160,35 @@ async fn own_characters_are_their_owners_alone() {
         .unwrap();
     assert_eq!(old.as_deref(), Some("avatars/a.png"));
     assert_eq!(store.matches().list(alice).await.unwrap().len(), 2);
-    let gone = store.characters().delete(alice, &mira.id).await.unwrap().unwrap();
+    let gone = store
+        .characters()
+        .delete(alice, &mira.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(gone.avatar_key.as_deref(), Some("avatars/b.png"));
     assert_eq!(gone.photo_keys, vec!["photos/x.png".to_owned()]);
-    assert_eq!(store.matches().list(alice).await.unwrap().len(), 1, "the cached list was dropped");
-    let left = |t: &str| format!("SELECT count(*) FROM {t} WHERE character_id = '{}'", mira.id);
+    assert_eq!(
+        store.matches().list(alice).await.unwrap().len(),
+        1,
+        "the cached list was dropped"
+    );
+    let left = |t: &str| {
+        format!(
+            "SELECT count(*) FROM {t} WHERE character_id = '{}'",
+            mira.id
+        )
+    };
     for t in ["matches", "chat_messages", "received_photos"] {
         assert_eq!(scalar(&mut conn, &left(t)).await, "0", "{t}");
     }
 
     // Deleting the account deletes its characters, matched or not.
-    let kept = store.characters().create(alice, &draft("Kept")).await.unwrap();
+    let kept = store
+        .characters()
+        .create(alice, &draft("Kept"))
+        .await
+        .unwrap();
     store.matches().create(alice, &kept.id).await.unwrap();
     diesel_async::RunQueryDsl::execute(
         diesel::sql_query(format!("DELETE FROM users WHERE id = '{alice}'")),
@@ -117,7 +197,11 @@ async fn own_characters_are_their_owners_alone() {
     .await
     .unwrap();
     assert_eq!(
-        scalar(&mut conn, "SELECT count(*) FROM characters WHERE owner_id IS NOT NULL").await,
+        scalar(
+            &mut conn,
+            "SELECT count(*) FROM characters WHERE owner_id IS NOT NULL"
+        )
+        .await,
         "0"
     );
     assert_eq!(store.catalogue().all().await.unwrap().len(), public);
@@ -134,7 +218,10 @@ async fn one_user_has_a_bounded_number_of_characters_even_under_races() {
     for i in 0..max + 10 {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
-            store.characters().create(alice, &draft(&format!("C{i}"))).await
+            store
+                .characters()
+                .create(alice, &draft(&format!("C{i}")))
+                .await
         }));
     }
     let (mut made, mut refused) = (0, 0);

@@ -122,6 +122,29 @@ pub struct UpdateCharacter {
     example_dialogue: Option<String>,
 }
 
+/// A Character Card: `chara_card_v2` or `chara_card_v3`, its fields under `data` (see the
+/// specs; fields they do not name are kept).
+#[derive(utoipa::ToSchema)]
+pub struct CardDocument {
+    /// `chara_card_v2` or `chara_card_v3`.
+    #[schema(example = "chara_card_v3")]
+    pub spec: String,
+    /// `2.0` or `3.0`.
+    pub spec_version: String,
+    /// `name` (required), `description`, `personality`, `scenario`, `first_mes`,
+    /// `mes_example`, `creator_notes`, `system_prompt`, `post_history_instructions`,
+    /// `alternate_greetings`, `character_book`, `tags`, `creator`, `character_version`,
+    /// `extensions`; V3 adds `assets`, `nickname`, `creator_notes_multilingual`, `source`,
+    /// `group_only_greetings`, `creation_date`, `modification_date`.
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+}
+
+/// An image's bytes.
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct ImageBytes(pub Vec<u8>);
+
 impl From<CardError> for ApiError {
     fn from(e: CardError) -> Self {
         // Too large inside (pixels, decompressed text) as well as malformed: the body itself
@@ -147,7 +170,10 @@ fn tags(list: Vec<String>) -> Result<Vec<String>, ApiError> {
     }
     let mut out: Vec<String> = Vec::new();
     for t in list {
-        let t = required("tags", cards::single_line("tags", &t, cards::MAX_TAG_CHARS)?)?;
+        let t = required(
+            "tags",
+            cards::single_line("tags", &t, cards::MAX_TAG_CHARS)?,
+        )?;
         if !out.contains(&t) {
             out.push(t);
         }
@@ -160,7 +186,12 @@ impl UpdateCharacter {
         Ok(CharacterChanges {
             name: self
                 .name
-                .map(|n| required("name", cards::single_line("name", &n, cards::MAX_NAME_CHARS)?))
+                .map(|n| {
+                    required(
+                        "name",
+                        cards::single_line("name", &n, cards::MAX_NAME_CHARS)?,
+                    )
+                })
                 .transpose()?,
             tagline: self
                 .tagline
@@ -168,7 +199,12 @@ impl UpdateCharacter {
                 .transpose()?,
             persona: self
                 .persona
-                .map(|p| required("persona", cards::multi_line("persona", &p, cards::MAX_PERSONA_CHARS)?))
+                .map(|p| {
+                    required(
+                        "persona",
+                        cards::multi_line("persona", &p, cards::MAX_PERSONA_CHARS)?,
+                    )
+                })
                 .transpose()?,
             greeting: self
                 .greeting
@@ -197,7 +233,8 @@ async fn body(mut payload: web::Payload, max: usize) -> Result<Bytes, ApiError> 
 }
 
 fn json_body<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
 }
 
 async fn create(kit: &Kit, me: Uuid, draft: &CharacterDraft) -> ApiResult<Character> {
@@ -226,10 +263,24 @@ pub async fn create_character(
 ) -> ApiResult<HttpResponse> {
     let new: CreateCharacter = json_body(&body(payload, MAX_EDIT_BYTES).await?)?;
     let draft = CharacterDraft {
-        name: required("name", cards::single_line("name", &new.name, cards::MAX_NAME_CHARS)?)?,
-        tagline: cards::single_line("tagline", new.tagline.as_deref().unwrap_or(""), cards::MAX_TAGLINE_CHARS)?,
-        persona: required("persona", cards::multi_line("persona", &new.persona, cards::MAX_PERSONA_CHARS)?)?,
-        greeting: cards::multi_line("greeting", new.greeting.as_deref().unwrap_or(""), cards::MAX_GREETING_CHARS)?,
+        name: required(
+            "name",
+            cards::single_line("name", &new.name, cards::MAX_NAME_CHARS)?,
+        )?,
+        tagline: cards::single_line(
+            "tagline",
+            new.tagline.as_deref().unwrap_or(""),
+            cards::MAX_TAGLINE_CHARS,
+        )?,
+        persona: required(
+            "persona",
+            cards::multi_line("persona", &new.persona, cards::MAX_PERSONA_CHARS)?,
+        )?,
+        greeting: cards::multi_line(
+            "greeting",
+            new.greeting.as_deref().unwrap_or(""),
+            cards::MAX_GREETING_CHARS,
+        )?,
         tags: tags(new.tags.unwrap_or_default())?,
         example_dialogue: cards::multi_line(
             "example_dialogue",
@@ -313,7 +364,7 @@ pub async fn delete_character(
 /// Sets the avatar of one of one's own characters: a PNG, JPEG or WebP image (at most 8 MiB
 /// and 4096×4096), kept as a PNG without its metadata.
 #[utoipa::path(tag = "characters", security(("bearer" = [])), params(CharacterId),
-    request_body(content = Vec<u8>, content_type = "image/*", description = "the image"),
+    request_body(content = ImageBytes, content_type = "image/*", description = "the image"),
     responses((status = 200, body = OwnCharacter), (status = 404, body = service_kit::error::Problem),
               (status = 413, body = service_kit::error::Problem)),
     extensions(("x-dream-max-body-bytes" = json!(cards::MAX_IMAGE_UPLOAD_BYTES))))]
@@ -334,11 +385,19 @@ pub async fn put_avatar(
     let png = web::block(move || cards::avatar_from_upload(&bytes))
         .await
         .map_err(ApiError::internal)??;
-    Ok(web::Json(set_avatar(&kit, &media, me.id, id, png).await?.into()))
+    Ok(web::Json(
+        set_avatar(&kit, &media, me.id, id, png).await?.into(),
+    ))
 }
 
 /// Stores `png` as the character's avatar, then deletes the one it replaces.
-async fn set_avatar(kit: &Kit, media: &Media, me: Uuid, id: &str, png: Vec<u8>) -> ApiResult<Character> {
+async fn set_avatar(
+    kit: &Kit,
+    media: &Media,
+    me: Uuid,
+    id: &str,
+    png: Vec<u8>,
+) -> ApiResult<Character> {
     let key = format!("avatars/{me}/{id}/{}.png", Uuid::new_v4());
     media
         .storage
@@ -432,8 +491,8 @@ pub async fn get_avatar(
 /// chunk; the image becomes the avatar). At most 8 MiB, and 1 MiB of card JSON.
 #[utoipa::path(tag = "characters", security(("bearer" = [])),
     request_body(content(
-        (serde_json::Value = "application/json"),
-        (Vec<u8> = "image/png")
+        (CardDocument = "application/json"),
+        (ImageBytes = "image/png")
     ), description = "the card: its JSON, or a PNG card"),
     responses((status = 201, body = OwnCharacter, description = "imported"),
               (status = 409, body = service_kit::error::Problem, description = "too_many_characters"),
@@ -464,7 +523,11 @@ pub async fn import_card(
             ));
         }
     };
-    let max = if png { cards::MAX_IMAGE_UPLOAD_BYTES } else { cards::MAX_CARD_JSON_BYTES };
+    let max = if png {
+        cards::MAX_IMAGE_UPLOAD_BYTES
+    } else {
+        cards::MAX_CARD_JSON_BYTES
+    };
     let bytes = body(payload, max).await?;
     let imported = web::block(move || {
         if png {
@@ -508,8 +571,8 @@ pub struct ExportParams {
 /// carrying the card (`chara` for V2; `ccv3` and `chara` for V3), as SillyTavern reads them.
 #[utoipa::path(tag = "characters", security(("bearer" = [])), params(CharacterId, ExportParams),
     responses((status = 200, description = "the card", content(
-        (serde_json::Value = "application/json"),
-        (Vec<u8> = "image/png"))),
+        (CardDocument = "application/json"),
+        (ImageBytes = "image/png"))),
               (status = 404, body = service_kit::error::Problem)))]
 #[get("/characters/{id}/card")]
 pub async fn export_card(
