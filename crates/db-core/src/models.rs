@@ -266,6 +266,70 @@ pub struct Character {
     pub created_at: DateTime<Utc>,
     #[serde(skip, default = "Utc::now")]
     pub updated_at: DateTime<Utc>,
+    /// The user a private character belongs to; `None`: the public catalogue.
+    #[serde(default)]
+    pub owner_id: Option<Uuid>,
+    /// Example exchanges that show how the character speaks (a card's `mes_example`).
+    #[serde(default)]
+    pub example_dialogue: String,
+    /// The avatar's key in media storage.
+    #[serde(default)]
+    pub avatar_key: Option<String>,
+    /// What an imported Character Card carried that has no column here, kept for export.
+    #[serde(default = "empty_object")]
+    #[schema(value_type = Object)]
+    pub card_extras: serde_json::Value,
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::Value::Object(serde_json::Map::new())
+}
+
+impl Character {
+    /// What the model is told about who it plays: the persona, then (from an imported card)
+    /// the personality and the scenario, then the example dialogue.
+    pub fn prompt_persona(&self) -> String {
+        let mut out = self.persona.clone();
+        let mut add = |label: &str, text: &str| {
+            let text = text.trim();
+            if !text.is_empty() {
+                out.push_str("\n\n");
+                out.push_str(label);
+                out.push_str(text);
+            }
+        };
+        for (label, field) in [("Personality: ", "personality"), ("Scenario: ", "scenario")] {
+            if let Some(text) = self.card_extras.get(field).and_then(|v| v.as_str()) {
+                add(label, text);
+            }
+        }
+        add("Example dialogue:\n", &self.example_dialogue);
+        out
+    }
+}
+
+/// What a user writes to create a character of their own, or to replace it whole.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CharacterDraft {
+    pub name: String,
+    pub tagline: String,
+    pub persona: String,
+    pub greeting: String,
+    pub tags: Vec<String>,
+    pub example_dialogue: String,
+    pub card_extras: serde_json::Value,
+}
+
+/// An edit of one's own character: the fields given change, the others stay.
+#[derive(Debug, Clone, Default, PartialEq, AsChangeset)]
+#[diesel(table_name = characters)]
+pub struct CharacterChanges {
+    pub name: Option<String>,
+    pub tagline: Option<String>,
+    pub persona: Option<String>,
+    pub greeting: Option<String>,
+    pub tags: Option<Vec<String>>,
+    pub example_dialogue: Option<String>,
 }
 
 #[derive(

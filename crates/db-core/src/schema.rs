@@ -32,6 +32,10 @@ diesel::table! {
         tags -> Array<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        owner_id -> Nullable<Uuid>,
+        example_dialogue -> Text,
+        avatar_key -> Nullable<Text>,
+        card_extras -> Jsonb,
     }
 }
 
@@ -189,6 +193,7 @@ diesel::table! {
 diesel::joinable!(matches -> users (user_id));
 diesel::joinable!(matches -> characters (character_id));
 diesel::joinable!(refresh_sessions -> users (user_id));
+diesel::joinable!(characters -> users (owner_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,

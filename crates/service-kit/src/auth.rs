@@ -252,6 +252,31 @@ impl FromRequest for AuthUser {
     }
 }
 
+/// The caller when an access token was sent, else `None`: for public operations that show a
+/// signed-in user more (the catalogue with their own characters). A token that is sent is
+/// checked exactly as [`AuthUser`] checks it: a bad one is refused, never taken as anonymous.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaybeUser(pub Option<AuthUser>);
+
+impl FromRequest for MaybeUser {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        if !req
+            .headers()
+            .contains_key(actix_web::http::header::AUTHORIZATION)
+        {
+            return ready(Ok(MaybeUser(None)));
+        }
+        ready(
+            AuthUser::from_request(req, payload)
+                .into_inner()
+                .map(|u| MaybeUser(Some(u))),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,7 +23,7 @@ use actix_web::web;
 use db_core::{Cache, Db, PgConfig, RedisConfig, RedisPool, SlowQueryConfig, Store};
 use metrics_exporter_prometheus::PrometheusHandle;
 
-pub use auth::{AuthUser, TokenKeys};
+pub use auth::{AuthUser, MaybeUser, TokenKeys};
 pub use error::{ApiError, ApiResult};
 pub use openapi::{Api, ApiConfig};
 pub use secret::Secret;

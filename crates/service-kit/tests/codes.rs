@@ -27,6 +27,7 @@ const PRODUCERS: &[(&str, &[&str])] = &[
         &["Conflict::GenerationInProgress"],
     ),
     ("nothing_to_answer", &["Conflict::NothingToAnswer"]),
+    ("too_many_characters", &["Conflict::TooManyCharacters"]),
     ("rate_limited", &["ApiError::RateLimited"]),
     ("payload_too_large", &["ApiError::PayloadTooLarge"]),
     (

@@ -156,8 +156,8 @@ async fn prompt(
     let (user, character) = (request.user, request.character.as_str());
     let c = kit
         .store
-        .catalogue()
-        .get(character)
+        .characters()
+        .visible(user, character)
         .await?
         .ok_or(ApiError::NotFound)?;
     let window = kit
@@ -187,8 +187,12 @@ async fn prompt(
             .map(|m| m.content)
             .collect();
     }
+    // The model reads everything that writes the character: persona, a card's personality
+    // and scenario, the example dialogue.
+    let mut character = (*c).clone();
+    character.persona = c.prompt_persona();
     Ok(Prompt {
-        character: (*c).clone(),
+        character,
         user_message,
         memories: remembered,
         history: window

@@ -340,3 +340,75 @@ async fn replies(app: &service_kit::testing::TestApp, user: uuid::Uuid) -> usize
         .filter(|m| m.sender == db_core::models::Sender::Character)
         .count()
 }
+
+/// One's own character answers like a public one: the model is told its persona, the card's
+/// personality and scenario, and its example dialogue. Someone else asking for a reply from it
+/// gets 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_own_character_is_written_from_its_persona_scenario_and_examples() {
+    use db_core::models::{CharacterDraft, NewMessage, Sender};
+
+    let (url, fake) = fake_server(Mode::Ok).await;
+    let ai = ai::handlers::reply::Ai {
+        provider: Arc::new(provider(&url, false)),
+        by_character: Default::default(),
+        photos: None,
+        limits: Default::default(),
+    };
+    let (app, user, token) = app_with(ai, &[], "").await;
+    let mira = app
+        .kit
+        .store
+        .characters()
+        .create(
+            user,
+            &CharacterDraft {
+                name: "Mira".into(),
+                tagline: String::new(),
+                persona: "You are Mira, a lighthouse keeper.".into(),
+                greeting: "Come in from the storm.".into(),
+                tags: vec![],
+                example_dialogue: "{{user}}: Lonely?\n{{char}}: The sea talks. I listen.".into(),
+                card_extras: json!({"personality": "wry", "scenario": "A storm, the supply boat."}),
+            },
+        )
+        .await
+        .unwrap();
+    app.kit
+        .store
+        .matches()
+        .create(user, &mira.id)
+        .await
+        .unwrap();
+    app.kit
+        .store
+        .conversations()
+        .send(&NewMessage::new(
+            user,
+            &mira.id,
+            Sender::User,
+            "Bonsoir Mira",
+        ))
+        .await
+        .unwrap();
+    let path = format!("/api/v1/conversations/{}/reply", mira.id);
+    let (status, reply) = app.post(&path, Some(&token), Value::Null).await;
+    assert_eq!(status.as_u16(), 201, "{reply}");
+    assert_eq!(reply["content"], "Bonjour toi !");
+    let body = fake.last_body.lock().unwrap().clone();
+    let system = body["messages"][0]["content"].as_str().unwrap().to_owned();
+    for part in [
+        "You are Mira, a lighthouse keeper.",
+        "Personality: wry",
+        "Scenario: A storm, the supply boat.",
+        "{{char}}: The sea talks. I listen.",
+    ] {
+        assert!(system.contains(part), "{part:?} not in {system:?}");
+    }
+    let (_, other) = app.matched("someone@example.com", &[]).await;
+    let (status, p) = app.post(&path, Some(&other), Value::Null).await;
+    assert_eq!(
+        (status.as_u16(), p["code"].as_str()),
+        (404, Some("not_found"))
+    );
+}

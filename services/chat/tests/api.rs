@@ -391,3 +391,122 @@ fn the_openapi_document_is_complete() {
     );
     assert_eq!(doc.paths.paths.len(), 10, "distinct paths");
 }
+
+/// The catalogue shows the public characters to everyone and, with a token, the caller's own
+/// first; nobody else ever sees them (not through the shared catalogue cache either), and
+/// matching, chatting and reading them are the owner's alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn own_characters_are_in_their_owners_catalogue_only() {
+    use db_core::models::CharacterDraft;
+
+    let app = start().await;
+    let (alice_id, alice) = user(&app, "alice@example.com").await;
+    let (_, bob) = user(&app, "bob@example.com").await;
+    let (_, public) = app
+        .call(Method::GET, "/api/v1/characters", None, None)
+        .await;
+    let public = public.as_array().unwrap().len();
+    let mira = app
+        .kit
+        .store
+        .characters()
+        .create(
+            alice_id,
+            &CharacterDraft {
+                name: "Mira".into(),
+                tagline: "Lighthouse keeper".into(),
+                persona: "You are Mira.".into(),
+                greeting: "Come in.".into(),
+                tags: vec!["sea".into()],
+                example_dialogue: "{{char}}: Hello.".into(),
+                card_extras: json!({}),
+            },
+        )
+        .await
+        .unwrap();
+
+    // Alice: her own first, with everything; public ones without persona.
+    let res = app
+        .http
+        .get(format!("{}/api/v1/characters", app.base))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["vary"], "Authorization");
+    assert!(
+        res.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("private")
+    );
+    let list: Value = res.json().await.unwrap();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), public + 1);
+    assert_eq!(
+        (
+            list[0]["id"].as_str(),
+            list[0]["owned"].as_bool(),
+            list[0]["persona"].as_str()
+        ),
+        (Some(mira.id.as_str()), Some(true), Some("You are Mira."))
+    );
+    assert!(
+        list[1..]
+            .iter()
+            .all(|c| c["owned"] == false && c.get("persona").is_none())
+    );
+    // Bob and anonymous callers: the public catalogue only, before and after Alice's read
+    // filled the caches.
+    for token in [Some(bob.as_str()), None] {
+        let (status, list) = app
+            .call(Method::GET, "/api/v1/characters", token, None)
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(list.as_array().unwrap().len(), public, "{token:?}");
+        assert!(!list.to_string().contains(&mira.id));
+        let (status, p) = app
+            .call(
+                Method::GET,
+                &format!("/api/v1/characters/{}", mira.id),
+                token,
+                None,
+            )
+            .await;
+        assert_eq!(
+            (status, p["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("not_found"))
+        );
+    }
+    let (status, one) = app
+        .get(&format!("/api/v1/characters/{}", mira.id), &alice)
+        .await;
+    assert_eq!(
+        (status, one["example_dialogue"].as_str()),
+        (StatusCode::OK, Some("{{char}}: Hello."))
+    );
+    // A token that is sent must be valid, even where none is needed.
+    let (status, _) = app
+        .call(Method::GET, "/api/v1/characters", Some("not-a-token"), None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // Bob cannot match with it or write to it; Alice can, like with anyone.
+    let body = json!({ "character_id": mira.id });
+    let (status, p) = app.post("/api/v1/matches", Some(&bob), body.clone()).await;
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    let send = format!("/api/v1/conversations/{}/messages", mira.id);
+    let (status, _) = app.post(&send, Some(&bob), json!({"content": "hi"})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = app.post("/api/v1/matches", Some(&alice), body).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, sent) = app
+        .post(&send, Some(&alice), json!({"content": "Bonsoir"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{sent}");
+    let (_, matches) = app.get("/api/v1/matches", &alice).await;
+    assert!(matches.to_string().contains(&mira.id));
+}

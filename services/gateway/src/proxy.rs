@@ -155,7 +155,12 @@ pub async fn forward(
     };
     // A cached verification costs a lookup; the limits are counted here and shared in the
     // background: no round trip.
-    let claims = if route.public {
+    let claims = if route.public
+        && !(route.optional_token
+            && req
+                .headers()
+                .contains_key(actix_web::http::header::AUTHORIZATION))
+    {
         None
     } else {
         Some(
@@ -189,24 +194,22 @@ pub async fn forward(
         _ => {}
     }
     let rl = tighter(gate.ip, gate.user);
+    let max_body = route.max_body.unwrap_or(gw.config.max_body_bytes);
     if req
         .headers()
         .get("content-length")
         .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
         .unwrap_or(0)
-        > gw.config.max_body_bytes
+        > max_body
     {
         return Err(ApiError::PayloadTooLarge);
     }
-    let body = tokio::time::timeout(
-        gw.config.body_timeout,
-        read_body(payload, gw.config.max_body_bytes),
-    )
-    .await
-    .map_err(|_| {
-        metrics::counter!("gateway_body_timeouts_total").increment(1);
-        ApiError::RequestTimeout
-    })??;
+    let body = tokio::time::timeout(gw.config.body_timeout, read_body(payload, max_body))
+        .await
+        .map_err(|_| {
+            metrics::counter!("gateway_body_timeouts_total").increment(1);
+            ApiError::RequestTimeout
+        })??;
     // Only now, with everything in hand, a slot among the requests waiting on an upstream
     // (operations that may take minutes have slots of their own).
     let slots = if route.timeout > crate::routes::DEFAULT_TIMEOUT {

@@ -13,6 +13,9 @@ use utoipa::openapi::OpenApi;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
 /// The OpenAPI extension an operation sets to take longer (a streamed reply).
 pub const TIMEOUT_EXTENSION: &str = "x-dream-timeout-seconds";
+/// The OpenAPI extension an operation sets to accept a larger body than `MAX_BODY_BYTES` (an
+/// image upload).
+pub const BODY_LIMIT_EXTENSION: &str = "x-dream-max-body-bytes";
 
 /// One operation a service declared.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,9 +25,14 @@ pub struct Route {
     /// The path template, e.g. `/api/v1/conversations/{character_id}/messages`.
     pub template: String,
     pub operation_id: String,
-    /// Reachable without an access token (the operation declares no security).
+    /// Reachable without an access token (the operation declares no security, or an empty
+    /// requirement `{}` among its requirements: the token is optional).
     pub public: bool,
+    /// Public, but a token may be sent (and is then checked like anywhere else).
+    pub optional_token: bool,
     pub timeout: Duration,
+    /// The largest body this operation takes, when it declares one.
+    pub max_body: Option<usize>,
     segments: Vec<Segment>,
 }
 
@@ -156,13 +164,26 @@ impl RouteTable {
                         .and_then(|e| e.get(TIMEOUT_EXTENSION))
                         .and_then(serde_json::Value::as_u64)
                         .map_or(DEFAULT_TIMEOUT, Duration::from_secs);
+                    let max_body = op
+                        .extensions
+                        .as_ref()
+                        .and_then(|e| e.get(BODY_LIMIT_EXTENSION))
+                        .and_then(serde_json::Value::as_u64)
+                        .map(|n| n as usize);
+                    let requirements = op.security.as_deref().unwrap_or_default();
+                    let optional = requirements.iter().any(|r| {
+                        serde_json::to_value(r)
+                            .is_ok_and(|v| v.as_object().is_some_and(|o| o.is_empty()))
+                    });
                     routes.push(Route {
                         service,
                         method: method.clone(),
                         template: template.clone(),
                         operation_id: op.operation_id.clone().unwrap_or_default(),
-                        public: op.security.as_ref().is_none_or(Vec::is_empty),
+                        public: requirements.is_empty() || optional,
+                        optional_token: optional && requirements.len() > 1,
                         timeout,
+                        max_body,
                         segments: segments.clone(),
                     });
                 }
@@ -408,5 +429,47 @@ mod timeouts {
             Some(Duration::from_secs(180))
         );
         assert_eq!(timeout(Method::GET, "/api/v1/fast"), Some(DEFAULT_TIMEOUT));
+    }
+}
+
+#[cfg(test)]
+mod declared_limits {
+    use super::*;
+
+    #[test]
+    fn an_operation_declares_its_body_limit_and_an_optional_token() {
+        let doc: OpenApi = serde_json::from_value(serde_json::json!({
+            "openapi": "3.1.0",
+            "info": { "title": "t", "version": "0" },
+            "paths": {
+                "/api/v1/upload": { "put": {
+                    "operationId": "upload", "responses": {},
+                    "security": [{ "bearer": [] }],
+                    "x-dream-max-body-bytes": 8388608
+                } },
+                "/api/v1/list": { "get": {
+                    "operationId": "list", "responses": {},
+                    "security": [{}, { "bearer": [] }]
+                } },
+                "/api/v1/open": { "get": { "operationId": "open", "responses": {} } }
+            }
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let t = RouteTable::from_documents([("media", &doc)]).unwrap_or_default();
+        let route = |m: Method, p: &str| {
+            RequestPath::parse(p).ok().and_then(|path| {
+                t.resolve(&m, &path)
+                    .map(|r| (r.public, r.optional_token, r.max_body))
+            })
+        };
+        assert_eq!(
+            route(Method::PUT, "/api/v1/upload"),
+            Some((false, false, Some(8_388_608)))
+        );
+        assert_eq!(route(Method::GET, "/api/v1/list"), Some((true, true, None)));
+        assert_eq!(
+            route(Method::GET, "/api/v1/open"),
+            Some((true, false, None))
+        );
     }
 }

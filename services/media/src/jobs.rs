@@ -129,8 +129,8 @@ async fn work(kit: Kit, media: Media, mut stop: watch::Receiver<bool>) {
 async fn produce(kit: &Kit, media: &Media, job: &PhotoJob) -> anyhow::Result<Option<NewPhoto>> {
     let character = kit
         .store
-        .catalogue()
-        .get(&job.character_id)
+        .characters()
+        .visible(job.user_id, &job.character_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("character {} is gone", job.character_id))?;
     let req = PhotoRequest {

@@ -2,6 +2,7 @@
 //! on any replica make the image (builtin renderer or an image API), store it through
 //! `object_store`, and deliver it to the gallery and the conversation exactly once.
 
+pub mod cards;
 pub mod generator;
 pub mod handlers;
 pub mod jobs;

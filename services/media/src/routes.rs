@@ -6,6 +6,10 @@ use std::time::Duration;
 use actix_web::web;
 
 use crate::generator::{Builtin, Dialect, Generator, Http, HttpConfig};
+use crate::handlers::characters::{
+    create_character, delete_avatar, delete_character, export_card, get_avatar, import_card,
+    put_avatar, update_character,
+};
 use crate::handlers::media::download_photo;
 use crate::handlers::photos::{generate_photo, get_photo_job, list_photos};
 use crate::jobs::{JobConfig, Media};
@@ -73,7 +77,15 @@ pub fn configure(cfg: &mut ApiConfig) {
             .service(get_photo_job)
             .service(generate_photo)
             .service(list_photos)
-            .service(download_photo),
+            .service(download_photo)
+            .service(import_card)
+            .service(create_character)
+            .service(update_character)
+            .service(delete_character)
+            .service(put_avatar)
+            .service(get_avatar)
+            .service(delete_avatar)
+            .service(export_card),
     );
 }
 

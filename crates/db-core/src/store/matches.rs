@@ -50,6 +50,14 @@ impl Matches<'_> {
     pub async fn create(&self, user: Uuid, character: &str) -> Result<(Match, bool), MatchError> {
         let s = self.0;
         let mut conn = s.db.write().await?;
+        // Someone else's character is as unknown as one that does not exist.
+        if crate::queries::characters::get_visible(&mut conn, user, character)
+            .await
+            .map_err(DbError::from)?
+            .is_none()
+        {
+            return Err(MatchError::UnknownCharacter);
+        }
         let created = matches::create(&mut conn, user, character).await?;
         drop(conn);
         if created.1 {

@@ -5,6 +5,7 @@
 //! operation still returns what PostgreSQL holds.
 
 mod catalogue;
+mod characters;
 mod conversations;
 mod generations;
 mod leaderboard;
@@ -20,6 +21,7 @@ mod write_first;
 use std::sync::Arc;
 
 pub use catalogue::Catalogue;
+pub use characters::{Characters, CreateError as CreateCharacterError, MAX_OWN_CHARACTERS};
 pub use conversations::{Conversations, Inserted, SendError};
 pub use generations::{Ask, Completed, Generations, Reward, Start};
 pub use leaderboard::Leaderboard;
@@ -160,6 +162,9 @@ impl Store {
     }
     pub fn catalogue(&self) -> Catalogue<'_> {
         Catalogue(&self.0)
+    }
+    pub fn characters(&self) -> Characters<'_> {
+        Characters(&self.0)
     }
     pub fn matches(&self) -> Matches<'_> {
         Matches(&self.0)

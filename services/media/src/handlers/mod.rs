@@ -1,2 +1,3 @@
+pub mod characters;
 pub mod media;
 pub mod photos;

@@ -1,8 +1,8 @@
-use actix_web::{get, web};
+use actix_web::{HttpResponse, get, web};
 use service_kit::checks::character_id;
-use service_kit::{ApiError, ApiResult, Kit};
+use service_kit::{ApiError, ApiResult, Kit, MaybeUser};
 
-use super::CharacterCard;
+use super::{CharacterCard, per_caller};
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Path)]
@@ -12,19 +12,22 @@ pub struct CharacterId {
     id: String,
 }
 
-/// One character of the public catalogue.
-#[utoipa::path(tag = "characters", params(CharacterId), responses((status = 200, body = CharacterCard), (status = 404, body = service_kit::error::Problem)))]
+/// One character: of the public catalogue, or (with a token) one of the caller's own.
+/// Someone else's is 404, like one that does not exist.
+#[utoipa::path(tag = "characters", security((), ("bearer" = [])), params(CharacterId), responses((status = 200, body = CharacterCard), (status = 404, body = service_kit::error::Problem)))]
 #[get("/characters/{id}")]
 pub async fn get_character(
     kit: web::Data<Kit>,
+    me: MaybeUser,
     path: web::Path<CharacterId>,
-) -> ApiResult<web::Json<CharacterCard>> {
+) -> ApiResult<HttpResponse> {
     let id = character_id("id", &path.id)?;
-    let found = kit
-        .store
-        .catalogue()
-        .get(id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    Ok(web::Json(CharacterCard::from(found.as_ref())))
+    let found = match me.0 {
+        Some(me) => kit.store.characters().visible(me.id, id).await?,
+        None => kit.store.catalogue().get(id).await?,
+    }
+    .ok_or(ApiError::NotFound)?;
+    let mut res = HttpResponse::Ok();
+    per_caller(&mut res, me.0.is_some());
+    Ok(res.json(CharacterCard::from(found.as_ref())))
 }
