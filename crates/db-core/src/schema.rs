@@ -103,7 +103,7 @@ diesel::table! {
 diesel::table! {
     session_revocations (family_id) {
         family_id -> Uuid,
-        user_id -> Uuid,
+        user_id -> Nullable<Uuid>,
         revoked_at -> Timestamptz,
     }
 }
@@ -150,6 +150,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    storage_purges (id) {
+        id -> Int8,
+        prefix -> Text,
+        passes -> Int4,
+        run_after -> Timestamptz,
+        created_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(matches -> users (user_id));
 diesel::joinable!(matches -> characters (character_id));
 diesel::joinable!(refresh_sessions -> users (user_id));
@@ -166,4 +176,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     cache_invalidations,
     generations,
     photo_jobs,
+    storage_purges,
 );

@@ -6,6 +6,7 @@ use std::time::Duration;
 use actix_web::web;
 
 use crate::generator::{Builtin, Dialect, Generator, Http, HttpConfig};
+use crate::handlers::export::export_account;
 use crate::handlers::media::download_photo;
 use crate::handlers::photos::{generate_photo, get_photo_job, list_photos};
 use crate::jobs::{JobConfig, Media};
@@ -73,7 +74,8 @@ pub fn configure(cfg: &mut ApiConfig) {
             .service(get_photo_job)
             .service(generate_photo)
             .service(list_photos)
-            .service(download_photo),
+            .service(download_photo)
+            .service(export_account),
     );
 }
 

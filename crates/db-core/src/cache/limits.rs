@@ -235,10 +235,15 @@ impl Cache {
 
 /// The key of an (account, address) pair. The account is hashed so that no email sits in a key.
 fn pair(account: &str, addr: &str) -> String {
+    format!("{}:{addr}", account_tag(account))
+}
+
+/// How an account appears in the sign-in throttling keys (what a deleted account's keys are
+/// found by).
+pub(crate) fn account_tag(account: &str) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(account.as_bytes());
-    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-    format!("{hex}:{addr}")
+    digest[..12].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! see a connection, a query or a raw cache command. With Redis down or caching off, every
 //! operation still returns what PostgreSQL holds.
 
+mod account;
 mod catalogue;
 mod conversations;
 mod generations;
@@ -18,6 +19,7 @@ mod users;
 
 use std::sync::Arc;
 
+pub use account::{Account, Deleted, StoragePurge, photo_prefix};
 pub use catalogue::Catalogue;
 pub use conversations::{Conversations, Inserted, SendError};
 pub use generations::{Ask, Completed, Generations, Reward, Start};
@@ -144,6 +146,9 @@ impl Store {
         }))
     }
 
+    pub fn account(&self) -> Account<'_> {
+        Account(&self.0)
+    }
     pub fn users(&self) -> Users<'_> {
         Users(&self.0)
     }
