@@ -240,7 +240,7 @@ fn pair(account: &str, addr: &str) -> String {
 
 /// How an account appears in the sign-in throttling keys (what a deleted account's keys are
 /// found by).
-pub(crate) fn account_tag(account: &str) -> String {
+pub fn account_tag(account: &str) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(account.as_bytes());
     digest[..12].iter().map(|b| format!("{b:02x}")).collect()
