@@ -651,10 +651,11 @@ async fn a_deleted_account_leaves_nothing_in_postgresql_redis_or_storage() {
         assert_eq!(s.get(path, &lea).await.0, StatusCode::OK, "{path}");
     }
     let (status, _) = s
-        .post(
+        .call(
+            Method::PUT,
             "/api/v1/conversations/sophia/typing",
             Some(&lea),
-            json!({ "typing": true }),
+            Some(json!({ "typing": true })),
         )
         .await;
     assert!(status.is_success(), "typing: {status}");
