@@ -122,8 +122,8 @@ async fn a_new_password_ends_every_other_session_and_logging_out_everywhere_ends
         ),
     )
     .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
-    assert_eq!(p["field"], "current_password");
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{p}");
+    assert_eq!(p["code"], "invalid_credentials");
     let (status, p) = call(
         &s,
         Method::PUT,
@@ -134,6 +134,16 @@ async fn a_new_password_ends_every_other_session_and_logging_out_everywhere_ends
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
     assert_eq!(p["field"], "new_password");
+    let (status, p) = call(
+        &s,
+        Method::PUT,
+        path,
+        Some(&me),
+        Some(json!({ "current_password": "un mot de passe", "new_password": "un mot de passe" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
+    assert_eq!(p["field"], "new_password", "the same password again");
     let (status, _) = call(
         &s,
         Method::PUT,
@@ -694,8 +704,8 @@ async fn a_deleted_account_leaves_nothing_in_postgresql_redis_or_storage() {
     )
     .await;
     assert_eq!(
-        (status, p["field"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("password"))
+        (status, p["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_credentials"))
     );
     let (status, _) = call(
         &s,

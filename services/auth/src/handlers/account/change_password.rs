@@ -20,11 +20,12 @@ pub struct ChangePassword {
 /// Changes the caller's password. Every session of the account ends at once, this one
 /// included, in every service (their refresh and access tokens stop working); the answer
 /// carries a fresh token pair, in a new session, so the device that made the change stays
-/// signed in. A wrong current password is a 422 on `current_password`, throttled like
+/// signed in. A wrong current password is a 401 `invalid_credentials`, throttled like
 /// sign-ins.
 #[utoipa::path(tag = "users", security(("bearer" = [])), request_body = ChangePassword,
     responses((status = 200, body = crate::sessions::TokenPair, description = "changed; every other session ended; the new tokens"),
-              (status = 422, body = service_kit::error::Problem, description = "current_password is wrong, or new_password too short")))]
+              (status = 401, body = service_kit::error::Problem, description = "invalid_credentials: current_password is wrong (or the token is invalid)"),
+              (status = 422, body = service_kit::error::Problem, description = "new_password too short, too long, or the current one")))]
 #[put("/users/me/password")]
 pub async fn change_password(
     kit: web::Data<Kit>,
@@ -37,13 +38,14 @@ pub async fn change_password(
         new_password,
     } = body.into_inner();
     let new_password = valid_password("new_password", new_password, 8)?;
-    if new_password == current_password {
+    let same = new_password == current_password;
+    confirm_password(&kit, me, &req, "current_password", current_password).await?;
+    if same {
         return Err(ApiError::validation(
             "new_password",
             "is the current password",
         ));
     }
-    confirm_password(&kit, me, &req, "current_password", current_password).await?;
     let hash = SecretString::new(passwords::hash(new_password).await?);
     kit.store
         .account()

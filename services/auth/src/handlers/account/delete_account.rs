@@ -14,10 +14,10 @@ pub struct DeleteAccount {
 /// Deletes the caller's account for good: the profile, every match, conversation, memory,
 /// photo (the images too: the media service deletes them from storage within moments) and
 /// session, its leaderboard entry and everything cached of it. Its tokens stop working at
-/// once, everywhere. A wrong password is a 422 on `password`, throttled like sign-ins.
+/// once, everywhere. A wrong password is a 401 `invalid_credentials`, throttled like sign-ins.
 #[utoipa::path(tag = "users", security(("bearer" = [])), request_body = DeleteAccount,
     responses((status = 204, description = "deleted"),
-              (status = 422, body = service_kit::error::Problem, description = "wrong password")))]
+              (status = 401, body = service_kit::error::Problem, description = "invalid_credentials: wrong password (or the token is invalid)")))]
 #[delete("/users/me")]
 pub async fn delete_account(
     kit: web::Data<Kit>,

@@ -13,7 +13,8 @@ use crate::passwords;
 
 /// The caller's account, once `password` is proved to be its password. Guesses are throttled
 /// like sign-ins (per account and address), so a stolen access token cannot be used to find
-/// the password; a wrong one is a 422 on `field` (a 401 would tell the client its token failed).
+/// the password. A wrong one is a 401 `invalid_credentials`, as at sign-in (its code tells it
+/// apart from an expired token's `invalid_token`).
 pub async fn confirm_password(
     kit: &Kit,
     me: AuthUser,
@@ -36,10 +37,7 @@ pub async fn confirm_password(
     let stored = user.password_hash.expose().to_owned();
     if !passwords::verify(password, Some(stored)).await? {
         limits.sign_in_failed(&user.email, &addr).await;
-        return Err(ApiError::validation(
-            field,
-            "is not this account's password",
-        ));
+        return Err(ApiError::InvalidCredentials);
     }
     limits.sign_in_succeeded(&user.email, &addr).await;
     Ok(user)
