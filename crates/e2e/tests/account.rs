@@ -69,9 +69,16 @@ async fn login(s: &Stack, email: &str, password: &str) -> (StatusCode, Value) {
 
 /// Whether a token is refused by `base` (the gateway, or a service reached directly).
 async fn refused(s: &Stack, base: &str, path: &str, token: &str) -> bool {
+    // The ai service's one route is a POST (refused before anything is read).
+    let method = if path.ends_with("/reply") {
+        Method::POST
+    } else {
+        Method::GET
+    };
     s.http
-        .get(format!("{base}{path}"))
+        .request(method, format!("{base}{path}"))
         .bearer_auth(token)
+        .json(&json!({}))
         .send()
         .await
         .unwrap()
@@ -88,6 +95,7 @@ async fn refused_everywhere(s: &Stack, token: &str) -> Duration {
         (s.chat[0].url(), "/api/v1/matches"),
         (s.chat[1].url(), "/api/v1/matches"),
         (s.media.url(), "/api/v1/photos/sophia"),
+        (s.ai.url(), "/api/v1/conversations/sophia/reply"),
     ];
     for (base, path) in &places {
         while !refused(s, base, path, token).await {
@@ -176,7 +184,9 @@ async fn a_new_password_ends_every_other_session_and_logging_out_everywhere_ends
     assert_eq!(status, StatusCode::OK, "{fresh}");
     for old in [&first, &second] {
         let took = refused_everywhere(&s, &bearer(old)).await;
-        println!("  an earlier session's access token refused by all 6 processes after {took:?}");
+        println!(
+            "  an earlier session's access token refused by all 6 processes (gateway, auth, chat ×2, media, ai) after {took:?}"
+        );
         let (status, _) = call(
             &s,
             Method::POST,
@@ -226,7 +236,9 @@ async fn a_new_password_ends_every_other_session_and_logging_out_everywhere_ends
     assert_eq!(out["sessions_ended"], 2, "{out}");
     for t in [&fresh, &other_device] {
         let took = refused_everywhere(&s, &bearer(t)).await;
-        println!("  logged out everywhere: refused by all 6 processes after {took:?}");
+        println!(
+            "  logged out everywhere: refused by all 6 processes (gateway, auth, chat ×2, media, ai) after {took:?}"
+        );
         let (status, _) = call(
             &s,
             Method::POST,
@@ -740,7 +752,9 @@ async fn a_deleted_account_leaves_nothing_in_postgresql_redis_or_storage() {
     let answered = started.elapsed();
     for t in [&lea, &bearer(&other_device)] {
         let took = refused_everywhere(&s, t).await;
-        println!("  a token of the deleted account refused by all 6 processes after {took:?}");
+        println!(
+            "  a token of the deleted account refused by all 6 processes (gateway, auth, chat ×2, media, ai) after {took:?}"
+        );
     }
     let (status, _) = call(
         &s,
