@@ -478,10 +478,67 @@ async fn the_export_holds_everything_of_the_caller_and_nothing_else() {
     assert!(!hugo_all.contains("Je m'appelle Léa") && !hugo_all.contains("lea@example.com"));
     assert!(!hugo_files.keys().any(|k| k.starts_with("photos/sophia/")));
 
+    println!("README.md:\n{}", text("README.md"));
+    println!(
+        "conversations/sophia.md:\n{}",
+        text("conversations/sophia.md")
+    );
+
+    // A long conversation streams through in bounded memory: 20,000 more messages (about
+    // 9 MB of JSON and Markdown), the media service's resident memory sampled meanwhile.
+    let lea_id = json_of("profile.json")["id"].as_str().unwrap().to_owned();
+    let mut conn = s.conn().await;
+    diesel::sql_query(
+        "INSERT INTO chat_messages (user_id, character_id, sender, content, is_read, created_at) \
+         SELECT $1::uuid, 'hugo', 'user', 'Message ' || g || ' : ' || repeat('la mer, le vent, ', 12), \
+                true, now() + g * interval '1 millisecond' \
+         FROM generate_series(1, 20000) g",
+    )
+    .bind::<Text, _>(&lea_id)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let rss = |pid: u32| -> u64 {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let pid = s.media.pid();
+    let idle = rss(pid);
+    let started = Instant::now();
+    let mut res = export(&s, &lea).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let (mut bytes, mut peak) = (Vec::new(), idle);
+    while let Some(chunk) = res.chunk().await.unwrap() {
+        bytes.extend_from_slice(&chunk);
+        peak = peak.max(rss(pid));
+    }
+    let big = unzip(&bytes);
+    let messages = serde_json::from_slice::<Value>(&big["conversations/hugo.json"])
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(messages, 20_001);
+    let unpacked: usize = big.values().map(Vec::len).sum();
+    println!(
+        "a long export: {messages} messages, {} bytes unpacked, {} bytes as zip, in {:?}; \
+         media resident {} kB before, {} kB at most while streaming (+{} kB)",
+        unpacked,
+        bytes.len(),
+        started.elapsed(),
+        idle,
+        peak,
+        peak.saturating_sub(idle)
+    );
+
     // Owner-only and rate-limited.
     let (status, _) = call(&s, Method::GET, "/api/v1/users/me/export", None, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    for _ in 0..4 {
+    for _ in 0..3 {
         assert_eq!(export(&s, &lea).await.status(), StatusCode::OK);
     }
     let (status, p) = call(&s, Method::GET, "/api/v1/users/me/export", Some(&lea), None).await;
