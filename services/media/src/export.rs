@@ -133,6 +133,12 @@ fn photo_path(p: &Photo) -> String {
     format!("photos/{}/{}.{ext}", p.character_id, p.id)
 }
 
+/// `n` and the noun, singular or plural.
+fn count(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 fn utc(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
@@ -337,7 +343,7 @@ async fn matches(cx: &Cx, a: &mut Archive) -> anyhow::Result<String> {
         })
         .collect();
     a.json("matches.json", &entries).await?;
-    Ok(format!("{} matches", entries.len()))
+    Ok(count(entries.len() as u64, "match", "matches"))
 }
 
 #[derive(Serialize)]
@@ -439,8 +445,9 @@ async fn conversations(cx: &Cx, a: &mut Archive) -> anyhow::Result<String> {
         }
     }
     Ok(format!(
-        "{total} messages in {} conversations",
-        cx.matches.len()
+        "{} in {}",
+        count(total, "message", "messages"),
+        count(cx.matches.len() as u64, "conversation", "conversations")
     ))
 }
 
@@ -481,7 +488,7 @@ async fn memories(cx: &Cx, a: &mut Archive) -> anyhow::Result<String> {
         }
     }
     a.write(b"\n]\n").await?;
-    Ok(format!("{n} memories"))
+    Ok(count(n, "memory", "memories"))
 }
 
 fn memory_entry(m: &Memory) -> MemoryEntry<'_> {
@@ -541,8 +548,8 @@ async fn photos(cx: &Cx, a: &mut Archive) -> anyhow::Result<String> {
     }
     a.json("photos.json", &entries).await?;
     Ok(format!(
-        "{} photos ({} KiB of images)",
-        entries.len(),
+        "{} ({} KiB of images)",
+        count(entries.len() as u64, "photo", "photos"),
         bytes / 1024
     ))
 }
