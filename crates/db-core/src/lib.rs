@@ -32,7 +32,7 @@ pub use queries::messages::MAX_SEARCH_RESULTS;
 pub use redis_pool::{RedisError, RedisPool, RedisPoolStats};
 pub use revocations::Revocations;
 pub use store::{
-    Catalogue, Conversations, CreateUserError, Generations, Inserted, Leaderboard, Limits,
+    Account, Catalogue, Conversations, CreateUserError, Generations, Inserted, Leaderboard, Limits,
     MatchError, Matches, Memories, PhotoJobs, Photos, SendError, Sessions, Store, SyncedLimits,
     Users,
 };

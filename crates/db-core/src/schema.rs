@@ -107,7 +107,7 @@ diesel::table! {
 diesel::table! {
     session_revocations (family_id) {
         family_id -> Uuid,
-        user_id -> Uuid,
+        user_id -> Nullable<Uuid>,
         revoked_at -> Timestamptz,
     }
 }
@@ -190,6 +190,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    storage_purges (id) {
+        id -> Int8,
+        prefix -> Text,
+        passes -> Int4,
+        run_after -> Timestamptz,
+        created_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(matches -> users (user_id));
 diesel::joinable!(matches -> characters (character_id));
 diesel::joinable!(refresh_sessions -> users (user_id));
@@ -210,4 +220,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     user_settings,
     match_settings,
     nudges,
+    storage_purges,
 );

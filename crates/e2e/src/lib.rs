@@ -377,6 +377,11 @@ impl Stack {
         }
     }
 
+    /// The directory the media service stores images in.
+    pub fn media_dir(&self) -> &std::path::Path {
+        self._media_dir.path()
+    }
+
     /// Every process, gateway first.
     pub fn processes(&self) -> impl Iterator<Item = &Proc> {
         std::iter::once(&self.gateway_proc)

@@ -66,6 +66,8 @@ pub const FIELD_FORMATS: &[(&str, &str)] = &[
     ("display_name", formats::LINE),
     ("email", formats::EMAIL),
     ("password", formats::PASSWORD),
+    ("current_password", formats::PASSWORD),
+    ("new_password", formats::PASSWORD),
     ("refresh_token", formats::REFRESH_TOKEN),
 ];
 

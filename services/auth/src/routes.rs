@@ -4,6 +4,10 @@
 use service_kit::ApiConfig;
 use utoipa_actix_web::scope;
 
+use crate::handlers::account::{
+    change_password::change_password, delete_account::delete_account,
+    logout_everywhere::logout_everywhere,
+};
 use crate::handlers::auth::{login::login, logout::logout, refresh::refresh, register::register};
 use crate::handlers::users::{
     get_leaderboard::get_leaderboard, get_me::get_me, get_stats::get_stats, update_me::update_me,
@@ -19,6 +23,9 @@ pub fn configure(cfg: &mut ApiConfig) {
             .service(get_me)
             .service(update_me)
             .service(get_stats)
-            .service(get_leaderboard),
+            .service(get_leaderboard)
+            .service(change_password)
+            .service(logout_everywhere)
+            .service(delete_account),
     );
 }

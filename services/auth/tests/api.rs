@@ -569,5 +569,5 @@ fn the_openapi_document_is_complete() {
         service_kit::openapi::dangling_refs(&doc),
         Vec::<String>::new()
     );
-    assert_eq!(doc.paths.paths.len(), 7, "distinct paths");
+    assert_eq!(doc.paths.paths.len(), 9, "distinct paths");
 }

@@ -172,8 +172,10 @@ pub async fn forward(
                 .and_then(|token| gw.keys.verify(token.trim())),
         )
     };
+    // A logged-out (or deleted) session's requests count against its address only: they
+    // leave nothing keyed by a user who may no longer exist.
     let user = match &claims {
-        Some(Ok(c)) => Some(c.sub),
+        Some(Ok(c)) if !gw.revocations.is_revoked(c.sid) => Some(c.sub),
         _ => None,
     };
     let gate = gw.limits.gate(

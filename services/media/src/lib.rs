@@ -3,9 +3,11 @@
 //! `object_store`, and deliver it to the gallery and the conversation exactly once.
 
 pub mod cards;
+pub mod export;
 pub mod generator;
 pub mod handlers;
 pub mod jobs;
+pub mod purges;
 pub mod render;
 pub mod routes;
 pub mod storage;
@@ -16,6 +18,7 @@ pub mod storage;
 pub struct MediaService {
     media: jobs::Media,
     workers: std::sync::Arc<std::sync::Mutex<Option<jobs::Workers>>>,
+    purges: std::sync::Arc<tokio::task::JoinHandle<()>>,
 }
 
 impl service_kit::Service for MediaService {
@@ -32,9 +35,11 @@ impl service_kit::Service for MediaService {
             "media storage and generator"
         );
         let workers = jobs::Workers::spawn(kit.clone(), media.clone());
+        let purges = purges::spawn(kit.clone(), media.clone());
         Ok(Self {
             media,
             workers: std::sync::Arc::new(std::sync::Mutex::new(Some(workers))),
+            purges: std::sync::Arc::new(purges),
         })
     }
 
@@ -43,6 +48,7 @@ impl service_kit::Service for MediaService {
     }
 
     async fn stop(self, within: std::time::Duration) {
+        self.purges.abort();
         let workers = self.workers.lock().ok().and_then(|mut w| w.take());
         if let Some(w) = workers {
             w.shutdown(within).await;

@@ -10,6 +10,7 @@ use crate::handlers::characters::{
     create_character, delete_avatar, delete_character, export_card, get_avatar, import_card,
     put_avatar, update_character,
 };
+use crate::handlers::export::export_account;
 use crate::handlers::media::download_photo;
 use crate::handlers::photos::{generate_photo, get_photo_job, list_photos};
 use crate::jobs::{JobConfig, Media};
@@ -85,7 +86,8 @@ pub fn configure(cfg: &mut ApiConfig) {
             .service(put_avatar)
             .service(get_avatar)
             .service(delete_avatar)
-            .service(export_card),
+            .service(export_card)
+            .service(export_account),
     );
 }
 

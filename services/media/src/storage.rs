@@ -80,6 +80,27 @@ impl Storage {
         }
     }
 
+    /// Removes every object under `prefix` (a folder: `photos/{user}/`); how many went.
+    pub async fn delete_prefix(&self, prefix: &str) -> anyhow::Result<usize> {
+        use futures_util::TryStreamExt;
+        anyhow::ensure!(
+            !self.full(prefix).as_ref().is_empty() && self.full(prefix) != self.prefix,
+            "refusing to purge the whole store"
+        );
+        let objects: Vec<_> = self
+            .store
+            .list(Some(&self.full(prefix)))
+            .try_collect()
+            .await?;
+        for o in &objects {
+            match self.store.delete(&o.location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(objects.len())
+    }
+
     /// Removes an object; a missing one is not an error.
     pub async fn delete(&self, key: &str) -> anyhow::Result<()> {
         match self.store.delete(&self.full(key)).await {

@@ -311,21 +311,27 @@ impl SyncedLimits {
                 continue;
             }
             let n = c.pending.swap(0, Ordering::Relaxed);
-            pipe.cmd("INCRBY").arg(key.as_str()).arg(n);
-            pipe.cmd("EXPIRE")
-                .arg(key.as_str())
-                .arg(c.secs)
-                .arg("NX")
-                .ignore();
+            if n == 0 {
+                // Only read: a counter nobody hit since is not written back (a deleted
+                // account's window must not come back from an idle counter).
+                pipe.cmd("GET").arg(key.as_str());
+            } else {
+                pipe.cmd("INCRBY").arg(key.as_str()).arg(n);
+                pipe.cmd("EXPIRE")
+                    .arg(key.as_str())
+                    .arg(c.secs)
+                    .arg("NX")
+                    .ignore();
+            }
             batch.push((c, n));
         }
         if batch.is_empty() {
             return true;
         }
-        match self.0.cache.pipe::<Vec<u64>>(pipe).await {
+        match self.0.cache.pipe::<Vec<Option<u64>>>(pipe).await {
             Some(totals) if totals.len() == batch.len() => {
                 for ((c, _), total) in batch.iter().zip(totals) {
-                    c.shared.store(total, Ordering::Relaxed);
+                    c.shared.store(total.unwrap_or(0), Ordering::Relaxed);
                 }
                 true
             }
@@ -354,10 +360,15 @@ impl SyncedLimits {
 
 /// The key of an (account, address) pair. The account is hashed so that no email sits in a key.
 fn pair(account: &str, addr: &str) -> String {
+    format!("{}:{addr}", account_tag(account))
+}
+
+/// How an account appears in the sign-in throttling keys (what a deleted account's keys are
+/// found by).
+pub fn account_tag(account: &str) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(account.as_bytes());
-    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-    format!("{hex}:{addr}")
+    digest[..12].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

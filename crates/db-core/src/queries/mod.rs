@@ -4,6 +4,7 @@
 //! Hot reads are hand-written SQL, each starting with a `/* name */` comment: the name labels
 //! its latency histogram, and `crate::explain` runs the very same statement under EXPLAIN.
 
+pub mod account;
 pub mod characters;
 pub mod generations;
 pub mod invalidations;

@@ -4,6 +4,7 @@
 //! see a connection, a query or a raw cache command. With Redis down or caching off, every
 //! operation still returns what PostgreSQL holds.
 
+mod account;
 mod catalogue;
 mod characters;
 mod conversations;
@@ -20,6 +21,7 @@ mod write_first;
 
 use std::sync::Arc;
 
+pub use account::{Account, Deleted, StoragePurge, photo_prefix};
 pub use catalogue::Catalogue;
 pub use characters::{Characters, CreateError as CreateCharacterError, MAX_OWN_CHARACTERS};
 pub use conversations::{Conversations, Inserted, SendError};
@@ -151,6 +153,9 @@ impl Store {
         }))
     }
 
+    pub fn account(&self) -> Account<'_> {
+        Account(&self.0)
+    }
     pub fn users(&self) -> Users<'_> {
         Users(&self.0)
     }

@@ -1,3 +1,4 @@
 pub mod characters;
+pub mod export;
 pub mod media;
 pub mod photos;
