@@ -130,6 +130,16 @@ diesel::table! {
         finished_at -> Nullable<Timestamptz>,
         lease_until -> Nullable<Timestamptz>,
         replaces_message_id -> Nullable<Int8>,
+        content -> Nullable<Text>,
+        prefix -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    storage_deletions (id) {
+        id -> Int8,
+        storage_key -> Text,
+        created_at -> Timestamptz,
     }
 }
 
@@ -166,4 +176,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     cache_invalidations,
     generations,
     photo_jobs,
+    storage_deletions,
 );

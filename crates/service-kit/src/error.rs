@@ -61,7 +61,7 @@ pub enum ApiError {
 
 impl ApiError {
     /// Every code a client can see, for docs and for the test that reaches each one.
-    pub const CODES: [&'static str; 20] = [
+    pub const CODES: [&'static str; 21] = [
         "bad_request",
         "validation_failed",
         "unauthorized",
@@ -74,6 +74,7 @@ impl ApiError {
         "too_many_photo_jobs",
         "generation_in_progress",
         "nothing_to_answer",
+        "nothing_to_continue",
         "rate_limited",
         "payload_too_large",
         "unsupported_media_type",
@@ -151,6 +152,8 @@ pub enum Conflict {
     GenerationInProgress,
     #[error("there is nothing to answer: the user has not written yet")]
     NothingToAnswer,
+    #[error("there is nothing to continue: the user's latest message has no reply yet")]
+    NothingToContinue,
 }
 
 impl Conflict {
@@ -161,6 +164,7 @@ impl Conflict {
             Conflict::TooManyPhotoJobs { .. } => "too_many_photo_jobs",
             Conflict::GenerationInProgress => "generation_in_progress",
             Conflict::NothingToAnswer => "nothing_to_answer",
+            Conflict::NothingToContinue => "nothing_to_continue",
         }
     }
 }
@@ -345,6 +349,7 @@ mod tests {
             ApiError::Conflict(Conflict::TooManyPhotoJobs { max: 5 }),
             ApiError::Conflict(Conflict::GenerationInProgress),
             ApiError::Conflict(Conflict::NothingToAnswer),
+            ApiError::Conflict(Conflict::NothingToContinue),
             ApiError::RateLimited { retry_after: 7 },
             ApiError::PayloadTooLarge,
             ApiError::UnsupportedMediaType("gzip".into()),

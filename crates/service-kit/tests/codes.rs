@@ -27,6 +27,7 @@ const PRODUCERS: &[(&str, &[&str])] = &[
         &["Conflict::GenerationInProgress"],
     ),
     ("nothing_to_answer", &["Conflict::NothingToAnswer"]),
+    ("nothing_to_continue", &["Conflict::NothingToContinue"]),
     ("rate_limited", &["ApiError::RateLimited"]),
     ("payload_too_large", &["ApiError::PayloadTooLarge"]),
     (

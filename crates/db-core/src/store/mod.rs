@@ -19,8 +19,8 @@ mod users;
 use std::sync::Arc;
 
 pub use catalogue::Catalogue;
-pub use conversations::{Conversations, Inserted, SendError};
-pub use generations::{Ask, Completed, Generations, Reward, Start};
+pub use conversations::{Conversations, Inserted, Own, SendError};
+pub use generations::{Ask, Completed, Generations, Picked, Reward, Start};
 pub use leaderboard::Leaderboard;
 pub use limits::Limits;
 pub use matches::{MatchError, Matches};

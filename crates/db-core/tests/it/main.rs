@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cache;
+mod edits;
 mod explain;
 mod fixtures;
 mod instrumentation;

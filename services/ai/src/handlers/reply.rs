@@ -51,8 +51,13 @@ fn done_event(after: usize, m: &Message) -> web::Bytes {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct Params {
-    /// Write the reply again in place (a swipe); affection and XP are not counted twice.
+    /// Write the reply again in place (a swipe); the versions before it are kept as its
+    /// alternatives. Affection and XP are not counted twice.
     regenerate: Option<bool>,
+    /// Extend the reply ("continue"): only the new text streams, `done` carries the whole
+    /// reply; the version before is kept as an alternative. Not with `regenerate`.
+    #[serde(rename = "continue")]
+    extend: Option<bool>,
 }
 
 /// The character answers the user's latest message.
@@ -61,7 +66,8 @@ pub struct Params {
     responses((status = 201, body = Message, description = "a new reply (or, with Accept: text/event-stream, its events)"),
               (status = 200, body = Message, description = "the reply already written"),
               (status = 404, body = service_kit::error::Problem, description = "no match with this character"),
-              (status = 409, body = service_kit::error::Problem, description = "nothing_to_answer or generation_in_progress")),
+              (status = 409, body = service_kit::error::Problem, description = "nothing_to_answer, nothing_to_continue or generation_in_progress"),
+              (status = 422, body = service_kit::error::Problem, description = "regenerate and continue together")),
     extensions(("x-dream-timeout-seconds" = json!(180))))]
 #[post("/conversations/{character_id}/reply")]
 pub async fn write_reply(
@@ -73,6 +79,14 @@ pub async fn write_reply(
     req: HttpRequest,
 ) -> ApiResult<HttpResponse> {
     let character = path.id()?;
+    let regenerate = params.regenerate.unwrap_or(false);
+    let extend = params.extend.unwrap_or(false);
+    if regenerate && extend {
+        return Err(ApiError::validation(
+            "continue",
+            "a reply is either written again (regenerate) or continued, not both",
+        ));
+    }
     service_kit::checks::require_match(&kit, me.id, character).await?;
     let user_message = kit
         .store
@@ -90,7 +104,6 @@ pub async fn write_reply(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok()?.parse().ok())
         .unwrap_or(0);
-    let regenerate = params.regenerate.unwrap_or(false);
     let photo = ai.photos.clone().and_then(|milestones| {
         let authorization = req.headers().get("authorization")?.to_str().ok()?;
         Some(crate::photos::PhotoAsk {
@@ -109,6 +122,7 @@ pub async fn write_reply(
             character: character.to_owned(),
             user_message_id: user_message,
             regenerate,
+            extend,
             photo,
         },
     )
