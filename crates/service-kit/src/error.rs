@@ -61,7 +61,7 @@ pub enum ApiError {
 
 impl ApiError {
     /// Every code a client can see, for docs and for the test that reaches each one.
-    pub const CODES: [&'static str; 21] = [
+    pub const CODES: [&'static str; 22] = [
         "bad_request",
         "validation_failed",
         "unauthorized",
@@ -75,6 +75,7 @@ impl ApiError {
         "generation_in_progress",
         "nothing_to_answer",
         "nothing_to_continue",
+        "characters_message",
         "rate_limited",
         "payload_too_large",
         "unsupported_media_type",
@@ -154,6 +155,10 @@ pub enum Conflict {
     NothingToAnswer,
     #[error("there is nothing to continue: the user's latest message has no reply yet")]
     NothingToContinue,
+    #[error(
+        "the character wrote this message: a reply changes by regenerating it, continuing it or picking one of its alternatives"
+    )]
+    CharactersMessage,
 }
 
 impl Conflict {
@@ -165,6 +170,7 @@ impl Conflict {
             Conflict::GenerationInProgress => "generation_in_progress",
             Conflict::NothingToAnswer => "nothing_to_answer",
             Conflict::NothingToContinue => "nothing_to_continue",
+            Conflict::CharactersMessage => "characters_message",
         }
     }
 }
@@ -350,6 +356,7 @@ mod tests {
             ApiError::Conflict(Conflict::GenerationInProgress),
             ApiError::Conflict(Conflict::NothingToAnswer),
             ApiError::Conflict(Conflict::NothingToContinue),
+            ApiError::Conflict(Conflict::CharactersMessage),
             ApiError::RateLimited { retry_after: 7 },
             ApiError::PayloadTooLarge,
             ApiError::UnsupportedMediaType("gzip".into()),

@@ -8,7 +8,7 @@ use actix_web::web;
 use service_kit::ApiConfig;
 use utoipa_actix_web::scope;
 
-use crate::handlers::reply::{Ai, write_reply};
+use crate::handlers::reply::{Ai, continue_reply, write_reply};
 use crate::openai::{OpenAi, OpenAiConfig};
 use crate::provider::Builtin;
 
@@ -96,7 +96,11 @@ pub fn by_character_spec(spec: &str) -> anyhow::Result<Vec<(String, String)>> {
 
 /// The whole route table of the ai service.
 pub fn configure(cfg: &mut ApiConfig) {
-    cfg.service(scope("/api/v1").service(write_reply));
+    cfg.service(
+        scope("/api/v1")
+            .service(write_reply)
+            .service(continue_reply),
+    );
 }
 
 /// The app data the handlers need.

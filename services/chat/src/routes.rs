@@ -6,8 +6,8 @@ use utoipa_actix_web::scope;
 
 use crate::handlers::characters::{get_character::get_character, list_characters::list_characters};
 use crate::handlers::conversations::{
-    list_messages::list_messages, mark_all_read::mark_all_read, mark_read::mark_read, send_message::send_message,
-    typing::get_typing, typing::set_typing,
+    list_messages::list_messages, mark_all_read::mark_all_read, mark_read::mark_read,
+    send_message::send_message, typing::get_typing, typing::set_typing,
 };
 use crate::handlers::matches::{
     create_match::create_match, delete_match::delete_match, list_matches::list_matches,

@@ -148,7 +148,9 @@ async fn sweep(kit: Kit, media: Media, mut stop: watch::Receiver<bool>) {
                 }
                 if !done.is_empty() {
                     match kit.store.photos().files_deleted(&done).await {
-                        Ok(n) => tracing::info!(files = n, "deleted the files of photos that are gone"),
+                        Ok(n) => {
+                            tracing::info!(files = n, "deleted the files of photos that are gone")
+                        }
                         Err(e) => tracing::warn!(error = %e, "cannot forget deleted files"),
                     }
                 }

@@ -241,7 +241,6 @@ impl Conversations<'_> {
         Ok(n)
     }
 
-
     /// Unread messages of a conversation: Redis (30 s), else counted on the partial index.
     pub async fn unread_count(&self, user: Uuid, character: &str) -> Result<i64, DbError> {
         let s = self.0;
@@ -338,20 +337,20 @@ pub(crate) async fn after_changed_message(s: &Shared, m: &Message) {
 /// A conversation was read: its unread count is 0 (set in place), the match list's entry too,
 /// and its window (which holds the read flags it was loaded with) is dropped.
 async fn read_in_cache(s: &Shared, user: Uuid, character: &str) {
-        let keys = s.cache.keys();
-        let unread = keys.unread(user, character);
-        let mut pipe = redis::pipe();
-        let ttl = Family::Unread.ttl().map_or(30, |t| t.as_secs());
-        pipe.cmd("SET")
-            .arg(&unread)
-            .arg(0)
-            .arg("EX")
-            .arg(ttl)
-            .ignore();
-        if s.cache.pipe::<()>(pipe).await.is_none() {
-            s.cache.defer_delete(unread);
-        }
-        s.cache.set_match_unread(user, character, 0).await;
-        // The window holds the read flags it was loaded with.
-        s.cache.invalidate_window(user, character).await;
+    let keys = s.cache.keys();
+    let unread = keys.unread(user, character);
+    let mut pipe = redis::pipe();
+    let ttl = Family::Unread.ttl().map_or(30, |t| t.as_secs());
+    pipe.cmd("SET")
+        .arg(&unread)
+        .arg(0)
+        .arg("EX")
+        .arg(ttl)
+        .ignore();
+    if s.cache.pipe::<()>(pipe).await.is_none() {
+        s.cache.defer_delete(unread);
+    }
+    s.cache.set_match_unread(user, character, 0).await;
+    // The window holds the read flags it was loaded with.
+    s.cache.invalidate_window(user, character).await;
 }

@@ -142,12 +142,7 @@ impl Generations<'_> {
 
     /// Makes an alternative the reply's text (see [`generations::pick`]); the conversation's
     /// window and the match list are dropped when it changed.
-    pub async fn pick(
-        &self,
-        user: Uuid,
-        reply: i64,
-        alternative: Uuid,
-    ) -> Result<Picked, DbError> {
+    pub async fn pick(&self, user: Uuid, reply: i64, alternative: Uuid) -> Result<Picked, DbError> {
         let s = self.0;
         let mut conn = s.db.write().await?;
         let picked = generations::pick(&mut conn, user, reply, alternative).await?;

@@ -72,7 +72,11 @@ async fn a_new_match_opens_with_the_greeting_once_even_when_retried() {
     let c = matches.create(u, "sophia").await.unwrap();
     let created = [a.unwrap().1, b.unwrap().1, c.1];
     assert_eq!(created.iter().filter(|c| **c).count(), 1, "{created:?}");
-    let greeting = scalar(&mut conn, "SELECT greeting FROM characters WHERE id = 'sophia'").await;
+    let greeting = scalar(
+        &mut conn,
+        "SELECT greeting FROM characters WHERE id = 'sophia'",
+    )
+    .await;
     let page = store
         .conversations()
         .page(u, "sophia", None, 50)
@@ -90,7 +94,11 @@ async fn a_new_match_opens_with_the_greeting_once_even_when_retried() {
         "the match list shows the greeting, unread"
     );
     assert_eq!(
-        store.conversations().unread_count(u, "sophia").await.unwrap(),
+        store
+            .conversations()
+            .unread_count(u, "sophia")
+            .await
+            .unwrap(),
         1
     );
 }
@@ -143,14 +151,27 @@ async fn unmatching_deletes_the_match_and_all_it_holds_and_queues_its_files() {
     // Every cached view is warm.
     assert_eq!(store.matches().list(u).await.unwrap().len(), 2);
     assert!(store.matches().contains(u, "sophia").await.unwrap());
-    let before = store.conversations().page(u, "sophia", None, 50).await.unwrap();
+    let before = store
+        .conversations()
+        .page(u, "sophia", None, 50)
+        .await
+        .unwrap();
     assert_eq!(before.items.len(), 3, "greeting, message, reply");
     store.photos().page(u, "sophia", None, 10).await.unwrap();
-    store.conversations().unread_count(u, "sophia").await.unwrap();
+    store
+        .conversations()
+        .unread_count(u, "sophia")
+        .await
+        .unwrap();
     let of_sophia = |table: &str| {
         format!("SELECT count(*) FROM {table} WHERE user_id = '{u}' AND character_id = 'sophia'")
     };
-    for table in ["chat_messages", "memories", "received_photos", "generations"] {
+    for table in [
+        "chat_messages",
+        "memories",
+        "received_photos",
+        "generations",
+    ] {
         assert!(count(&mut conn, &of_sophia(table)).await > 0, "{table}");
     }
 
@@ -167,7 +188,11 @@ async fn unmatching_deletes_the_match_and_all_it_holds_and_queues_its_files() {
         assert_eq!(count(&mut conn, &of_sophia(table)).await, 0, "{table}");
     }
     assert_eq!(
-        scalar(&mut conn, "SELECT string_agg(storage_key, ',') FROM storage_deletions").await,
+        scalar(
+            &mut conn,
+            "SELECT string_agg(storage_key, ',') FROM storage_deletions"
+        )
+        .await,
         format!("photos/{u}/a.png"),
         "the photo's file is queued for deletion"
     );
@@ -175,7 +200,9 @@ async fn unmatching_deletes_the_match_and_all_it_holds_and_queues_its_files() {
     assert!(!store.matches().contains(u, "sophia").await.unwrap());
     let list = store.matches().list(u).await.unwrap();
     assert_eq!(
-        list.iter().map(|m| m.character_id.as_str()).collect::<Vec<_>>(),
+        list.iter()
+            .map(|m| m.character_id.as_str())
+            .collect::<Vec<_>>(),
         ["hugo"]
     );
     assert!(
@@ -197,7 +224,11 @@ async fn unmatching_deletes_the_match_and_all_it_holds_and_queues_its_files() {
             .is_empty()
     );
     assert_eq!(
-        store.conversations().unread_count(u, "sophia").await.unwrap(),
+        store
+            .conversations()
+            .unread_count(u, "sophia")
+            .await
+            .unwrap(),
         0
     );
     assert!(
@@ -209,28 +240,38 @@ async fn unmatching_deletes_the_match_and_all_it_holds_and_queues_its_files() {
             .is_empty()
     );
     // Hugo's conversation is untouched; a second unmatch finds nothing.
-    assert_eq!(count(&mut conn, "SELECT count(*) FROM chat_messages WHERE character_id = 'hugo'").await, 2);
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) FROM chat_messages WHERE character_id = 'hugo'"
+        )
+        .await,
+        2
+    );
     assert!(!store.matches().delete(u, "sophia").await.unwrap());
     // Matching again starts afresh: the greeting alone, affection 0.
     assert!(store.matches().create(u, "sophia").await.unwrap().1);
-    let again = store.conversations().page(u, "sophia", None, 50).await.unwrap();
+    let again = store
+        .conversations()
+        .page(u, "sophia", None, 50)
+        .await
+        .unwrap();
     assert_eq!(again.items.len(), 1);
     assert_eq!(again.items[0].sender, Sender::Character);
     assert_eq!(
-        store.matches().get(u, "sophia").await.unwrap().unwrap().affection,
+        store
+            .matches()
+            .get(u, "sophia")
+            .await
+            .unwrap()
+            .unwrap()
+            .affection,
         0
     );
     // The files queue is the media service's to empty.
     let due = store.photos().files_to_delete(10).await.unwrap();
     assert_eq!(due.len(), 1);
-    assert_eq!(
-        store
-            .photos()
-            .files_deleted(&[due[0].0])
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(store.photos().files_deleted(&[due[0].0]).await.unwrap(), 1);
     assert!(store.photos().files_to_delete(10).await.unwrap().is_empty());
 }
 
@@ -242,7 +283,14 @@ async fn ones_own_messages_are_edited_and_deleted_with_their_memories() {
     store.matches().create(u, "sophia").await.unwrap();
     store.matches().create(other, "sophia").await.unwrap();
     let mine = send(&store, u, "sophia", Sender::User, "Je suis à Lyon.").await;
-    let theirs = send(&store, u, "sophia", Sender::Character, "Lyon, quelle chance !").await;
+    let theirs = send(
+        &store,
+        u,
+        "sophia",
+        Sender::Character,
+        "Lyon, quelle chance !",
+    )
+    .await;
     let stranger = send(&store, other, "sophia", Sender::User, "Bonjour").await;
     store
         .memories()
@@ -255,11 +303,19 @@ async fn ones_own_messages_are_edited_and_deleted_with_their_memories() {
         .await
         .unwrap();
     // Warm window and list.
-    store.conversations().page(u, "sophia", None, 50).await.unwrap();
+    store
+        .conversations()
+        .page(u, "sophia", None, 50)
+        .await
+        .unwrap();
     store.matches().list(u).await.unwrap();
 
     let conv = store.conversations();
-    let Own::Done(edited) = conv.edit_own(u, mine, "Je suis à Marseille.").await.unwrap() else {
+    let Own::Done(edited) = conv
+        .edit_own(u, mine, "Je suis à Marseille.")
+        .await
+        .unwrap()
+    else {
         panic!("edited")
     };
     assert_eq!(edited.content, "Je suis à Marseille.");
@@ -269,28 +325,52 @@ async fn ones_own_messages_are_edited_and_deleted_with_their_memories() {
         "Je suis à Marseille.",
         "the window reads the new text"
     );
-    assert_eq!(conv.search(u, "Marseille", None, 10).await.unwrap().len(), 1);
-    assert!(conv.search(u, "Lyon", Some("sophia"), 10).await.unwrap().iter().all(|h| h.id != mine));
+    assert_eq!(
+        conv.search(u, "Marseille", None, 10).await.unwrap().len(),
+        1
+    );
+    assert!(
+        conv.search(u, "Lyon", Some("sophia"), 10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|h| h.id != mine)
+    );
     // Not the user's words, or not the user's message at all.
     assert_eq!(conv.edit_own(u, theirs, "x").await.unwrap(), Own::NotTheirs);
-    assert_eq!(conv.edit_own(u, stranger, "x").await.unwrap(), Own::NotFound);
+    assert_eq!(
+        conv.edit_own(u, stranger, "x").await.unwrap(),
+        Own::NotFound
+    );
     assert_eq!(conv.delete_own(u, theirs).await.unwrap(), Own::NotTheirs);
     assert_eq!(conv.delete_own(u, stranger).await.unwrap(), Own::NotFound);
     assert_eq!(
-        scalar(&mut conn, &format!("SELECT content FROM chat_messages WHERE id = {stranger}")).await,
+        scalar(
+            &mut conn,
+            &format!("SELECT content FROM chat_messages WHERE id = {stranger}")
+        )
+        .await,
         "Bonjour",
         "nothing of another user's changed"
     );
 
     assert!(matches!(conv.delete_own(u, mine).await.unwrap(), Own::Done(m) if m.id == mine));
     assert_eq!(
-        count(&mut conn, &format!("SELECT count(*) FROM memories WHERE user_id = '{u}'")).await,
+        count(
+            &mut conn,
+            &format!("SELECT count(*) FROM memories WHERE user_id = '{u}'")
+        )
+        .await,
         0,
         "the memory drawn from it went with it"
     );
     let page = conv.page(u, "sophia", None, 50).await.unwrap();
     assert!(page.items.iter().all(|m| m.id != mine));
-    assert_eq!(page.items.len(), 2, "the greeting and the character's message stay");
+    assert_eq!(
+        page.items.len(),
+        2,
+        "the greeting and the character's message stay"
+    );
     assert_eq!(
         store
             .matches()
@@ -349,7 +429,13 @@ async fn mark_all_read_clears_every_conversation_and_its_cached_counts() {
             .all(|m| m.is_read)
     );
     assert_eq!(
-        count(&mut conn, &format!("SELECT count(*) FROM chat_messages WHERE user_id = '{other}' AND NOT is_read")).await,
+        count(
+            &mut conn,
+            &format!(
+                "SELECT count(*) FROM chat_messages WHERE user_id = '{other}' AND NOT is_read"
+            )
+        )
+        .await,
         1,
         "another user's greeting stays unread"
     );
@@ -375,7 +461,11 @@ async fn every_version_of_a_reply_is_kept_and_one_is_picked_counted_once() {
         else {
             panic!("a new generation")
         };
-        let done = gens.complete(&g, text, replaces, &reward()).await.unwrap().unwrap();
+        let done = gens
+            .complete(&g, text, replaces, &reward())
+            .await
+            .unwrap()
+            .unwrap();
         reply_id = done.reply.id;
         texts.push(g.id);
     }
@@ -393,37 +483,70 @@ async fn every_version_of_a_reply_is_kept_and_one_is_picked_counted_once() {
     );
     assert!(gens.alternatives(other, reply_id).await.unwrap().is_empty());
     // Warm window, then pick the first version back.
-    store.conversations().page(u, "sophia", None, 50).await.unwrap();
+    store
+        .conversations()
+        .page(u, "sophia", None, 50)
+        .await
+        .unwrap();
     let Picked::Picked(m) = gens.pick(u, reply_id, texts[0]).await.unwrap() else {
         panic!("picked")
     };
     assert_eq!((m.id, m.content.as_str()), (reply_id, "Première."));
     assert_eq!(
-        store.conversations().page(u, "sophia", None, 50).await.unwrap().items[0].content,
+        store
+            .conversations()
+            .page(u, "sophia", None, 50)
+            .await
+            .unwrap()
+            .items[0]
+            .content,
         "Première.",
         "the window (what the next prompt reads) has the picked text"
     );
     let statuses = gens.alternatives(u, reply_id).await.unwrap();
     assert_eq!(
-        statuses.iter().filter(|g| g.status == GenerationStatus::Done).map(|g| g.id).collect::<Vec<_>>(),
+        statuses
+            .iter()
+            .filter(|g| g.status == GenerationStatus::Done)
+            .map(|g| g.id)
+            .collect::<Vec<_>>(),
         vec![texts[0]],
         "one live version"
     );
     // Picking it again changes nothing; another user's pick, or a wrong pair, finds nothing.
-    assert!(matches!(gens.pick(u, reply_id, texts[0]).await.unwrap(), Picked::Picked(_)));
-    assert_eq!(gens.pick(other, reply_id, texts[1]).await.unwrap(), Picked::NotFound);
-    assert_eq!(gens.pick(u, said, texts[1]).await.unwrap(), Picked::NotFound);
-    assert_eq!(gens.pick(u, reply_id, Uuid::new_v4()).await.unwrap(), Picked::NotFound);
+    assert!(matches!(
+        gens.pick(u, reply_id, texts[0]).await.unwrap(),
+        Picked::Picked(_)
+    ));
+    assert_eq!(
+        gens.pick(other, reply_id, texts[1]).await.unwrap(),
+        Picked::NotFound
+    );
+    assert_eq!(
+        gens.pick(u, said, texts[1]).await.unwrap(),
+        Picked::NotFound
+    );
+    assert_eq!(
+        gens.pick(u, reply_id, Uuid::new_v4()).await.unwrap(),
+        Picked::NotFound
+    );
     // Asking for the reply again returns the picked version.
     assert!(matches!(
         gens.start(ask(u, said, false, false)).await.unwrap(),
         Start::Existing(g) if g.id == texts[0]
     ));
     // While a swipe runs, nothing can be picked.
-    let Start::New { generation: running, .. } = gens.start(ask(u, said, true, false)).await.unwrap() else {
+    let Start::New {
+        generation: running,
+        ..
+    } = gens.start(ask(u, said, true, false)).await.unwrap()
+    else {
         panic!("a swipe")
     };
-    assert_eq!(gens.pick(u, reply_id, texts[1]).await.unwrap(), Picked::Busy);
+    assert_eq!(
+        gens.pick(u, reply_id, texts[1]).await.unwrap(),
+        Picked::Busy
+    );
     gens.fail(running.id).await.unwrap();
     // Three versions, one reply, counted once.
     let of = |sql: &str| sql.replace("$u", &u.to_string());
@@ -446,10 +569,16 @@ async fn a_continuation_extends_the_reply_as_a_new_version_and_counts_nothing() 
         gens.start(ask(u, said, false, true)).await.unwrap(),
         Start::NothingToContinue
     ));
-    let Start::New { generation: g, .. } = gens.start(ask(u, said, false, false)).await.unwrap() else {
+    let Start::New { generation: g, .. } = gens.start(ask(u, said, false, false)).await.unwrap()
+    else {
         panic!()
     };
-    let reply = gens.complete(&g, "J'ai rangé la librairie.", None, &reward()).await.unwrap().unwrap().reply;
+    let reply = gens
+        .complete(&g, "J'ai rangé la librairie.", None, &reward())
+        .await
+        .unwrap()
+        .unwrap()
+        .reply;
     let Start::New {
         generation: c,
         replaces: Some(replaced),
@@ -479,13 +608,25 @@ async fn a_continuation_extends_the_reply_as_a_new_version_and_counts_nothing() 
     else {
         panic!("taken over")
     };
-    assert_eq!((again, c2.prefix.as_deref()), (reply.id, Some("J'ai rangé la librairie.")));
+    assert_eq!(
+        (again, c2.prefix.as_deref()),
+        (reply.id, Some("J'ai rangé la librairie."))
+    );
     let done = gens
-        .complete(&c2, "J'ai rangé la librairie. Puis il a plu.", Some(again), &reward())
+        .complete(
+            &c2,
+            "J'ai rangé la librairie. Puis il a plu.",
+            Some(again),
+            &reward(),
+        )
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((done.affection, done.xp), (None, None), "nothing counted again");
+    assert_eq!(
+        (done.affection, done.xp),
+        (None, None),
+        "nothing counted again"
+    );
     assert_eq!(done.reply.id, reply.id);
     let versions: Vec<_> = gens
         .alternatives(u, reply.id)
@@ -502,7 +643,13 @@ async fn a_continuation_extends_the_reply_as_a_new_version_and_counts_nothing() 
         ]
     );
     assert_eq!(
-        store.conversations().page(u, "sophia", None, 50).await.unwrap().items[0].content,
+        store
+            .conversations()
+            .page(u, "sophia", None, 50)
+            .await
+            .unwrap()
+            .items[0]
+            .content,
         "J'ai rangé la librairie. Puis il a plu."
     );
 }

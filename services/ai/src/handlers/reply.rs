@@ -52,12 +52,8 @@ fn done_event(after: usize, m: &Message) -> web::Bytes {
 #[into_params(parameter_in = Query)]
 pub struct Params {
     /// Write the reply again in place (a swipe); the versions before it are kept as its
-    /// alternatives. Affection and XP are not counted twice.
+    /// alternatives (`GET /messages/{id}/alternatives`). Affection and XP are not counted twice.
     regenerate: Option<bool>,
-    /// Extend the reply ("continue"): only the new text streams, `done` carries the whole
-    /// reply; the version before is kept as an alternative. Not with `regenerate`.
-    #[serde(rename = "continue")]
-    extend: Option<bool>,
 }
 
 /// The character answers the user's latest message.
@@ -66,8 +62,7 @@ pub struct Params {
     responses((status = 201, body = Message, description = "a new reply (or, with Accept: text/event-stream, its events)"),
               (status = 200, body = Message, description = "the reply already written"),
               (status = 404, body = service_kit::error::Problem, description = "no match with this character"),
-              (status = 409, body = service_kit::error::Problem, description = "nothing_to_answer, nothing_to_continue or generation_in_progress"),
-              (status = 422, body = service_kit::error::Problem, description = "regenerate and continue together")),
+              (status = 409, body = service_kit::error::Problem, description = "nothing_to_answer or generation_in_progress")),
     extensions(("x-dream-timeout-seconds" = json!(180))))]
 #[post("/conversations/{character_id}/reply")]
 pub async fn write_reply(
@@ -78,22 +73,52 @@ pub async fn write_reply(
     params: web::Query<Params>,
     req: HttpRequest,
 ) -> ApiResult<HttpResponse> {
-    let character = path.id()?;
     let regenerate = params.regenerate.unwrap_or(false);
-    let extend = params.extend.unwrap_or(false);
-    if regenerate && extend {
-        return Err(ApiError::validation(
-            "continue",
-            "a reply is either written again (regenerate) or continued, not both",
-        ));
-    }
+    answer(kit, ai, me, path.id()?, regenerate, false, req).await
+}
+
+/// The character goes on with its reply to the user's latest message ("continue"). Streamed
+/// like a reply, but only the new text comes as `token` events; `done` carries the whole
+/// reply. The version before is kept as an alternative; affection and XP are not counted again.
+#[utoipa::path(tag = "conversations", security(("bearer" = [])),
+    params(CharacterPath, ("Last-Event-ID" = Option<String>, Header, description = "resume a stream after this event")),
+    responses((status = 201, body = Message, description = "the reply, extended (or, with Accept: text/event-stream, the new text's events)"),
+              (status = 200, body = Message, description = "this continuation, already written"),
+              (status = 404, body = service_kit::error::Problem, description = "no match with this character"),
+              (status = 409, body = service_kit::error::Problem, description = "nothing_to_continue (no reply yet) or generation_in_progress")),
+    extensions(("x-dream-timeout-seconds" = json!(180))))]
+#[post("/conversations/{character_id}/continue")]
+pub async fn continue_reply(
+    kit: web::Data<Kit>,
+    ai: web::Data<Ai>,
+    me: AuthUser,
+    path: web::Path<CharacterPath>,
+    req: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    answer(kit, ai, me, path.id()?, false, true, req).await
+}
+
+/// A reply to the user's latest message: written, written again, or continued.
+async fn answer(
+    kit: web::Data<Kit>,
+    ai: web::Data<Ai>,
+    me: AuthUser,
+    character: &str,
+    regenerate: bool,
+    extend: bool,
+    req: HttpRequest,
+) -> ApiResult<HttpResponse> {
     service_kit::checks::require_match(&kit, me.id, character).await?;
     let user_message = kit
         .store
         .conversations()
         .latest_from_user(me.id, character)
         .await?
-        .ok_or(ApiError::Conflict(Conflict::NothingToAnswer))?;
+        .ok_or(ApiError::Conflict(if extend {
+            Conflict::NothingToContinue
+        } else {
+            Conflict::NothingToAnswer
+        }))?;
     let streaming = req
         .headers()
         .get("accept")

@@ -2,9 +2,10 @@ use actix_web::{patch, web};
 use db_core::models::Message;
 use db_core::store::Own;
 use serde::Deserialize;
+use service_kit::error::Conflict;
 use service_kit::{ApiError, ApiResult, AuthUser, Kit};
 
-use super::{MessageId, not_theirs};
+use super::MessageId;
 use crate::handlers::conversations::send_message::MAX_MESSAGE_CHARS;
 use crate::handlers::valid_text;
 
@@ -21,7 +22,8 @@ pub struct EditMessage {
 #[utoipa::path(tag = "messages", security(("bearer" = [])), params(MessageId), request_body = EditMessage,
     responses((status = 200, body = Message, description = "edited"),
               (status = 404, body = service_kit::error::Problem, description = "no message of yours has this id"),
-              (status = 422, body = service_kit::error::Problem, description = "invalid text, or a message the character wrote")))]
+              (status = 409, body = service_kit::error::Problem, description = "characters_message: the character wrote it"),
+              (status = 422, body = service_kit::error::Problem, description = "invalid text")))]
 #[patch("/messages/{id}")]
 pub async fn edit_message(
     kit: web::Data<Kit>,
@@ -38,6 +40,6 @@ pub async fn edit_message(
     {
         Own::Done(m) => Ok(web::Json(m)),
         Own::NotFound => Err(ApiError::NotFound),
-        Own::NotTheirs => Err(not_theirs()),
+        Own::NotTheirs => Err(ApiError::Conflict(Conflict::CharactersMessage)),
     }
 }

@@ -32,7 +32,14 @@ pub async fn list_alternatives(
     path: web::Path<MessageId>,
 ) -> ApiResult<web::Json<Vec<Alternative>>> {
     let alternatives = kit.store.generations().alternatives(me.id, path.id).await?;
-    if alternatives.is_empty() && kit.store.conversations().message(me.id, path.id).await?.is_none() {
+    if alternatives.is_empty()
+        && kit
+            .store
+            .conversations()
+            .message(me.id, path.id)
+            .await?
+            .is_none()
+    {
         return Err(ApiError::NotFound);
     }
     Ok(web::Json(

@@ -7,8 +7,6 @@ pub mod edit_message;
 pub mod list_alternatives;
 pub mod pick_alternative;
 
-use service_kit::ApiError;
-
 /// `{id}` of a message.
 #[derive(serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Path)]
@@ -16,13 +14,4 @@ pub struct MessageId {
     /// The message's id.
     #[param(minimum = 1)]
     id: i64,
-}
-
-/// What an edit or a deletion of a message the user did not write answers.
-fn not_theirs() -> ApiError {
-    ApiError::validation(
-        "id",
-        "only messages you wrote can be edited or deleted; a character's reply changes by \
-         regenerating it, continuing it or picking one of its alternatives",
-    )
 }
