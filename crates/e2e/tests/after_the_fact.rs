@@ -156,8 +156,8 @@ async fn a_conversation_edited_after_the_fact_through_the_gateway() {
     let lea = lea_login["access_token"].as_str().unwrap().to_owned();
     let lea_id = lea_login["user"]["id"].as_str().unwrap().to_owned();
     let hugo = s.account("hugo@example.com").await;
-    let lea = Some(lea.as_str());
-    let hugo = Some(hugo.as_str());
+    let (lea_t, hugo_t) = (lea.as_str(), hugo.as_str());
+    let (lea, hugo) = (Some(lea_t), Some(hugo_t));
 
     // 1. A greeting on match, once.
     t.say("A new match opens with the character's greeting; the retried request adds nothing");
@@ -250,7 +250,7 @@ async fn a_conversation_edited_after_the_fact_through_the_gateway() {
         )
         .await;
     assert_eq!(hits.as_array().unwrap().len(), 1, "{hits}");
-    let (_, hits) = s.get("/api/v1/search/messages?q=pluie", lea.unwrap()).await;
+    let (_, hits) = s.get("/api/v1/search/messages?q=pluie", lea_t).await;
     assert_eq!(hits, json!([]), "the old text is not found any more");
 
     t.say(
@@ -341,14 +341,14 @@ async fn a_conversation_edited_after_the_fact_through_the_gateway() {
     );
     t.say("The character replies (streamed); affection and XP are counted");
     let (status, first, tokens) = t
-        .stream(&s, "/api/v1/conversations/sophia/reply", lea.unwrap())
+        .stream(&s, "/api/v1/conversations/sophia/reply", lea_t)
         .await;
     assert_eq!(status, StatusCode::CREATED);
     assert!(tokens >= 3, "{tokens} tokens");
     let reply_id = first["id"].as_i64().unwrap();
     let (_, matched) = t.call(&s, Method::GET, "/api/v1/matches", lea, None).await;
     assert_eq!(matched[0]["affection"], 2);
-    let (_, me) = s.get("/api/v1/users/me", lea.unwrap()).await;
+    let (_, me) = s.get("/api/v1/users/me", lea_t).await;
     assert_eq!(me["xp"], 10, "{me}");
 
     t.say("Regenerate: a new version of the same reply; the first is kept");
@@ -356,7 +356,7 @@ async fn a_conversation_edited_after_the_fact_through_the_gateway() {
         .stream(
             &s,
             "/api/v1/conversations/sophia/reply?regenerate=true",
-            lea.unwrap(),
+            lea_t,
         )
         .await;
     assert_eq!(status, StatusCode::CREATED);
@@ -368,7 +368,7 @@ async fn a_conversation_edited_after_the_fact_through_the_gateway() {
 
     t.say("Continue: the reply goes on (only the new text streams; done has the whole reply)");
     let (status, continued, tokens) = t
-        .stream(&s, "/api/v1/conversations/sophia/continue", lea.unwrap())
+        .stream(&s, "/api/v1/conversations/sophia/continue", lea_t)
         .await;
     assert_eq!(status, StatusCode::CREATED);
     assert!(tokens >= 1);
@@ -447,7 +447,7 @@ async fn a_conversation_edited_after_the_fact_through_the_gateway() {
         "asking again returns the picked version"
     );
     let (_, matched) = t.call(&s, Method::GET, "/api/v1/matches", lea, None).await;
-    let (_, me) = s.get("/api/v1/users/me", lea.unwrap()).await;
+    let (_, me) = s.get("/api/v1/users/me", lea_t).await;
     assert_eq!(
         (matched[0]["affection"].as_i64(), me["xp"].as_i64()),
         (Some(2), Some(10)),
@@ -560,9 +560,7 @@ async fn a_conversation_edited_after_the_fact_through_the_gateway() {
         remembered(&memories),
         ["J'adore l'orage sur les quais", "Je m'appelle Léa"]
     );
-    let (_, page) = s
-        .get("/api/v1/conversations/sophia/messages", lea.unwrap())
-        .await;
+    let (_, page) = s.get("/api/v1/conversations/sophia/messages", lea_t).await;
     assert!(
         page["items"]
             .as_array()
@@ -570,7 +568,7 @@ async fn a_conversation_edited_after_the_fact_through_the_gateway() {
             .iter()
             .all(|m| m["id"].as_i64() != Some(lyon))
     );
-    let (_, hits) = s.get("/api/v1/search/messages?q=Lyon", lea.unwrap()).await;
+    let (_, hits) = s.get("/api/v1/search/messages?q=Lyon", lea_t).await;
     assert_eq!(hits, json!([]));
     let (status, _) = s
         .call(
@@ -608,7 +606,7 @@ async fn a_conversation_edited_after_the_fact_through_the_gateway() {
             .all(|m| m["unread_count"] == 0),
         "{list}"
     );
-    let (_, hugos) = s.get("/api/v1/matches", hugo.unwrap()).await;
+    let (_, hugos) = s.get("/api/v1/matches", hugo_t).await;
     assert_eq!(hugos, json!([]));
 
     // 5. Unmatch: everything in the match goes, its stored files too.
@@ -626,7 +624,7 @@ async fn a_conversation_edited_after_the_fact_through_the_gateway() {
         let (_, j) = s
             .get(
                 &format!("/api/v1/photos/jobs/{}", job["id"].as_str().unwrap()),
-                lea.unwrap(),
+                lea_t,
             )
             .await;
         if j["status"] == "done" {
@@ -635,12 +633,12 @@ async fn a_conversation_edited_after_the_fact_through_the_gateway() {
         assert!(Instant::now() < deadline, "{j}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let (_, gallery) = s.get("/api/v1/photos/sophia", lea.unwrap()).await;
+    let (_, gallery) = s.get("/api/v1/photos/sophia", lea_t).await;
     let photo = gallery["items"][0]["id"].as_i64().unwrap();
     let rendition = s
         .http
         .get(format!("{}/api/v1/media/{photo}?w=128", s.gateway))
-        .bearer_auth(lea.unwrap())
+        .bearer_auth(lea_t)
         .send()
         .await
         .unwrap();
@@ -721,7 +719,7 @@ async fn a_conversation_edited_after_the_fact_through_the_gateway() {
     let (_, list) = t.call(&s, Method::GET, "/api/v1/matches", lea, None).await;
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
     assert_eq!(list[0]["character_id"], "hugo");
-    let (_, hits) = s.get("/api/v1/search/messages?q=orage", lea.unwrap()).await;
+    let (_, hits) = s.get("/api/v1/search/messages?q=orage", lea_t).await;
     assert_eq!(hits, json!([]));
     let (status, _) = t
         .call(&s, Method::DELETE, "/api/v1/matches/sophia", lea, None)
@@ -754,7 +752,7 @@ async fn a_conversation_edited_after_the_fact_through_the_gateway() {
         1,
         "the greeting alone"
     );
-    let (_, me) = s.get("/api/v1/users/me", lea.unwrap()).await;
+    let (_, me) = s.get("/api/v1/users/me", lea_t).await;
     assert_eq!(me["xp"], 20, "the XP of the two replies stays the user's");
 
     // Every new endpoint is in the OpenAPI document, once.

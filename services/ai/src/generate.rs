@@ -323,7 +323,7 @@ async fn generate(
 pub fn join(prefix: &str, more: &str) -> String {
     let prefix = prefix.trim_end();
     let glued = more.starts_with(char::is_whitespace)
-        || more.starts_with(|c: char| matches!(c, ',' | '.' | '!' | '?' | ';' | ':' | '…' | ')'));
+        || more.starts_with([',', '.', '!', '?', ';', ':', '…', ')']);
     if glued {
         format!("{prefix}{}", more.trim_end())
     } else {
