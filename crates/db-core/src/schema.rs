@@ -134,6 +134,16 @@ diesel::table! {
         finished_at -> Nullable<Timestamptz>,
         lease_until -> Nullable<Timestamptz>,
         replaces_message_id -> Nullable<Int8>,
+        content -> Nullable<Text>,
+        prefix -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    storage_deletions (id) {
+        id -> Int8,
+        storage_key -> Text,
+        created_at -> Timestamptz,
     }
 }
 
@@ -221,4 +231,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     match_settings,
     nudges,
     storage_purges,
+    storage_deletions,
 );

@@ -61,7 +61,7 @@ pub enum ApiError {
 
 impl ApiError {
     /// Every code a client can see, for docs and for the test that reaches each one.
-    pub const CODES: [&'static str; 21] = [
+    pub const CODES: [&'static str; 23] = [
         "bad_request",
         "validation_failed",
         "unauthorized",
@@ -75,6 +75,8 @@ impl ApiError {
         "generation_in_progress",
         "nothing_to_answer",
         "too_many_characters",
+        "nothing_to_continue",
+        "characters_message",
         "rate_limited",
         "payload_too_large",
         "unsupported_media_type",
@@ -154,6 +156,12 @@ pub enum Conflict {
     NothingToAnswer,
     #[error("at most {max} characters of one's own; delete one first")]
     TooManyCharacters { max: i64 },
+    #[error("there is nothing to continue: the user's latest message has no reply yet")]
+    NothingToContinue,
+    #[error(
+        "the character wrote this message: a reply changes by regenerating it, continuing it or picking one of its alternatives"
+    )]
+    CharactersMessage,
 }
 
 impl Conflict {
@@ -165,6 +173,8 @@ impl Conflict {
             Conflict::GenerationInProgress => "generation_in_progress",
             Conflict::NothingToAnswer => "nothing_to_answer",
             Conflict::TooManyCharacters { .. } => "too_many_characters",
+            Conflict::NothingToContinue => "nothing_to_continue",
+            Conflict::CharactersMessage => "characters_message",
         }
     }
 }
@@ -350,6 +360,8 @@ mod tests {
             ApiError::Conflict(Conflict::GenerationInProgress),
             ApiError::Conflict(Conflict::NothingToAnswer),
             ApiError::Conflict(Conflict::TooManyCharacters { max: 200 }),
+            ApiError::Conflict(Conflict::NothingToContinue),
+            ApiError::Conflict(Conflict::CharactersMessage),
             ApiError::RateLimited { retry_after: 7 },
             ApiError::PayloadTooLarge,
             ApiError::UnsupportedMediaType("gzip".into()),

@@ -28,6 +28,8 @@ const PRODUCERS: &[(&str, &[&str])] = &[
     ),
     ("nothing_to_answer", &["Conflict::NothingToAnswer"]),
     ("too_many_characters", &["Conflict::TooManyCharacters"]),
+    ("nothing_to_continue", &["Conflict::NothingToContinue"]),
+    ("characters_message", &["Conflict::CharactersMessage"]),
     ("rate_limited", &["ApiError::RateLimited"]),
     ("payload_too_large", &["ApiError::PayloadTooLarge"]),
     (

@@ -85,6 +85,8 @@ pub struct Request {
     pub user_message_id: i64,
     /// Write the reply again (a swipe): nothing is counted twice.
     pub regenerate: bool,
+    /// Extend the reply ("continue"): nothing is counted twice.
+    pub extend: bool,
     /// Photo milestones, on the user's behalf; `None` turns them off for this reply.
     pub photo: Option<PhotoAsk>,
 }
@@ -97,12 +99,14 @@ pub async fn start(kit: &Kit, author: Author, request: Request) -> Result<Starte
         user_message_id: request.user_message_id,
         provider: author.provider.name(),
         regenerate: request.regenerate,
+        extend: request.extend,
         per_day: author.limits.per_user_per_day,
         lease: author.limits.lease,
     };
     match kit.store.generations().start(ask).await? {
         Start::QuotaSpent { retry_after } => Err(ApiError::RateLimited { retry_after }),
         Start::Busy => Err(ApiError::Conflict(Conflict::GenerationInProgress)),
+        Start::NothingToContinue => Err(ApiError::Conflict(Conflict::NothingToContinue)),
         Start::Existing(g) if g.is_running() => Ok(Started::Running(g)),
         Start::Existing(g) => {
             let reply = kit
@@ -118,7 +122,7 @@ pub async fn start(kit: &Kit, author: Author, request: Request) -> Result<Starte
             replaces,
             took_over,
         } => {
-            let prompt = match prompt(kit, &request, g.id, author.limits.context_tokens).await {
+            let prompt = match prompt(kit, &request, &g, author.limits.context_tokens).await {
                 Ok(p) => p,
                 Err(e) => {
                     kit.store.generations().fail(g.id).await?;
@@ -145,14 +149,21 @@ pub async fn start(kit: &Kit, author: Author, request: Request) -> Result<Starte
     }
 }
 
+/// What a continuation asks in place of the user's message: the reply it extends is the
+/// newest message of the history the provider reads.
+pub const CONTINUE_INSTRUCTION: &str =
+    "(Continue ta dernière réponse là où elle s'arrête, sans répéter ce que tu as déjà dit.)";
+
 /// The prompt: the persona, the message, what the character remembers (relevant first, then
-/// the newest), the newest history; cut to the context budget.
+/// the newest), the newest history; cut to the context budget. A continuation asks to go on
+/// from the reply (the newest message of the history).
 async fn prompt(
     kit: &Kit,
     request: &Request,
-    generation: Uuid,
+    g: &Generation,
     budget: usize,
 ) -> Result<Prompt, ApiError> {
+    let generation = g.id;
     let (user, character) = (request.user, request.character.as_str());
     let c = kit
         .store
@@ -165,15 +176,19 @@ async fn prompt(
         .conversations()
         .page(user, character, None, 20)
         .await?;
-    let user_message = window
+    let asked = window
         .items
         .iter()
         .find(|m| m.id == request.user_message_id)
         .map(|m| m.content.clone())
         .unwrap_or_default();
+    let user_message = match g.prefix {
+        Some(_) => CONTINUE_INSTRUCTION.to_owned(),
+        None => asked.clone(),
+    };
     let memories = kit.store.memories();
     let mut remembered: Vec<String> = memories
-        .search(user, &user_message, Some(character), 3)
+        .search(user, &asked, Some(character), 3)
         .await?
         .into_iter()
         .map(|h| h.memory.content)
@@ -215,10 +230,14 @@ async fn run(
     replaces: Option<i64>,
     photo: Option<PhotoAsk>,
 ) {
+    // Counted only with a reply's first version (`complete` ignores it for a rewrite).
     let reward = Reward {
         affection: AFFECTION_PER_REPLY,
         xp: XP_PER_REPLY,
-        facts: facts(&prompt.user_message),
+        facts: match g.prefix {
+            Some(_) => Vec::new(),
+            None => facts(&prompt.user_message),
+        },
         max_memories: author.limits.max_memories,
     };
     match generate(&kit, author, &g, prompt, &tx, replaces, &reward).await {
@@ -289,15 +308,20 @@ async fn generate(
             anyhow::bail!("the generation was taken over by another writer");
         }
     }
+    let written = all.concat();
+    anyhow::ensure!(!written.trim().is_empty(), "the provider returned nothing");
+    // A continuation extends the reply's text.
+    let whole = match &g.prefix {
+        Some(prefix) => join(prefix, &written),
+        None => written,
+    };
     // A provider may write more than a message holds (or echo a long input): cut to what fits.
-    let content: String = all
-        .concat()
+    let content: String = whole
         .trim()
         .chars()
         .take(db_core::models::MAX_MESSAGE_CHARS)
         .collect();
     let content = content.trim().to_owned();
-    anyhow::ensure!(!content.is_empty(), "the provider returned nothing");
     generations.append_tokens(g.id, &unsaved, lease).await?;
     let mut reward = reward.clone();
     if let Ok(Some(facts)) = extraction.await {
@@ -307,6 +331,19 @@ async fn generate(
         .complete(g, &content, replaces, &reward)
         .await?
         .ok_or_else(|| anyhow::anyhow!("the generation was completed by another attempt"))
+}
+
+/// A reply and its continuation: one space between them unless the continuation starts with
+/// white space or closing punctuation.
+pub fn join(prefix: &str, more: &str) -> String {
+    let prefix = prefix.trim_end();
+    let glued = more.starts_with(char::is_whitespace)
+        || more.starts_with([',', '.', '!', '?', ';', ':', '…', ')']);
+    if glued {
+        format!("{prefix}{}", more.trim_end())
+    } else {
+        format!("{prefix} {}", more.trim())
+    }
 }
 
 /// A reply carried the match's affection to `now`: if it passed a milestone, the character
@@ -356,6 +393,13 @@ pub fn facts(message: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_continuation_follows_its_reply() {
+        assert_eq!(super::join("Il pleut.", "Et toi ?"), "Il pleut. Et toi ?");
+        assert_eq!(super::join("Il pleut ", " encore."), "Il pleut encore.");
+        assert_eq!(super::join("Il pleut", ", encore"), "Il pleut, encore");
+    }
+
     #[test]
     fn facts_are_the_sentences_about_the_user() {
         let f = super::facts(

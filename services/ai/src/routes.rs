@@ -8,7 +8,7 @@ use actix_web::web;
 use service_kit::ApiConfig;
 use utoipa_actix_web::scope;
 
-use crate::handlers::reply::{Ai, write_reply};
+use crate::handlers::reply::{Ai, continue_reply, write_reply};
 use crate::openai::{OpenAi, OpenAiConfig};
 use crate::provider::Builtin;
 
@@ -105,6 +105,7 @@ pub fn configure(cfg: &mut ApiConfig) {
     cfg.service(
         scope("/api/v1")
             .service(write_reply)
+            .service(continue_reply)
             .service(user_settings::get_write_first)
             .service(user_settings::update_write_first)
             .service(match_settings::get_match_write_first)

@@ -84,9 +84,10 @@ pub struct Workers {
 impl Workers {
     pub fn spawn(kit: Kit, media: Media) -> Self {
         let (stop, rx) = watch::channel(false);
-        let tasks = (0..media.jobs.workers.max(1))
+        let mut tasks: Vec<JoinHandle<()>> = (0..media.jobs.workers.max(1))
             .map(|_| tokio::spawn(work(kit.clone(), media.clone(), rx.clone())))
             .collect();
+        tasks.push(tokio::spawn(sweep(kit, media, rx)));
         Self { stop, tasks }
     }
 
@@ -122,6 +123,64 @@ async fn work(kit: Kit, media: Media, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => {}
         }
     }
+}
+
+/// Files deleted from storage per round.
+const SWEEP_BATCH: i64 = 100;
+
+/// Deletes from storage the files of photos that are gone (an unmatch, an account deletion:
+/// the database queues their keys in the same transaction, see `storage_deletions`), with
+/// their smaller renditions; then forgets the entries. Deleting a file twice is harmless, so
+/// replicas sweep side by side; a file that cannot be deleted now is tried again next round.
+async fn sweep(kit: Kit, media: Media, mut stop: watch::Receiver<bool>) {
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let mut more = false;
+        match kit.store.photos().files_to_delete(SWEEP_BATCH).await {
+            Ok(due) => {
+                let mut done = Vec::with_capacity(due.len());
+                for (id, key) in &due {
+                    if delete_files(&media, key).await {
+                        done.push(*id);
+                    }
+                }
+                if !done.is_empty() {
+                    match kit.store.photos().files_deleted(&done).await {
+                        Ok(n) => {
+                            tracing::info!(files = n, "deleted the files of photos that are gone")
+                        }
+                        Err(e) => tracing::warn!(error = %e, "cannot forget deleted files"),
+                    }
+                }
+                more = due.len() as i64 == SWEEP_BATCH && done.len() == due.len();
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the files to delete"),
+        }
+        if more {
+            continue;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(media.jobs.poll) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+/// A photo's file and every rendition made of it.
+async fn delete_files(media: &Media, key: &str) -> bool {
+    let renditions = crate::handlers::media::RENDITION_WIDTHS
+        .iter()
+        .map(|w| format!("{key}.w{w}.jpg"));
+    let mut all = true;
+    for k in std::iter::once(key.to_owned()).chain(renditions) {
+        if let Err(e) = media.storage.delete(&k).await {
+            tracing::warn!(key = %k, error = %e, "cannot delete a stored file");
+            all = false;
+        }
+    }
+    all
 }
 
 /// Makes the image and stores it, renewing the lease meanwhile. `Ok(None)` if the lease was

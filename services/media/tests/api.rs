@@ -162,7 +162,7 @@ async fn a_photo_is_made_listed_downloaded_and_kept_private() {
         .await
         .unwrap()
         .items;
-    assert_eq!(conversation.len(), 1);
+    assert_eq!(conversation.len(), 2, "the greeting, then the photo");
     assert_eq!(conversation[0].sender, Sender::Character);
     assert_eq!(conversation[0].photo_id, photo["id"].as_i64());
     assert!(!conversation[0].is_read);
@@ -173,7 +173,8 @@ async fn a_photo_is_made_listed_downloaded_and_kept_private() {
             .unread_count(lea, "sophia")
             .await
             .unwrap(),
-        1
+        2,
+        "the greeting and the photo"
     );
 
     // Nobody else sees any of it: not the job, the gallery or the image.
@@ -435,6 +436,7 @@ async fn a_failing_generator_is_retried_then_the_job_fails() {
             .unread_count(lea, "sophia")
             .await
             .unwrap(),
-        0
+        1,
+        "the greeting alone: no photo arrived"
     );
 }

@@ -28,6 +28,11 @@ pub struct Generation {
     pub lease_until: Option<DateTime<Utc>>,
     /// A swipe: the reply it rewrites.
     pub replaces_message_id: Option<i64>,
+    /// Once finished: the text it wrote (kept when it is swiped away, so it can be picked
+    /// again).
+    pub content: Option<String>,
+    /// A continuation: the text of the reply it extends.
+    pub prefix: Option<String>,
 }
 
 impl Generation {
@@ -50,7 +55,8 @@ pub enum Claim {
 }
 
 /// Claims the reply to `user_message_id`, held for `lease`; `replaces` is the reply a swipe
-/// rewrites.
+/// rewrites, `prefix` the text a continuation extends.
+#[allow(clippy::too_many_arguments)]
 pub async fn claim(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,
@@ -58,6 +64,7 @@ pub async fn claim(
     user_message_id: i64,
     provider: &str,
     replaces: Option<i64>,
+    prefix: Option<&str>,
     lease: std::time::Duration,
 ) -> QueryResult<Claim> {
     let lease_until = Utc::now() + chrono::Duration::from_std(lease).unwrap_or_default();
@@ -71,6 +78,7 @@ pub async fn claim(
             generations::provider.eq(provider),
             generations::lease_until.eq(Some(lease_until)),
             generations::replaces_message_id.eq(replaces),
+            generations::prefix.eq(prefix),
         ))
         .on_conflict_do_nothing()
         .returning(Generation::as_returning())
@@ -332,6 +340,7 @@ pub async fn complete(
         diesel::update(generations::table.find(g.id))
             .set((
                 generations::reply_message_id.eq(reply.id),
+                generations::content.eq(&reply.content),
                 generations::finished_at.eq(diesel::dsl::now),
             ))
             .execute(conn)
@@ -341,6 +350,90 @@ pub async fn complete(
             affection,
             xp,
         }))
+    })
+    .await
+}
+
+/// Every finished version of a reply (its alternatives), oldest first, on
+/// `generations_reply_idx`; the one whose status is `done` is the picked one.
+pub async fn alternatives(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    reply_message_id: i64,
+) -> QueryResult<Vec<Generation>> {
+    generations::table
+        .filter(generations::reply_message_id.eq(reply_message_id))
+        .filter(generations::user_id.eq(user_id))
+        .filter(generations::content.is_not_null())
+        .order((generations::started_at.asc(), generations::id.asc()))
+        .select(Generation::as_select())
+        .load(conn)
+        .await
+}
+
+/// How picking an alternative went.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Picked {
+    /// The reply now reads as the alternative (it may have been picked already).
+    Picked(crate::models::Message),
+    /// No such alternative of this reply of the user's.
+    NotFound,
+    /// The reply is being written again right now.
+    Busy,
+}
+
+/// Makes `alternative` the reply's live version, in one transaction under the conversation's
+/// lock: the generation picked before is superseded, this one is `done`, and the reply message
+/// takes its text (what the history and the next prompt read). Nothing is counted again.
+pub async fn pick(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    reply_message_id: i64,
+    alternative: Uuid,
+) -> QueryResult<Picked> {
+    use diesel_async::AsyncConnection;
+
+    use crate::queries::messages;
+    conn.transaction(async |conn| {
+        let target: Option<Generation> = generations::table
+            .filter(generations::id.eq(alternative))
+            .filter(generations::user_id.eq(user_id))
+            .filter(generations::reply_message_id.eq(reply_message_id))
+            .select(Generation::as_select())
+            .first(conn)
+            .await
+            .optional()?;
+        let Some(target) = target else {
+            return Ok(Picked::NotFound);
+        };
+        let Some(content) = target.content.clone() else {
+            return Ok(Picked::NotFound);
+        };
+        lock_conversation(conn, user_id, &target.character_id).await?;
+        let live = for_message(conn, target.user_message_id).await?;
+        match live {
+            Some(g) if g.is_running() => return Ok(Picked::Busy),
+            Some(g) if g.id == target.id => {}
+            Some(g) => {
+                diesel::update(generations::table.find(g.id))
+                    .set(generations::status.eq(GenerationStatus::Superseded))
+                    .execute(conn)
+                    .await?;
+            }
+            None => {}
+        }
+        // A running swipe of this reply under another user message cannot exist: a reply
+        // answers one user message, and its generations all point at that one.
+        diesel::update(generations::table.find(target.id))
+            .set(generations::status.eq(GenerationStatus::Done))
+            .execute(conn)
+            .await?;
+        Ok(
+            match messages::edit(conn, user_id, reply_message_id, &content).await? {
+                Some(m) => Picked::Picked(m),
+                None => Picked::NotFound,
+            },
+        )
     })
     .await
 }

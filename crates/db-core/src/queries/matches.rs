@@ -20,6 +20,12 @@ pub enum MatchError {
     Db(#[from] crate::pool::DbError),
 }
 
+impl From<DieselError> for MatchError {
+    fn from(e: DieselError) -> Self {
+        MatchError::Db(e.into())
+    }
+}
+
 /// Creates the match, or returns the existing one; the flag says whether it is new.
 pub async fn create(
     conn: &mut AsyncPgConnection,
@@ -52,6 +58,41 @@ pub async fn create(
             false,
         )),
     }
+}
+
+/// Ends a match: the match row goes, and with it (foreign keys, `ON DELETE CASCADE`) its
+/// messages, their generations, its photos (their files are queued for deletion by a trigger),
+/// photo jobs and memories. Returns whether there was one.
+pub async fn delete(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    character_id: &str,
+) -> QueryResult<bool> {
+    diesel::delete(matches::table.find((user_id, character_id)))
+        .execute(conn)
+        .await
+        .map(|n| n == 1)
+}
+
+/// The message a character opens a new match with: its greeting, stored as an unread message
+/// from the character. `None` if the character has no greeting.
+pub async fn insert_greeting(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    character_id: &str,
+) -> QueryResult<Option<crate::models::Message>> {
+    use crate::schema::characters;
+    let greeting: Option<String> = characters::table
+        .find(character_id)
+        .select(characters::greeting)
+        .first(conn)
+        .await
+        .optional()?;
+    let Some(greeting) = greeting.filter(|g| !g.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let new = crate::models::NewMessage::new(user_id, character_id, Sender::Character, greeting);
+    crate::queries::messages::insert(conn, &new).await.map(Some)
 }
 
 pub async fn get(

@@ -97,6 +97,35 @@ pub async fn mark_read(
     mark_read_query(user_id, character_id).execute(conn).await
 }
 
+/// Marks every conversation of the user read (on `chat_messages_unread_idx`, whose leading
+/// column is the user); returns each conversation that changed and how many messages did.
+pub async fn mark_all_read(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+) -> QueryResult<Vec<(String, i64)>> {
+    #[derive(QueryableByName)]
+    struct Changed {
+        #[diesel(sql_type = Text)]
+        character_id: String,
+        #[diesel(sql_type = BigInt)]
+        count: i64,
+    }
+    let changed: Vec<Changed> = diesel::sql_query(
+        "/* messages.mark_all_read */ WITH changed AS ( \
+           UPDATE chat_messages SET is_read = true \
+           WHERE user_id = $1 AND NOT is_read RETURNING character_id) \
+         SELECT character_id, count(*) AS count FROM changed GROUP BY character_id \
+         ORDER BY character_id",
+    )
+    .bind::<SqlUuid, _>(user_id)
+    .load(conn)
+    .await?;
+    Ok(changed
+        .into_iter()
+        .map(|c| (c.character_id, c.count))
+        .collect())
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Inserted {
     Created(Message),
@@ -316,6 +345,44 @@ pub async fn edit(
         chat_messages::table
             .filter(chat_messages::id.eq(id))
             .filter(chat_messages::user_id.eq(user_id)),
+    )
+    .set(chat_messages::content.eq(content))
+    .returning(Message::as_returning())
+    .get_result(conn)
+    .await
+    .optional()
+}
+
+/// Deletes a message the user wrote (sender `user`); returns it if it existed.
+pub async fn delete_own(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    id: i64,
+) -> QueryResult<Option<Message>> {
+    diesel::delete(
+        chat_messages::table
+            .filter(chat_messages::id.eq(id))
+            .filter(chat_messages::user_id.eq(user_id))
+            .filter(chat_messages::sender.eq(Sender::User)),
+    )
+    .returning(Message::as_returning())
+    .get_result(conn)
+    .await
+    .optional()
+}
+
+/// Rewrites a message the user wrote (sender `user`); returns it if it existed.
+pub async fn edit_own(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    id: i64,
+    content: &str,
+) -> QueryResult<Option<Message>> {
+    diesel::update(
+        chat_messages::table
+            .filter(chat_messages::id.eq(id))
+            .filter(chat_messages::user_id.eq(user_id))
+            .filter(chat_messages::sender.eq(Sender::User)),
     )
     .set(chat_messages::content.eq(content))
     .returning(Message::as_returning())

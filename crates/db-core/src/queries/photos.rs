@@ -64,3 +64,26 @@ pub async fn get(
         .await
         .optional()
 }
+
+/// Stored files whose photo is gone (queued by the `received_photos_forget_files` trigger),
+/// oldest first: `(entry id, storage key)`.
+pub async fn files_to_delete(
+    conn: &mut AsyncPgConnection,
+    limit: i64,
+) -> QueryResult<Vec<(i64, String)>> {
+    use crate::schema::storage_deletions;
+    storage_deletions::table
+        .order(storage_deletions::id)
+        .limit(limit)
+        .select((storage_deletions::id, storage_deletions::storage_key))
+        .load(conn)
+        .await
+}
+
+/// Forgets entries whose files were deleted.
+pub async fn files_deleted(conn: &mut AsyncPgConnection, ids: &[i64]) -> QueryResult<usize> {
+    use crate::schema::storage_deletions;
+    diesel::delete(storage_deletions::table.filter(storage_deletions::id.eq_any(ids)))
+        .execute(conn)
+        .await
+}

@@ -13,6 +13,28 @@ use crate::queries::{generations, messages};
 
 pub use crate::queries::messages::{Inserted, SendError};
 
+/// What an edit or a deletion of one of the user's own messages did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Own {
+    /// Done: the message as edited, or as it was before it was deleted.
+    Done(Message),
+    /// No message of the user's has this id.
+    NotFound,
+    /// The message is in the user's conversation but the character (or the system) wrote it.
+    NotTheirs,
+}
+
+async fn own_or_not(
+    conn: &mut diesel_async::AsyncPgConnection,
+    user: Uuid,
+    id: i64,
+) -> Result<Own, DbError> {
+    Ok(match messages::get(conn, user, id).await? {
+        Some(_) => Own::NotTheirs,
+        None => Own::NotFound,
+    })
+}
+
 pub struct Conversations<'s>(pub(super) &'s Shared);
 
 const INCR_IF_EXISTS: &str =
@@ -144,28 +166,66 @@ impl Conversations<'_> {
         Ok(edited)
     }
 
+    /// Rewrites a message the user wrote (a character's words change through their reply's
+    /// alternatives, not here). Its memories stay: they are the user's to edit. The window and
+    /// the match list are dropped; the search vector follows the text (generated column).
+    pub async fn edit_own(&self, user: Uuid, id: i64, content: &str) -> Result<Own, DbError> {
+        let s = self.0;
+        let mut conn = s.db.write().await?;
+        let edited = messages::edit_own(&mut conn, user, id, content).await?;
+        let own = match edited {
+            Some(m) => Own::Done(m),
+            None => own_or_not(&mut conn, user, id).await?,
+        };
+        drop(conn);
+        if let Own::Done(m) = &own {
+            after_changed_message(s, m).await;
+            s.settle().await;
+        }
+        Ok(own)
+    }
+
+    /// Deletes a message the user wrote; what the character remembered from it and the
+    /// generations that answered it go with it (foreign keys), the character's reply stays.
+    /// The window, unread count and match list are dropped.
+    pub async fn delete_own(&self, user: Uuid, id: i64) -> Result<Own, DbError> {
+        let s = self.0;
+        let mut conn = s.db.write().await?;
+        let deleted = messages::delete_own(&mut conn, user, id).await?;
+        let own = match deleted {
+            Some(m) => Own::Done(m),
+            None => own_or_not(&mut conn, user, id).await?,
+        };
+        drop(conn);
+        if let Own::Done(m) = &own {
+            after_changed_message(s, m).await;
+            s.settle().await;
+        }
+        Ok(own)
+    }
+
+    /// Marks every conversation of the user read, in one statement; the conversations that
+    /// changed get the same cache updates as [`Conversations::mark_read`]. Returns each of
+    /// them with how many messages it had unread.
+    pub async fn mark_all_read(&self, user: Uuid) -> Result<Vec<(String, i64)>, DbError> {
+        let s = self.0;
+        let mut conn = s.db.write().await?;
+        let changed = messages::mark_all_read(&mut conn, user).await?;
+        drop(conn);
+        for (character, _) in &changed {
+            read_in_cache(s, user, character).await;
+        }
+        s.settle().await;
+        Ok(changed)
+    }
+
     /// Marks a conversation read and resets its cached unread count to 0.
     pub async fn mark_read(&self, user: Uuid, character: &str) -> Result<usize, DbError> {
         let s = self.0;
         let mut conn = s.db.write().await?;
         let n = messages::mark_read(&mut conn, user, character).await?;
         drop(conn);
-        let keys = s.cache.keys();
-        let unread = keys.unread(user, character);
-        let mut pipe = redis::pipe();
-        let ttl = s.cache.ttl(Family::Unread).map_or(30, |t| t.as_secs());
-        pipe.cmd("SET")
-            .arg(&unread)
-            .arg(0)
-            .arg("EX")
-            .arg(ttl)
-            .ignore();
-        if s.cache.pipe::<()>(pipe).await.is_none() {
-            s.cache.defer_delete(unread);
-        }
-        s.cache.set_match_unread(user, character, 0).await;
-        // The window holds the read flags it was loaded with.
-        s.cache.invalidate_window(user, character).await;
+        read_in_cache(s, user, character).await;
         s.settle().await;
         Ok(n)
     }
@@ -272,4 +332,25 @@ async fn load_window(s: &Shared, user: Uuid, character: &str) -> Result<Vec<Mess
             .await?
             .items,
     )
+}
+
+/// A conversation was read: its unread count is 0 (set in place), the match list's entry too,
+/// and its window (which holds the read flags it was loaded with) is dropped.
+async fn read_in_cache(s: &Shared, user: Uuid, character: &str) {
+    let keys = s.cache.keys();
+    let unread = keys.unread(user, character);
+    let mut pipe = redis::pipe();
+    let ttl = s.cache.ttl(Family::Unread).map_or(30, |t| t.as_secs());
+    pipe.cmd("SET")
+        .arg(&unread)
+        .arg(0)
+        .arg("EX")
+        .arg(ttl)
+        .ignore();
+    if s.cache.pipe::<()>(pipe).await.is_none() {
+        s.cache.defer_delete(unread);
+    }
+    s.cache.set_match_unread(user, character, 0).await;
+    // The window holds the read flags it was loaded with.
+    s.cache.invalidate_window(user, character).await;
 }

@@ -12,7 +12,7 @@ use crate::models::{Generation, Message};
 use crate::pool::DbError;
 use crate::queries::generations::{self, Claim};
 
-pub use crate::queries::generations::{Completed, Reward};
+pub use crate::queries::generations::{Completed, Picked, Reward};
 
 pub struct Generations<'s>(pub(super) &'s Shared);
 
@@ -26,6 +26,8 @@ pub struct Ask<'a> {
     pub provider: &'a str,
     /// Write the finished reply again (a swipe).
     pub regenerate: bool,
+    /// Extend the finished reply ("continue"): a new alternative that starts with its text.
+    pub extend: bool,
     /// Generations the user may start in any 24 hours.
     pub per_day: i64,
     /// How long a writer holds a generation without renewing it.
@@ -46,6 +48,8 @@ pub enum Start {
     Existing(Generation),
     /// Another message of the conversation is being answered right now.
     Busy,
+    /// A continuation was asked for and the message has no finished reply to extend.
+    NothingToContinue,
     /// The user's generations of the last 24 hours are spent; the oldest ages out then.
     QuotaSpent { retry_after: u64 },
 }
@@ -64,10 +68,14 @@ impl Generations<'_> {
                     .iter()
                     .find(|g| g.user_message_id == ask.user_message_id);
                 let existing = generations::for_message(conn, ask.user_message_id).await?;
-                if let Some(g) = existing
-                    && (!ask.regenerate || g.is_running())
+                let rewrite = ask.regenerate || ask.extend;
+                if let Some(g) = &existing
+                    && (!rewrite || g.is_running())
                 {
-                    return Ok(Start::Existing(g));
+                    return Ok(Start::Existing(g.clone()));
+                }
+                if ask.extend && existing.is_none() && orphan.is_none() {
+                    return Ok(Start::NothingToContinue);
                 }
                 let day = chrono::Duration::days(1);
                 let (started, oldest) =
@@ -78,14 +86,25 @@ impl Generations<'_> {
                         .unwrap_or(3600);
                     return Ok(Start::QuotaSpent { retry_after });
                 }
-                // A swipe retires the finished reply; the new generation writes over it. A
-                // dead swipe's successor rewrites the same reply.
-                let replaces = match orphan {
-                    Some(o) => o.replaces_message_id,
-                    None if ask.regenerate => {
-                        generations::supersede_done(conn, ask.user_message_id).await?
+                // A swipe retires the finished reply (kept as an alternative); the new
+                // generation writes over it. A continuation does the same, starting from the
+                // reply's text. A dead swipe's or continuation's successor does the same work.
+                let (replaces, prefix) = match orphan {
+                    Some(o) => (o.replaces_message_id, o.prefix.clone()),
+                    None if rewrite => {
+                        let replaces =
+                            generations::supersede_done(conn, ask.user_message_id).await?;
+                        let prefix = match replaces {
+                            Some(id) if ask.extend => {
+                                crate::queries::messages::get(conn, ask.user, id)
+                                    .await?
+                                    .map(|m| m.content)
+                            }
+                            _ => None,
+                        };
+                        (replaces, prefix)
                     }
-                    None => None,
+                    None => (None, None),
                 };
                 Ok::<_, diesel::result::Error>(
                     match generations::claim(
@@ -95,6 +114,7 @@ impl Generations<'_> {
                         ask.user_message_id,
                         ask.provider,
                         replaces,
+                        prefix.as_deref(),
                         ask.lease,
                     )
                     .await?
@@ -111,6 +131,27 @@ impl Generations<'_> {
             })
             .await?;
         Ok(started)
+    }
+
+    /// Every finished version of one of the user's replies, oldest first (the `done` one is
+    /// the picked one); empty for a message that is not a reply of theirs.
+    pub async fn alternatives(&self, user: Uuid, reply: i64) -> Result<Vec<Generation>, DbError> {
+        let mut conn = self.0.db.read().await?;
+        Ok(generations::alternatives(&mut conn, user, reply).await?)
+    }
+
+    /// Makes an alternative the reply's text (see [`generations::pick`]); the conversation's
+    /// window and the match list are dropped when it changed.
+    pub async fn pick(&self, user: Uuid, reply: i64, alternative: Uuid) -> Result<Picked, DbError> {
+        let s = self.0;
+        let mut conn = s.db.write().await?;
+        let picked = generations::pick(&mut conn, user, reply, alternative).await?;
+        drop(conn);
+        if let Picked::Picked(m) = &picked {
+            super::conversations::after_changed_message(s, m).await;
+            s.settle().await;
+        }
+        Ok(picked)
     }
 
     pub async fn get(&self, id: Uuid) -> Result<Option<Generation>, DbError> {

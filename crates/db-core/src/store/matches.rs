@@ -46,8 +46,11 @@ impl Matches<'_> {
         Ok(list.iter().any(|m| m.character_id == character))
     }
 
-    /// Matches the user with the character (`true`: new), or finds the match that exists.
+    /// Matches the user with the character (`true`: new), or finds the match that exists. A new
+    /// match opens with the character's greeting, stored in the same transaction: a retried
+    /// request finds the match and adds nothing, so the greeting is there exactly once.
     pub async fn create(&self, user: Uuid, character: &str) -> Result<(Match, bool), MatchError> {
+        use diesel_async::AsyncConnection;
         let s = self.0;
         let mut conn = s.db.write().await?;
         // Someone else's character is as unknown as one that does not exist.
@@ -58,12 +61,52 @@ impl Matches<'_> {
         {
             return Err(MatchError::UnknownCharacter);
         }
-        let created = matches::create(&mut conn, user, character).await?;
+        let (created, greeting) = conn
+            .transaction(async |conn| {
+                let created = matches::create(conn, user, character).await?;
+                let greeting = if created.1 {
+                    matches::insert_greeting(conn, user, character)
+                        .await
+                        .map_err(crate::pool::DbError::from)?
+                } else {
+                    None
+                };
+                Ok::<_, MatchError>((created, greeting))
+            })
+            .await?;
         drop(conn);
         if created.1 {
+            if let Some(g) = &greeting {
+                super::conversations::after_new_message(s, g).await;
+            }
             s.cache.invalidate_match_list(user).await;
             s.settle().await;
         }
         Ok(created)
+    }
+
+    /// Unmatches: the match and everything in it go for good (messages, their replies and
+    /// alternatives, photos and their stored files, photo jobs, memories), in one statement;
+    /// every cached view of it is dropped. Matching again starts afresh, with the greeting.
+    /// `false` if there was no such match.
+    pub async fn delete(&self, user: Uuid, character: &str) -> Result<bool, DbError> {
+        let s = self.0;
+        let mut conn = s.db.write().await?;
+        let gone = matches::delete(&mut conn, user, character).await?;
+        drop(conn);
+        if gone {
+            let keys = s.cache.keys();
+            s.cache.invalidate_window(user, character).await;
+            s.cache.invalidate_match_list(user).await;
+            s.cache
+                .delete(&[
+                    keys.unread(user, character),
+                    keys.photo_page(user, character),
+                    keys.typing(user, character),
+                ])
+                .await;
+            s.settle().await;
+        }
+        Ok(gone)
     }
 }

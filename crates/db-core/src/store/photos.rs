@@ -82,3 +82,18 @@ impl Photos<'_> {
         Ok(photo)
     }
 }
+
+impl Photos<'_> {
+    /// Stored files whose photo row is gone (an unmatch, an account deletion): what the media
+    /// service deletes from storage, `(entry id, storage key)`, oldest first.
+    pub async fn files_to_delete(&self, limit: i64) -> Result<Vec<(i64, String)>, DbError> {
+        let mut conn = self.0.db.write().await?;
+        Ok(photos::files_to_delete(&mut conn, limit).await?)
+    }
+
+    /// The files of these entries are gone from storage: forget them.
+    pub async fn files_deleted(&self, ids: &[i64]) -> Result<usize, DbError> {
+        let mut conn = self.0.db.write().await?;
+        Ok(photos::files_deleted(&mut conn, ids).await?)
+    }
+}

@@ -4,6 +4,7 @@
 
 mod cache;
 mod characters;
+mod edits;
 mod explain;
 mod fixtures;
 mod instrumentation;

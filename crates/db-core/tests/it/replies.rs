@@ -41,6 +41,7 @@ fn ask(user: Uuid, message: i64, regenerate: bool, lease: Duration) -> Ask<'stat
         user_message_id: message,
         provider: "test",
         regenerate,
+        extend: false,
         per_day: 100,
         lease,
     }

@@ -51,7 +51,8 @@ fn done_event(after: usize, m: &Message) -> web::Bytes {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct Params {
-    /// Write the reply again in place (a swipe); affection and XP are not counted twice.
+    /// Write the reply again in place (a swipe); the versions before it are kept as its
+    /// alternatives (`GET /messages/{id}/alternatives`). Affection and XP are not counted twice.
     regenerate: Option<bool>,
 }
 
@@ -72,14 +73,52 @@ pub async fn write_reply(
     params: web::Query<Params>,
     req: HttpRequest,
 ) -> ApiResult<HttpResponse> {
-    let character = path.id()?;
+    let regenerate = params.regenerate.unwrap_or(false);
+    answer(kit, ai, me, path.id()?, regenerate, false, req).await
+}
+
+/// The character goes on with its reply to the user's latest message ("continue"). Streamed
+/// like a reply, but only the new text comes as `token` events; `done` carries the whole
+/// reply. The version before is kept as an alternative; affection and XP are not counted again.
+#[utoipa::path(tag = "conversations", security(("bearer" = [])),
+    params(CharacterPath, ("Last-Event-ID" = Option<String>, Header, description = "resume a stream after this event")),
+    responses((status = 201, body = Message, description = "the reply, extended (or, with Accept: text/event-stream, the new text's events)"),
+              (status = 200, body = Message, description = "this continuation, already written"),
+              (status = 404, body = service_kit::error::Problem, description = "no match with this character"),
+              (status = 409, body = service_kit::error::Problem, description = "nothing_to_continue (no reply yet) or generation_in_progress")),
+    extensions(("x-dream-timeout-seconds" = json!(180))))]
+#[post("/conversations/{character_id}/continue")]
+pub async fn continue_reply(
+    kit: web::Data<Kit>,
+    ai: web::Data<Ai>,
+    me: AuthUser,
+    path: web::Path<CharacterPath>,
+    req: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    answer(kit, ai, me, path.id()?, false, true, req).await
+}
+
+/// A reply to the user's latest message: written, written again, or continued.
+async fn answer(
+    kit: web::Data<Kit>,
+    ai: web::Data<Ai>,
+    me: AuthUser,
+    character: &str,
+    regenerate: bool,
+    extend: bool,
+    req: HttpRequest,
+) -> ApiResult<HttpResponse> {
     service_kit::checks::require_match(&kit, me.id, character).await?;
     let user_message = kit
         .store
         .conversations()
         .latest_from_user(me.id, character)
         .await?
-        .ok_or(ApiError::Conflict(Conflict::NothingToAnswer))?;
+        .ok_or(ApiError::Conflict(if extend {
+            Conflict::NothingToContinue
+        } else {
+            Conflict::NothingToAnswer
+        }))?;
     let streaming = req
         .headers()
         .get("accept")
@@ -90,7 +129,6 @@ pub async fn write_reply(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok()?.parse().ok())
         .unwrap_or(0);
-    let regenerate = params.regenerate.unwrap_or(false);
     let photo = ai.photos.clone().and_then(|milestones| {
         let authorization = req.headers().get("authorization")?.to_str().ok()?;
         Some(crate::photos::PhotoAsk {
@@ -109,6 +147,7 @@ pub async fn write_reply(
             character: character.to_owned(),
             user_message_id: user_message,
             regenerate,
+            extend,
             photo,
         },
     )

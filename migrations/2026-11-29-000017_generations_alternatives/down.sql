@@ -1,0 +1,2 @@
+ALTER TABLE generations DROP COLUMN prefix;
+ALTER TABLE generations DROP COLUMN content;
