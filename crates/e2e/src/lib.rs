@@ -390,11 +390,6 @@ impl Stack {
             .chain([&self.ai, &self.media])
     }
 
-    /// Where the media service stores its files.
-    pub fn media_dir(&self) -> &std::path::Path {
-        self._media_dir.path()
-    }
-
     /// A connection to the stack's database, for checks the API does not offer.
     pub async fn conn(&self) -> db_core::AsyncPgConnection {
         db_core::pool::connect_unpooled(&self.database_url, "e2e")

@@ -87,6 +87,9 @@ pub struct Stale {
     pub at: Duration,
 }
 
+/// Messages a conversation read asks for.
+const READ_LIMIT: usize = 50;
+
 /// Where a message sorts in its conversation: by time, then id, as PostgreSQL orders them (two
 /// sends that overlap can take their ids in the other order from their times).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -331,7 +334,7 @@ async fn read(target: &Target, log: &Log, user: usize, op: Op) {
     let u = &target.users[user];
     let url = match op {
         Op::Read => format!(
-            "{}/api/v1/conversations/{}/messages?limit=50",
+            "{}/api/v1/conversations/{}/messages?limit={READ_LIMIT}",
             target.base, u.character
         ),
         _ => format!("{}/api/v1/matches", target.base),
@@ -352,11 +355,16 @@ async fn read(target: &Target, log: &Log, user: usize, op: Op) {
     };
     let (shown, newest) = match op {
         Op::Read => {
-            let ids: Vec<i64> = body["items"]
-                .as_array()
-                .map(|a| a.iter().filter_map(|m| m["id"].as_i64()).collect())
-                .unwrap_or_default();
-            (ids.contains(&expected.id), ids.first().copied())
+            let items = body["items"].as_array().cloned().unwrap_or_default();
+            let ids: Vec<i64> = items.iter().filter_map(|m| m["id"].as_i64()).collect();
+            // A full page whose oldest message is newer than the expected one holds newer
+            // messages only: the expected one is on a later page, not missing.
+            let past = items.len() == READ_LIMIT
+                && items.last().is_some_and(|m| {
+                    Place::of(m["created_at"].as_str(), m["id"].as_i64())
+                        .is_some_and(|oldest| oldest > expected)
+                });
+            (ids.contains(&expected.id) || past, ids.first().copied())
         }
         _ => {
             let last = body.as_array().and_then(|a| {
