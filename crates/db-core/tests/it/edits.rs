@@ -57,6 +57,7 @@ fn reward() -> Reward {
         affection: 2,
         xp: 10,
         facts: vec!["J'adore la pluie".into()],
+        max_memories: 200,
     }
 }
 
@@ -112,12 +113,15 @@ async fn unmatching_deletes_the_match_and_all_it_holds_and_queues_its_files() {
     let said = send(&store, u, "sophia", Sender::User, "J'adore la pluie.").await;
     store
         .memories()
-        .create(&NewMemory {
-            user_id: u,
-            character_id: "sophia".into(),
-            content: "J'adore la pluie".into(),
-            source_message_id: Some(said),
-        })
+        .create(
+            &NewMemory {
+                user_id: u,
+                character_id: "sophia".into(),
+                content: "J'adore la pluie".into(),
+                source_message_id: Some(said),
+            },
+            200,
+        )
         .await
         .unwrap();
     let Start::New { generation: g, .. } = store
@@ -294,12 +298,15 @@ async fn ones_own_messages_are_edited_and_deleted_with_their_memories() {
     let stranger = send(&store, other, "sophia", Sender::User, "Bonjour").await;
     store
         .memories()
-        .create(&NewMemory {
-            user_id: u,
-            character_id: "sophia".into(),
-            content: "Je suis à Lyon".into(),
-            source_message_id: Some(mine),
-        })
+        .create(
+            &NewMemory {
+                user_id: u,
+                character_id: "sophia".into(),
+                content: "Je suis à Lyon".into(),
+                source_message_id: Some(mine),
+            },
+            200,
+        )
         .await
         .unwrap();
     // Warm window and list.
