@@ -153,7 +153,7 @@ async fn browser_sessions_keep_the_refresh_token_out_of_page_scripts() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     // With the header it does, and rotates the cookie.
     let res = post("/api/v1/auth/refresh", json!({}))
         .header("cookie", format!("dream_refresh={refresh}"))

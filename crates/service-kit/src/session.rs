@@ -12,6 +12,8 @@ use std::time::Duration;
 use actix_web::HttpRequest;
 use actix_web::cookie::{Cookie, SameSite, time};
 
+use crate::ApiError;
+
 /// The header a page sends to hold its session in cookies.
 pub const MODE_HEADER: &str = "x-dream-session";
 /// Its one value.
@@ -27,7 +29,22 @@ pub const MEDIA_PATH: &str = "/api/v1/media";
 pub fn wants_cookies(req: &HttpRequest) -> bool {
     req.headers()
         .get(MODE_HEADER)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(COOKIE_MODE.as_bytes()))
+        .is_some_and(|v| v.as_bytes() == COOKIE_MODE.as_bytes())
+}
+
+/// The header checked as declared: absent (or empty), or exactly `cookie` (anything else is a 422, so a
+/// typo cannot silently put the refresh token in a page's reach).
+pub fn mode(req: &HttpRequest) -> Result<bool, ApiError> {
+    match req.headers().get(MODE_HEADER) {
+        // An empty value is no value (what a null becomes in a header).
+        None => Ok(false),
+        Some(v) if v.is_empty() => Ok(false),
+        Some(v) if v.as_bytes() == COOKIE_MODE.as_bytes() => Ok(true),
+        Some(_) => Err(ApiError::validation(
+            "X-Dream-Session",
+            "the only value is `cookie`",
+        )),
+    }
 }
 
 fn cookie(
@@ -126,5 +143,10 @@ mod tests {
             .insert_header((MODE_HEADER, "cookie"))
             .to_http_request();
         assert_eq!(refresh_token_of(&page).as_deref(), Some("abc"));
+        assert!(mode(&page).is_ok_and(|m| m) && mode(&plain).is_ok_and(|m| !m));
+        let odd = actix_web::test::TestRequest::default()
+            .insert_header((MODE_HEADER, "Cookie "))
+            .to_http_request();
+        assert!(mode(&odd).is_err());
     }
 }

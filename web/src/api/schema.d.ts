@@ -753,7 +753,7 @@ export interface operations {
             query?: never;
             header?: {
                 /** @description `cookie` for a browser session. */
-                "X-Dream-Session"?: string | null;
+                "X-Dream-Session"?: "cookie";
             };
             path?: never;
             cookie?: never;
@@ -834,7 +834,7 @@ export interface operations {
             query?: never;
             header?: {
                 /** @description `cookie` for a browser session. */
-                "X-Dream-Session"?: string | null;
+                "X-Dream-Session"?: "cookie";
             };
             path?: never;
             cookie?: never;
@@ -904,7 +904,7 @@ export interface operations {
             query?: never;
             header?: {
                 /** @description `cookie` for a browser session. */
-                "X-Dream-Session"?: string | null;
+                "X-Dream-Session"?: "cookie";
             };
             path?: never;
             cookie?: never;
@@ -985,7 +985,7 @@ export interface operations {
             query?: never;
             header?: {
                 /** @description `cookie` for a browser session. */
-                "X-Dream-Session"?: string | null;
+                "X-Dream-Session"?: "cookie";
             };
             path?: never;
             cookie?: never;

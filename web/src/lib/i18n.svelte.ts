@@ -86,6 +86,8 @@ const table = {
   'profile.stats': ['Statistiques', 'Stats'],
   'profile.leaderboard': ['Classement', 'Leaderboard'],
   'profile.rank': ['Rang', 'Rank'],
+  'profile.levelLabel': ['Niveau', 'Level'],
+  'profile.unread': ['Non lus', 'Unread'],
   'profile.you': ['(vous)', '(you)'],
   'profile.name': ['Nom affiché', 'Display name'],
   'profile.save': ['Enregistrer', 'Save'],

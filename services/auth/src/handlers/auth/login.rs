@@ -28,6 +28,7 @@ pub async fn login(
     req: HttpRequest,
     body: web::Json<Login>,
 ) -> ApiResult<HttpResponse> {
+    service_kit::session::mode(&req)?;
     let Login { email, password } = body.into_inner();
     let email = valid_email("email", &email)?;
     let password = valid_password("password", password, 1)?;

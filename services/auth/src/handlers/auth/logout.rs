@@ -25,7 +25,7 @@ pub async fn logout(
     body: web::Json<Logout>,
 ) -> ApiResult<HttpResponse> {
     let mut res = HttpResponse::NoContent();
-    if session::wants_cookies(&req) {
+    if session::mode(&req)? {
         for c in session::removals(limits.secure_cookies) {
             res.cookie(c);
         }

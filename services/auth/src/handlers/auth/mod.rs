@@ -16,8 +16,16 @@ use crate::sessions::TokenPair;
 #[allow(dead_code)]
 pub struct SessionMode {
     /// `cookie` for a browser session.
-    #[param(rename = "X-Dream-Session", pattern = "^cookie$")]
-    x_dream_session: Option<String>,
+    #[param(rename = "X-Dream-Session", value_type = SessionModeValue, inline, required = false)]
+    x_dream_session: Option<SessionModeValue>,
+}
+
+/// The one value of `X-Dream-Session`.
+#[derive(utoipa::ToSchema, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum SessionModeValue {
+    Cookie,
 }
 
 /// Tokens and the user they belong to.

@@ -28,6 +28,7 @@ pub async fn refresh(
     body: web::Json<Refresh>,
 ) -> ApiResult<HttpResponse> {
     let secure = limits.secure_cookies;
+    session::mode(&req)?;
     match rotate(&kit, &req, body.into_inner().refresh_token, secure).await {
         Ok(res) => Ok(res),
         // A browser whose session has ended forgets its cookies.
@@ -48,16 +49,10 @@ async fn rotate(
     sent: Option<String>,
     secure: bool,
 ) -> ApiResult<HttpResponse> {
-    let token = match sent.or_else(|| session::refresh_token_of(req)) {
-        Some(t) => t,
-        None if session::wants_cookies(req) => return Err(ApiError::Unauthorized),
-        None => {
-            return Err(ApiError::validation(
-                "refresh_token",
-                "required (or X-Dream-Session: cookie with its cookie)",
-            ));
-        }
-    };
+    // No token at all (nor a cookie with its header): no session to refresh.
+    let token = sent
+        .or_else(|| session::refresh_token_of(req))
+        .ok_or(ApiError::Unauthorized)?;
     let token = sessions::valid_token(&token)?;
     let Some(session) = kit
         .store

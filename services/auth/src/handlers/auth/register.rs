@@ -34,6 +34,7 @@ pub async fn register(
     req: HttpRequest,
     body: web::Json<Register>,
 ) -> ApiResult<HttpResponse> {
+    service_kit::session::mode(&req)?;
     let Register {
         email,
         password,
