@@ -32,13 +32,11 @@ pub fn wants_cookies(req: &HttpRequest) -> bool {
         .is_some_and(|v| v.as_bytes() == COOKIE_MODE.as_bytes())
 }
 
-/// The header checked as declared: absent (or empty), or exactly `cookie` (anything else is a 422, so a
+/// The header checked as declared: absent, or exactly `cookie` (anything else is a 422, so a
 /// typo cannot silently put the refresh token in a page's reach).
 pub fn mode(req: &HttpRequest) -> Result<bool, ApiError> {
     match req.headers().get(MODE_HEADER) {
-        // An empty value is no value (what a null becomes in a header).
         None => Ok(false),
-        Some(v) if v.is_empty() => Ok(false),
         Some(v) if v.as_bytes() == COOKIE_MODE.as_bytes() => Ok(true),
         Some(_) => Err(ApiError::validation(
             "X-Dream-Session",
@@ -148,5 +146,9 @@ mod tests {
             .insert_header((MODE_HEADER, "Cookie "))
             .to_http_request();
         assert!(mode(&odd).is_err());
+        let empty = actix_web::test::TestRequest::default()
+            .insert_header((MODE_HEADER, ""))
+            .to_http_request();
+        assert!(mode(&empty).is_err());
     }
 }
