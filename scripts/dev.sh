@@ -20,6 +20,9 @@ export AUTH_URLS=${AUTH_URLS:-http://127.0.0.1:$AUTH_PORT} CHAT_URLS=${CHAT_URLS
 export MEDIA_URLS=${MEDIA_URLS:-http://127.0.0.1:$MEDIA_PORT} MEDIA_URL=${MEDIA_URL:-http://127.0.0.1:$MEDIA_PORT}
 # Photos the characters send are kept here (any object_store URL works, e.g. s3://bucket/dream).
 export MEDIA_STORE_URL=${MEDIA_STORE_URL:-$root/.dev/media}
+# The web app, built by `make web` (`make dev` builds it first); the gateway serves it at /.
+if [ -z "${WEB_DIR:-}" ] && [ -f "$root/web/dist/index.html" ]; then export WEB_DIR=$root/web/dist; fi
+if [ -n "${WEB_DIR:-}" ]; then web_note="(from $WEB_DIR)"; else web_note="(not built: make web)"; fi
 if [[ -t 1 && -z ${NO_COLOR:-} ]]; then bold=$'\e[1m' green=$'\e[32m' red=$'\e[31m' off=$'\e[0m'; else bold='' green='' red='' off=''; fi
 
 names=() pids=()
@@ -76,6 +79,8 @@ done
 cat <<TXT
 
 Dream (development) — database ${DATABASE_URL}, Redis ${REDIS_URL}
+  web app  http://127.0.0.1:${GATEWAY_PORT}/   ${web_note}
+           demo account demo@example.com / dream-demo-2026
   gateway  http://127.0.0.1:${GATEWAY_PORT}   the one public entry
   auth     http://127.0.0.1:${AUTH_PORT}   chat http://127.0.0.1:${CHAT_PORT}   ai http://127.0.0.1:${AI_PORT}
   media    http://127.0.0.1:${MEDIA_PORT}   photos in ${MEDIA_STORE_URL}

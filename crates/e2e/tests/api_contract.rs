@@ -101,7 +101,10 @@ async fn the_document_is_valid_and_the_api_keeps_to_it() {
     let run = tool("st")
         .current_dir(dir.path())
         .args(["run", &format!("{}/api/v1/openapi.json", s.gateway)])
-        .args(["--checks", "all", "--workers", "2", "--max-examples", "30"])
+        // One worker: with two threads, hypothesis's lambda descriptions parse source concurrently
+        // and CPython 3.11.7's `ast` is not thread-safe there ("AST constructor recursion depth
+        // mismatch", a runtime error of the tool, not of the API), seen on the reply operation.
+        .args(["--checks", "all", "--workers", "1", "--max-examples", "30"])
         .args(["--seed", "20261129"])
         // It would end the session every other operation is tried with.
         .args(["--exclude-path", "/api/v1/auth/logout-everywhere"])

@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod request_id;
 pub mod secret;
 pub mod server;
+pub mod session;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

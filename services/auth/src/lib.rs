@@ -10,7 +10,7 @@ pub mod sessions;
 #[derive(Clone)]
 pub struct Auth(actix_web::web::Data<AuthLimits>);
 
-/// How fast one address may sign in and sign up.
+/// How fast one address may sign in and sign up, and how browser sessions' cookies are set.
 #[derive(Debug, Clone, Copy)]
 pub struct AuthLimits {
     /// `LOGIN_LIMIT_PER_IP_PER_MIN` (default 30): how fast one address can guess, whatever
@@ -19,6 +19,9 @@ pub struct AuthLimits {
     /// `REGISTER_LIMIT_PER_IP_PER_HOUR` (default 20): a sign-up flood would otherwise keep the
     /// password-hashing cores from everyone's sign-ins.
     pub sign_ups_per_address_per_hour: u64,
+    /// `COOKIE_SECURE` (default: true in production): session cookies carry `Secure`, so a
+    /// browser sends them over HTTPS only. Development serves plain HTTP on 127.0.0.1.
+    pub secure_cookies: bool,
 }
 
 impl AuthLimits {
@@ -27,6 +30,10 @@ impl AuthLimits {
         Ok(Self {
             sign_ins_per_address_per_minute: var_or("LOGIN_LIMIT_PER_IP_PER_MIN", 30)?,
             sign_ups_per_address_per_hour: var_or("REGISTER_LIMIT_PER_IP_PER_HOUR", 20)?,
+            secure_cookies: var_or(
+                "COOKIE_SECURE",
+                service_kit::config::environment()? == db_core::Environment::Production,
+            )?,
         })
     }
 }

@@ -1,6 +1,8 @@
 //! Refresh sessions: opaque refresh tokens stored as SHA-256 hashes, rotated on every use; a
 //! used token presented again revokes its whole family (it was stolen, or replayed).
 
+use actix_web::HttpRequest;
+use actix_web::cookie::Cookie;
 use chrono::{Duration, Utc};
 use db_core::models::{RefreshSession, SecretBytes};
 use serde::Serialize;
@@ -13,7 +15,10 @@ pub const REFRESH_TTL_DAYS: i64 = 30;
 #[derive(utoipa::ToSchema, Debug, Serialize)]
 pub struct TokenPair {
     pub access_token: String,
-    pub refresh_token: String,
+    /// Absent when the request asked for a browser session (`X-Dream-Session: cookie`): the
+    /// token is then in an `HttpOnly` cookie that page scripts cannot read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
     pub token_type: &'static str,
     /// Seconds the access token lives.
     pub expires_in: u64,
@@ -67,8 +72,35 @@ pub async fn issue(kit: &Kit, user: Uuid, family: Option<Uuid>) -> Result<TokenP
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("cannot sign")))?;
     Ok(TokenPair {
         access_token,
-        refresh_token,
+        refresh_token: Some(refresh_token),
         token_type: "Bearer",
         expires_in: kit.keys.access_ttl().as_secs(),
     })
+}
+
+/// For a browser session (`X-Dream-Session: cookie`), takes the refresh token out of `tokens`
+/// and returns the cookies that carry it and the media cookie; for any other client, nothing
+/// (the tokens stay in the body).
+pub fn into_cookies(
+    req: &HttpRequest,
+    secure: bool,
+    tokens: &mut TokenPair,
+) -> Vec<Cookie<'static>> {
+    use service_kit::session;
+    if !session::wants_cookies(req) {
+        return Vec::new();
+    }
+    let mut cookies = vec![session::media_cookie(
+        tokens.access_token.clone(),
+        std::time::Duration::from_secs(tokens.expires_in),
+        secure,
+    )];
+    if let Some(refresh) = tokens.refresh_token.take() {
+        cookies.push(session::refresh_cookie(
+            refresh,
+            std::time::Duration::from_secs(REFRESH_TTL_DAYS as u64 * 86_400),
+            secure,
+        ));
+    }
+    cookies
 }

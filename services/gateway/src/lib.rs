@@ -8,6 +8,7 @@ pub mod directory;
 pub mod proxy;
 pub mod routes;
 pub mod upstream;
+pub mod webapp;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,6 +67,8 @@ pub struct GatewayConfig {
     pub ttls: db_core::cache::Ttls,
     pub shutdown_timeout: Duration,
     pub production: bool,
+    /// `WEB_DIR`: the built web app (`web/dist`), served at `/` (see [`webapp`]); unset, none.
+    pub web_dir: Option<String>,
 }
 
 impl GatewayConfig {
@@ -105,6 +108,7 @@ impl GatewayConfig {
             ttls: service_kit::config::cache_ttls()?,
             shutdown_timeout: Duration::from_secs(env_or("SHUTDOWN_TIMEOUT_S", 20)?),
             production: service_kit::config::environment()? == db_core::Environment::Production,
+            web_dir: service_kit::config::var("WEB_DIR"),
         })
     }
 }
@@ -122,6 +126,8 @@ pub struct Gateway {
     pub in_flight: tokio::sync::Semaphore,
     pub long_in_flight: tokio::sync::Semaphore,
     pub occupancy: Occupancy,
+    /// The web app, read once from `WEB_DIR`.
+    pub webapp: Option<webapp::WebApp>,
 }
 
 impl Gateway {
@@ -141,7 +147,13 @@ impl Gateway {
                 .collect(),
         });
         let names: Vec<&'static str> = config.upstreams.iter().map(|(n, _)| *n).collect();
+        let webapp = config
+            .web_dir
+            .as_deref()
+            .map(|dir| webapp::WebApp::load(std::path::Path::new(dir)))
+            .transpose()?;
         Ok(Self {
+            webapp,
             in_flight: tokio::sync::Semaphore::new(config.max_in_flight.max(1)),
             long_in_flight: tokio::sync::Semaphore::new(config.max_long_in_flight.max(1)),
             occupancy: Occupancy::new(config.max_per_client),
@@ -254,6 +266,8 @@ pub fn cors(origins: &str) -> actix_cors::Cors {
             "x-request-id",
             "traceparent",
             "last-event-id",
+            // Not `x-dream-session`: a page of another origin must not be able to ask for the
+            // session cookies (see service_kit::session).
         ])
         .expose_headers([
             "x-request-id",
@@ -278,7 +292,20 @@ pub fn cors(origins: &str) -> actix_cors::Cors {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/v1/openapi.json", web::get().to(proxy::openapi))
         .route("/health", web::get().to(health))
-        .default_service(web::to(proxy::forward));
+        .default_service(web::to(front));
+}
+
+/// The web app's pages and files when `WEB_DIR` is set and the request is one of theirs;
+/// everything else goes through [`proxy::forward`], unchanged.
+async fn front(
+    req: actix_web::HttpRequest,
+    payload: web::Payload,
+    gw: web::Data<Gateway>,
+) -> Result<HttpResponse, service_kit::ApiError> {
+    if let Some(res) = gw.webapp.as_ref().and_then(|app| app.serve(&req)) {
+        return Ok(res);
+    }
+    proxy::forward(req, payload, gw).await
 }
 
 /// The admin listener.

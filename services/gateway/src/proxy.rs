@@ -155,6 +155,16 @@ pub async fn forward(
     };
     // A cached verification costs a lookup; the limits are counted here and shared in the
     // background: no round trip.
+    let bearer = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    let from_cookie = match bearer {
+        None if !route.public => media_cookie(&req, &path),
+        _ => None,
+    };
     let claims = if route.public
         && !(route.optional_token
             && req
@@ -164,10 +174,9 @@ pub async fn forward(
         None
     } else {
         Some(
-            req.headers()
-                .get(actix_web::http::header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
+            bearer
+                .as_deref()
+                .or(from_cookie.as_deref())
                 .ok_or(ApiError::Unauthorized)
                 .and_then(|token| gw.keys.verify(token.trim())),
         )
@@ -246,6 +255,9 @@ pub async fn forward(
                 out = out.header(n, value.as_bytes());
             }
         }
+        if let Some(token) = &from_cookie {
+            out = out.bearer_auth(token);
+        }
         out = out
             .header(request_id::HEADER, &request_id)
             .header(service_kit::client::FORWARDED_FOR, client.to_string());
@@ -276,6 +288,24 @@ pub async fn forward(
         }
     }
     Err(ApiError::BadGateway(service.name))
+}
+
+/// An image download (`GET /api/v1/media/…`) from a page may carry its access token in the
+/// media cookie instead of a header (`<img>` sends no headers): see [`service_kit::session`].
+/// Only there, and only for reads; the cookie is `HttpOnly`, `SameSite=Strict` and lives as
+/// long as the token in it.
+fn media_cookie(req: &HttpRequest, path: &RequestPath<'_>) -> Option<String> {
+    use service_kit::session::{MEDIA_COOKIE, MEDIA_PATH};
+    let under_media = path
+        .raw
+        .strip_prefix(MEDIA_PATH)
+        .is_some_and(|rest| rest.starts_with('/'));
+    if req.method() != actix_web::http::Method::GET || !under_media {
+        return None;
+    }
+    req.cookie(MEDIA_COOKIE)
+        .map(|c| c.value().to_owned())
+        .filter(|v| !v.is_empty())
 }
 
 /// The token errors the gateway answers with.

@@ -4,7 +4,7 @@ use serde::Deserialize;
 use service_kit::checks::{valid_email, valid_password};
 use service_kit::{ApiError, ApiResult, Kit, client};
 
-use super::AuthResponse;
+use super::{AuthResponse, SessionMode};
 use crate::handlers::valid_display_name;
 use crate::{passwords, sessions};
 
@@ -23,7 +23,9 @@ pub struct Register {
 /// Creates an account and signs it in. An email already registered gets 409 `email_taken`:
 /// without email verification a uniform answer would leave people unable to tell why they
 /// cannot sign up; the per-address limit keeps this from being a cheap way to list accounts.
-#[utoipa::path(tag = "auth", request_body = Register,
+/// With `X-Dream-Session: cookie` (a web page), the refresh token is set in an `HttpOnly`
+/// cookie instead of the body.
+#[utoipa::path(tag = "auth", request_body = Register, params(SessionMode),
     responses((status = 201, body = AuthResponse, description = "registered and signed in"), (status = 409, body = service_kit::error::Problem, description = "email_taken")))]
 #[post("/auth/register")]
 pub async fn register(
@@ -32,6 +34,7 @@ pub async fn register(
     req: HttpRequest,
     body: web::Json<Register>,
 ) -> ApiResult<HttpResponse> {
+    service_kit::session::mode(&req)?;
     let Register {
         email,
         password,
@@ -66,8 +69,12 @@ pub async fn register(
             display_name,
         })
         .await?;
-    let tokens = sessions::issue(&kit, user.id, None).await?;
-    Ok(HttpResponse::Created().json(AuthResponse {
+    let mut tokens = sessions::issue(&kit, user.id, None).await?;
+    let mut res = HttpResponse::Created();
+    for cookie in sessions::into_cookies(&req, limits.secure_cookies, &mut tokens) {
+        res.cookie(cookie);
+    }
+    Ok(res.json(AuthResponse {
         tokens,
         user: db_core::models::Profile::from(user).into(),
     }))

@@ -1,0 +1,310 @@
+// The web app's story in a real Chromium (Debian's, driven by playwright-core) against a real
+// gateway and services: sign up → discover → match → send → the reply streams in token by
+// token → a photo arrives and displays → search finds the message → edit a memory → reload
+// keeps the session → sign out. axe-core checks every screen (0 serious or critical
+// violations); screenshots of each screen at desktop and phone sizes go to test-results/.
+//
+//   BASE_URL=http://127.0.0.1:8080 node e2e/story.mjs
+//
+// The gateway must have AI_PHOTO_EVERY small enough for the first reply to bring a photo.
+import { mkdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { chromium } from 'playwright-core';
+
+const require = createRequire(import.meta.url);
+const BASE = process.env.BASE_URL ?? 'http://127.0.0.1:8080';
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const OUT = process.env.OUT_DIR ?? new URL('../test-results/', import.meta.url).pathname;
+const AXE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+mkdirSync(OUT, { recursive: true });
+
+const started = Date.now();
+const steps = [];
+let failures = 0;
+const problems = [];
+
+function log(msg) {
+  console.log(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${msg}`);
+}
+
+async function step(name, f) {
+  const t0 = Date.now();
+  try {
+    await f();
+    steps.push({ name, ok: true, ms: Date.now() - t0 });
+    log(`ok   ${name} (${Date.now() - t0} ms)`);
+  } catch (e) {
+    failures++;
+    steps.push({ name, ok: false, ms: Date.now() - t0 });
+    log(`FAIL ${name}: ${e?.stack ?? e}`);
+    throw e;
+  }
+}
+
+function check(cond, msg) {
+  if (!cond) throw new Error(msg);
+}
+
+/** axe-core on the page as it is: 0 serious or critical violations. */
+async function axe(page, screen) {
+  await page.evaluate(AXE);
+  const result = await page.evaluate(async () => {
+    // eslint-disable-next-line no-undef
+    const r = await axe.run(document, { resultTypes: ['violations'] });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(' ')).slice(0, 3) }));
+  });
+  const bad = result.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  log(`axe  ${screen}: ${result.length} violation(s), ${bad.length} serious/critical${result.length ? ' ' + JSON.stringify(result) : ''}`);
+  check(bad.length === 0, `axe on ${screen}: ${JSON.stringify(bad)}`);
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: `${OUT}${name}.png`, fullPage: false });
+}
+
+function watch(page, label) {
+  page.on('console', (m) => {
+    const text = m.text();
+    if (m.type() === 'error' && /Content Security Policy|Refused to/i.test(text)) problems.push(`${label} CSP: ${text}`);
+  });
+  page.on('pageerror', (e) => problems.push(`${label} page error: ${e.message}`));
+}
+
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu'],
+});
+const email = `story-${Date.now()}@example.com`;
+const password = 'un mot de passe solide';
+const said = 'Ce soir je relis Colette au bord du Rhône';
+let summary;
+try {
+  const desktop = await browser.newContext({ viewport: { width: 1280, height: 820 }, locale: 'fr-FR' });
+  const page = await desktop.newPage();
+  watch(page, 'desktop');
+
+  await step('a signed-out visitor lands on sign-in, in French', async () => {
+    await page.goto(`${BASE}/`);
+    await page.waitForURL('**/login');
+    await page.getByRole('heading', { name: 'Se connecter' }).waitFor();
+    const html = await page.request.get(`${BASE}/`, { headers: { accept: 'text/html' } });
+    const csp = html.headers()['content-security-policy'] ?? '';
+    check(csp.includes("script-src 'self'") && !csp.includes('unsafe-inline'), `CSP: ${csp}`);
+    await axe(page, 'login');
+    await shot(page, 'desktop-1-login');
+  });
+
+  await step('sign up', async () => {
+    await page.getByRole('link', { name: /En créer un/ }).click();
+    await page.waitForURL('**/signup');
+    await page.getByLabel('Votre prénom').fill('Camille');
+    await page.getByLabel('E-mail').fill(email);
+    await page.getByLabel('Mot de passe').fill(password);
+    await axe(page, 'signup');
+    await shot(page, 'desktop-2-signup');
+    await page.getByRole('button', { name: 'Créer un compte' }).click();
+    await page.waitForURL('**/discover');
+    // The refresh token is an HttpOnly cookie; page scripts see no token at all.
+    const cookies = await desktop.cookies();
+    const refresh = cookies.find((c) => c.name === 'dream_refresh');
+    check(refresh && refresh.httpOnly && refresh.sameSite === 'Strict' && refresh.path === '/api/v1/auth', `refresh cookie: ${JSON.stringify(refresh)}`);
+    const visible = await page.evaluate(() => document.cookie + JSON.stringify(localStorage) + JSON.stringify(sessionStorage));
+    check(!/dream_refresh|dream_media|eyJ/.test(visible), `scripts can read a token: ${visible}`);
+  });
+
+  await step('discover: cards, a tag filter, match', async () => {
+    await page.locator('[data-character="sophia"]').waitFor();
+    const all = await page.locator('.cards > li').count();
+    await page.getByRole('button', { name: '#romantique' }).click();
+    const filtered = await page.locator('.cards > li').count();
+    check(filtered >= 1 && filtered < all, `filter: ${filtered} of ${all}`);
+    await axe(page, 'discover');
+    await shot(page, 'desktop-3-discover');
+    await page.locator('[data-character="sophia"]').getByRole('button', { name: /Matcher/ }).click();
+    await page.waitForURL('**/chat/sophia');
+  });
+
+  let frames = [];
+  await step('send: optimistic bubble, then the reply streams in token by token', async () => {
+    // Every text the streaming bubble shows, as the page draws it.
+    await page.evaluate(() => {
+      window.__frames = [];
+      new MutationObserver(() => {
+        const b = document.querySelector('.bubble.character[data-state="streaming"] .text');
+        const text = b?.textContent ?? '';
+        if (text && window.__frames[window.__frames.length - 1] !== text) window.__frames.push(text);
+      }).observe(document.body, { subtree: true, childList: true, characterData: true });
+    });
+    const box = page.getByRole('textbox', { name: 'Écrire un message…' });
+    await box.fill(said);
+    await box.press('Enter');
+    await page.locator('.bubble.user', { hasText: said }).waitFor();
+    await page.locator('.bubble.character[data-state="streaming"] .text').waitFor({ timeout: 15_000 });
+    await shot(page, 'desktop-4-streaming');
+    await page.locator('.bubble.character[data-state="stored"]').last().waitFor({ timeout: 60_000 });
+    await page.waitForFunction(() => !document.querySelector('[data-state="streaming"]'));
+    frames = await page.evaluate(() => window.__frames);
+    const final = await page.locator('.bubble.character[data-state="stored"] .text').last().textContent();
+    check(frames.length >= 5, `only ${frames.length} intermediate states: ${JSON.stringify(frames)}`);
+    check(frames.every((f, i) => i === 0 || f.startsWith(frames[i - 1].slice(0, -1)) || f.length > frames[i - 1].length), 'frames grow');
+    check(final && final.startsWith(frames[frames.length - 1].trim().slice(0, 10)), `final ${final} vs ${frames.at(-1)}`);
+    log(`     the reply arrived in ${frames.length} steps: "${frames[0]}" … "${final?.slice(0, 60)}…"`);
+  });
+
+  await step('a photo arrives and displays', async () => {
+    const img = page.locator('.bubble img').first();
+    await img.waitFor({ timeout: 30_000 });
+    await page.waitForFunction(() => {
+      const i = document.querySelector('.bubble img');
+      return i && i.complete && i.naturalWidth > 0;
+    }, null, { timeout: 30_000 });
+    const src = await img.getAttribute('src');
+    check(src && /^\/api\/v1\/media\/\d+\?w=256$/.test(src), `img src ${src}`);
+    await page.locator('[data-testid="affection"]').waitFor();
+    await axe(page, 'conversation');
+    await shot(page, 'desktop-5-conversation');
+    await img.click();
+    await page.locator('dialog.lightbox img').waitFor();
+    await page.waitForFunction(() => document.querySelector('dialog.lightbox img')?.naturalWidth > 0);
+    await axe(page, 'lightbox');
+    await shot(page, 'desktop-6-lightbox');
+    await page.keyboard.press('Escape');
+    await page.locator('dialog.lightbox').waitFor({ state: 'detached' });
+  });
+
+  await step('the chat list shows the match, its last message and time', async () => {
+    await page.getByRole('link', { name: /Discussions/ }).first().click();
+    await page.waitForURL('**/chats');
+    await page.locator('[data-character="sophia"]').waitFor();
+    await axe(page, 'chats');
+    await shot(page, 'desktop-7-chats');
+  });
+
+  await step('search finds the message and jumps to it', async () => {
+    await page.getByRole('link', { name: /Recherche/ }).first().click();
+    await page.getByRole('searchbox').fill('Colette');
+    await page.getByRole('button', { name: 'Chercher' }).click();
+    const hit = page.locator('.hit', { hasText: 'relis' }).first();
+    await hit.waitFor();
+    check((await hit.locator('mark').count()) > 0, 'the match is highlighted');
+    await axe(page, 'search');
+    await shot(page, 'desktop-8-search');
+    await hit.click();
+    await page.waitForURL(/\/chat\/sophia\?m=\d+/);
+    await page.locator('.bubble.found', { hasText: said }).waitFor();
+  });
+
+  const edited = 'Camille relit Colette le soir, au bord du Rhône';
+  await step('edit a memory', async () => {
+    await page.getByRole('link', { name: 'Souvenirs' }).click();
+    await page.waitForURL('**/chat/sophia/memories');
+    await page.locator('.memories, .muted').first().waitFor();
+    if ((await page.locator('.memories > li').count()) === 0) {
+      await page.getByLabel('Ajouter un souvenir').fill('Camille aime les romans');
+      await page.getByRole('button', { name: 'Enregistrer' }).click();
+      await page.locator('.memories > li').first().waitFor();
+    }
+    await axe(page, 'memories');
+    await shot(page, 'desktop-9-memories');
+    const first = page.locator('.memories > li').first();
+    await first.getByRole('button', { name: /Modifier/ }).click();
+    await first.getByRole('textbox').fill(edited);
+    await first.getByRole('button', { name: 'Enregistrer' }).click();
+    await page.locator('.memories > li p', { hasText: edited }).waitFor();
+  });
+
+  await step('reload keeps the session (and the edit)', async () => {
+    await page.reload();
+    await page.locator('.memories > li p', { hasText: edited }).waitFor();
+    check(page.url().endsWith('/chat/sophia/memories'), page.url());
+    const t0 = Date.now();
+    await page.goto(`${BASE}/chats`);
+    await page.locator('[data-character="sophia"]').waitFor();
+    const timing = await page.evaluate(() => ({
+      fcp: performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? null,
+      app: window.__dreamFirstRender ?? null,
+    }));
+    log(`     first render: FCP ${timing.fcp?.toFixed(0)} ms, app mounted in ${timing.app?.toFixed(0)} ms, chat list shown ${Date.now() - t0} ms after navigation`);
+    summary = { ...(summary ?? {}), fcp: timing.fcp, mount: timing.app, chatsShownMs: Date.now() - t0 };
+  });
+
+  await step('profile, XP, stats and leaderboard; English switch', async () => {
+    await page.getByRole('link', { name: /Profil/ }).first().click();
+    await page.getByRole('heading', { name: 'Classement' }).waitFor();
+    await axe(page, 'profile');
+    await shot(page, 'desktop-10-profile');
+    await page.getByRole('button', { name: 'English' }).click();
+    await page.getByRole('heading', { name: 'Leaderboard' }).waitFor();
+    await page.getByRole('button', { name: 'Sign out' }).waitFor();
+    await shot(page, 'desktop-11-profile-en');
+    await page.getByRole('button', { name: 'Français' }).click();
+    await page.getByRole('heading', { name: 'Classement' }).waitFor();
+  });
+
+  await step('phone: every screen at 390×844', async () => {
+    const phone = await browser.newContext({
+      viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true, locale: 'fr-FR',
+    });
+    const p = await phone.newPage();
+    watch(p, 'phone');
+    await p.goto(`${BASE}/login`);
+    await shot(p, 'phone-1-login');
+    await p.getByLabel('E-mail').fill(email);
+    await p.getByLabel('Mot de passe').fill(password);
+    await p.getByRole('button', { name: 'Se connecter' }).click();
+    await p.waitForURL('**/chats');
+    await p.locator('[data-character="sophia"]').waitFor();
+    await axe(p, 'phone chats');
+    await shot(p, 'phone-2-chats');
+    await p.goto(`${BASE}/discover`);
+    await p.locator('[data-character="hugo"]').waitFor();
+    await axe(p, 'phone discover');
+    await shot(p, 'phone-3-discover');
+    await p.goto(`${BASE}/chat/sophia`);
+    await p.waitForFunction(() => {
+      const i = document.querySelector('.bubble img');
+      return i && i.complete && i.naturalWidth > 0;
+    }, null, { timeout: 30_000 });
+    await axe(p, 'phone conversation');
+    await shot(p, 'phone-4-conversation');
+    await p.goto(`${BASE}/chat/sophia/photos`);
+    await p.waitForFunction(() => document.querySelector('.gallery img')?.naturalWidth > 0, null, { timeout: 30_000 });
+    await axe(p, 'phone photos');
+    await shot(p, 'phone-5-photos');
+    await p.goto(`${BASE}/search?q=Colette`);
+    await p.locator('.hit mark').first().waitFor();
+    await shot(p, 'phone-6-search');
+    await p.goto(`${BASE}/chat/sophia/memories`);
+    await p.locator('.memories > li').first().waitFor();
+    await shot(p, 'phone-7-memories');
+    await p.goto(`${BASE}/profile`);
+    await p.getByRole('heading', { name: 'Classement' }).waitFor();
+    await axe(p, 'phone profile');
+    await shot(p, 'phone-8-profile');
+    await phone.close();
+  });
+
+  await step('sign out ends the session', async () => {
+    await page.getByRole('button', { name: 'Se déconnecter' }).click();
+    await page.waitForURL('**/login');
+    await page.reload();
+    await page.waitForURL('**/login');
+    await page.getByRole('heading', { name: 'Se connecter' }).waitFor();
+    const cookies = await desktop.cookies();
+    check(!cookies.some((c) => c.name === 'dream_refresh' && c.value), `cookies left: ${JSON.stringify(cookies)}`);
+  });
+
+  await step('no CSP violation, no page error', async () => {
+    check(problems.length === 0, problems.join('\n'));
+  });
+  await desktop.close();
+} catch {
+  // reported by step()
+} finally {
+  await browser.close();
+}
+const passed = steps.filter((s) => s.ok).length;
+console.log(`web story: ${steps.length} steps in ${((Date.now() - started) / 1000).toFixed(1)} s; screenshots in ${OUT}`);
+if (summary) console.log(`web story: first render ${JSON.stringify(summary)}`);
+console.log(`${passed} passed, ${steps.length - passed + (failures && passed === steps.length ? 1 : 0)} failed`);
+process.exit(failures ? 1 : 0);

@@ -1,0 +1,141 @@
+// The API client (generated types from /api/v1/openapi.json, see src/api/schema.d.ts) and the
+// session. The access token lives in memory only; the refresh token is an HttpOnly cookie the
+// page never sees (`X-Dream-Session: cookie`). A 401 refreshes once and retries; refreshes are
+// one at a time across tabs (Web Locks), since a refresh token used twice ends the session.
+import createClient from 'openapi-fetch';
+import type { components, paths } from '../api/schema';
+import { ApiFailure, failureOf } from './errors';
+
+export type User = components['schemas']['UserDto'];
+
+export const session = $state({
+  token: null as string | null,
+  user: null as User | null,
+  /** The first refresh (on load) has answered. */
+  ready: false,
+});
+
+const SESSION_HEADERS = { 'content-type': 'application/json', 'x-dream-session': 'cookie' };
+
+let refreshing: Promise<boolean> | null = null;
+
+/** A new access token from the refresh cookie; false when there is no session (any more). */
+export function refresh(): Promise<boolean> {
+  refreshing ??= locked(async () => {
+    const res = await send('/api/v1/auth/refresh', { method: 'POST', headers: SESSION_HEADERS, body: '{}' });
+    if (res.ok) {
+      const body = (await res.json()) as { access_token: string; expires_in: number };
+      session.token = body.access_token;
+      renewBefore(body.expires_in);
+      return true;
+    }
+    if (res.status === 401 || res.status === 422) {
+      session.token = null;
+      session.user = null;
+      return false;
+    }
+    throw await failureOf(res);
+  }).finally(() => {
+    refreshing = null;
+  });
+  return refreshing;
+}
+
+function locked<T>(f: () => Promise<T>): Promise<T> {
+  const locks = typeof navigator !== 'undefined' ? navigator.locks : undefined;
+  return locks ? (locks.request('dream-refresh', f) as Promise<T>) : f();
+}
+
+/** `fetch`, with a network failure turned into an `offline` failure. */
+async function send(input: RequestInfo, init?: RequestInit): Promise<Response> {
+  try {
+    return await fetch(input, { credentials: 'same-origin', ...init });
+  } catch (e) {
+    if (e instanceof DOMException && e.name === 'AbortError') throw e;
+    throw new ApiFailure('offline', 0);
+  }
+}
+
+/** An authorized request: the token added, one refresh and retry on 401. */
+export async function authed(request: Request): Promise<Response> {
+  const retry = request.clone();
+  const first = await send(withToken(request));
+  if (first.status !== 401 || !session.token) return first;
+  if (!(await refresh())) return first;
+  return send(withToken(retry));
+}
+
+function withToken(request: Request): Request {
+  if (session.token) request.headers.set('authorization', `Bearer ${session.token}`);
+  return request;
+}
+
+export const api = createClient<paths>({ baseUrl: '', fetch: authed });
+
+/** The data of an openapi-fetch result, or its failure thrown. */
+export async function ok<T>(
+  p: Promise<{ data?: T; error?: unknown; response: Response }>,
+): Promise<T> {
+  const r = await p;
+  if (!r.response.ok) throw await failureOf(r.response);
+  return r.data as T;
+}
+
+async function signedIn(res: Response): Promise<void> {
+  if (!res.ok) throw await failureOf(res);
+  const body = (await res.json()) as { access_token: string; expires_in: number; user: User };
+  session.token = body.access_token;
+  session.user = body.user;
+  renewBefore(body.expires_in);
+}
+
+let renewal: ReturnType<typeof setTimeout> | undefined;
+
+/**
+ * Refreshes a minute before the access token expires, so the media cookie (which lives as long
+ * as the token) is always current for `<img>`, and a request never waits on a refresh.
+ */
+function renewBefore(expiresIn: number): void {
+  clearTimeout(renewal);
+  const ms = Math.max(10, expiresIn - 60) * 1000;
+  renewal = setTimeout(() => {
+    if (session.token) refresh().catch(() => {});
+  }, ms);
+}
+
+export async function signIn(email: string, password: string): Promise<void> {
+  await signedIn(
+    await send('/api/v1/auth/login', { method: 'POST', headers: SESSION_HEADERS, body: JSON.stringify({ email, password }) }),
+  );
+}
+
+export async function signUp(email: string, password: string, display_name: string): Promise<void> {
+  await signedIn(
+    await send('/api/v1/auth/register', {
+      method: 'POST',
+      headers: SESSION_HEADERS,
+      body: JSON.stringify({ email, password, display_name }),
+    }),
+  );
+}
+
+export async function signOut(): Promise<void> {
+  try {
+    await send('/api/v1/auth/logout', { method: 'POST', headers: SESSION_HEADERS, body: '{}' });
+  } finally {
+    clearTimeout(renewal);
+    session.token = null;
+    session.user = null;
+  }
+}
+
+/** On load: the session the cookie holds, if any. */
+export async function resume(): Promise<void> {
+  try {
+    if (await refresh()) {
+      session.user = await ok(api.GET('/api/v1/users/me'));
+    }
+  } finally {
+    session.ready = true;
+  }
+}

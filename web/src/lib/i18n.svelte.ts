@@ -1,0 +1,152 @@
+// Every string a person reads, in one table: French first (the default), English beside it.
+// `t('key', { n: 3 })` fills `{n}`; a missing key shows itself, never a blank.
+
+export const LANGS = ['fr', 'en'] as const;
+export type Lang = (typeof LANGS)[number];
+
+const table = {
+  'app.name': ['Dream', 'Dream'],
+  'app.tagline': ['Des personnages qui se souviennent de vous.', 'Characters who remember you.'],
+  'app.skip': ['Aller au contenu', 'Skip to content'],
+  'app.loading': ['Chargement…', 'Loading…'],
+  'app.language': ['Langue', 'Language'],
+  'app.switchTo': ['English', 'Français'],
+  'nav.main': ['Navigation principale', 'Main navigation'],
+  'nav.discover': ['Découvrir', 'Discover'],
+  'nav.chats': ['Discussions', 'Chats'],
+  'nav.search': ['Recherche', 'Search'],
+  'nav.profile': ['Profil', 'Profile'],
+  'nav.signOut': ['Se déconnecter', 'Sign out'],
+  'auth.signIn': ['Se connecter', 'Sign in'],
+  'auth.signUp': ['Créer un compte', 'Create an account'],
+  'auth.email': ['E-mail', 'Email'],
+  'auth.password': ['Mot de passe', 'Password'],
+  'auth.passwordHint': ['8 caractères au moins.', 'At least 8 characters.'],
+  'auth.displayName': ['Votre prénom', 'Your name'],
+  'auth.haveAccount': ['Déjà un compte ? Se connecter', 'Already have an account? Sign in'],
+  'auth.noAccount': ['Pas encore de compte ? En créer un', 'No account yet? Create one'],
+  'auth.demo': ['Compte de démonstration : {email} / {password}', 'Demo account: {email} / {password}'],
+  'auth.welcome': ['Bienvenue sur Dream', 'Welcome to Dream'],
+  'auth.signedOut': ['Vous êtes déconnecté·e.', 'You are signed out.'],
+  'discover.title': ['Découvrir', 'Discover'],
+  'discover.filter': ['Filtrer par thème', 'Filter by tag'],
+  'discover.all': ['Tous', 'All'],
+  'discover.match': ['Matcher', 'Match'],
+  'discover.matched': ['Déjà matché·e — discuter', 'Matched — chat'],
+  'discover.empty': ['Aucun personnage pour ce thème.', 'No character with this tag.'],
+  'discover.greeting': ['Son premier message', 'Their first message'],
+  'chats.title': ['Discussions', 'Chats'],
+  'chats.empty': ['Pas encore de discussion. Découvrez des personnages pour commencer.', 'No chats yet. Discover characters to begin.'],
+  'chats.unread': ['{n} non lu(s)', '{n} unread'],
+  'chats.affection': ['Affection {n}', 'Affection {n}'],
+  'chats.noMessage': ['Dites bonjour !', 'Say hello!'],
+  'chats.photo': ['📷 Photo', '📷 Photo'],
+  'conv.back': ['Retour aux discussions', 'Back to chats'],
+  'conv.placeholder': ['Écrire un message…', 'Write a message…'],
+  'conv.send': ['Envoyer', 'Send'],
+  'conv.typing': ['{name} écrit…', '{name} is typing…'],
+  'conv.older': ['Messages plus anciens', 'Older messages'],
+  'conv.start': ['Début de la conversation', 'Beginning of the conversation'],
+  'conv.retry': ['Réessayer', 'Retry'],
+  'conv.failed': ['Non envoyé', 'Not sent'],
+  'conv.sending': ['Envoi…', 'Sending…'],
+  'conv.regenerate': ['Autre réponse', 'Another reply'],
+  'conv.photos': ['Photos', 'Photos'],
+  'conv.memories': ['Souvenirs', 'Memories'],
+  'conv.photoAlt': ['Photo envoyée par {name}', 'Photo sent by {name}'],
+  'conv.messages': ['Messages', 'Messages'],
+  'conv.you': ['Vous', 'You'],
+  'conv.resumed': ['Connexion retrouvée, la réponse reprend.', 'Connection back, the reply resumes.'],
+  'photos.title': ['Photos de {name}', 'Photos from {name}'],
+  'photos.empty': ['Pas encore de photo. Elles arrivent quand l’affection grandit.', 'No photo yet. They come as affection grows.'],
+  'photos.close': ['Fermer', 'Close'],
+  'photos.prev': ['Précédente', 'Previous'],
+  'photos.next': ['Suivante', 'Next'],
+  'photos.more': ['Plus de photos', 'More photos'],
+  'search.title': ['Recherche', 'Search'],
+  'search.label': ['Chercher dans toutes les conversations', 'Search all conversations'],
+  'search.go': ['Chercher', 'Search'],
+  'search.none': ['Aucun message ne correspond.', 'No message matches.'],
+  'search.results': ['{n} résultat(s)', '{n} result(s)'],
+  'memories.title': ['Ce dont {name} se souvient', 'What {name} remembers'],
+  'memories.empty': ['Aucun souvenir pour l’instant.', 'No memories yet.'],
+  'memories.edit': ['Modifier', 'Edit'],
+  'memories.delete': ['Oublier', 'Forget'],
+  'memories.save': ['Enregistrer', 'Save'],
+  'memories.cancel': ['Annuler', 'Cancel'],
+  'memories.add': ['Ajouter un souvenir', 'Add a memory'],
+  'memories.content': ['Souvenir', 'Memory'],
+  'memories.importance': ['Importance', 'Importance'],
+  'memories.confirmDelete': ['Oublier ce souvenir ?', 'Forget this memory?'],
+  'memories.saved': ['Souvenir enregistré.', 'Memory saved.'],
+  'profile.title': ['Profil', 'Profile'],
+  'profile.level': ['Niveau {n}', 'Level {n}'],
+  'profile.xp': ['{n} XP', '{n} XP'],
+  'profile.nextLevel': ['{n} XP avant le niveau suivant', '{n} XP to the next level'],
+  'profile.stats': ['Statistiques', 'Stats'],
+  'profile.leaderboard': ['Classement', 'Leaderboard'],
+  'profile.rank': ['Rang', 'Rank'],
+  'profile.levelLabel': ['Niveau', 'Level'],
+  'profile.unread': ['Non lus', 'Unread'],
+  'profile.you': ['(vous)', '(you)'],
+  'profile.name': ['Nom affiché', 'Display name'],
+  'profile.save': ['Enregistrer', 'Save'],
+  'profile.saved': ['Profil enregistré.', 'Profile saved.'],
+  'profile.since': ['Membre depuis le {d}', 'Member since {d}'],
+  'err.offline': ['Vous êtes hors ligne. Dream réessaiera dès le retour du réseau.', 'You are offline. Dream will try again once the network is back.'],
+  'err.rateLimited': ['Trop de demandes. Réessayez dans {n} s.', 'Too many requests. Try again in {n} s.'],
+  'err.unavailable': ['Dream est momentanément indisponible. Réessayez dans un instant.', 'Dream is briefly unavailable. Try again in a moment.'],
+  'err.server': ['Une erreur est survenue de notre côté. Réessayez.', 'Something went wrong on our side. Try again.'],
+  'err.notFound': ['Introuvable.', 'Not found.'],
+  'err.credentials': ['E-mail ou mot de passe incorrect.', 'Wrong email or password.'],
+  'err.emailTaken': ['Cet e-mail a déjà un compte. Connectez-vous plutôt.', 'This email already has an account. Sign in instead.'],
+  'err.validation': ['Vérifiez le champ : {field}.', 'Check the field: {field}.'],
+  'err.sessionEnded': ['Votre session a pris fin. Reconnectez-vous.', 'Your session ended. Please sign in again.'],
+  'err.streamCut': ['La réponse a été interrompue. Nouvel essai…', 'The reply was cut. Trying again…'],
+  'err.dismiss': ['Fermer le message', 'Dismiss'],
+  'err.pageNotFound': ['Cette page n’existe pas.', 'This page does not exist.'],
+  'err.home': ['Revenir à l’accueil', 'Back home'],
+} as const satisfies Record<string, readonly [string, string]>;
+
+export type Key = keyof typeof table;
+
+function initial(): Lang {
+  try {
+    const saved = globalThis.localStorage?.getItem('dream.lang');
+    if (saved === 'fr' || saved === 'en') return saved;
+  } catch {
+    /* storage refused: the default */
+  }
+  return 'fr';
+}
+
+export const i18n = $state({ lang: initial() as Lang });
+
+export function setLang(lang: Lang): void {
+  i18n.lang = lang;
+  try {
+    globalThis.localStorage?.setItem('dream.lang', lang);
+  } catch {
+    /* not kept: fine */
+  }
+  if (typeof document !== 'undefined') document.documentElement.lang = lang;
+}
+
+export function translate(lang: Lang, key: Key, vars: Record<string, string | number> = {}): string {
+  const row = table[key] as readonly [string, string] | undefined;
+  const text = row ? row[lang === 'en' ? 1 : 0] : key;
+  return text.replace(/\{(\w+)\}/g, (_, name: string) => String(vars[name] ?? `{${name}}`));
+}
+
+/** The text of `key` in the current language. */
+export function t(key: Key, vars?: Record<string, string | number>): string {
+  return translate(i18n.lang, key, vars);
+}
+
+export function keys(): Key[] {
+  return Object.keys(table) as Key[];
+}
+
+export function locale(): string {
+  return i18n.lang === 'en' ? 'en-GB' : 'fr-FR';
+}
