@@ -69,8 +69,13 @@ dev: db ## Run the whole system on this machine
 	@scripts/dev.sh
 
 .PHONY: bench
-bench: ## Release build, the whole stack on a seeded database, the guide's load; report in bench/results/
+bench: bench-tools ## Release build, the whole stack on a seeded database, the guide's load; report in bench/results/
 	scripts/bench.sh
+
+.PHONY: bench-tools
+bench-tools: ## Install nginx (the reference proxy hop the benchmark compares the gateway with)
+	@command -v nginx >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq nginx-light); } \
+	  || echo "nginx is not installed (sudo apt-get install -y nginx-light): the benchmark runs without its reference hop" >&2
 
 .PHONY: chaos
 chaos: ## The fault suite on release binaries: faults injected under load, damage counted in PostgreSQL (CHAOS_ARGS="--experiments redis-kill,ai-kill")
@@ -78,9 +83,17 @@ chaos: ## The fault suite on release binaries: faults injected under load, damag
 	target/release/dream-chaos --out bench/results/chaos-$$(date -u +%F) $(CHAOS_ARGS)
 
 .PHONY: seed
-seed: services build ## The synthetic dataset (2,000 users, 2 M messages) in DATABASE_URL
+seed: services build ## The synthetic dataset (2,000 users, 2 M messages) in DATABASE_URL, beside `make dev` too (RESET=1 replaces other data; the demo account is kept)
 	$(DREAMCTL) migrate --create-database
-	$(DREAMCTL) seed
+	$(DREAMCTL) seed $(if $(filter 1 yes true,$(RESET)),--reset)
+
+.PHONY: seed-reset
+seed-reset: ## `make seed RESET=1`: replace what the database holds with the synthetic dataset
+	@$(MAKE) --no-print-directory seed RESET=1
+
+.PHONY: maintenance
+maintenance: build ## VACUUM (ANALYZE) every table of DATABASE_URL and report bloat and unused indexes (Kubernetes runs it nightly)
+	$(DREAMCTL) maintenance
 
 .PHONY: explain
 explain: build ## EXPLAIN ANALYZE every hot query on DATABASE_URL's data

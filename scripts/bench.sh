@@ -40,8 +40,9 @@ export DREAM_ENV=development RUST_LOG=${BENCH_RUST_LOG:-warn}
 export GATEWAY_PORT=9080 AUTH_PORT=9081 CHAT_PORT=9082 AI_PORT=9083 MEDIA_PORT=9084
 export AUTH_URLS=http://127.0.0.1:9081 CHAT_URLS=http://127.0.0.1:9082 AI_URLS=http://127.0.0.1:9083
 export MEDIA_URLS=http://127.0.0.1:9084 MEDIA_URL=http://127.0.0.1:9084 MEDIA_STORE_URL="$tmp/media"
-# Tokens outlive the whole benchmark; limits stay on (their cost is part of the path) but high.
-export ACCESS_TOKEN_TTL_S=7200 RATE_LIMIT_IP_PER_MIN=100000000 RATE_LIMIT_USER_PER_MIN=100000000
+# Tokens outlive the whole benchmark (an hour, the most allowed); limits stay on (their cost is
+# part of the path) but high.
+export ACCESS_TOKEN_TTL_S=3600 RATE_LIMIT_IP_PER_MIN=100000000 RATE_LIMIT_USER_PER_MIN=100000000
 export LOGIN_LIMIT_PER_IP_PER_MIN=100000
 
 pids=()
@@ -73,8 +74,8 @@ start_stack() { # extra env assignments
   done
 }
 
-services() {
-  local n port=9080 args=()
+services() { # the admin listeners (port + 1000) serve /metrics
+  local n port=10080 args=()
   for n in "${names[@]}"; do
     local var="pid_$n"
     args+=(--service "$n=http://127.0.0.1:$port@${!var}")
@@ -95,8 +96,8 @@ bench() { # label cache args...
 
 echo "── stack with the cache"
 start_stack
-# Tokens live 2 hours: a login from the last hour is reused.
-if [[ -z $(find "$tmp/tokens.json" -mmin -60 2>/dev/null) ]]; then
+# Tokens live an hour: a login from the last 40 minutes is reused.
+if [[ -z $(find "$tmp/tokens.json" -mmin -40 2>/dev/null) ]]; then
   echo "── logging the seeded users in"
   "$rel/dream-bench" login --gateway http://127.0.0.1:9080 --out "$tmp/tokens.json"
 fi
@@ -128,6 +129,32 @@ done
 # The ceiling: the cheapest request there is, through the gateway and straight to chat.
 bench "ceiling: catalogue through the gateway" true --mode closed --connections "$connections" --duration "$single" --warmup 2 --mix catalogue=1
 target=http://127.0.0.1:9082 bench "ceiling: catalogue straight to chat" true --mode closed --connections "$connections" --duration "$single" --warmup 2 --mix catalogue=1
+target=http://127.0.0.1:9082 bench "conversation straight to chat" true --mode closed --connections "$connections" --duration "$single" --warmup 2 --mix conversation=1
+# The reference hop: nginx's proxy_pass with a keep-alive upstream, when nginx is installed.
+if command -v nginx >/dev/null; then
+  mkdir -p "$tmp/nginx"
+  cat >"$tmp/nginx/nginx.conf" <<CONF
+worker_processes auto;
+pid $tmp/nginx/nginx.pid;
+error_log $tmp/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $tmp/nginx; proxy_temp_path $tmp/nginx; fastcgi_temp_path $tmp/nginx;
+  uwsgi_temp_path $tmp/nginx; scgi_temp_path $tmp/nginx;
+  upstream chat { server 127.0.0.1:9082; keepalive 64; }
+  server {
+    listen 127.0.0.1:9090;
+    location / { proxy_pass http://chat; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+CONF
+  nginx -c "$tmp/nginx/nginx.conf" -p "$tmp/nginx"
+  target=http://127.0.0.1:9090 bench "reference: catalogue through nginx proxy_pass" true --mode closed --connections "$connections" --duration "$single" --warmup 2 --mix catalogue=1
+  kill "$(cat "$tmp/nginx/nginx.pid")" 2>/dev/null || true
+else
+  echo "── nginx is not installed: no reference hop (make bench-tools installs it)"
+fi
 # Open loop last: a rate past what the machine serves leaves a backlog behind it.
 for rate in $rates; do
   bench "mix, open loop, $rate/s" true --mode open --rate "$rate" --duration "$duration" --warmup 3

@@ -32,5 +32,6 @@ pub use redis_pool::{RedisError, RedisPool, RedisPoolStats};
 pub use revocations::Revocations;
 pub use store::{
     Catalogue, Conversations, CreateUserError, Generations, Inserted, Leaderboard, Limits,
-    MatchError, Matches, Memories, PhotoJobs, Photos, SendError, Sessions, Store, Users,
+    MatchError, Matches, Memories, PhotoJobs, Photos, SendError, Sessions, Store, SyncedLimits,
+    Users,
 };

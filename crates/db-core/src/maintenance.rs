@@ -1,20 +1,10 @@
-//! Routine upkeep: `VACUUM (ANALYZE)` of the large tables and a health report of tables and
-//! indexes (unused, duplicate or overlapping indexes, sizes, dead tuples).
+//! Routine upkeep: `VACUUM (ANALYZE)` of every table, the pruning of what has outlived its use,
+//! and a health report of tables and indexes (unused, duplicate or overlapping indexes, sizes, dead tuples).
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Double, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use serde::Serialize;
-
-/// The tables that grow with use.
-pub const LARGE_TABLES: &[&str] = &[
-    "chat_messages",
-    "received_photos",
-    "memories",
-    "matches",
-    "users",
-    "refresh_sessions",
-];
 
 #[derive(Debug, Clone, Serialize, QueryableByName)]
 pub struct TableReport {
@@ -109,20 +99,51 @@ pub async fn report(conn: &mut AsyncPgConnection) -> QueryResult<Report> {
     })
 }
 
-/// The statements [`vacuum`] runs.
-pub fn vacuum_statements() -> Vec<String> {
-    LARGE_TABLES
-        .iter()
-        .map(|t| format!("VACUUM (ANALYZE) {t}"))
-        .collect()
+#[derive(QueryableByName)]
+struct TableName {
+    #[diesel(sql_type = Text)]
+    table: String,
 }
 
-/// `VACUUM (ANALYZE)` of every large table, one at a time (VACUUM cannot run in a transaction).
+/// The statements [`vacuum`] runs: one `VACUUM (ANALYZE)` per table of the schema, most dead
+/// tuples first. Every table the report lists is vacuumed (the small ones take milliseconds):
+/// the most bloated tables are the small, busy ones (replies being written, the job queue, the
+/// invalidation journal), not the large ones.
+pub async fn vacuum_statements(conn: &mut AsyncPgConnection) -> QueryResult<Vec<String>> {
+    let tables: Vec<TableName> = diesel::sql_query(
+        "SELECT relname::text AS table FROM pg_stat_user_tables WHERE schemaname = 'public' \
+         ORDER BY n_dead_tup DESC, relname",
+    )
+    .load(conn)
+    .await?;
+    Ok(tables
+        .into_iter()
+        .map(|t| format!("VACUUM (ANALYZE) {}", quote_ident(&t.table)))
+        .collect())
+}
+
+/// A table name as SQL: bare when it is a plain lower-case identifier, quoted otherwise.
+fn quote_ident(name: &str) -> String {
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain {
+        name.to_owned()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
+/// `VACUUM (ANALYZE)` of every table, one at a time (VACUUM cannot run in a transaction).
 pub async fn vacuum(
     conn: &mut AsyncPgConnection,
 ) -> QueryResult<Vec<(String, std::time::Duration)>> {
     let mut done = Vec::new();
-    for sql in vacuum_statements() {
+    for sql in vacuum_statements(conn).await? {
         let started = std::time::Instant::now();
         conn.batch_execute(&sql).await?;
         done.push((sql, started.elapsed()));

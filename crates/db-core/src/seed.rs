@@ -88,8 +88,37 @@ pub enum SeedError {
     Catalogue(#[from] serde_json::Error),
 }
 
-/// Progress: `done` of `total` users have all their rows.
-pub type Progress<'a> = &'a (dyn Fn(i64, i64) + Sync);
+/// Where a seed run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Emptying the tables (a reset), the demo account set aside.
+    Emptying,
+    /// The character catalogue.
+    Characters,
+    /// The users' rows.
+    Users,
+    /// `done` of `total` users have all their matches, messages, photos and memories.
+    Conversations { done: i64, total: i64 },
+    /// Search indexes merged, statistics gathered.
+    Indexes,
+}
+
+/// Told of each step as it starts (and of each chunk of conversations).
+pub type Progress<'a> = &'a (dyn Fn(Step) + Sync);
+
+/// What a seed run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seeded {
+    pub counts: SeedCounts,
+    pub took: Duration,
+    /// The demo account was there before and is there after (same id, same password; matched
+    /// again with the first character, as `seed --demo` leaves it).
+    pub demo_kept: bool,
+    /// Session families of the accounts the reset removed, now revoked: their access tokens
+    /// are refused from the next poll on (tell the services at once with
+    /// `Cache::publish_revocations`).
+    pub revoked: Vec<uuid::Uuid>,
+}
 
 #[derive(QueryableByName)]
 struct CountRow {
@@ -147,11 +176,6 @@ pub async fn load_demo(
     password_hash: &SecretString,
 ) -> Result<DemoReport, SeedError> {
     let demo = demo_characters()?;
-    let first = demo
-        .as_slice()
-        .first()
-        .cloned()
-        .ok_or_else(|| SeedError::Invalid("empty demo catalogue".into()))?;
     conn.transaction(async |conn| {
         characters::upsert(conn, &demo).await?;
         let created = match users::find_by_email(conn, DEMO_EMAIL).await? {
@@ -168,24 +192,7 @@ pub async fn load_demo(
                         SeedError::Invalid("demo user raced".into())
                     }
                 })?;
-                let (_, new_match) =
-                    matches::create(conn, user.id, &first.id)
-                        .await
-                        .map_err(|e| match e {
-                            matches::MatchError::Db(e) => SeedError::Pool(e),
-                            matches::MatchError::UnknownCharacter => {
-                                SeedError::Invalid("demo character missing".into())
-                            }
-                        })?;
-                if new_match {
-                    let greeting = NewMessage::new(
-                        user.id,
-                        first.id.clone(),
-                        Sender::Character,
-                        first.greeting.clone(),
-                    );
-                    messages::insert_many(conn, &[greeting]).await?;
-                }
+                match_demo(conn, user.id).await?;
                 true
             }
         };
@@ -197,14 +204,38 @@ pub async fn load_demo(
     .await
 }
 
-/// Fills an empty database (or, with `reset`, a non-empty one) with the synthetic dataset.
+/// The demo account's first match: the first demo character, whose greeting opens the
+/// conversation.
+async fn match_demo(conn: &mut AsyncPgConnection, user: uuid::Uuid) -> Result<(), SeedError> {
+    let first = demo_characters()?
+        .into_iter()
+        .next()
+        .ok_or_else(|| SeedError::Invalid("empty demo catalogue".into()))?;
+    let (_, new_match) = matches::create(conn, user, &first.id)
+        .await
+        .map_err(|e| match e {
+            matches::MatchError::Db(e) => SeedError::Pool(e),
+            matches::MatchError::UnknownCharacter => {
+                SeedError::Invalid("demo character missing".into())
+            }
+        })?;
+    if new_match {
+        let greeting = NewMessage::new(user, first.id, Sender::Character, first.greeting);
+        messages::insert_many(conn, &[greeting]).await?;
+    }
+    Ok(())
+}
+
+/// Fills an empty database (or, with `reset`, a non-empty one) with the synthetic dataset. A
+/// database holding only what `seed --demo` loads (the catalogue, the demo account) counts as
+/// empty. The demo account survives either way, with its id and password.
 pub async fn seed(
     url: &str,
     cfg: &SeedConfig,
     password_hash: &SecretString,
     reset: bool,
     progress: Progress<'_>,
-) -> Result<(SeedCounts, Duration), SeedError> {
+) -> Result<Seeded, SeedError> {
     let started = Instant::now();
     if cfg.matches_per_user > cfg.characters {
         return Err(SeedError::Invalid(
@@ -215,18 +246,29 @@ pub async fn seed(
         return Err(SeedError::Invalid("counts must be positive".into()));
     }
     let mut conn = session(url).await?;
-    let existing = count(&mut conn, "SELECT count(*) AS n FROM users").await?;
-    if existing > 0 {
-        if !reset {
-            return Err(SeedError::NotEmpty(existing));
-        }
-        // CASCADE empties every table that refers to users or characters, new ones included.
-        conn.batch_execute(
-            "TRUNCATE users, characters, affection_flushes RESTART IDENTITY CASCADE",
-        )
-        .await?;
+    let demo_account = users::find_by_email(&mut conn, DEMO_EMAIL).await?;
+    let existing = count(&mut conn, "SELECT count(*) AS n FROM users").await?
+        - i64::from(demo_account.is_some());
+    if existing > 0 && !reset {
+        return Err(SeedError::NotEmpty(existing));
     }
+    progress(Step::Emptying);
+    // The sessions of the accounts about to go are revoked first: their access tokens must not
+    // keep reading (from a cache, or as a new user with the same id) after the reset.
+    let revoked: Vec<uuid::Uuid> = diesel::sql_query(
+        "INSERT INTO session_revocations (family_id, user_id)          SELECT DISTINCT ON (family_id) family_id, user_id FROM refresh_sessions          WHERE user_id IS DISTINCT FROM $1          ON CONFLICT (family_id) DO NOTHING RETURNING family_id",
+    )
+    .bind::<diesel::sql_types::Nullable<diesel::sql_types::Uuid>, _>(demo_account.as_ref().map(|u| u.id))
+    .load::<Family>(&mut conn)
+    .await?
+    .into_iter()
+    .map(|f| f.family_id)
+    .collect();
+    // CASCADE empties every table that refers to users or characters, new ones included.
+    conn.batch_execute("TRUNCATE users, characters, affection_flushes RESTART IDENTITY CASCADE")
+        .await?;
 
+    progress(Step::Characters);
     // Characters: the demo catalogue first, then generated ones up to the count.
     let demo = demo_characters()?;
     let demo: Vec<Character> = demo.into_iter().take(cfg.characters as usize).collect();
@@ -246,6 +288,21 @@ pub async fn seed(
     .execute(&mut conn)
     .await?;
 
+    progress(Step::Users);
+    if let Some(user) = &demo_account {
+        // Back with its id, password and name; its conversations start again.
+        diesel::sql_query(
+            "INSERT INTO users (id, email, password_hash, display_name, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind::<diesel::sql_types::Uuid, _>(user.id)
+        .bind::<Text, _>(&user.email)
+        .bind::<Text, _>(&user.password_hash)
+        .bind::<Text, _>(&user.display_name)
+        .bind::<Timestamptz, _>(user.created_at)
+        .execute(&mut conn)
+        .await?;
+        match_demo(&mut conn, user.id).await?;
+    }
     diesel::sql_query(
         "INSERT INTO users (id, email, password_hash, display_name, xp, created_at, updated_at) \
          SELECT md5('dream-user-' || n)::uuid, 'user' || n || '@example.com', $2, \
@@ -274,7 +331,10 @@ pub async fn seed(
         workers.push(Worker::new(url, cfg).await?);
     }
     let done = std::sync::atomic::AtomicI64::new(0);
-    progress(0, cfg.users);
+    progress(Step::Conversations {
+        done: 0,
+        total: cfg.users,
+    });
     // Each worker takes the next chunk as soon as it is free.
     let queue = tokio::sync::Mutex::new(chunks.into_iter());
     futures_util::stream::iter(workers)
@@ -290,7 +350,10 @@ pub async fn seed(
                         + last
                         - first
                         + 1;
-                    progress(n, cfg.users);
+                    progress(Step::Conversations {
+                        done: n,
+                        total: cfg.users,
+                    });
                 }
                 Ok::<_, SeedError>(())
             }
@@ -299,6 +362,7 @@ pub async fn seed(
         .try_collect::<Vec<()>>()
         .await?;
 
+    progress(Step::Indexes);
     let mut conn = session(url).await?;
     // Merge what the GIN indexes queued in their pending lists (autovacuum would, later):
     // until then every search also scans the list, ~10x slower.
@@ -309,7 +373,18 @@ pub async fn seed(
     )
     .await?;
     let counts = counts(&mut conn).await?;
-    Ok((counts, started.elapsed()))
+    Ok(Seeded {
+        counts,
+        took: started.elapsed(),
+        demo_kept: demo_account.is_some(),
+        revoked,
+    })
+}
+
+#[derive(QueryableByName)]
+struct Family {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    family_id: uuid::Uuid,
 }
 
 /// One connection with its own copy of the word tables.

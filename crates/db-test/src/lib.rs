@@ -249,14 +249,7 @@ async fn build_template(kind: Kind, name: &str) -> anyhow::Result<()> {
             ))
             .await?;
             let hash = SecretString::new("$argon2id$v=19$m=19456,t=2,p=1$not-a-real-hash");
-            db_core::seed::seed(
-                &url_for(name),
-                &test_seed_config(),
-                &hash,
-                false,
-                &|_, _| {},
-            )
-            .await?;
+            db_core::seed::seed(&url_for(name), &test_seed_config(), &hash, false, &|_| {}).await?;
         }
     }
     admin_exec(&format!("ALTER DATABASE \"{name}\" IS_TEMPLATE true")).await

@@ -17,7 +17,7 @@ async fn establish(url: &str) -> anyhow::Result<AsyncPgConnection> {
         .await
         .context("cannot connect to the database")
 }
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 mod monitor;
 
@@ -45,8 +45,9 @@ enum Command {
     },
     /// Load the demo catalogue and account, or generate the synthetic dataset.
     Seed(SeedArgs),
-    /// VACUUM (ANALYZE) the large tables and report unused or overlapping indexes, sizes and
-    /// dead tuples.
+    /// VACUUM (ANALYZE) every table (most dead tuples first), forget expired session
+    /// revocations, and report dead tuples before and after, sizes, unused or overlapping
+    /// indexes. Meant to run nightly (k8s/base/maintenance-cronjob.yaml).
     Maintenance {
         /// Report only; vacuum nothing.
         #[arg(long)]
@@ -55,19 +56,21 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// The live dashboard: pools, Redis, latency percentiles, slow queries.
+    /// The live dashboard, in 80×24: each process's health, request and error rates and pools,
+    /// Redis, latency per operation against its kind's target, the latest slow queries. Plain
+    /// text (no screen clearing) when the output is not a terminal.
     Monitor {
-        /// Print one snapshot and exit.
+        /// One report and exit (rates and percentiles over one --interval).
         #[arg(long)]
         once: bool,
-        /// Seconds between refreshes.
-        #[arg(long, default_value_t = 5)]
+        /// Seconds between refreshes (at least 1).
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
         interval: u64,
-        /// One JSON document per refresh instead of the text dashboard.
+        /// One JSON document per line and refresh instead of the text dashboard.
         #[arg(long)]
         json: bool,
-        /// A service to watch as NAME=URL of its admin listener (repeatable); default: the
-        /// local `make dev` admin ports (each service's port + 1000).
+        /// A process to watch as NAME=URL of its admin listener (repeatable; replicas as
+        /// chat-1, chat-2); default: the local `make dev` admin ports (each port + 1000).
         #[arg(long = "service", value_name = "NAME=URL")]
         services: Vec<String>,
     },
@@ -88,7 +91,8 @@ struct SeedArgs {
     /// cached copies: what a deployment's migration Job runs. Idempotent; creates no account.
     #[arg(long, conflicts_with_all = ["demo", "reset", "if_empty"])]
     characters_only: bool,
-    /// Replace existing data instead of refusing to seed a non-empty database.
+    /// Replace existing data instead of refusing to seed a database that holds accounts besides
+    /// the demo one (which is kept). The cache under REDIS_KEY_PREFIX is cleared either way.
     #[arg(long)]
     reset: bool,
     /// Keep existing data and succeed (what `make bench` does to reuse its database).
@@ -113,8 +117,9 @@ struct SeedArgs {
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
+            // Slow statements are what seeding and vacuuming are made of: not worth a warning.
             tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-                .unwrap_or_else(|_| "warn".into()),
+                .unwrap_or_else(|_| "warn,db_core::instrumentation=error".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -251,28 +256,29 @@ async fn run_seed(url: &str, args: SeedArgs) -> anyhow::Result<ExitCode> {
         cfg.messages_per_match,
         cfg.photos_per_match
     );
-    let bar = ProgressBar::new(cfg.users as u64);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:40}] {pos}/{len} users ({per_sec}, eta {eta})",
-        )
-        .context("progress template")?
-        .progress_chars("=> "),
-    );
-    let progress = |done: i64, _total: i64| bar.set_position(done as u64);
-    let started = Instant::now();
-    let (counts, _) = match seed::seed(url, &cfg, &hash, args.reset, &progress).await {
+    let progress = SeedProgress::new(cfg.users)?;
+    let report = |step: seed::Step| progress.step(step);
+    let seeded = match seed::seed(url, &cfg, &hash, args.reset, &report).await {
         Err(seed::SeedError::NotEmpty(users)) if args.if_empty => {
-            bar.finish_and_clear();
+            progress.clear();
             println!("Already seeded ({users} users): reused as it is.");
             return Ok(ExitCode::SUCCESS);
         }
+        Err(seed::SeedError::NotEmpty(users)) => {
+            progress.clear();
+            anyhow::bail!(
+                "the database already holds {users} account{} besides the demo one: \
+                 `dreamctl seed --reset` (`make seed RESET=1`) replaces them (the demo account is kept)",
+                if users == 1 { "" } else { "s" }
+            );
+        }
         other => other?,
     };
-    bar.finish();
+    progress.finish();
+    let counts = &seeded.counts;
     println!(
         "Seeded in {:.1} s: {} users, {} characters, {} matches, {} messages ({} unread), {} photos, {} memories; ANALYZE done",
-        started.elapsed().as_secs_f64(),
+        seeded.took.as_secs_f64(),
         counts.users,
         counts.characters,
         counts.matches,
@@ -281,11 +287,188 @@ async fn run_seed(url: &str, args: SeedArgs) -> anyhow::Result<ExitCode> {
         counts.photos,
         counts.memories
     );
+    // What the running services cached described the data that is gone: the whole keyspace
+    // under our prefix goes (catalogue, leaderboard, match lists, profiles, windows), the
+    // services' in-process catalogues are told to drop theirs, and the removed accounts'
+    // sessions are announced revoked.
+    let spinner = ProgressBar::new_spinner().with_message("clearing the cache…");
+    spinner.enable_steady_tick(std::time::Duration::from_millis(100));
+    let cleared = clear_cache(&seeded).await;
+    spinner.finish_and_clear();
+    match cleared {
+        Some((keys, prefix)) => println!(
+            "Cache: {keys} keys under {prefix}: dropped; {}",
+            sessions(seeded.revoked.len())
+        ),
+        None => println!(
+            "Cache: Redis not reached, nothing dropped: clear the prefix or restart the services before using them; {}",
+            sessions(seeded.revoked.len())
+        ),
+    }
+    if seeded.demo_kept {
+        println!(
+            "Demo account {} kept (password {:?}), matched again with the first character",
+            seed::DEMO_EMAIL,
+            seed::DEMO_PASSWORD
+        );
+    }
     println!(
         "Every seeded user is user<N>@example.com with the password {:?}",
         seed::DEMO_PASSWORD
     );
     Ok(ExitCode::SUCCESS)
+}
+
+fn sessions(n: usize) -> String {
+    format!(
+        "{n} session{} of removed accounts revoked",
+        if n == 1 { "" } else { "s" }
+    )
+}
+
+/// Drops every key under the prefix, tells the services to drop their in-process catalogues and
+/// that the removed accounts' session families are revoked. `None` when Redis does not answer.
+async fn clear_cache(seeded: &seed::Seeded) -> Option<(u64, String)> {
+    let redis = db_core::RedisPool::new(&service_kit::config::redis().ok()?).ok()?;
+    redis.ping().await.ok()?;
+    let prefix = redis.prefix().to_owned();
+    let cache = db_core::Cache::new(redis);
+    let keys = cache.delete_matching(&cache.keys().everything()).await;
+    cache.invalidate_characters(None).await;
+    cache.publish_revocations(&seeded.revoked).await;
+    Some((keys, prefix))
+}
+
+/// A step's line once it is over: what it was and how long it took.
+fn done(bar: &ProgressBar, started: Instant) {
+    let what = bar.message();
+    if let Ok(style) = ProgressStyle::with_template("  ✓ {msg}") {
+        bar.set_style(style);
+    }
+    bar.finish_with_message(format!("{what} ({:.1} s)", started.elapsed().as_secs_f64()));
+}
+
+/// The seed's progress: one line per step, and a bar for the conversations (the long part).
+/// Without a terminal (a Job's log, a pipe), plain lines instead: a step as it ends, and the
+/// conversations every quarter.
+struct SeedProgress {
+    bars: MultiProgress,
+    current: std::sync::Mutex<Option<(ProgressBar, Instant)>>,
+    users: i64,
+    plain: Option<std::sync::Mutex<PlainProgress>>,
+}
+
+struct PlainProgress {
+    step: Option<(&'static str, Instant)>,
+    quarter: i64,
+}
+
+impl SeedProgress {
+    fn new(users: i64) -> anyhow::Result<Self> {
+        let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        Ok(Self {
+            bars: MultiProgress::new(),
+            current: std::sync::Mutex::new(None),
+            users,
+            plain: (!terminal).then(|| {
+                std::sync::Mutex::new(PlainProgress {
+                    step: None,
+                    quarter: 0,
+                })
+            }),
+        })
+    }
+
+    fn plain_step(p: &mut PlainProgress, step: Option<seed::Step>) {
+        if let Some(seed::Step::Conversations { done, total }) = step
+            && p.step.is_some_and(|(name, _)| name == "conversations")
+        {
+            let quarter = done * 4 / total.max(1);
+            if quarter > p.quarter && done < total {
+                p.quarter = quarter;
+                println!("  … {done}/{total} users");
+            }
+            return;
+        }
+        if let Some((name, started)) = p.step.take() {
+            println!("  ✓ {name} ({:.1} s)", started.elapsed().as_secs_f64());
+        }
+        p.step = step.map(|s| {
+            let name = match s {
+                seed::Step::Emptying => "emptying the tables (demo account set aside)",
+                seed::Step::Characters => "characters",
+                seed::Step::Users => "users",
+                seed::Step::Conversations { .. } => "conversations",
+                seed::Step::Indexes => "search indexes and statistics",
+            };
+            (name, Instant::now())
+        });
+    }
+
+    fn step(&self, step: seed::Step) {
+        if let Some(plain) = &self.plain {
+            if let Ok(mut p) = plain.lock() {
+                Self::plain_step(&mut p, Some(step));
+            }
+            return;
+        }
+        let Ok(mut current) = self.current.lock() else {
+            return;
+        };
+        if let seed::Step::Conversations { done, .. } = step
+            && let Some((bar, _)) = current.as_ref()
+            && bar.length().is_some()
+        {
+            bar.set_position(done as u64);
+            return;
+        }
+        if let Some((bar, started)) = current.take() {
+            done(&bar, started);
+        }
+        let (message, bar) = match step {
+            seed::Step::Emptying => ("emptying the tables (demo account set aside)", None),
+            seed::Step::Characters => ("characters", None),
+            seed::Step::Users => ("users", None),
+            seed::Step::Conversations { .. } => (
+                "conversations, photos, memories",
+                Some(ProgressBar::new(self.users as u64)),
+            ),
+            seed::Step::Indexes => ("search indexes and statistics", None),
+        };
+        let bar = match bar {
+            Some(bar) => bar.with_style(
+                ProgressStyle::with_template(
+                    "  {msg:34} [{bar:30}] {pos}/{len} users, {per_sec}, eta {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            ),
+            None => ProgressBar::new_spinner().with_style(
+                ProgressStyle::with_template("  {msg:34} {spinner} {elapsed}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            ),
+        };
+        let bar = self.bars.add(bar.with_message(message));
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        *current = Some((bar, Instant::now()));
+    }
+
+    fn finish(&self) {
+        if let Some(plain) = &self.plain
+            && let Ok(mut p) = plain.lock()
+        {
+            Self::plain_step(&mut p, None);
+        }
+        if let Ok(mut current) = self.current.lock()
+            && let Some((bar, started)) = current.take()
+        {
+            done(&bar, started);
+        }
+    }
+
+    fn clear(&self) {
+        let _ = self.bars.clear();
+    }
 }
 
 async fn run_explain(url: &str, summary: bool) -> anyhow::Result<ExitCode> {
@@ -350,14 +533,20 @@ fn human_bytes(b: i64) -> String {
 async fn run_maintenance(url: &str, dry_run: bool, json: bool) -> anyhow::Result<ExitCode> {
     use db_core::maintenance;
     let mut conn: AsyncPgConnection = establish(url).await?;
+    let before = maintenance::report(&mut conn).await?;
     if dry_run {
         if !json {
             println!("Dry run: would run");
-            for sql in maintenance::vacuum_statements() {
+            for sql in maintenance::vacuum_statements(&mut conn).await? {
                 println!("  {sql}");
             }
+            println!("  and forget the session revocations older than a day");
         }
     } else {
+        let pruned = maintenance::prune_revocations(&mut conn).await?;
+        if !json {
+            println!("Forgot {pruned} session revocations older than a day (their tokens expired)");
+        }
         for (sql, took) in maintenance::vacuum(&mut conn).await? {
             if !json {
                 println!("  {sql}  ({} ms)", took.as_millis());
@@ -369,17 +558,24 @@ async fn run_maintenance(url: &str, dry_run: bool, json: bool) -> anyhow::Result
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(ExitCode::SUCCESS);
     }
+    let dead_before = |table: &str| {
+        before
+            .tables
+            .iter()
+            .find(|t| t.table == table)
+            .map_or(0, |t| t.dead_rows)
+    };
     println!(
-        "\n{:<22} {:>12} {:>10} {:>7} {:>10} {:>10}",
-        "table", "live rows", "dead", "dead %", "table", "indexes"
+        "\n{:<26} {:>10} {:>12} {:>10} {:>10} {:>10}",
+        "table", "live rows", "dead before", "dead now", "table", "indexes"
     );
     for t in &report.tables {
         println!(
-            "{:<22} {:>12} {:>10} {:>6.1}% {:>10} {:>10}",
+            "{:<26} {:>10} {:>12} {:>10} {:>10} {:>10}",
             t.table,
             t.live_rows,
+            dead_before(&t.table),
             t.dead_rows,
-            t.dead_ratio * 100.0,
             human_bytes(t.table_bytes),
             human_bytes(t.index_bytes)
         );
@@ -456,24 +652,53 @@ async fn run_monitor(
             .context("--service takes NAME=URL")?
     };
     let interval = std::time::Duration::from_secs(interval.max(1));
-    let mut m = monitor::Monitor::new(services, &service_kit::config::redis()?, interval)?;
+    let mut m = monitor::Monitor::new(services, &service_kit::config::redis()?)?;
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let style = monitor::Style {
+        color: terminal && std::env::var_os("NO_COLOR").is_none(),
+        rows: terminal.then_some(monitor::ROWS),
+    };
+    if once {
+        // Rates need two readings: the report covers one interval.
+        let _ = m.snapshot(10_000).await;
+        tokio::time::sleep(interval).await;
+    }
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+        }
         // --once counts every key now; a live dashboard spreads the count over refreshes.
         let snapshot = m.snapshot(if once { 10_000 } else { 20 }).await;
-        if json {
-            println!("{}", serde_json::to_string(&snapshot)?);
+        let text = if json {
+            format!("{}\n", serde_json::to_string(&snapshot)?)
+        } else if terminal && !once {
+            // Home, the dashboard, then clear what an earlier, longer screen left below it.
+            format!(
+                "\x1b[H{}\x1b[J",
+                monitor::render(&snapshot, style).replace('\n', "\x1b[K\n")
+            )
+        } else if once {
+            monitor::render(&snapshot, style)
         } else {
-            if !once {
-                print!("\x1b[2J\x1b[H");
+            format!("{}\n", monitor::render(&snapshot, style))
+        };
+        {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            // A closed pipe (`| head`) ends the monitor quietly.
+            if out
+                .write_all(text.as_bytes())
+                .and_then(|()| out.flush())
+                .is_err()
+            {
+                return Ok(ExitCode::SUCCESS);
             }
-            print!("{}", monitor::render(&snapshot));
         }
         if once {
             return Ok(ExitCode::SUCCESS);
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
         }
     }
 }

@@ -5,6 +5,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use db_core::cache::Ttls;
 use db_core::{Environment, PgConfig, RedisConfig, SlowQueryConfig};
 
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +79,43 @@ pub fn redis() -> Result<RedisConfig, ConfigError> {
     })
 }
 
+/// The variable that sets `family`'s lifetime in seconds: `CACHE_TTL_<NAME>_S`.
+pub fn ttl_variable(family: db_core::cache::Family) -> String {
+    format!("CACHE_TTL_{}_S", family.name().to_ascii_uppercase())
+}
+
+/// The cache's lifetimes: the guide's, each overridden by its `CACHE_TTL_<FAMILY>_S`
+/// (`CACHE_TTL_USER_PROFILE_S`, `…_CONVERSATION_S`, `…_MATCHES_S`, `…_CHARACTERS_S`,
+/// `…_PHOTOS_S`, `…_TYPING_S`, `…_UNREAD_S`) and `CACHE_LOCAL_TTL_S` (the in-process
+/// catalogue). Every process reads them once; give them all the same values.
+pub fn cache_ttls() -> Result<Ttls, ConfigError> {
+    let mut ttls = Ttls::default();
+    for family in db_core::cache::Family::ALL
+        .into_iter()
+        .filter(|f| f.ttl_configurable())
+    {
+        let name = ttl_variable(family);
+        let default = ttls.get(family).map_or(0, |d| d.as_secs());
+        let secs: u64 = var_or(&name, default)?;
+        ttls.set(family, Duration::from_secs(secs))
+            .map_err(|reason| ConfigError {
+                name: name.clone(),
+                value: secs.to_string(),
+                reason,
+            })?;
+    }
+    let local: u64 = var_or("CACHE_LOCAL_TTL_S", ttls.local_catalogue.as_secs())?;
+    if local == 0 || local > 3600 {
+        return Err(ConfigError {
+            name: "CACHE_LOCAL_TTL_S".into(),
+            value: local.to_string(),
+            reason: "between 1 and 3600 seconds".into(),
+        });
+    }
+    ttls.local_catalogue = Duration::from_secs(local);
+    Ok(ttls)
+}
+
 /// The slow-query thresholds.
 pub fn slow_queries() -> Result<SlowQueryConfig, ConfigError> {
     let d = SlowQueryConfig::default();
@@ -89,6 +127,63 @@ pub fn slow_queries() -> Result<SlowQueryConfig, ConfigError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_configurable_lifetime_has_its_variable_and_the_guide_default() {
+        use db_core::cache::Family;
+        let names: Vec<String> = Family::ALL
+            .into_iter()
+            .filter(|f| f.ttl_configurable())
+            .map(super::ttl_variable)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "CACHE_TTL_USER_PROFILE_S",
+                "CACHE_TTL_CONVERSATION_S",
+                "CACHE_TTL_MATCHES_S",
+                "CACHE_TTL_CHARACTERS_S",
+                "CACHE_TTL_PHOTOS_S",
+                "CACHE_TTL_TYPING_S",
+                "CACHE_TTL_UNREAD_S",
+            ]
+        );
+        // Every one is in the README's table.
+        // Read at run time: an embedded README would have to be in the image's build stage.
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+                .unwrap();
+        for name in names
+            .iter()
+            .map(String::as_str)
+            .chain(["CACHE_LOCAL_TTL_S"])
+        {
+            assert!(readme.contains(name), "{name} is not documented");
+        }
+        let mut ttls = db_core::cache::Ttls::default();
+        assert_eq!(
+            ttls.get(Family::Conversation),
+            Some(std::time::Duration::from_secs(300))
+        );
+        assert!(
+            ttls.set(Family::Conversation, std::time::Duration::from_secs(7200))
+                .is_err()
+        );
+        assert!(
+            ttls.set(Family::Leaderboard, std::time::Duration::from_secs(60))
+                .is_err()
+        );
+        assert!(
+            ttls.set(Family::Conversation, std::time::Duration::ZERO)
+                .is_err()
+        );
+        ttls.set(Family::Conversation, std::time::Duration::from_secs(900))
+            .unwrap();
+        assert_eq!(
+            ttls.get(Family::Conversation),
+            Some(std::time::Duration::from_secs(900))
+        );
+    }
+
     #[test]
     fn a_bad_value_names_its_variable() {
         let e = super::var_or::<u32>("DREAM_TEST_SURELY_UNSET_VARIABLE", 7);

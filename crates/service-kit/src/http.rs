@@ -15,6 +15,9 @@ pub fn client(
     configure(
         reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
+            // Idle connections are dropped before the servers' keep-alive (75 s) closes them,
+            // so none is reused at the moment the other side closes it.
+            .pool_idle_timeout(Duration::from_secs(60))
             .tcp_nodelay(true),
     )
     .build()

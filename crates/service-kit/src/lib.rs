@@ -53,6 +53,8 @@ pub struct KitConfig {
     pub slow: SlowQueryConfig,
     /// `CACHE_ENABLED=false` serves everything from PostgreSQL (the benchmark's `--no-cache`).
     pub cache_enabled: bool,
+    /// The cache's lifetimes (`CACHE_TTL_<FAMILY>_S`, `CACHE_LOCAL_TTL_S`).
+    pub ttls: db_core::cache::Ttls,
     /// How long a stopping server lets in-flight requests finish.
     pub shutdown_timeout: Duration,
     pub access_ttl: Duration,
@@ -80,6 +82,7 @@ impl KitConfig {
             redis: config::redis()?,
             slow: config::slow_queries()?,
             cache_enabled: env_or("CACHE_ENABLED", true)?,
+            ttls: config::cache_ttls()?,
             shutdown_timeout: Duration::from_secs(env_or("SHUTDOWN_TIMEOUT_S", 20)?),
             access_ttl: access_ttl()?,
         })
@@ -94,7 +97,7 @@ impl KitConfig {
     pub fn kit(&self, sign_tokens: bool) -> anyhow::Result<Kit> {
         let db = Db::new(&self.pg, self.slow);
         let cache = if self.cache_enabled {
-            Cache::new(RedisPool::new(&self.redis)?)
+            Cache::with_ttls(RedisPool::new(&self.redis)?, self.ttls)
         } else {
             Cache::disabled()
         };

@@ -1,4 +1,5 @@
-//! Prometheus metrics: request latency per route, queries per request, pool and cache figures.
+//! Prometheus metrics: request latency per route, queries per request, pool and cache figures;
+//! the same middleware writes each request's access line.
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -47,7 +48,7 @@ pub fn install() -> PrometheusHandle {
         .clone()
 }
 
-/// Times every request by route pattern and counts the database queries it ran.
+/// Times every request by route pattern, counts the database queries it ran, and logs it.
 pub async fn middleware(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -58,19 +59,33 @@ pub async fn middleware(
         |p| p.replace('{', ":").replace('}', ""),
     );
     let method = req.method().to_string();
+    let path = req.path().to_owned();
     let started = Instant::now();
     let (res, queries) = db_core::instrumentation::count_queries(next.call(req)).await;
-    let status = match &res {
-        Ok(r) => r.status().as_u16(),
-        Err(e) => e.as_response_error().status_code().as_u16(),
+    let elapsed = started.elapsed();
+    let (status, error) = match &res {
+        Ok(r) => (r.status().as_u16(), r.response().error()),
+        Err(e) => (e.as_response_error().status_code().as_u16(), Some(e)),
     };
+    // A streamed answer is timed to its start (its head): the dashboard judges it apart.
+    let streamed = res.as_ref().is_ok_and(|r| {
+        r.headers()
+            .get(actix_web::http::header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"))
+    });
+    // 5xx causes are logged where they happen (`ApiError::error_response`); the access line
+    // names the problem a client was told about.
+    let problem = error
+        .and_then(|e| e.as_error::<crate::ApiError>())
+        .map(|e| (e.code(), e.to_string()));
+    crate::telemetry::access(&method, &path, status, elapsed, problem);
     let labels = [
         ("route", route.clone()),
         ("method", method),
         ("status", status.to_string()),
+        ("streamed", streamed.to_string()),
     ];
-    metrics::histogram!("http_request_duration_seconds", &labels)
-        .record(started.elapsed().as_secs_f64());
+    metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
     metrics::histogram!("db_queries_per_request", "route" => route).record(queries as f64);
     res
 }

@@ -82,6 +82,7 @@ where
         public,
         admin,
     } = http;
+    const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(75);
     let public = HttpServer::new(move || {
         App::new()
             .configure(public.clone())
@@ -91,6 +92,9 @@ where
             .wrap(tracing_actix_web::TracingLogger::default())
     })
     .on_connect(crate::no_delay)
+    // Longer than any client of ours keeps an idle connection (the gateway's pool: 60 s), so a
+    // connection is never closed here just as a request is sent on it (nginx's default too).
+    .keep_alive(KEEP_ALIVE)
     .workers(settings.workers)
     .max_connections((settings.max_connections / settings.workers.max(1)).max(1))
     .shutdown_timeout(settings.shutdown_timeout.as_secs())

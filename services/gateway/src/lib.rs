@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
-use db_core::{Cache, Revocations};
+use db_core::{Cache, Revocations, SyncedLimits};
 use service_kit::TokenKeys;
 use service_kit::config::var_or as env_or;
 use service_kit::metrics::PrometheusHandle as Handle;
@@ -33,6 +33,10 @@ pub struct GatewayConfig {
     pub upstreams: Vec<(&'static str, Vec<String>)>,
     pub ip_limit_per_min: u64,
     pub user_limit_per_min: u64,
+    /// `GATEWAY_LIMIT_SYNC_MS`: how often this gateway adds its counted hits to the shared
+    /// counters in Redis and reads back every replica's (see [`db_core::SyncedLimits`]); the
+    /// limits are shared within what the other replicas count in that time.
+    pub limit_sync: Duration,
     pub max_body_bytes: usize,
     /// `GATEWAY_BODY_TIMEOUT_MS`: a request body must have arrived whole by then (408): a
     /// client sending a byte now and then cannot hold the gateway.
@@ -58,6 +62,8 @@ pub struct GatewayConfig {
     /// `TRUSTED_PROXIES`: whose `X-Forwarded-For` is believed (see [`clients`]).
     pub trusted_proxies: TrustedProxies,
     pub access_ttl: Duration,
+    /// The cache's lifetimes (the same variables as every service).
+    pub ttls: db_core::cache::Ttls,
     pub shutdown_timeout: Duration,
     pub production: bool,
 }
@@ -85,6 +91,7 @@ impl GatewayConfig {
             ],
             ip_limit_per_min: env_or("RATE_LIMIT_IP_PER_MIN", 1200)?,
             user_limit_per_min: env_or("RATE_LIMIT_USER_PER_MIN", 600)?,
+            limit_sync: Duration::from_millis(env_or("GATEWAY_LIMIT_SYNC_MS", 100)?.max(10)),
             max_body_bytes: env_or("MAX_BODY_BYTES", 1024 * 1024)?,
             body_timeout: Duration::from_millis(env_or("GATEWAY_BODY_TIMEOUT_MS", 10_000)?),
             cors_origins: env_or("CORS_ORIGINS", "*".to_owned())?,
@@ -95,6 +102,7 @@ impl GatewayConfig {
             trusted_proxies: TrustedProxies::parse(&env_or("TRUSTED_PROXIES", String::new())?)
                 .map_err(anyhow::Error::msg)?,
             access_ttl: service_kit::access_ttl()?,
+            ttls: service_kit::config::cache_ttls()?,
             shutdown_timeout: Duration::from_secs(env_or("SHUTDOWN_TIMEOUT_S", 20)?),
             production: service_kit::config::environment()? == db_core::Environment::Production,
         })
@@ -106,6 +114,7 @@ pub struct Gateway {
     pub cache: Cache,
     pub keys: TokenKeys,
     pub revocations: Revocations,
+    pub limits: SyncedLimits,
     pub upstreams: Arc<Upstreams>,
     pub directory: Arc<Directory>,
     pub client: reqwest::Client,
@@ -138,6 +147,7 @@ impl Gateway {
             occupancy: Occupancy::new(config.max_per_client),
             directory: Arc::new(Directory::new(&names)),
             revocations: Revocations::new(),
+            limits: SyncedLimits::new(cache.clone()),
             config,
             cache,
             keys,
@@ -147,7 +157,8 @@ impl Gateway {
         })
     }
 
-    /// The background work: replica health checks, the route table, revocations heard on Redis.
+    /// The background work: replica health checks, the route table, revocations heard on
+    /// Redis, the rate-limit counters shared through Redis.
     pub fn spawn_background(&self) -> Vec<tokio::task::JoinHandle<()>> {
         let mut tasks = vec![
             self.upstreams.spawn_health_checks(self.client.clone()),
@@ -155,6 +166,7 @@ impl Gateway {
                 .spawn(self.upstreams.clone(), self.client.clone()),
         ];
         tasks.extend(self.revocations.spawn_listener(&self.cache));
+        tasks.push(self.limits.spawn(self.config.limit_sync));
         tasks
     }
 
@@ -188,7 +200,10 @@ impl Gateway {
 pub async fn run() -> anyhow::Result<()> {
     use service_kit::server::{Http, HttpSettings, Listeners, Tasks, serve_http};
     let config = GatewayConfig::from_env()?;
-    let cache = Cache::new(db_core::RedisPool::new(&service_kit::config::redis()?)?);
+    let cache = Cache::with_ttls(
+        db_core::RedisPool::new(&service_kit::config::redis()?)?,
+        config.ttls,
+    );
     // Behind a proxy the gateway is reachable from elsewhere, whatever address it binds: the
     // public development keys (anyone can mint tokens with them) are refused then too.
     let dev_keys = match service_kit::auth::DevKeys::policy(config.production, &config.host) {

@@ -153,7 +153,8 @@ pub async fn forward(
             }
         });
     };
-    // A cached verification costs a lookup; the limits one Redis round trip.
+    // A cached verification costs a lookup; the limits are counted here and shared in the
+    // background: no round trip.
     let claims = if route.public {
         None
     } else {
@@ -170,15 +171,13 @@ pub async fn forward(
         Some(Ok(c)) => Some(c.sub),
         _ => None,
     };
-    let gate = db_core::Limits::of(&gw.cache)
-        .gate(
-            &client_key,
-            user,
-            60,
-            gw.config.ip_limit_per_min,
-            gw.config.user_limit_per_min,
-        )
-        .await;
+    let gate = gw.limits.gate(
+        &client_key,
+        user,
+        60,
+        gw.config.ip_limit_per_min,
+        gw.config.user_limit_per_min,
+    );
     for limit in std::iter::once(gate.ip).chain(gate.user) {
         if limit.exceeded {
             return Ok(limited(limit));
@@ -285,15 +284,13 @@ fn clone_auth_error(e: &ApiError) -> ApiError {
 /// `GET /api/v1/openapi.json`: the merged document, from memory (rate-limited like the rest).
 pub async fn openapi(req: HttpRequest, gw: web::Data<Gateway>) -> Result<HttpResponse, ApiError> {
     let client = gw.config.trusted_proxies.client_of(&req);
-    let gate = db_core::Limits::of(&gw.cache)
-        .gate(
-            &service_kit::client::limit_key(client),
-            None,
-            60,
-            gw.config.ip_limit_per_min,
-            gw.config.user_limit_per_min,
-        )
-        .await;
+    let gate = gw.limits.gate(
+        &service_kit::client::limit_key(client),
+        None,
+        60,
+        gw.config.ip_limit_per_min,
+        gw.config.user_limit_per_min,
+    );
     if gate.ip.exceeded {
         return Ok(limited(gate.ip));
     }

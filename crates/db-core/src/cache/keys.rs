@@ -72,9 +72,9 @@ impl Family {
             ),
             Family::Conversation => s(
                 "conversation",
-                "chat:history:{user}:{character} (+ chat:ver:…)",
+                "chat:window:{user}:{character} (+ chat:ver:…)",
                 secs(5 * 60),
-                "sorted set of the latest 100 messages, score = time",
+                "hash: the latest 100 messages as ready JSON, their ends and cursors",
                 "conversation read (miss); every send appends and trims",
                 "message edit or delete",
             ),
@@ -149,10 +149,76 @@ impl Family {
         self.spec().name
     }
 
+    /// The default lifetime (the guide's): what [`Ttls::default`] holds. A running cache uses
+    /// its own [`Ttls`] (`Cache::ttl`), which configuration may change.
     pub fn ttl(self) -> Option<Duration> {
         self.spec().ttl
     }
 
+    /// Whether operators may change its lifetime: the data families. The leaderboard is kept
+    /// exact with no lifetime; the rate-limit counters live as long as their window; no
+    /// session key is written today.
+    pub fn ttl_configurable(self) -> bool {
+        self.ttl().is_some() && !matches!(self, Family::RateLimit | Family::Session)
+    }
+
+    /// The longest lifetime accepted: a conversation window or a match list is guarded by a
+    /// version key that lives an hour, and must not outlive it; an hour is plenty elsewhere
+    /// too, but a day is allowed for the catalogue and profiles, which change rarely.
+    pub fn max_ttl(self) -> Duration {
+        match self {
+            Family::Character | Family::UserProfile => Duration::from_secs(24 * 3600),
+            _ => Duration::from_secs(3600),
+        }
+    }
+}
+
+/// The lifetimes a cache gives each family, and the in-process catalogue's: the guide's values
+/// unless configuration says otherwise (`CACHE_TTL_<FAMILY>_S`, read once at start-up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ttls {
+    families: [Option<Duration>; Family::ALL.len()],
+    /// The in-process copy of the catalogue (in front of Redis): the bound on how stale a
+    /// replica's catalogue is if a change's message was missed.
+    pub local_catalogue: Duration,
+}
+
+impl Default for Ttls {
+    fn default() -> Self {
+        Self {
+            families: Family::ALL.map(Family::ttl),
+            local_catalogue: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Ttls {
+    pub fn get(&self, family: Family) -> Option<Duration> {
+        self.families[family.index()]
+    }
+
+    /// Sets a configurable family's lifetime; refuses zero, past [`Family::max_ttl`], or a
+    /// family whose lifetime is not a setting.
+    pub fn set(&mut self, family: Family, ttl: Duration) -> Result<(), String> {
+        if !family.ttl_configurable() {
+            return Err(format!(
+                "{}: its lifetime is not configurable",
+                family.name()
+            ));
+        }
+        if ttl.is_zero() || ttl > family.max_ttl() {
+            return Err(format!(
+                "{}: between 1 and {} seconds",
+                family.name(),
+                family.max_ttl().as_secs()
+            ));
+        }
+        self.families[family.index()] = Some(ttl);
+        Ok(())
+    }
+}
+
+impl Family {
     /// The family a key of `keys` belongs to (its lock and version keys included).
     pub fn of_key(keys: &Keyspace, key: &str) -> Option<Family> {
         let rest = key.strip_prefix(keys.prefix())?.strip_prefix(':')?;
@@ -202,7 +268,7 @@ impl Keyspace {
         self.k(format_args!("user:profile:{user}"))
     }
     pub fn conversation(&self, user: Uuid, character: &str) -> String {
-        self.k(format_args!("chat:history:{user}:{character}"))
+        self.k(format_args!("chat:window:{user}:{character}"))
     }
     /// Bumped by every change to a conversation, so a window loaded before the change is not stored.
     pub fn conversation_version(&self, user: Uuid, character: &str) -> String {
@@ -210,7 +276,7 @@ impl Keyspace {
     }
     /// Every conversation window of a user, for `SCAN`-based invalidation.
     pub fn conversations_of(&self, user: Uuid) -> String {
-        self.k(format_args!("chat:history:{user}:*"))
+        self.k(format_args!("chat:window:{user}:*"))
     }
     pub fn match_list(&self, user: Uuid) -> String {
         self.k(format_args!("matches:{user}"))
@@ -254,7 +320,7 @@ impl Keyspace {
     /// The version key bumped with `key` (a window or a match list), if it has one.
     pub fn version_of(&self, key: &str) -> Option<String> {
         let rest = key.strip_prefix(self.prefix())?.strip_prefix(':')?;
-        if let Some(conversation) = rest.strip_prefix("chat:history:") {
+        if let Some(conversation) = rest.strip_prefix("chat:window:") {
             return Some(self.k(format_args!("chat:ver:{conversation}")));
         }
         let user = rest.strip_prefix("matches:")?;
@@ -289,7 +355,7 @@ mod tests {
         );
         assert_eq!(k.version_of(&k.match_list_version(u)), None);
         assert_eq!(k.version_of(&k.unread(u, "sophia")), None);
-        assert_eq!(k.version_of("other:chat:history:x"), None);
+        assert_eq!(k.version_of("other:chat:window:x"), None);
     }
 
     #[test]
@@ -310,13 +376,13 @@ mod tests {
         let u = Uuid::nil();
         assert_eq!(
             k.conversation(u, "sophia"),
-            format!("t1:chat:history:{u}:sophia")
+            format!("t1:chat:window:{u}:sophia")
         );
         assert_eq!(
             k.lock(&k.user_profile(u)),
             format!("t1:user:profile:{u}:lock")
         );
-        assert!(k.conversations_of(u).starts_with("t1:chat:history:"));
+        assert!(k.conversations_of(u).starts_with("t1:chat:window:"));
         assert_eq!(
             Family::of_key(&k, &k.conversation(u, "x")),
             Some(Family::Conversation)

@@ -233,6 +233,125 @@ impl Cache {
     }
 }
 
+/// The gateway's limits without a round trip per request: each process counts its own hits in
+/// memory and decides on the latest shared count plus its own hits since; a background task
+/// ([`SyncedLimits::spawn`]) adds those hits to the counters in Redis every interval and reads
+/// back what every replica counted. So the limits stay shared across replicas, off by at most
+/// what the other replicas counted within one interval, and a request pays no Redis round
+/// trip. While Redis cannot answer, the hits stay here and each process limits on its own.
+#[derive(Clone)]
+pub struct SyncedLimits(Arc<Synced>);
+
+struct Synced {
+    cache: Cache,
+    counters: moka::sync::Cache<String, Arc<Counter>>,
+}
+
+/// One fixed window's count: the total last read from Redis, and this process's hits not
+/// added to it yet.
+struct Counter {
+    secs: u64,
+    index: u64,
+    shared: AtomicU64,
+    pending: AtomicU64,
+}
+
+impl SyncedLimits {
+    pub fn new(cache: Cache) -> Self {
+        Self(Arc::new(Synced {
+            cache,
+            counters: moka::sync::Cache::builder()
+                .max_capacity(200_000)
+                .time_to_idle(Duration::from_secs(120))
+                .build(),
+        }))
+    }
+
+    fn hit(&self, key: String, w: &Window) -> u64 {
+        let c = self.0.counters.get_with(key, || {
+            Arc::new(Counter {
+                secs: w.secs,
+                index: w.index,
+                shared: AtomicU64::new(0),
+                pending: AtomicU64::new(0),
+            })
+        });
+        c.pending.fetch_add(1, Ordering::Relaxed) + 1 + c.shared.load(Ordering::Relaxed)
+    }
+
+    /// The caller's address counted against `ip_limit` and, for a signed-in caller, the user
+    /// against `user_limit`; no I/O.
+    pub fn gate(
+        &self,
+        ip: &str,
+        user: Option<Uuid>,
+        window_secs: u64,
+        ip_limit: u64,
+        user_limit: u64,
+    ) -> Gate {
+        let w = Window::now(window_secs);
+        let keys = self.0.cache.keys();
+        let ip_count = self.hit(keys.rate_limit("ip", ip, w.index), &w);
+        let user_count =
+            user.map(|u| self.hit(keys.rate_limit("user", &u.to_string(), w.index), &w));
+        Gate {
+            ip: w.limit(ip_count, ip_limit),
+            user: user_count.map(|c| w.limit(c, user_limit)),
+        }
+    }
+
+    /// Adds this process's hits to the shared counters and reads back their totals, in one
+    /// pipeline. `false` when Redis could not answer (the hits are kept for the next time).
+    pub async fn sync(&self) -> bool {
+        let now = now_secs();
+        let mut batch = Vec::new();
+        let mut pipe = redis::pipe();
+        for (key, c) in self.0.counters.iter() {
+            if c.index != now / c.secs.max(1) {
+                continue;
+            }
+            let n = c.pending.swap(0, Ordering::Relaxed);
+            pipe.cmd("INCRBY").arg(key.as_str()).arg(n);
+            pipe.cmd("EXPIRE")
+                .arg(key.as_str())
+                .arg(c.secs)
+                .arg("NX")
+                .ignore();
+            batch.push((c, n));
+        }
+        if batch.is_empty() {
+            return true;
+        }
+        match self.0.cache.pipe::<Vec<u64>>(pipe).await {
+            Some(totals) if totals.len() == batch.len() => {
+                for ((c, _), total) in batch.iter().zip(totals) {
+                    c.shared.store(total, Ordering::Relaxed);
+                }
+                true
+            }
+            _ => {
+                for (c, n) in &batch {
+                    c.pending.fetch_add(*n, Ordering::Relaxed);
+                }
+                false
+            }
+        }
+    }
+
+    /// Syncs every `every` until the process ends.
+    pub fn spawn(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+        let limits = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                limits.sync().await;
+            }
+        })
+    }
+}
+
 /// The key of an (account, address) pair. The account is hashed so that no email sits in a key.
 fn pair(account: &str, addr: &str) -> String {
     use sha2::{Digest, Sha256};

@@ -1,7 +1,8 @@
 //! The in-process tier, for data that rarely changes (the character catalogue): a small memory
 //! cache in front of Redis. A change is published on a Redis channel; every replica listening
 //! drops its copy, so no replica serves an old catalogue for longer than the publish takes.
-//! Entries also expire on their own (one minute), bounding staleness if a message is missed.
+//! Entries also expire on their own (`Ttls::local_catalogue`, one minute by default), bounding
+//! staleness if a message is missed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +12,6 @@ use futures_util::StreamExt;
 use super::Cache;
 use crate::models::Character;
 
-const LOCAL_TTL: Duration = Duration::from_secs(60);
 const ALL: &str = "characters";
 
 pub(crate) struct LocalTier {
@@ -19,11 +19,11 @@ pub(crate) struct LocalTier {
 }
 
 impl LocalTier {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(ttl: Duration) -> Self {
         Self {
             catalogue: moka::future::Cache::builder()
                 .max_capacity(1)
-                .time_to_live(LOCAL_TTL)
+                .time_to_live(ttl)
                 .build(),
         }
     }

@@ -122,7 +122,9 @@ impl Cache {
         }
         self.count(Family::MatchList, Outcome::Miss);
         let list = load().await?;
-        let ttl = Family::MatchList.ttl().unwrap_or(Duration::from_secs(300));
+        let ttl = self
+            .ttl(Family::MatchList)
+            .unwrap_or(Duration::from_secs(300));
         let script = redis::Script::new(POPULATE);
         let mut inv = script.key(&key);
         inv.key(&version_key)

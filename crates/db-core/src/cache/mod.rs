@@ -23,7 +23,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use breaker::Breaker;
-pub use keys::{Family, Keyspace};
+pub use keys::{Family, Keyspace, Ttls};
 
 use crate::redis_pool::{RedisError, RedisPool};
 
@@ -70,6 +70,7 @@ struct Inner {
     flights: std::sync::Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
     lock_ttl: Duration,
     lock_wait: Duration,
+    ttls: Ttls,
     local: local::LocalTier,
     /// Rate-limit counters while Redis is away.
     limits: limits::LocalLimits,
@@ -89,17 +90,23 @@ enum Lookup<T> {
 }
 
 impl Cache {
+    /// A cache with the guide's lifetimes.
     pub fn new(redis: RedisPool) -> Self {
+        Self::with_ttls(redis, Ttls::default())
+    }
+
+    /// A cache with the lifetimes configuration chose.
+    pub fn with_ttls(redis: RedisPool, ttls: Ttls) -> Self {
         let keys = Keyspace::new(redis.prefix());
-        Self::build(Some(redis), keys)
+        Self::build(Some(redis), keys, ttls)
     }
 
     /// Caching off (the benchmark's `--no-cache` run): every read goes to PostgreSQL.
     pub fn disabled() -> Self {
-        Self::build(None, Keyspace::new("disabled"))
+        Self::build(None, Keyspace::new("disabled"), Ttls::default())
     }
 
-    fn build(redis: Option<RedisPool>, keys: Keyspace) -> Self {
+    fn build(redis: Option<RedisPool>, keys: Keyspace, ttls: Ttls) -> Self {
         Self(Arc::new(Inner {
             redis,
             keys,
@@ -108,7 +115,8 @@ impl Cache {
             flights: std::sync::Mutex::new(HashMap::new()),
             lock_ttl: Duration::from_secs(5),
             lock_wait: Duration::from_millis(300),
-            local: local::LocalTier::new(),
+            ttls,
+            local: local::LocalTier::new(ttls.local_catalogue),
             limits: limits::LocalLimits::new(),
             deferred_deletes: std::sync::Mutex::new(Vec::new()),
             unjournaled: std::sync::Mutex::new(Vec::new()),
@@ -117,6 +125,11 @@ impl Cache {
 
     pub fn keys(&self) -> &Keyspace {
         &self.0.keys
+    }
+
+    /// How long `family`'s keys live here (`None`: until deleted).
+    pub fn ttl(&self, family: Family) -> Option<Duration> {
+        self.0.ttls.get(family)
     }
 
     pub fn is_enabled(&self) -> bool {
@@ -335,7 +348,7 @@ impl Cache {
         };
         let mut cmd = redis::cmd("SET");
         cmd.arg(key).arg(bytes);
-        if let Some(ttl) = family.ttl() {
+        if let Some(ttl) = self.ttl(family) {
             cmd.arg("PX").arg(jittered(ttl, key).as_millis() as u64);
         }
         let _: Option<()> = self.cmd(cmd).await;
@@ -518,14 +531,13 @@ impl Cache {
         &self,
         user: uuid::Uuid,
         character: &str,
-        limit: usize,
         load: F,
-    ) -> Result<Vec<window::Entry>, E>
+    ) -> Result<window::Window, E>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Vec<crate::models::Message>, E>>,
     {
-        self.conversation_window(user, character, limit, load).await
+        self.conversation_window(user, character, load).await
     }
 }
 

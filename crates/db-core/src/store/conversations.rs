@@ -1,11 +1,11 @@
 //! Conversations: the cached window of the newest messages (appended in place on every send),
 //! read state, the typing indicator, full-text search.
 
-use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use super::Shared;
-use crate::cache::{Family, window};
+use crate::cache::Family;
+use crate::cache::window::{self, Cached};
 use crate::models::{Message, MessageHit, NewMessage, Sender};
 use crate::pagination::{Cursor, KeysetPage, clamp_limit};
 use crate::pool::DbError;
@@ -56,69 +56,58 @@ impl Conversations<'_> {
             let mut conn = s.db.read().await?;
             return Ok(messages::latest(&mut conn, user, character, before, limit).await?);
         }
-        let entries = self.window(user, character, limit).await?;
-        let items: Vec<Message> = entries.iter().filter_map(window::Entry::message).collect();
-        let next = (items.len() == limit as usize)
-            .then(|| items.last().map(|m| Cursor::new(m.created_at, m.id)))
-            .flatten();
-        Ok(KeysetPage { items, next })
+        let window = s
+            .cache
+            .conversation_window(user, character, || load_window(s, user, character))
+            .await?;
+        let (_, next) = window.first(limit as usize);
+        Ok(KeysetPage {
+            items: window.messages(limit as usize),
+            next,
+        })
     }
 
-    /// [`Conversations::page`] as JSON documents, for a handler that only passes them on: the
-    /// first page goes out as the cache holds it, never decoded and encoded again.
-    pub async fn page_json(
+    /// [`Conversations::page`] as the response body, for the user's own conversation: `None`
+    /// when the user has no match with this character. The first page goes out as the cache
+    /// holds it, never decoded and encoded again, and a cached window proves the match by
+    /// existing (one is only ever stored for a match, and dropped with it): one round trip.
+    pub async fn page_body(
         &self,
         user: Uuid,
         character: &str,
         before: Option<Cursor>,
         limit: i64,
-    ) -> Result<KeysetPage<Box<RawValue>>, DbError> {
-        let limit = clamp_limit(limit);
-        if before.is_some() {
-            let page = self.page(user, character, before, limit).await?;
-            return Ok(KeysetPage {
-                items: page
-                    .items
-                    .iter()
-                    .filter_map(|m| serde_json::value::to_raw_value(m).ok())
-                    .collect(),
-                next: page.next,
-            });
-        }
-        let entries = self.window(user, character, limit).await?;
-        let next = (entries.len() == limit as usize)
-            .then(|| {
-                let last = entries.last()?;
-                Some(Cursor::new(
-                    chrono::DateTime::from_timestamp_micros(last.at_micros)?,
-                    last.id,
-                ))
-            })
-            .flatten();
-        Ok(KeysetPage {
-            items: entries.into_iter().map(|e| e.json).collect(),
-            next,
-        })
-    }
-
-    /// The first page from the cached window (loaded from the primary on a miss).
-    async fn window(
-        &self,
-        user: Uuid,
-        character: &str,
-        limit: i64,
-    ) -> Result<Vec<window::Entry>, DbError> {
+    ) -> Result<Option<Vec<u8>>, DbError> {
         let s = self.0;
-        s.cache
-            .conversation_window(user, character, limit as usize, || async {
-                // The primary: a window must not miss a message a replica has not seen yet.
-                let mut conn = s.db.write().await?;
-                let page =
-                    messages::latest(&mut conn, user, character, None, window::WINDOW as i64)
-                        .await?;
-                Ok::<_, DbError>(page.items)
-            })
-            .await
+        let limit = clamp_limit(limit);
+        let cached = match before {
+            None => s.cache.cached_window(user, character).await,
+            Some(_) => Cached::Unavailable,
+        };
+        if let Cached::Hit(w) = &cached {
+            return Ok(Some(w.page_body(limit as usize)));
+        }
+        if !super::Matches(s).contains(user, character).await? {
+            return Ok(None);
+        }
+        let body = match (before, cached) {
+            (None, Cached::Miss(version)) => {
+                let loaded = load_window(s, user, character).await?;
+                s.cache
+                    .store_window(user, character, version, &loaded)
+                    .await
+                    .page_body(limit as usize)
+            }
+            (None, _) => window::Window::of(&load_window(s, user, character).await?)
+                .page_body(limit as usize),
+            (Some(_), _) => {
+                let page = self.page(user, character, before, limit).await?;
+                serde_json::to_vec(&page).map_err(|e| {
+                    DbError::Query(diesel::result::Error::SerializationError(e.into()))
+                })?
+            }
+        };
+        Ok(Some(body))
     }
 
     /// Stores a message once per client id and updates what it touches in place: the window,
@@ -275,10 +264,10 @@ impl Conversations<'_> {
         Ok(messages::search(&mut conn, user, query, character, limit).await?)
     }
 
-    /// Records who is typing in a conversation, for 10 s. Best effort: lost if Redis is down.
+    /// Records who is typing in a conversation, for the typing TTL (10 s). Best effort: lost if Redis is down.
     pub async fn set_typing(&self, user: Uuid, character: &str, who: Sender) {
         let s = self.0;
-        let ttl = Family::Typing.ttl().map_or(10, |t| t.as_secs());
+        let ttl = s.cache.ttl(Family::Typing).map_or(10, |t| t.as_secs());
         let mut set = redis::cmd("SET");
         set.arg(s.cache.keys().typing(user, character))
             .arg(who.as_str())
@@ -340,7 +329,7 @@ async fn read_in_cache(s: &Shared, user: Uuid, character: &str) {
     let keys = s.cache.keys();
     let unread = keys.unread(user, character);
     let mut pipe = redis::pipe();
-    let ttl = Family::Unread.ttl().map_or(30, |t| t.as_secs());
+    let ttl = s.cache.ttl(Family::Unread).map_or(30, |t| t.as_secs());
     pipe.cmd("SET")
         .arg(&unread)
         .arg(0)
@@ -353,4 +342,15 @@ async fn read_in_cache(s: &Shared, user: Uuid, character: &str) {
     s.cache.set_match_unread(user, character, 0).await;
     // The window holds the read flags it was loaded with.
     s.cache.invalidate_window(user, character).await;
+}
+
+/// The newest [`window::WINDOW`] messages, from the primary: a window must not miss a message
+/// a replica has not seen yet.
+async fn load_window(s: &Shared, user: Uuid, character: &str) -> Result<Vec<Message>, DbError> {
+    let mut conn = s.db.write().await?;
+    Ok(
+        messages::latest(&mut conn, user, character, None, window::WINDOW as i64)
+            .await?
+            .items,
+    )
 }

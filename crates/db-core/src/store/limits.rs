@@ -4,6 +4,7 @@
 use uuid::Uuid;
 
 use crate::cache::Cache;
+pub use crate::cache::limits::SyncedLimits;
 use crate::cache::limits::{Gate, RateLimit};
 
 pub struct Limits<'c>(pub(super) &'c Cache);

@@ -22,7 +22,7 @@ pub use catalogue::Catalogue;
 pub use conversations::{Conversations, Inserted, Own, SendError};
 pub use generations::{Ask, Completed, Generations, Picked, Reward, Start};
 pub use leaderboard::Leaderboard;
-pub use limits::Limits;
+pub use limits::{Limits, SyncedLimits};
 pub use matches::{MatchError, Matches};
 pub use memories::Memories;
 pub use photo_jobs::{Delivered, Enqueued, PhotoJobs};

@@ -52,25 +52,38 @@ async fn the_conversation_as_json_is_the_conversation() {
                 .page(u, "sophia", None, 20)
                 .await
                 .unwrap();
-            let raw = store
+            let body = store
                 .conversations()
-                .page_json(u, "sophia", None, 20)
+                .page_body(u, "sophia", None, 20)
                 .await
+                .unwrap()
                 .unwrap();
-            let decoded: Vec<db_core::models::Message> = raw
-                .items
-                .iter()
-                .map(|j| serde_json::from_str(j.get()).unwrap())
-                .collect();
-            assert_eq!(decoded, page.items);
-            assert_eq!(raw.next, page.next);
+            assert_eq!(
+                String::from_utf8(body).unwrap(),
+                serde_json::to_string(&page).unwrap(),
+                "the window's bytes are the page's document"
+            );
             let older = store
                 .conversations()
-                .page_json(u, "sophia", page.next, 20)
+                .page_body(u, "sophia", page.next, 20)
                 .await
+                .unwrap()
                 .unwrap();
-            assert_eq!(older.items.len(), 10);
-            assert_eq!(older.next, None);
+            let older: serde_json::Value = serde_json::from_slice(&older).unwrap();
+            assert_eq!(older["items"].as_array().unwrap().len(), 10);
+            assert_eq!(older["next"], serde_json::Value::Null);
+            // Someone else's conversation, or one without a match: nothing, cached or not.
+            let stranger = Uuid::new_v4();
+            for (who, with) in [(stranger, "sophia"), (u, "luna")] {
+                assert!(
+                    store
+                        .conversations()
+                        .page_body(who, with, None, 20)
+                        .await
+                        .unwrap()
+                        .is_none()
+                );
+            }
         }
     }
 }
@@ -107,6 +120,53 @@ async fn the_gateways_limits_are_one_round_trip_and_never_fail_open() {
             .await;
         assert!(!other.ip.exceeded, "each address has its own count");
     }
+}
+
+/// Two gateways, each counting in memory: a request costs no round trip, and after a sync each
+/// sees what the other counted. With Redis down each limits on its own, and nothing opens.
+#[tokio::test]
+async fn synced_limits_are_shared_after_a_sync_and_local_without_redis() {
+    let cache = live_cache(None);
+    let (a, b) = (
+        db_core::SyncedLimits::new(cache.clone()),
+        db_core::SyncedLimits::new(cache.clone()),
+    );
+    let user = Some(Uuid::new_v4());
+    for _ in 0..3 {
+        assert!(!a.gate("10.0.0.1", user, 60, 100, 5).user.unwrap().exceeded);
+    }
+    assert_eq!(
+        b.gate("10.0.0.1", user, 60, 100, 5).user.unwrap().remaining,
+        4,
+        "b has not heard of a's hits yet"
+    );
+    assert!(a.sync().await && b.sync().await && a.sync().await);
+    let seen = a.gate("10.0.0.1", user, 60, 100, 5);
+    assert_eq!(
+        seen.user.unwrap().remaining,
+        0,
+        "a: its 3 + b's 1 + this one"
+    );
+    assert!(a.sync().await && b.sync().await);
+    assert!(
+        b.gate("10.0.0.1", user, 60, 100, 5).user.unwrap().exceeded,
+        "b: the 5 counted so far + this one"
+    );
+    assert_eq!(seen.ip.remaining, 95);
+
+    let dead = db_core::SyncedLimits::new(dead_cache());
+    for i in 1..=6 {
+        let g = dead.gate("10.0.0.9", user, 60, 100, 5);
+        assert_eq!(g.user.unwrap().exceeded, i > 5);
+    }
+    assert!(!dead.sync().await, "nothing to sync with");
+    assert!(
+        dead.gate("10.0.0.9", user, 60, 100, 5)
+            .user
+            .unwrap()
+            .exceeded,
+        "the hits are kept"
+    );
 }
 
 #[tokio::test]
@@ -858,7 +918,7 @@ async fn a_window_loaded_before_a_send_is_not_stored() {
     let (db, store, u) = setup(live_cache(None)).await;
     let stale = store
         .cache()
-        .testing_conversation_window(u, "sophia", 100, || async {
+        .testing_conversation_window(u, "sophia", || async {
             let mut conn = db.conn().await.unwrap();
             let before = db_core::queries::messages::latest(&mut conn, u, "sophia", None, 100)
                 .await
@@ -878,7 +938,7 @@ async fn a_window_loaded_before_a_send_is_not_stored() {
         })
         .await
         .unwrap();
-    assert_eq!(stale[0].message().unwrap().content, "message 29");
+    assert_eq!(stale.messages(1)[0].content, "message 29");
     let now = store
         .conversations()
         .page(u, "sophia", None, 100)

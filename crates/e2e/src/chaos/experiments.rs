@@ -133,6 +133,8 @@ fn target(rig: &Rig) -> Target {
         http: Client::builder()
             .timeout(Duration::from_secs(10))
             .pool_max_idle_per_host(512)
+            // Within the servers' keep-alive: an idle connection is never reused as it closes.
+            .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .expect("client"),
         users: Arc::new(rig.users.clone()),

@@ -87,6 +87,25 @@ pub struct Stale {
     pub at: Duration,
 }
 
+/// Where a message sorts in its conversation: by time, then id, as PostgreSQL orders them (two
+/// sends that overlap can take their ids in the other order from their times).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Place {
+    at_micros: i64,
+    id: i64,
+}
+
+impl Place {
+    fn of(at: Option<&str>, id: Option<i64>) -> Option<Self> {
+        Some(Self {
+            at_micros: chrono::DateTime::parse_from_rfc3339(at?)
+                .ok()?
+                .timestamp_micros(),
+            id: id?,
+        })
+    }
+}
+
 /// One message a client tried to send, and whether it was acknowledged (its id).
 #[derive(Clone, Debug)]
 pub struct Sent {
@@ -99,8 +118,8 @@ pub struct Sent {
 pub(crate) struct Log {
     pub(crate) t0: Instant,
     records: Mutex<Vec<Record>>,
-    /// Per user: (when acknowledged, message id).
-    acks: Vec<Mutex<Vec<(Instant, i64)>>>,
+    /// Per user: (when acknowledged, the message's place in its conversation).
+    acks: Vec<Mutex<Vec<(Instant, Place)>>>,
     sent: Mutex<Vec<Sent>>,
     stale: Mutex<Vec<Stale>>,
     /// Requests the client could not even start (too many already waiting).
@@ -130,13 +149,13 @@ impl Log {
     }
 
     /// The newest message acknowledged to `user` before `instant`.
-    fn acked_before(&self, user: usize, instant: Instant) -> Option<i64> {
+    fn acked_before(&self, user: usize, instant: Instant) -> Option<Place> {
         self.acks[user]
             .lock()
             .expect("log")
             .iter()
             .filter(|(at, _)| *at < instant)
-            .map(|(_, id)| *id)
+            .map(|(_, place)| *place)
             .max()
     }
 }
@@ -284,11 +303,14 @@ async fn send(target: &Target, log: &Log, user: usize) {
         log.record(Op::Send, started, status);
         if matches!(status, 200 | 201) {
             acked = body.as_ref().and_then(|b| b["id"].as_i64());
-            if let Some(id) = acked {
+            let place = body
+                .as_ref()
+                .and_then(|b| Place::of(b["created_at"].as_str(), acked));
+            if let Some(place) = place {
                 log.acks[user]
                     .lock()
                     .expect("log")
-                    .push((Instant::now(), id));
+                    .push((Instant::now(), place));
             }
             break;
         }
@@ -334,22 +356,24 @@ async fn read(target: &Target, log: &Log, user: usize, op: Op) {
                 .as_array()
                 .map(|a| a.iter().filter_map(|m| m["id"].as_i64()).collect())
                 .unwrap_or_default();
-            (ids.contains(&expected), ids.first().copied())
+            (ids.contains(&expected.id), ids.first().copied())
         }
         _ => {
             let last = body.as_array().and_then(|a| {
                 a.iter()
                     .find(|m| m["character_id"] == u.character.as_str())
-                    .and_then(|m| m["last_message_id"].as_i64())
+                    .and_then(|m| {
+                        Place::of(m["last_message_at"].as_str(), m["last_message_id"].as_i64())
+                    })
             });
-            (last.is_some_and(|l| l >= expected), last)
+            (last.is_some_and(|l| l >= expected), last.map(|l| l.id))
         }
     };
     if !shown {
         log.stale.lock().expect("log").push(Stale {
             op,
             user,
-            expected,
+            expected: expected.id,
             newest_seen: newest,
             at: started - log.t0,
         });

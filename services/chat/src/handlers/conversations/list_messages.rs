@@ -1,11 +1,12 @@
-use actix_web::{get, web};
+use actix_web::http::header::ContentType;
+use actix_web::{HttpResponse, get, web};
 use db_core::models::Message;
 use db_core::pagination::KeysetPage;
 use serde::Deserialize;
 use service_kit::checks::{CharacterPath, limit};
-use service_kit::{ApiResult, AuthUser, Kit};
+use service_kit::{ApiError, ApiResult, AuthUser, Kit};
 
-use crate::handlers::{cursor, require_match};
+use crate::handlers::cursor;
 
 #[derive(utoipa::IntoParams, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,16 +27,19 @@ pub async fn list_messages(
     me: AuthUser,
     path: web::Path<CharacterPath>,
     params: web::Query<Params>,
-) -> ApiResult<web::Json<KeysetPage<Box<serde_json::value::RawValue>>>> {
+) -> ApiResult<HttpResponse> {
     let character = path.id()?;
     let before = cursor(params.before.as_deref())?;
     let limit = limit("limit", params.limit, 50, 100)?;
-    require_match(&kit, me.id, character).await?;
-    // The messages as the cache holds them: no decoding and encoding again on the hot path.
-    let page = kit
+    // The messages as the cache holds them: no decoding and encoding again on the hot path,
+    // and the cached window proves the match.
+    let body = kit
         .store
         .conversations()
-        .page_json(me.id, character, before, limit)
-        .await?;
-    Ok(web::Json(page))
+        .page_body(me.id, character, before, limit)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(body))
 }
