@@ -66,11 +66,17 @@ async fn the_generated_api_client_is_current() {
         String::from_utf8_lossy(&run.stderr)
     );
     let fresh = std::fs::read_to_string(&output).unwrap();
-    let committed = std::fs::read_to_string(web_dir().join("src/api/schema.d.ts")).unwrap();
+    let path = web_dir().join("src/api/schema.d.ts");
+    // `WEB_API_UPDATE=1` writes the fresh types instead of comparing (then commit them).
+    if std::env::var_os("WEB_API_UPDATE").is_some() {
+        std::fs::write(&path, &fresh).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap();
     assert!(
         fresh == committed,
         "web/src/api/schema.d.ts is stale: the API changed. `make web-api` regenerates it from the \
-         running API's document (with `make dev` running), then commit it."
+         running API's document (with `make dev` running), or `WEB_API_UPDATE=1 cargo nextest run \
+         -E 'binary(web)'` from a test stack; then commit it."
     );
 }
 
