@@ -10,7 +10,8 @@
 //! nudge, not one per missed period; and a conversation whose newest message is itself a nudge
 //! is not silent in this sense, so the character never writes first twice in a row: the next
 //! nudge waits until someone else writes (the user, or the character's reply to the user) and a
-//! full silence has passed again.
+//! full silence has passed again. Nor does it write to someone who has not written yet: after a
+//! new match's greeting, the first words are the user's.
 
 use std::time::Duration;
 
@@ -63,6 +64,8 @@ pub fn silent_query(default_after_s: i64, limit: i64) -> HotQuery {
          WHERE COALESCE(us.write_first, true) AND COALESCE(ms.write_first, true) \
            AND last.created_at <= now() - COALESCE(ms.write_first_after_s, $1) * interval '1 second' \
            AND NOT EXISTS (SELECT 1 FROM nudges n WHERE n.message_id = last.id) \
+           AND EXISTS (SELECT 1 FROM chat_messages u WHERE u.user_id = m.user_id \
+                AND u.character_id = m.character_id AND u.sender = 'user') \
            AND NOT EXISTS (SELECT 1 FROM nudges n WHERE n.user_id = m.user_id \
                 AND n.character_id = m.character_id AND n.after_message_id = last.id) \
          LIMIT $2",
