@@ -52,7 +52,10 @@ test: tools web ## fmt, clippy, the web app's unit tests and every test against 
 
 .PHONY: web
 web: ## Build the web app into web/dist (npm ci from the lockfile, vite build) and print its size budget
-	@cd web && { [ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund; }
+	@# npm ci refuses a lockfile whose optional, other-platform packages the registry cannot
+	@# serve (vite's Windows-only helper, here); npm install from the same lockfile skips them.
+	@cd web && { [ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ] \
+	  || npm ci --no-audit --no-fund 2>/dev/null || npm install --no-audit --no-fund --no-save; }
 	cd web && npm run build
 
 .PHONY: web-api
