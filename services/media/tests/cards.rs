@@ -900,4 +900,6 @@ fn the_document_reads_back_as_openapi() {
     let import = &doc["paths"]["/api/v1/characters/import"]["post"];
     assert_eq!(import["x-dream-max-body-bytes"], 8 * 1024 * 1024);
     assert!(import["requestBody"]["content"]["image/png"].is_object());
+    let dangling = service_kit::openapi::dangling_refs(&media::API.document());
+    assert!(dangling.is_empty(), "{dangling:?}");
 }

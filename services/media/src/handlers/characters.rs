@@ -562,8 +562,10 @@ pub enum CardFormat {
 #[into_params(parameter_in = Query)]
 pub struct ExportParams {
     /// `v2` (`chara_card_v2`) or `v3` (`chara_card_v3`, the default).
+    #[param(inline)]
     spec: Option<Spec>,
     /// `json` (the default) or `png`.
+    #[param(inline)]
     format: Option<CardFormat>,
 }
 
