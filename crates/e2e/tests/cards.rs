@@ -186,7 +186,7 @@ async fn own_characters_and_cards_through_the_gateway() {
     let (status, _, _) = raw(
         &s,
         Method::POST,
-        "/api/v1/characters/import",
+        "/api/v1/character-cards",
         Some(&alice),
         Some("image/png"),
         vec![0; 8 * 1024 * 1024 + 1],
@@ -212,7 +212,7 @@ async fn own_characters_and_cards_through_the_gateway() {
     let (status, _, body) = raw(
         &s,
         Method::POST,
-        "/api/v1/characters/import",
+        "/api/v1/character-cards",
         Some(&alice),
         Some("image/png"),
         png_card(&card),
@@ -271,7 +271,7 @@ async fn own_characters_and_cards_through_the_gateway() {
     let (status, _, body) = raw(
         &s,
         Method::POST,
-        "/api/v1/characters/import",
+        "/api/v1/character-cards",
         Some(&alice),
         Some("image/png"),
         exported,
@@ -401,12 +401,12 @@ async fn own_characters_and_cards_through_the_gateway() {
         ("/api/v1/characters/{id}/avatar", "put"),
         ("/api/v1/characters/{id}/avatar", "get"),
         ("/api/v1/characters/{id}/card", "get"),
-        ("/api/v1/characters/import", "post"),
+        ("/api/v1/character-cards", "post"),
     ] {
         assert!(doc["paths"][path][method].is_object(), "{method} {path}");
     }
     assert_eq!(
-        doc["paths"]["/api/v1/characters/import"]["post"]["x-dream-max-body-bytes"],
+        doc["paths"]["/api/v1/character-cards"]["post"]["x-dream-max-body-bytes"],
         8 * 1024 * 1024
     );
 

@@ -133,16 +133,7 @@ pub fn from_json(bytes: &[u8]) -> Result<Imported, CardError> {
             ));
         }
     };
-    match card.get("spec_version") {
-        None => {}
-        Some(Value::String(v)) if v.starts_with(&spec.version()[..2]) => {}
-        Some(v) => {
-            return Err(bad(
-                "card.spec_version",
-                format!("{v} does not belong to {}", spec.name()),
-            ));
-        }
-    }
+    // `spec_version` is not checked: SillyTavern ignores it too.
     let mut data = match card.remove("data") {
         Some(Value::Object(d)) => d,
         Some(_) => return Err(bad("card.data", "must be an object")),

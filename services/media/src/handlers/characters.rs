@@ -136,8 +136,19 @@ pub struct CardDocument {
     /// `alternate_greetings`, `character_book`, `tags`, `creator`, `character_version`,
     /// `extensions`; V3 adds `assets`, `nickname`, `creator_notes_multilingual`, `source`,
     /// `group_only_greetings`, `creation_date`, `modification_date`.
-    #[schema(value_type = Object)]
-    pub data: serde_json::Value,
+    pub data: CardData,
+}
+
+/// A card's `data`: `name` is required; every other field is optional and kept.
+#[derive(utoipa::ToSchema)]
+pub struct CardData {
+    /// 1–64 characters, one line.
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
+    pub name: String,
 }
 
 /// An image's bytes.
@@ -170,11 +181,9 @@ fn tags(list: Vec<String>) -> Result<Vec<String>, ApiError> {
     }
     let mut out: Vec<String> = Vec::new();
     for t in list {
-        let t = required(
-            "tags",
-            cards::single_line("tags", &t, cards::MAX_TAG_CHARS)?,
-        )?;
-        if !out.contains(&t) {
+        // Empty tags are dropped, like repeated ones.
+        let t = cards::single_line("tags", &t, cards::MAX_TAG_CHARS)?;
+        if !t.is_empty() && !out.contains(&t) {
             out.push(t);
         }
     }
@@ -364,7 +373,7 @@ pub async fn delete_character(
 /// Sets the avatar of one of one's own characters: a PNG, JPEG or WebP image (at most 8 MiB
 /// and 4096×4096), kept as a PNG without its metadata.
 #[utoipa::path(tag = "characters", security(("bearer" = [])), params(CharacterId),
-    request_body(content = ImageBytes, content_type = "image/*", description = "the image"),
+    request_body(content((ImageBytes = "image/png"), (ImageBytes = "image/jpeg"), (ImageBytes = "image/webp")), description = "the image"),
     responses((status = 200, body = OwnCharacter), (status = 404, body = service_kit::error::Problem),
               (status = 413, body = service_kit::error::Problem)),
     extensions(("x-dream-max-body-bytes" = json!(cards::MAX_IMAGE_UPLOAD_BYTES))))]
@@ -499,7 +508,7 @@ pub async fn get_avatar(
               (status = 413, body = service_kit::error::Problem),
               (status = 415, body = service_kit::error::Problem)),
     extensions(("x-dream-max-body-bytes" = json!(cards::MAX_IMAGE_UPLOAD_BYTES))))]
-#[post("/characters/import")]
+#[post("/character-cards")]
 pub async fn import_card(
     kit: web::Data<Kit>,
     media: web::Data<Media>,
@@ -565,6 +574,7 @@ pub struct ExportParams {
     #[param(inline)]
     spec: Option<Spec>,
     /// `json` (the default) or `png`.
+    #[param(inline)]
     format: Option<CardFormat>,
 }
 
