@@ -98,31 +98,48 @@ async fn the_document_is_valid_and_the_api_keeps_to_it() {
         json!({ "content": "Bonjour !" }),
     )
     .await;
-    let run = tool("st")
-        .current_dir(dir.path())
-        .args(["run", &format!("{}/api/v1/openapi.json", s.gateway)])
-        // One worker: with two threads, hypothesis's lambda descriptions parse source concurrently
-        // and CPython 3.11.7's `ast` is not thread-safe there ("AST constructor recursion depth
-        // mismatch", a runtime error of the tool, not of the API), seen on the reply operation.
-        .args(["--checks", "all", "--workers", "1", "--max-examples", "30"])
-        .args(["--seed", "20261129"])
-        // It would end the session every other operation is tried with.
-        .args(["--exclude-path", "/api/v1/auth/logout-everywhere"])
-        .args(["-H", &format!("Authorization: Bearer {token}")])
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&run.stdout).into_owned();
-    let summary: Vec<&str> = report
-        .lines()
-        .filter(|l| {
-            l.contains(" generated, ") || l.contains("No issues found") || l.contains(" failures")
-        })
-        .collect();
-    println!("schemathesis: {}", summary.join(" | "));
-    assert!(
-        run.status.success(),
-        "schemathesis found failures:\n{report}\n{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    // The writes of one's own characters check more than the document can say (a PNG must
+    // carry a card; text fields are trimmed and their control characters refused): they run
+    // apart, with every check but "a schema-valid request is accepted".
+    const OWN_CHARACTER_WRITES: [&str; 3] = ["create_character", "update_character", "import_card"];
+    let schemathesis = |extra: &[&str]| {
+        let run = tool("st")
+            .current_dir(dir.path())
+            .args(["run", &format!("{}/api/v1/openapi.json", s.gateway)])
+            // One worker: with two threads, hypothesis's lambda descriptions parse source
+            // concurrently and CPython 3.11.7's `ast` is not thread-safe there ("AST constructor
+            // recursion depth mismatch", a runtime error of the tool, not of the API).
+            .args(["--checks", "all", "--workers", "1", "--max-examples", "30"])
+            .args(["--seed", "20261129"])
+            // It would end the session every other operation is tried with.
+            .args(["--exclude-path", "/api/v1/auth/logout-everywhere"])
+            .args(["-H", &format!("Authorization: Bearer {token}")])
+            .args(extra)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        let report = String::from_utf8_lossy(&run.stdout).into_owned();
+        let summary: Vec<&str> = report
+            .lines()
+            .filter(|l| {
+                l.contains(" generated, ")
+                    || l.contains("No issues found")
+                    || l.contains(" failures")
+            })
+            .collect();
+        println!("schemathesis: {}", summary.join(" | "));
+        assert!(
+            run.status.success(),
+            "schemathesis found failures:\n{report}\n{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+    };
+    let mut rest = Vec::new();
+    let mut apart = vec!["--exclude-checks", "positive_data_acceptance"];
+    for id in OWN_CHARACTER_WRITES {
+        rest.extend(["--exclude-operation-id", id]);
+        apart.extend(["--include-operation-id", id]);
+    }
+    schemathesis(&rest);
+    schemathesis(&apart);
 }
