@@ -128,10 +128,13 @@ pub fn access_ttl() -> anyhow::Result<Duration> {
     Ok(ttl)
 }
 
-/// JSON bodies: at most 64 KiB; unreadable ones are 400 problems, never actix's plain text.
+/// JSON bodies: at most 1 MiB (the gateway's `MAX_BODY_BYTES`; the largest declared body, a
+/// character of one's own at its maximum lengths written as `\uXXXX` escapes, is about
+/// 340 KB, so whatever the document calls valid is read and judged by its fields);
+/// unreadable ones are 400 problems, never actix's plain text.
 pub fn json_config() -> web::JsonConfig {
     web::JsonConfig::default()
-        .limit(64 * 1024)
+        .limit(1024 * 1024)
         .error_handler(|err, _| {
             use actix_web::error::JsonPayloadError;
             match err {

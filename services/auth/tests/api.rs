@@ -225,7 +225,7 @@ async fn bad_input_gets_clear_4xx_problems() {
         assert_eq!(res.status(), want, "{body}");
         assert_eq!(res.headers()["content-type"], "application/problem+json");
     }
-    let huge = "x".repeat(100_000);
+    let huge = "x".repeat(1_100_000);
     let (status, p) = app
         .post_public(
             "/api/v1/auth/register",

@@ -133,7 +133,13 @@ pub fn from_json(bytes: &[u8]) -> Result<Imported, CardError> {
             ));
         }
     };
-    // `spec_version` is not checked: SillyTavern ignores it too.
+    // `spec_version`'s value is not checked (SillyTavern ignores it too), only its type.
+    if !matches!(
+        card.get("spec_version"),
+        None | Some(Value::Null | Value::String(_))
+    ) {
+        return Err(bad("card.spec_version", "must be a string"));
+    }
     let mut data = match card.remove("data") {
         Some(Value::Object(d)) => d,
         Some(_) => return Err(bad("card.data", "must be an object")),

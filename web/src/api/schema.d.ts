@@ -773,8 +773,8 @@ export interface components {
              * @example chara_card_v3
              */
             spec: string;
-            /** @description `2.0` or `3.0`. */
-            spec_version: string;
+            /** @description `2.0` or `3.0`; any text, or none, is taken (SillyTavern does not check it either). */
+            spec_version?: string | null;
         };
         ChangePassword: {
             current_password: string;

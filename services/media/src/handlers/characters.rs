@@ -129,8 +129,8 @@ pub struct CardDocument {
     /// `chara_card_v2` or `chara_card_v3`.
     #[schema(example = "chara_card_v3")]
     pub spec: String,
-    /// `2.0` or `3.0`.
-    pub spec_version: String,
+    /// `2.0` or `3.0`; any text, or none, is taken (SillyTavern does not check it either).
+    pub spec_version: Option<String>,
     /// `name` (required), `description`, `personality`, `scenario`, `first_mes`,
     /// `mes_example`, `creator_notes`, `system_prompt`, `post_history_instructions`,
     /// `alternate_greetings`, `character_book`, `tags`, `creator`, `character_version`,
