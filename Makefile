@@ -54,6 +54,7 @@ test: tools web ## fmt, clippy, the web app's unit tests and every test against 
 web: ## Build the web app into web/dist (npm ci from the lockfile, vite build) and print its size budget
 	@# npm ci refuses a lockfile whose optional, other-platform packages the registry cannot
 	@# serve (vite's Windows-only helper, here); npm install from the same lockfile skips them.
+	@command -v npm >/dev/null || { echo "the web app needs Node.js 20 and npm: make tools installs them (or sudo apt-get install -y nodejs npm)" >&2; exit 1; }
 	@cd web && { [ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ] \
 	  || npm ci --no-audit --no-fund 2>/dev/null || npm install --no-audit --no-fund --no-save; }
 	cd web && npm run build
