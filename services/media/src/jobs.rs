@@ -170,11 +170,8 @@ async fn sweep(kit: Kit, media: Media, mut stop: watch::Receiver<bool>) {
 
 /// A photo's file and every rendition made of it.
 async fn delete_files(media: &Media, key: &str) -> bool {
-    let renditions = crate::handlers::media::RENDITION_WIDTHS
-        .iter()
-        .map(|w| format!("{key}.w{w}.jpg"));
     let mut all = true;
-    for k in std::iter::once(key.to_owned()).chain(renditions) {
+    for k in crate::handlers::media::stored_files(key) {
         if let Err(e) = media.storage.delete(&k).await {
             tracing::warn!(key = %k, error = %e, "cannot delete a stored file");
             all = false;

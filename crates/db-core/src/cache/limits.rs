@@ -21,7 +21,7 @@ pub struct RateLimit {
     pub exceeded: bool,
 }
 
-/// What [`Cache::gate`] found.
+/// What [`SyncedLimits::gate`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Gate {
     pub ip: RateLimit,
@@ -42,8 +42,12 @@ struct Window {
 
 impl Window {
     fn now(secs: u64) -> Self {
+        Self::at(now_secs(), secs)
+    }
+
+    /// The window of `secs` that the Unix second `now` falls in.
+    fn at(now: u64, secs: u64) -> Self {
         let secs = secs.max(1);
-        let now = Utc::now().timestamp().max(0) as u64;
         Self {
             secs,
             now,
@@ -54,12 +58,7 @@ impl Window {
     /// INCR the window's counter (its value is the pipeline's next result) and let it expire
     /// with the window.
     fn count(&self, pipe: &mut redis::Pipeline, key: &str) {
-        pipe.incr(key, 1)
-            .cmd("EXPIRE")
-            .arg(key)
-            .arg(self.secs)
-            .arg("NX")
-            .ignore();
+        add(pipe, key, 1, self.secs);
     }
 
     fn limit(&self, count: u64, limit: u64) -> RateLimit {
@@ -70,6 +69,17 @@ impl Window {
             exceeded: count > limit,
         }
     }
+}
+
+/// Adds `n` to a window's counter (its total is the pipeline's next result) and lets it expire
+/// with the window (`secs`), from its first hit.
+fn add(pipe: &mut redis::Pipeline, key: &str, n: u64, secs: u64) {
+    pipe.incr(key, n)
+        .cmd("EXPIRE")
+        .arg(key)
+        .arg(secs)
+        .arg("NX")
+        .ignore();
 }
 
 /// Counters kept in process while Redis is away: fixed windows (the key names the window) and
@@ -136,39 +146,6 @@ impl Cache {
             None => self.0.limits.incr(&key),
         };
         w.limit(count, limit)
-    }
-
-    /// The gateway's limits of one request in one round trip: the caller's address counted
-    /// against `ip_limit` and, for a signed-in caller, the user against `user_limit`.
-    pub(crate) async fn gate(
-        &self,
-        ip: &str,
-        user: Option<Uuid>,
-        window_secs: u64,
-        ip_limit: u64,
-        user_limit: u64,
-    ) -> Gate {
-        let w = Window::now(window_secs);
-        let ip_key = self.keys().rate_limit("ip", ip, w.index);
-        let user_key = user.map(|u| self.keys().rate_limit("user", &u.to_string(), w.index));
-        let mut pipe = redis::pipe();
-        w.count(&mut pipe, &ip_key);
-        if let Some(k) = &user_key {
-            w.count(&mut pipe, k);
-        }
-        let counted: Option<Vec<u64>> = self.pipe(pipe).await;
-        let (ip_count, user_count) = match counted.as_deref() {
-            Some([ip]) => (*ip, None),
-            Some([ip, user]) => (*ip, Some(*user)),
-            _ => (
-                self.0.limits.incr(&ip_key),
-                user_key.as_deref().map(|k| self.0.limits.incr(k)),
-            ),
-        };
-        Gate {
-            ip: w.limit(ip_count, ip_limit),
-            user: user_count.map(|c| w.limit(c, user_limit)),
-        }
     }
 
     /// Seconds a login of `account` from `addr` must still wait after too many failures of
@@ -307,7 +284,7 @@ impl SyncedLimits {
         let mut batch = Vec::new();
         let mut pipe = redis::pipe();
         for (key, c) in self.0.counters.iter() {
-            if c.index != now / c.secs.max(1) {
+            if c.index != Window::at(now, c.secs).index {
                 continue;
             }
             let n = c.pending.swap(0, Ordering::Relaxed);
@@ -316,12 +293,7 @@ impl SyncedLimits {
                 // account's window must not come back from an idle counter).
                 pipe.cmd("GET").arg(key.as_str());
             } else {
-                pipe.cmd("INCRBY").arg(key.as_str()).arg(n);
-                pipe.cmd("EXPIRE")
-                    .arg(key.as_str())
-                    .arg(c.secs)
-                    .arg("NX")
-                    .ignore();
+                add(&mut pipe, &key, n, c.secs);
             }
             batch.push((c, n));
         }

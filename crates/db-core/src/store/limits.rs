@@ -1,11 +1,9 @@
 //! Rate limits and sign-in throttling, on the cache alone (no PostgreSQL behind them): the
 //! counters themselves live in `cache::limits`; this is the door services and the gateway use.
 
-use uuid::Uuid;
-
 use crate::cache::Cache;
+use crate::cache::limits::RateLimit;
 pub use crate::cache::limits::SyncedLimits;
-use crate::cache::limits::{Gate, RateLimit};
 
 pub struct Limits<'c>(pub(super) &'c Cache);
 
@@ -18,20 +16,6 @@ impl<'c> Limits<'c> {
     /// One hit of `id` in `scope`, counted in the current fixed window of `window_secs`.
     pub async fn hit(&self, scope: &str, id: &str, window_secs: u64, limit: u64) -> RateLimit {
         self.0.rate_limit(scope, id, window_secs, limit).await
-    }
-
-    /// The gateway's two limits of one request (its address's, its user's) in one round trip.
-    pub async fn gate(
-        &self,
-        address: &str,
-        user: Option<Uuid>,
-        window_secs: u64,
-        address_limit: u64,
-        user_limit: u64,
-    ) -> Gate {
-        self.0
-            .gate(address, user, window_secs, address_limit, user_limit)
-            .await
     }
 
     /// Seconds a sign-in of `account` from `address` must still wait (`None`: go ahead).

@@ -354,17 +354,15 @@ pub async fn delete_character(
         .delete(me.id, id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let renditions = gone.photo_keys.iter().flat_map(|k| {
-        crate::handlers::media::RENDITION_WIDTHS
-            .iter()
-            .map(move |w| format!("{k}.w{w}.jpg"))
-    });
     let keys: Vec<String> = gone
         .avatar_key
         .iter()
         .cloned()
-        .chain(gone.photo_keys.iter().cloned())
-        .chain(renditions)
+        .chain(
+            gone.photo_keys
+                .iter()
+                .flat_map(|k| crate::handlers::media::stored_files(k)),
+        )
         .collect();
     forget(&media, keys).await;
     Ok(HttpResponse::NoContent().finish())

@@ -13,6 +13,16 @@ use crate::jobs::Media;
 
 /// The widths a smaller rendition may have.
 pub const RENDITION_WIDTHS: [u32; 4] = [64, 128, 256, 512];
+
+/// Where the rendition of the photo stored under `key` at `width` is kept.
+pub fn rendition_key(key: &str, width: u32) -> String {
+    format!("{key}.w{width}.jpg")
+}
+
+/// A photo's stored file and every rendition that may have been made of it.
+pub fn stored_files(key: &str) -> impl Iterator<Item = String> + '_ {
+    std::iter::once(key.to_owned()).chain(RENDITION_WIDTHS.iter().map(|w| rendition_key(key, *w)))
+}
 /// A photo never changes once delivered; the owner's browser may keep it a day.
 const CACHE_CONTROL: &str = "private, max-age=86400";
 
@@ -107,7 +117,7 @@ pub async fn download_photo(
             photo.content_type.clone(),
         ),
         Some(w) => {
-            let key = format!("{}.w{w}.jpg", photo.storage_key);
+            let key = rendition_key(&photo.storage_key, w);
             let stored = media.storage.get(&key).await.map_err(ApiError::internal)?;
             let bytes = match stored {
                 Some(b) => b,
