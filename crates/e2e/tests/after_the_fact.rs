@@ -694,6 +694,11 @@ async fn a_conversation_edited_after_the_fact_through_the_gateway() {
         "  files under photos/<lea>/ after: {}",
         files_under(&files)
     ));
+    // The worker deletes the files, then its rows: wait for both, as for the files.
+    while count(&s, "SELECT count(*) FROM storage_deletions").await > 0 {
+        assert!(Instant::now() < deadline, "the deletions are still queued");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(count(&s, "SELECT count(*) FROM storage_deletions").await, 0);
     for path in [
         "/api/v1/conversations/sophia/messages",
