@@ -72,9 +72,9 @@ impl Family {
             ),
             Family::Conversation => s(
                 "conversation",
-                "chat:window:{user}:{character} (+ chat:ver:…)",
+                "chat:recent:{user}:{character} (+ chat:ver:…)",
                 secs(5 * 60),
-                "hash: the latest 100 messages as ready JSON, their ends and cursors",
+                "string: a count, then the latest 100+ messages oldest first, each ready JSON and its cursor",
                 "conversation read (miss); every send appends and trims",
                 "message edit or delete",
             ),
@@ -268,7 +268,7 @@ impl Keyspace {
         self.k(format_args!("user:profile:{user}"))
     }
     pub fn conversation(&self, user: Uuid, character: &str) -> String {
-        self.k(format_args!("chat:window:{user}:{character}"))
+        self.k(format_args!("chat:recent:{user}:{character}"))
     }
     /// Bumped by every change to a conversation, so a window loaded before the change is not stored.
     pub fn conversation_version(&self, user: Uuid, character: &str) -> String {
@@ -276,7 +276,7 @@ impl Keyspace {
     }
     /// Every conversation window of a user, for `SCAN`-based invalidation.
     pub fn conversations_of(&self, user: Uuid) -> String {
-        self.k(format_args!("chat:window:{user}:*"))
+        self.k(format_args!("chat:recent:{user}:*"))
     }
     pub fn match_list(&self, user: Uuid) -> String {
         self.k(format_args!("matches:{user}"))
@@ -320,7 +320,7 @@ impl Keyspace {
     /// The version key bumped with `key` (a window or a match list), if it has one.
     pub fn version_of(&self, key: &str) -> Option<String> {
         let rest = key.strip_prefix(self.prefix())?.strip_prefix(':')?;
-        if let Some(conversation) = rest.strip_prefix("chat:window:") {
+        if let Some(conversation) = rest.strip_prefix("chat:recent:") {
             return Some(self.k(format_args!("chat:ver:{conversation}")));
         }
         let user = rest.strip_prefix("matches:")?;
@@ -355,7 +355,7 @@ mod tests {
         );
         assert_eq!(k.version_of(&k.match_list_version(u)), None);
         assert_eq!(k.version_of(&k.unread(u, "sophia")), None);
-        assert_eq!(k.version_of("other:chat:window:x"), None);
+        assert_eq!(k.version_of("other:chat:recent:x"), None);
     }
 
     #[test]
@@ -376,13 +376,13 @@ mod tests {
         let u = Uuid::nil();
         assert_eq!(
             k.conversation(u, "sophia"),
-            format!("t1:chat:window:{u}:sophia")
+            format!("t1:chat:recent:{u}:sophia")
         );
         assert_eq!(
             k.lock(&k.user_profile(u)),
             format!("t1:user:profile:{u}:lock")
         );
-        assert!(k.conversations_of(u).starts_with("t1:chat:window:"));
+        assert!(k.conversations_of(u).starts_with("t1:chat:recent:"));
         assert_eq!(
             Family::of_key(&k, &k.conversation(u, "x")),
             Some(Family::Conversation)

@@ -527,6 +527,10 @@ impl Cache {
         self.get_or_load(family, key, load).await
     }
 
+    pub async fn testing_append_to_window(&self, m: &crate::models::Message) {
+        self.append_to_window(m).await
+    }
+
     pub async fn testing_conversation_window<E, F, Fut>(
         &self,
         user: uuid::Uuid,

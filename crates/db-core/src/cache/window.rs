@@ -1,15 +1,18 @@
 //! The conversation window: the latest 100 messages of a conversation, served from Redis as
 //! one ready-to-send value.
 //!
-//! A hash of three fields: `d`, the messages' JSON documents joined by commas, newest first —
-//! the bytes of a page's `items` array as they go out; `m`, one `length,id,micros;` entry per
-//! message in the same order (where each document ends, and what a keyset cursor needs); `n`,
-//! how many. An empty conversation is an empty `d`, still a hit. A read is one `HMGET` and a
-//! slice: nothing is parsed or encoded again. A send splices its message in and trims, in a
-//! script, atomically, in the right place even when sends race; an edit or delete drops the
-//! window. Every change bumps a version key; a reader that loaded from PostgreSQL
-//! stores its window only if the version did not move meanwhile, so a send that lands during a
-//! load can never be lost from the cache.
+//! One string: an 8-digit count, then one entry per message, oldest first: the message's JSON
+//! document as it goes out, a tab, `id,micros` (its keyset cursor), a line feed. Compact JSON
+//! never holds a raw tab or line feed, so the entries split without parsing a document. An
+//! empty conversation is the count `00000000` alone, still a hit. A read is one `GET`: the
+//! entries are cut apart and the newest are joined, newest first, into a page's `items`;
+//! nothing is decoded or encoded again. A send `APPEND`s its entry after checking, against the
+//! last entry's cursor, that it is the newest (a message racing in out of order drops the
+//! window instead); the count is rewritten in place, and past twice [`WINDOW`] the oldest are cut
+//! off in one rewrite, so a send costs Redis a few microseconds whatever the window holds. An
+//! edit or delete drops the window. Every change bumps a version key; a reader that loaded from
+//! PostgreSQL stores its window only if the version did not move meanwhile, so a send that
+//! lands during a load can never be lost from the cache.
 
 use std::time::Duration;
 
@@ -59,29 +62,61 @@ impl Window {
         w
     }
 
-    /// `m` as stored: `len,id,micros;` per message.
-    fn meta(&self) -> String {
-        use std::fmt::Write;
-        let mut out = String::with_capacity(self.slots.len() * 28);
+    /// The value as stored: the count, then `document\tid,micros\n` per message, oldest first.
+    fn stored(&self) -> Vec<u8> {
+        use std::io::Write;
+        let mut ends = Vec::with_capacity(self.slots.len());
+        let mut at = 0;
         for s in &self.slots {
-            let _ = write!(out, "{},{},{};", s.len, s.id, s.at_micros);
+            ends.push((at, at + s.len));
+            at += s.len + 1;
+        }
+        let mut out = Vec::with_capacity(self.docs.len() + 8 + self.slots.len() * 36);
+        let _ = write!(out, "{:08}", self.slots.len());
+        for (s, (from, to)) in self.slots.iter().zip(ends).rev() {
+            out.extend_from_slice(&self.docs[from..to]);
+            let _ = writeln!(out, "\t{},{}", s.id, s.at_micros);
         }
         out
     }
 
-    /// Reads a window back; `None` when the fields do not fit together (then it is reloaded).
-    fn parse(docs: Vec<u8>, meta: &str) -> Option<Self> {
-        let mut slots = Vec::with_capacity(WINDOW);
-        for entry in meta.split_terminator(';') {
-            let mut parts = entry.splitn(3, ',');
-            slots.push(Slot {
-                len: parts.next()?.parse().ok()?,
-                id: parts.next()?.parse().ok()?,
-                at_micros: parts.next()?.parse().ok()?,
-            });
+    /// Reads a stored value back; `None` when it is not one (then it is reloaded).
+    fn parse(raw: &[u8]) -> Option<Self> {
+        let count: usize = std::str::from_utf8(raw.get(..8)?).ok()?.parse().ok()?;
+        let body = &raw[8..];
+        let mut entries = Vec::with_capacity(count);
+        if !body.is_empty() {
+            if body.last() != Some(&b'\n') {
+                return None;
+            }
+            for line in body[..body.len() - 1].split(|&b| b == b'\n') {
+                let tab = line.iter().rposition(|&b| b == b'\t')?;
+                let (id, at) = std::str::from_utf8(&line[tab + 1..])
+                    .ok()?
+                    .split_once(',')?;
+                let slot = Slot {
+                    len: tab,
+                    id: id.parse().ok()?,
+                    at_micros: at.parse().ok()?,
+                };
+                entries.push((&line[..tab], slot));
+            }
         }
-        let expected = slots.iter().map(|s| s.len).sum::<usize>() + slots.len().saturating_sub(1);
-        (expected == docs.len()).then_some(Self { docs, slots })
+        if entries.len() != count {
+            return None;
+        }
+        let mut w = Self {
+            docs: Vec::with_capacity(body.len()),
+            slots: Vec::with_capacity(count),
+        };
+        for (doc, slot) in entries.into_iter().rev() {
+            if !w.docs.is_empty() {
+                w.docs.push(b',');
+            }
+            w.docs.extend_from_slice(doc);
+            w.slots.push(slot);
+        }
+        Some(w)
     }
 
     pub fn len(&self) -> usize {
@@ -145,51 +180,64 @@ pub fn page_body(docs: &[u8], next: Option<Cursor>) -> Vec<u8> {
     body
 }
 
-// KEYS: window, version. ARGV: micros, id, document, ttl ms, WINDOW, version ttl ms.
-// Finds where the message goes (usually first: the newest), splices its document and its slot
-// in, and trims the oldest past WINDOW.
+// KEYS: window, version. ARGV: micros, id, entry, ttl ms, WINDOW, version ttl ms.
+// 0: not cached; 1: in the window (or older than all of a full one); 2: dropped (no room found
+// for it in the last 8 KB: not seen in practice). The newest message — almost every send — is
+// an APPEND after reading the last entry's cursor; one that raced another is spliced in among
+// the last entries. Past twice WINDOW the oldest are cut off in one rewrite.
 const APPEND: &str = r"
 redis.call('INCR', KEYS[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[6])
-local w = redis.call('HMGET', KEYS[1], 'd', 'm', 'n')
-if not w[1] or not w[2] or not w[3] then return 0 end
-local at, id, doc = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
-local d, m, n = w[1], w[2], tonumber(w[3])
-local pos, mpos, off, moff = nil, nil, 0, 0
-for entry in string.gmatch(m, '[^;]*;') do
-  local len, eid, eat = string.match(entry, '^(%d+),(%d+),(%-?%d+);$')
-  len, eid, eat = tonumber(len), tonumber(eid), tonumber(eat)
-  if eid == id then return 1 end
-  if eat < at or (eat == at and eid < id) then pos, mpos = off, moff break end
-  off = off + len + 1
-  moff = moff + #entry
+local head = redis.call('GETRANGE', KEYS[1], 0, 7)
+if #head ~= 8 then return 0 end
+local n = tonumber(head)
+if not n then redis.call('DEL', KEYS[1]) return 2 end
+local at, id, entry, keep = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[5])
+local function older(eid, eat)
+  eid, eat = tonumber(eid), tonumber(eat)
+  return eat < at or (eat == at and eid < id)
 end
-if not pos then
-  if n >= tonumber(ARGV[5]) then return 1 end
-  pos, mpos = off, moff
+local tid, tat = string.match(redis.call('GETRANGE', KEYS[1], -64, -1), '\t(%d+),(%-?%d+)\n$')
+if n == 0 or (tid and older(tid, tat)) then
+  redis.call('APPEND', KEYS[1], entry)
+else
+  local len = redis.call('STRLEN', KEYS[1])
+  local from = math.max(8, len - 8192)
+  local chunk = redis.call('GETRANGE', KEYS[1], from, -1)
+  local ends = {}
+  for eid, eat, stop in string.gmatch(chunk, '\t(%d+),(%-?%d+)\n()') do
+    ends[#ends + 1] = {eid, eat, stop}
+  end
+  local at_pos = nil
+  for i = #ends, 1, -1 do
+    local e = ends[i]
+    if tonumber(e[1]) == id then return 1 end
+    if older(e[1], e[2]) then at_pos = e[3] break end
+  end
+  if not at_pos then
+    if from > 8 then redis.call('DEL', KEYS[1]) return 2 end
+    if n >= keep then return 1 end
+    at_pos = 1
+  end
+  redis.call('SETRANGE', KEYS[1], from + at_pos - 1, entry .. string.sub(chunk, at_pos))
 end
-if d == '' then d = doc
-elseif pos > #d then d = d .. ',' .. doc
-else d = string.sub(d, 1, pos) .. doc .. ',' .. string.sub(d, pos + 1) end
-m = string.sub(m, 1, mpos) .. #doc .. ',' .. ARGV[2] .. ',' .. ARGV[1] .. ';' .. string.sub(m, mpos + 1)
 n = n + 1
-if n > tonumber(ARGV[5]) then
-  local s, _, len = string.find(m, '(%d+),[^;]*;$')
-  m = string.sub(m, 1, s - 1)
-  d = string.sub(d, 1, #d - tonumber(len) - 1)
-  n = n - 1
+if n > 2 * keep then
+  local s = redis.call('GET', KEYS[1])
+  local pos = 9
+  for i = 1, n - keep do pos = string.find(s, '\n', pos, true) + 1 end
+  redis.call('SET', KEYS[1], string.format('%08d', keep) .. string.sub(s, pos))
+else
+  redis.call('SETRANGE', KEYS[1], 0, string.format('%08d', n))
 end
-redis.call('HSET', KEYS[1], 'd', d, 'm', m, 'n', n)
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return 1";
 
-// KEYS: window, version. ARGV: the version read before loading, ttl ms, d, m, n.
+// KEYS: window, version. ARGV: the version read before loading, ttl ms, the stored value.
 const POPULATE: &str = r"
 local v = redis.call('GET', KEYS[2])
 if (v or '') ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'd', ARGV[3], 'm', ARGV[4], 'n', ARGV[5])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[2])
 return 1";
 
 const INVALIDATE: &str = r"
@@ -212,19 +260,14 @@ impl Cache {
         let key = self.keys().conversation(user, character);
         let version_key = self.keys().conversation_version(user, character);
         let mut read = redis::pipe();
-        read.cmd("HMGET")
-            .arg(&key)
-            .arg("d")
-            .arg("m")
-            .get(&version_key);
-        type Fields = (Option<Vec<u8>>, Option<String>);
-        let Some(((docs, meta), version)) = self.pipe::<(Fields, Option<String>)>(read).await
+        read.get(&key).get(&version_key);
+        let Some((raw, version)) = self.pipe::<(Option<Vec<u8>>, Option<String>)>(read).await
         else {
             self.count(Family::Conversation, Outcome::Bypass);
             return Cached::Unavailable;
         };
-        if let (Some(docs), Some(meta)) = (docs, meta) {
-            if let Some(w) = Window::parse(docs, &meta) {
+        if let Some(raw) = raw {
+            if let Some(w) = Window::parse(&raw) {
                 self.count(Family::Conversation, Outcome::Hit);
                 return Cached::Hit(w);
             }
@@ -253,9 +296,7 @@ impl Cache {
             .key(self.keys().conversation_version(user, character))
             .arg(version.unwrap_or_default())
             .arg(ttl.as_millis() as u64)
-            .arg(&window.docs)
-            .arg(window.meta())
-            .arg(window.len());
+            .arg(window.stored());
         let _: Option<i64> = self
             .redis(|r| async move { r.script(&invocation).await })
             .await;
@@ -286,9 +327,13 @@ impl Cache {
     /// Adds a just-stored message to its conversation's window (when the window is cached),
     /// keeping the newest [`WINDOW`]. Call after the insert committed.
     pub(crate) async fn append_to_window(&self, m: &Message) {
-        let Ok(doc) = serde_json::to_vec(m) else {
+        let Ok(mut entry) = serde_json::to_vec(m) else {
             return;
         };
+        {
+            use std::io::Write;
+            let _ = writeln!(entry, "\t{},{}", m.id, m.created_at.timestamp_micros());
+        }
         let key = self.keys().conversation(m.user_id, &m.character_id);
         let version_key = self.keys().conversation_version(m.user_id, &m.character_id);
         let ttl = self
@@ -300,7 +345,7 @@ impl Cache {
             .key(&version_key)
             .arg(m.created_at.timestamp_micros())
             .arg(m.id)
-            .arg(doc)
+            .arg(entry)
             .arg(ttl.as_millis() as u64)
             .arg(WINDOW)
             .arg(VERSION_TTL.as_millis() as u64);
@@ -348,7 +393,12 @@ mod tests {
             docs: br#"{"id":3},{"id":2},{"id":1}"#.to_vec(),
             slots: vec![slot(8, 3), slot(8, 2), slot(8, 1)],
         };
-        let back = Window::parse(w.docs.clone(), &w.meta()).unwrap();
+        let stored = w.stored();
+        assert!(
+            stored.starts_with(b"00000003{\"id\":1}\t1,"),
+            "oldest first"
+        );
+        let back = Window::parse(&stored).unwrap();
         assert_eq!(back, w);
         let (docs, next) = w.first(2);
         assert_eq!(docs, br#"{"id":3},{"id":2}"#);
@@ -371,8 +421,10 @@ mod tests {
 
     #[test]
     fn fields_that_do_not_fit_together_are_not_a_window() {
-        assert!(Window::parse(b"{}".to_vec(), "3,1,5;").is_none());
-        assert!(Window::parse(b"{}".to_vec(), "2,x,5;").is_none());
-        assert!(Window::parse(Vec::new(), "").is_some());
+        assert!(Window::parse(b"00000002{}\t1,5\n").is_none(), "count");
+        assert!(Window::parse(b"00000001{}\tx,5\n").is_none(), "id");
+        assert!(Window::parse(b"00000001{}\t1,5").is_none(), "unterminated");
+        assert!(Window::parse(b"0000001").is_none(), "short");
+        assert_eq!(Window::parse(b"00000000"), Some(Window::default()));
     }
 }

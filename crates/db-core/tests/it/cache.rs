@@ -144,7 +144,15 @@ async fn synced_limits_are_shared_after_a_sync_and_local_without_redis() {
         b.gate("10.0.0.1", user, 60, 100, 5).user.unwrap().exceeded,
         "b: the 5 counted so far + this one"
     );
-    assert_eq!(seen.ip.remaining, 95);
+    assert_eq!(
+        seen.ip.remaining, 96,
+        "far from its limit, a's idle address counter was not read back: its own 3 + this one"
+    );
+    assert_eq!(
+        a.gate("10.0.0.1", None, 60, 100, 5).ip.remaining,
+        94,
+        "the sync that added a's hit read b's too: 3 + 1 (b) + 1 + this one"
+    );
 
     let dead = db_core::SyncedLimits::new(dead_cache());
     for i in 1..=6 {
@@ -557,6 +565,84 @@ async fn the_window_keeps_the_newest_hundred_in_order_under_concurrent_sends() {
         Some(fresh[0].id),
         "the newest send is the last message, whatever order the updates ran in"
     );
+}
+
+/// Past twice the window the oldest are cut off in one rewrite; the window stays PostgreSQL's
+/// newest hundred, in order, through the rewrites.
+#[tokio::test]
+async fn the_window_stays_the_newest_hundred_through_its_rewrites() {
+    let (_db, store, u) = setup(live_cache(None)).await;
+    let mut conn = _db.conn().await.unwrap();
+    conversation(&mut conn, u, "hugo", 120).await;
+    let page = |store: Store| async move {
+        store
+            .conversations()
+            .page(u, "hugo", None, 100)
+            .await
+            .unwrap()
+    };
+    page(store.clone()).await;
+    for i in 0..230 {
+        store
+            .conversations()
+            .send(&NewMessage::new(
+                u,
+                "hugo",
+                Sender::User,
+                format!("encore {i}"),
+            ))
+            .await
+            .unwrap();
+    }
+    let cached = page(store.clone()).await;
+    let fresh = conn_latest(&_db, u).await;
+    assert_eq!(cached.items, fresh);
+    assert_eq!(cached.next, {
+        let mut conn = _db.conn().await.unwrap();
+        db_core::queries::messages::latest(&mut conn, u, "hugo", None, 100)
+            .await
+            .unwrap()
+            .next
+    });
+    assert_eq!(store.cache().family_stats(Family::Conversation).misses, 1);
+}
+
+/// A message that reaches the window after a newer one (two sends racing) is spliced in at
+/// its place; one already there is not added twice.
+#[tokio::test]
+async fn a_message_arriving_late_is_spliced_in_at_its_place() {
+    let (_db, store, u) = setup(live_cache(None)).await;
+    let mut conn = _db.conn().await.unwrap();
+    conversation(&mut conn, u, "hugo", 10).await;
+    store
+        .conversations()
+        .page(u, "hugo", None, 50)
+        .await
+        .unwrap();
+    let older = db_core::queries::messages::insert(
+        &mut conn,
+        &NewMessage::new(u, "hugo", Sender::User, "d'abord"),
+    )
+    .await
+    .unwrap();
+    let newer = db_core::queries::messages::insert(
+        &mut conn,
+        &NewMessage::new(u, "hugo", Sender::Character, "ensuite"),
+    )
+    .await
+    .unwrap();
+    for m in [&newer, &older, &older, &newer] {
+        store.cache().testing_append_to_window(m).await;
+    }
+    let cached = store
+        .conversations()
+        .page(u, "hugo", None, 50)
+        .await
+        .unwrap();
+    let fresh = conn_latest(&_db, u).await;
+    assert_eq!(cached.items, fresh);
+    assert_eq!(cached.items.len(), 12);
+    assert_eq!(store.cache().family_stats(Family::Conversation).misses, 1);
 }
 
 async fn conn_latest(db: &TestDb, u: Uuid) -> Vec<db_core::models::Message> {
