@@ -73,6 +73,11 @@ impl OwnRedis {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// The server's process, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// SIGKILL: gone at once, with everything it held.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -176,6 +181,17 @@ impl OwnPostgres {
         };
         pg.up()?;
         Ok(pg)
+    }
+
+    /// The postmaster's process (its first line of `postmaster.pid`), while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.data.join("postmaster.pid"))
+            .ok()?
+            .lines()
+            .next()?
+            .trim()
+            .parse()
+            .ok()
     }
 
     fn up(&self) -> anyhow::Result<()> {

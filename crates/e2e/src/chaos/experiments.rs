@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::load::{Load, Mix, Op, Seen, Target};
 use super::report::{Row, refusals};
-use super::{Rig, metric_sum, rss_mib, truth};
+use super::{Rig, cpu_seconds, metric_sum, pin, rss_mib, truth};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Experiment {
@@ -685,8 +685,40 @@ async fn media_kill(rig: &mut Rig, scale: &Scale) -> anyhow::Result<Row> {
 
 /// Capacity measured closed loop, then three times that offered open loop: goodput, how fast
 /// the refusals are, and the gateway's memory.
+///
+/// On a machine of two cores or more the stack (every service, its Redis and its PostgreSQL)
+/// is pinned to the first core and this process, the load generator, to the second, for both
+/// runs: the generator then takes nothing from the stack, as on a machine of its own. Sharing
+/// the cores, a generator offering three times the capacity would take most of them and
+/// measure itself.
 async fn overload(rig: &mut Rig, scale: &Scale) -> anyhow::Result<Row> {
     let mix = Mix { send: 10, read: 60 };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let me = std::process::id();
+    let mut stack: Vec<u32> = vec![
+        rig.stack.gateway_proc.pid(),
+        rig.stack.auth.pid(),
+        rig.stack.ai.pid(),
+        rig.stack.media.pid(),
+    ];
+    stack.extend(rig.stack.chat.iter().map(|c| c.pid()));
+    stack.extend(rig.redis.pid());
+    stack.extend(rig.pg.as_ref().and_then(|pg| pg.pid()));
+    // The services are this process's children: pinning it must leave them where they are.
+    let pinned = cores >= 2 && pin(&stack, "0", true) && pin(&[me], "1", false);
+    let result = overload_runs(rig, scale, mix, pinned).await;
+    if cores >= 2 {
+        pin(&[me], &format!("0-{}", cores - 1), false);
+    }
+    result
+}
+
+async fn overload_runs(
+    rig: &mut Rig,
+    scale: &Scale,
+    mix: Mix,
+    pinned: bool,
+) -> anyhow::Result<Row> {
     let closed = Load::closed(target(rig), scale.capacity_connections, mix);
     tokio::time::sleep(scale.capacity_for).await;
     let measured = closed.stop().await;
@@ -695,13 +727,22 @@ async fn overload(rig: &mut Rig, scale: &Scale) -> anyhow::Result<Row> {
     let gateway = rig.stack.gateway_proc.pid();
     let rss_before = rss_mib(gateway).unwrap_or_default();
     let offered = capacity * scale.overload;
-    let load = Load::open(target(rig), offered, mix);
+    let me = std::process::id();
+    let cpu_before = cpu_seconds(me).unwrap_or_default();
+    let gateway_cpu_before = cpu_seconds(gateway).unwrap_or_default();
+    let max_waiting = std::env::var("CHAOS_OVERLOAD_MAX_WAITING")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(super::load::MAX_WAITING);
+    let load = Load::open_bounded(target(rig), offered, mix, max_waiting);
     let mut peak = rss_before;
     let started = Instant::now();
     while started.elapsed() < scale.fault {
         tokio::time::sleep(Duration::from_millis(200)).await;
         peak = peak.max(rss_mib(gateway).unwrap_or_default());
     }
+    let generator_cpu = cpu_seconds(me).unwrap_or_default() - cpu_before;
+    let gateway_cpu = cpu_seconds(gateway).unwrap_or_default() - gateway_cpu_before;
     let seen = load.stop().await;
     let ran = scale.fault.as_secs_f64();
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -719,9 +760,20 @@ async fn overload(rig: &mut Rig, scale: &Scale) -> anyhow::Result<Row> {
         .iter()
         .filter(|r| !r.ok() && r.status != 503)
         .count();
+    row.notes.push(if pinned {
+        "the stack (services, Redis, PostgreSQL) pinned to core 0, the load generator to core 1"
+            .to_owned()
+    } else {
+        "the load generator shares the cores with the stack".to_owned()
+    });
     row.notes.push(format!(
         "capacity (closed loop, {} clients): {capacity:.0} req/s; offered {offered:.0} req/s open loop for {ran:.0} s",
         scale.capacity_connections
+    ));
+    row.notes.push(format!(
+        "during the overload: the generator used {:.0} % of a core, the gateway {:.0} %",
+        100.0 * generator_cpu / ran,
+        100.0 * gateway_cpu / ran
     ));
     row.notes.push(format!(
         "goodput {good:.0} req/s = {:.0} % of capacity; {} shed with 503, {} other failures, {} not sent (client backlog)",

@@ -187,17 +187,24 @@ pub struct Seen {
     pub t0: Instant,
 }
 
-const MAX_WAITING: usize = 20_000;
+/// Requests a load may have waiting for an answer at once, unless told otherwise.
+pub const MAX_WAITING: usize = 20_000;
 
 impl Load {
-    /// `rate` requests per second, open loop.
+    /// `rate` requests per second, open loop, at most [`MAX_WAITING`] waiting.
     pub(crate) fn open(target: Target, rate: f64, mix: Mix) -> Self {
+        Self::open_bounded(target, rate, mix, MAX_WAITING)
+    }
+
+    /// `rate` requests per second, open loop; past `max_waiting` requests waiting for an answer
+    /// (every client's connections busy), a request is not sent and counted in the backlog.
+    pub(crate) fn open_bounded(target: Target, rate: f64, mix: Mix, max_waiting: usize) -> Self {
         let log = Arc::new(Log::new(target.users.len()));
         let stop = Arc::new(AtomicBool::new(false));
         let driver = {
             let (log, stop) = (log.clone(), stop.clone());
             tokio::spawn(async move {
-                let waiting = Arc::new(Semaphore::new(MAX_WAITING));
+                let waiting = Arc::new(Semaphore::new(max_waiting));
                 let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
                 let mut n: u64 = 0;
@@ -214,7 +221,7 @@ impl Load {
                         drop(permit);
                     });
                 }
-                let _ = waiting.acquire_many(MAX_WAITING as u32).await;
+                let _ = waiting.acquire_many(max_waiting as u32).await;
             })
         };
         Self { stop, driver, log }
