@@ -29,8 +29,12 @@ tools: ## Install the tools the tests need (cargo-nextest, kubectl, kubernetes-v
 	@command -v st >/dev/null && command -v openapi-spec-validator >/dev/null || pip install --quiet schemathesis openapi-spec-validator
 	@# The web app: Node (20.19+) and npm for its build; Debian's Chromium for its browser tests
 	@# (playwright-core drives it; no browser is downloaded).
-	@command -v npm >/dev/null && command -v $(CHROMIUM) >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm chromium fonts-noto-color-emoji); } \
-	  || { echo "node, npm and chromium are needed: sudo apt-get install -y nodejs npm chromium" >&2; exit 1; }
+	@# Only what is missing: a Node.js from elsewhere (NodeSource's bundles npm) conflicts with
+	@# Debian's npm package.
+	@command -v npm >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm); } \
+	  || { echo "node and npm are needed: sudo apt-get install -y nodejs npm" >&2; exit 1; }
+	@command -v $(CHROMIUM) >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-color-emoji); } \
+	  || { echo "chromium is needed: sudo apt-get install -y chromium" >&2; exit 1; }
 
 .PHONY: services
 services: ## Make sure PostgreSQL and Redis answer (start local ones if nothing listens)
