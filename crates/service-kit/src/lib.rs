@@ -211,6 +211,7 @@ where
             workers: http_workers()?,
             max_connections: 4096,
             shutdown_timeout,
+            saturated: None,
         },
         public: move |cfg: &mut web::ServiceConfig| {
             (api.routes)(&mut ApiConfig::new(cfg));

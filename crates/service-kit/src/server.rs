@@ -47,7 +47,7 @@ impl Listeners {
 }
 
 /// Settings of the HTTP servers of a process.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct HttpSettings {
     pub workers: usize,
     /// Connections the public listener holds at once, across its workers (past it, new ones
@@ -55,7 +55,14 @@ pub struct HttpSettings {
     pub max_connections: usize,
     /// How long a stopping server lets in-flight requests finish.
     pub shutdown_timeout: Duration,
+    /// While it answers true, the public listener answers every request 503 (`Retry-After: 1`)
+    /// before any middleware runs — no span, no request id, no histogram: under overload a
+    /// refusal must cost as little as the machine allows. Counted in `http_shed_total`.
+    pub saturated: Option<Saturated>,
 }
+
+/// See [`HttpSettings::saturated`].
+pub type Saturated = std::sync::Arc<dyn Fn() -> bool + Send + Sync>;
 
 /// A process's two HTTP servers: what its public and admin listeners serve.
 pub struct Http<P, A> {
@@ -90,6 +97,10 @@ where
             .wrap(from_fn(crate::metrics::middleware))
             .wrap(from_fn(crate::request_id::middleware))
             .wrap(tracing_actix_web::TracingLogger::default())
+            .wrap(from_fn({
+                let saturated = settings.saturated.clone();
+                move |req, next| shed_when_saturated(saturated.clone(), req, next)
+            }))
     })
     .on_connect(crate::no_delay)
     // Longer than any client of ours keeps an idle connection (the gateway's pool: 60 s), so a
@@ -114,6 +125,20 @@ where
     run_until_stopped(name, vec![public, admin]).await?;
     tracing::info!(service = name, "stopped");
     Ok(())
+}
+
+/// The outermost middleware: a 503 before anything else runs while the server is saturated.
+async fn shed_when_saturated(
+    saturated: Option<Saturated>,
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    if saturated.is_some_and(|s| s()) {
+        metrics::counter!("http_shed_total").increment(1);
+        let refused = crate::ApiError::Unavailable { retry_after: 1 }.problem();
+        return Ok(req.into_response(refused));
+    }
+    Ok(next.call(req).await?.map_into_boxed_body())
 }
 
 /// Refuses a compressed request body (415): actix would expand it before any size limit
@@ -202,5 +227,55 @@ impl Drop for Tasks {
         for t in &self.0 {
             t.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+
+    /// While saturated, a request is refused 503 before any middleware (no request id on the
+    /// answer); once not, the same request is served through all of them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_saturated_server_refuses_before_any_middleware() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let saturated = Arc::new(AtomicBool::new(true));
+        let flag = saturated.clone();
+        let listeners = Listeners::ephemeral().unwrap();
+        let base = format!("http://{}", listeners.public_addr().unwrap());
+        let server = tokio::spawn(serve_http(Http {
+            name: "test",
+            listeners,
+            settings: HttpSettings {
+                workers: 1,
+                max_connections: 16,
+                shutdown_timeout: Duration::from_secs(1),
+                saturated: Some(Arc::new(move || flag.load(Ordering::Relaxed))),
+            },
+            public: |cfg: &mut web::ServiceConfig| {
+                cfg.route("/ok", web::get().to(|| async { "fine" }));
+            },
+            admin: |_: &mut web::ServiceConfig| {},
+        }));
+        let http = reqwest::Client::new();
+        let refused = http.get(format!("{base}/ok")).send().await.unwrap();
+        assert_eq!(refused.status(), 503);
+        assert_eq!(
+            refused.headers()["content-type"],
+            "application/problem+json"
+        );
+        assert_eq!(refused.headers()["retry-after"], "1");
+        assert!(
+            !refused.headers().contains_key(crate::request_id::HEADER),
+            "refused before the request id middleware"
+        );
+        saturated.store(false, Ordering::Relaxed);
+        let served = http.get(format!("{base}/ok")).send().await.unwrap();
+        assert_eq!(served.status(), 200);
+        assert!(served.headers().contains_key(crate::request_id::HEADER));
+        server.abort();
     }
 }

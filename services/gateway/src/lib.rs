@@ -244,6 +244,12 @@ pub async fn run() -> anyhow::Result<()> {
             workers: service_kit::http_workers()?,
             max_connections: config.max_connections,
             shutdown_timeout: config.shutdown_timeout,
+            // Every slot for upstream requests taken: refused before any middleware (the
+            // handler checks again, for the requests that got past this one).
+            saturated: Some({
+                let gw = gw.clone();
+                std::sync::Arc::new(move || gw.in_flight.available_permits() == 0)
+            }),
         },
         public: move |cfg: &mut web::ServiceConfig| {
             cfg.app_data(gw.clone())
