@@ -60,9 +60,14 @@ pub struct PgConfig {
     pub max_lifetime: Duration,
     /// Connections above `min_idle` close after this long unused.
     pub idle_timeout: Duration,
-    /// Run `SELECT 1` before handing out a connection: a connection the server dropped is
-    /// replaced instead of failing a request.
+    /// Check a connection before handing it out: one the server closed (a restart, an idle
+    /// timeout, a terminated backend) is replaced instead of failing a request. The check is
+    /// local — is the socket closed, is a transaction left broken — and costs no round trip.
     pub test_on_checkout: bool,
+    /// Also run `SELECT 1` before handing out a connection, for networks that can leave a
+    /// connection silently dead (a NAT or proxy dropping it without closing it). One more
+    /// round trip, and one more statement for PostgreSQL to parse, per checkout: off by default.
+    pub ping_on_checkout: bool,
     /// Per-statement limit set on every connection; zero disables it (for migrations and seeding).
     pub statement_timeout: Duration,
     /// Send `SET application_name/statement_timeout` on each new connection. Turn off behind
@@ -90,6 +95,7 @@ impl PgConfig {
             max_lifetime: Duration::from_secs(3600),
             idle_timeout: Duration::from_secs(600),
             test_on_checkout: true,
+            ping_on_checkout: false,
             statement_timeout: Duration::from_secs(10),
             session_settings: true,
         }

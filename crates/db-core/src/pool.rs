@@ -109,8 +109,27 @@ impl PgPool {
     /// database is down, and reports itself unready until it is back.
     pub fn new(config: &PgConfig, url: &str, role: &'static str, slow: SlowQueryConfig) -> Self {
         let mut manager_config = ManagerConfig::<AsyncPgConnection>::default();
-        manager_config.recycling_method = if config.test_on_checkout {
+        manager_config.recycling_method = if config.ping_on_checkout {
             RecyclingMethod::CustomQuery(PING_SQL.into())
+        } else if config.test_on_checkout {
+            // Measured: the ping was one statement in two PostgreSQL ran under a send, parsed
+            // anew each time; this check catches what the ping caught on one machine (a
+            // server that closed the connection) without it.
+            RecyclingMethod::CustomFunction(Box::new(|conn| {
+                use diesel_async::pooled_connection::PoolableConnection;
+                let broken = conn.is_broken();
+                async move {
+                    if broken {
+                        Err(diesel::result::Error::DatabaseError(
+                            diesel::result::DatabaseErrorKind::ClosedConnection,
+                            Box::new("the connection was closed".to_owned()),
+                        ))
+                    } else {
+                        Ok(())
+                    }
+                }
+                .boxed()
+            }))
         } else {
             RecyclingMethod::Fast
         };

@@ -62,6 +62,7 @@ pub fn postgres(application_name: &str) -> Result<PgConfig, ConfigError> {
         max_lifetime: millis("DB_POOL_MAX_LIFETIME_MS", d.max_lifetime)?,
         idle_timeout: millis("DB_POOL_IDLE_TIMEOUT_MS", d.idle_timeout)?,
         test_on_checkout: var_or("DB_POOL_TEST_ON_CHECKOUT", d.test_on_checkout)?,
+        ping_on_checkout: var_or("DB_POOL_PING_ON_CHECKOUT", d.ping_on_checkout)?,
         statement_timeout: millis("DB_STATEMENT_TIMEOUT_MS", d.statement_timeout)?,
         session_settings: var_or("DB_SESSION_SETTINGS", d.session_settings)?,
     })

@@ -18,7 +18,7 @@ struct Out {
 async fn queries_are_counted_per_request_without_the_pool_ping() {
     let test = TestDb::new().await.unwrap();
     let config = PgConfig {
-        test_on_checkout: true,
+        ping_on_checkout: true,
         ..test.pg_config()
     };
     let db = Db::new(&config, SlowQueryConfig::default());
@@ -124,4 +124,45 @@ async fn every_query_lands_in_its_latency_histogram() {
     assert_eq!(samples("messages.latest"), Some(3));
     assert_eq!(samples("select users"), Some(1));
     assert_eq!(samples("nothing.ran"), None);
+}
+
+#[derive(QueryableByName)]
+struct Pid {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pid: i32,
+}
+
+/// A pooled connection the server closed is not handed out: the local check on checkout (no
+/// `SELECT 1`) replaces it, and the request's query runs on a fresh one.
+#[tokio::test]
+async fn a_connection_the_server_closed_is_replaced_without_a_ping() {
+    let test = TestDb::new().await.unwrap();
+    let config = PgConfig {
+        min_idle: 1,
+        max_size: 1,
+        ..test.pg_config()
+    };
+    assert!(config.test_on_checkout && !config.ping_on_checkout);
+    let db = Db::new(&config, SlowQueryConfig::default());
+    let mut conn = db.write().await.unwrap();
+    let first = backend_pid(&mut conn).await.unwrap();
+    drop(conn);
+    let mut admin = test.conn().await.unwrap();
+    diesel::sql_query(format!("SELECT pg_terminate_backend({first})"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut conn = db.write().await.unwrap();
+    let second = backend_pid(&mut conn)
+        .await
+        .expect("the closed connection was not handed out");
+    assert_ne!(second, first);
+}
+
+async fn backend_pid(conn: &mut db_core::PgConn) -> QueryResult<i32> {
+    diesel::sql_query("SELECT pg_backend_pid() AS pid")
+        .get_result::<Pid>(conn)
+        .await
+        .map(|p| p.pid)
 }
