@@ -222,6 +222,10 @@ pub struct SyncedLimits(Arc<Synced>);
 struct Synced {
     cache: Cache,
     counters: moka::sync::Cache<String, Arc<Counter>>,
+    /// The counters the next sync visits: hit since the last one, or past half their limit.
+    /// A sync never walks every counter (100,000 users in a window would be 100,000 visits
+    /// every interval).
+    due: std::sync::Mutex<std::collections::HashMap<String, Arc<Counter>>>,
 }
 
 /// One fixed window's count: the total last read from Redis, and this process's hits not
@@ -243,11 +247,18 @@ impl SyncedLimits {
                 .max_capacity(200_000)
                 .time_to_idle(Duration::from_secs(120))
                 .build(),
+            due: std::sync::Mutex::default(),
         }))
     }
 
+    fn mark_due(&self, key: String, c: Arc<Counter>) {
+        if let Ok(mut due) = self.0.due.lock() {
+            due.insert(key, c);
+        }
+    }
+
     fn hit(&self, key: String, w: &Window, limit: u64) -> u64 {
-        let c = self.0.counters.get_with(key, || {
+        let c = self.0.counters.get_with(key.clone(), || {
             Arc::new(Counter {
                 secs: w.secs,
                 index: w.index,
@@ -257,7 +268,12 @@ impl SyncedLimits {
             })
         });
         c.limit.store(limit, Ordering::Relaxed);
-        c.pending.fetch_add(1, Ordering::Relaxed) + 1 + c.shared.load(Ordering::Relaxed)
+        let before = c.pending.fetch_add(1, Ordering::Relaxed);
+        let shared = c.shared.load(Ordering::Relaxed);
+        if before == 0 {
+            self.mark_due(key, c);
+        }
+        before + 1 + shared
     }
 
     /// The caller's address counted against `ip_limit` and, for a signed-in caller, the user
@@ -290,20 +306,22 @@ impl SyncedLimits {
     /// pipeline. `false` when Redis could not answer (the hits are kept for the next time).
     pub async fn sync(&self) -> bool {
         let now = now_secs();
+        let due = match self.0.due.lock() {
+            Ok(mut due) => std::mem::take(&mut *due),
+            Err(_) => return false,
+        };
         let mut batch = Vec::new();
         let mut pipe = redis::pipe();
-        for (key, c) in self.0.counters.iter() {
+        for (key, c) in due {
             if c.index != Window::at(now, c.secs).index {
                 continue;
             }
             let n = c.pending.swap(0, Ordering::Relaxed);
             if n == 0 {
-                // Nobody hit it here since the last sync. Far from its limit, what the others
-                // added cannot matter yet: it is not read (its next hit is decided on the total
-                // read last plus its own count, and the sync after that hit reads the rest —
-                // still off by one interval at most). Reading every idle counter cost Redis a
-                // GET per counter per interval: 20,000 a second with 2,000 users in the
-                // window, load or not. Past half its limit it is read, and never written back
+                // Nobody hit it here since the last sync: it is due because it is past half its
+                // limit (a counter far from it is not read — its next hit is decided on the
+                // total read last plus its own count, and the sync after that hit reads what
+                // the others added: still off by one interval at most). Read, never written back
                 // (a deleted account's window must not come back from an idle counter).
                 if c.shared.load(Ordering::Relaxed) * 2 < c.limit.load(Ordering::Relaxed) {
                     continue;
@@ -312,21 +330,26 @@ impl SyncedLimits {
             } else {
                 add(&mut pipe, &key, n, c.secs);
             }
-            batch.push((c, n));
+            batch.push((key, c, n));
         }
         if batch.is_empty() {
             return true;
         }
         match self.0.cache.pipe::<Vec<Option<u64>>>(pipe).await {
             Some(totals) if totals.len() == batch.len() => {
-                for ((c, _), total) in batch.iter().zip(totals) {
-                    c.shared.store(total.unwrap_or(0), Ordering::Relaxed);
+                for ((key, c, _), total) in batch.into_iter().zip(totals) {
+                    let total = total.unwrap_or(0);
+                    c.shared.store(total, Ordering::Relaxed);
+                    if total * 2 >= c.limit.load(Ordering::Relaxed) {
+                        self.mark_due(key, c);
+                    }
                 }
                 true
             }
             _ => {
-                for (c, n) in &batch {
-                    c.pending.fetch_add(*n, Ordering::Relaxed);
+                for (key, c, n) in batch {
+                    c.pending.fetch_add(n, Ordering::Relaxed);
+                    self.mark_due(key, c);
                 }
                 false
             }
