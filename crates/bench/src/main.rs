@@ -9,7 +9,7 @@
 //! - `report`: the Markdown report, its JSON, and an SVG chart of the latency percentiles.
 
 mod load;
-mod procs;
+use bench_procs as procs;
 mod report;
 
 use std::path::PathBuf;

@@ -213,9 +213,9 @@ impl Cache {
 /// The gateway's limits without a round trip per request: each process counts its own hits in
 /// memory and decides on the latest shared count plus its own hits since; a background task
 /// ([`SyncedLimits::spawn`]) adds those hits to the counters in Redis every interval and reads
-/// back what every replica counted (an idle counter only once it is past half its limit). So the limits stay shared across replicas, off by at most
-/// what the other replicas counted within one interval, and a request pays no Redis round
-/// trip. While Redis cannot answer, the hits stay here and each process limits on its own.
+/// back what every replica counted (an idle counter only once it is past half its limit). So
+/// the limits stay shared across replicas, off by at most what the other replicas counted
+/// within one interval, and a request pays no Redis round trip. While Redis cannot answer, the hits stay here and each process limits on its own.
 #[derive(Clone)]
 pub struct SyncedLimits(Arc<Synced>);
 

@@ -10,7 +10,9 @@ use uuid::Uuid;
 
 use super::load::{Load, Mix, Op, Seen, Target};
 use super::report::{Row, refusals};
-use super::{Rig, cpu_seconds, metric_sum, pin, rss_mib, truth};
+use bench_procs::cpu_seconds;
+
+use super::{Rig, metric_sum, pin, rss_mib, truth};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Experiment {

@@ -220,31 +220,23 @@ pub fn metric_sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
-/// Resident memory of a process, in MiB, from /proc.
-/// CPU time (user + system) of a process and all its threads so far, from `/proc`.
-pub fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The fields after the command name (which may hold spaces) start after its ')'.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
-}
-
 /// Pins processes (every thread, and with `children` every child they have now; children
 /// forked later inherit it) to `cpus` (a `taskset` list, e.g. "0" or "0-1"). `false` when
 /// `taskset` could not do it.
 pub fn pin(pids: &[u32], cpus: &str, children: bool) -> bool {
     let mut all = pids.to_vec();
-    for pid in pids.iter().filter(|_| children) {
-        if let Ok(out) = std::process::Command::new("pgrep")
-            .args(["-P", &pid.to_string()])
-            .output()
-        {
-            all.extend(
-                String::from_utf8_lossy(&out.stdout)
-                    .lines()
-                    .filter_map(|l| l.trim().parse::<u32>().ok()),
-            );
+    if children {
+        for pid in pids {
+            if let Ok(out) = std::process::Command::new("pgrep")
+                .args(["-P", &pid.to_string()])
+                .output()
+            {
+                all.extend(
+                    String::from_utf8_lossy(&out.stdout)
+                        .lines()
+                        .filter_map(|l| l.trim().parse::<u32>().ok()),
+                );
+            }
         }
     }
     all.iter().all(|pid| {
@@ -257,17 +249,9 @@ pub fn pin(pids: &[u32], cpus: &str, children: bool) -> bool {
     })
 }
 
+/// Resident memory of a process, in MiB, from /proc.
 pub fn rss_mib(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kb / 1024.0)
+    bench_procs::rss_bytes(pid).map(|b| b as f64 / (1024.0 * 1024.0))
 }
 
 /// Percentile `p` (0–100) of sorted durations, in milliseconds.
