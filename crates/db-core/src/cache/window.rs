@@ -75,7 +75,7 @@ impl Window {
         let _ = write!(out, "{:08}", self.slots.len());
         for (s, (from, to)) in self.slots.iter().zip(ends).rev() {
             out.extend_from_slice(&self.docs[from..to]);
-            let _ = writeln!(out, "\t{},{}", s.id, s.at_micros);
+            end_entry(&mut out, s.id, s.at_micros);
         }
         out
     }
@@ -160,6 +160,13 @@ impl Window {
         array.push(b']');
         serde_json::from_slice(&array).unwrap_or_default()
     }
+}
+
+/// Ends a stored entry after its document: a tab, its cursor, a line feed — the one place the
+/// format is written, for a loaded window and an appended message alike.
+fn end_entry(out: &mut Vec<u8>, id: i64, at_micros: i64) {
+    use std::io::Write;
+    let _ = writeln!(out, "\t{id},{at_micros}");
 }
 
 /// `{"items":[<docs>],"next":<cursor or null>}`, as `KeysetPage` serializes.
@@ -330,10 +337,7 @@ impl Cache {
         let Ok(mut entry) = serde_json::to_vec(m) else {
             return;
         };
-        {
-            use std::io::Write;
-            let _ = writeln!(entry, "\t{},{}", m.id, m.created_at.timestamp_micros());
-        }
+        end_entry(&mut entry, m.id, m.created_at.timestamp_micros());
         let key = self.keys().conversation(m.user_id, &m.character_id);
         let version_key = self.keys().conversation_version(m.user_id, &m.character_id);
         let ttl = self
