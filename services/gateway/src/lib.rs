@@ -121,7 +121,10 @@ pub struct Gateway {
     pub limits: SyncedLimits,
     pub upstreams: Arc<Upstreams>,
     pub directory: Arc<Directory>,
-    pub client: reqwest::Client,
+    /// The upstream client of the thread asking (see [`Gateway::client`]).
+    clients: thread_local::ThreadLocal<reqwest::Client>,
+    /// The client built first, for a thread whose own could not be built.
+    shared_client: reqwest::Client,
     pub metrics: Handle,
     pub in_flight: tokio::sync::Semaphore,
     pub long_in_flight: tokio::sync::Semaphore,
@@ -130,15 +133,20 @@ pub struct Gateway {
     pub webapp: Option<webapp::WebApp>,
 }
 
+/// How the gateway talks to the services.
+fn upstream_client() -> reqwest::Result<reqwest::Client> {
+    service_kit::http::client(|b| {
+        b.connect_timeout(Duration::from_secs(1))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(64)
+            // Never follow an upstream's redirect: the client gets it as it is.
+            .redirect(reqwest::redirect::Policy::none())
+    })
+}
+
 impl Gateway {
     pub fn new(config: GatewayConfig, cache: Cache, keys: TokenKeys) -> anyhow::Result<Self> {
-        let client = service_kit::http::client(|b| {
-            b.connect_timeout(Duration::from_secs(1))
-                .pool_idle_timeout(Duration::from_secs(60))
-                .pool_max_idle_per_host(64)
-                // Never follow an upstream's redirect: the client gets it as it is.
-                .redirect(reqwest::redirect::Policy::none())
-        })?;
+        let shared_client = upstream_client()?;
         let upstreams = Arc::new(Upstreams {
             services: config
                 .upstreams
@@ -164,18 +172,29 @@ impl Gateway {
             cache,
             keys,
             upstreams,
-            client,
+            clients: thread_local::ThreadLocal::new(),
+            shared_client,
             metrics: service_kit::metrics::install(),
         })
+    }
+
+    /// The client for upstream requests made on this thread. One per thread: a pooled
+    /// connection's task runs on the runtime that opened it, so a connection shared between the
+    /// HTTP workers (one single-threaded runtime each) would have every request and answer
+    /// cross threads — two wake-ups through the kernel per request.
+    pub fn client(&self) -> &reqwest::Client {
+        self.clients
+            .get_or_try(upstream_client)
+            .unwrap_or(&self.shared_client)
     }
 
     /// The background work: replica health checks, the route table, revocations heard on
     /// Redis, the rate-limit counters shared through Redis.
     pub fn spawn_background(&self) -> Vec<tokio::task::JoinHandle<()>> {
         let mut tasks = vec![
-            self.upstreams.spawn_health_checks(self.client.clone()),
+            self.upstreams.spawn_health_checks(self.client().clone()),
             self.directory
-                .spawn(self.upstreams.clone(), self.client.clone()),
+                .spawn(self.upstreams.clone(), self.client().clone()),
         ];
         tasks.extend(self.revocations.spawn_listener(&self.cache));
         tasks.push(self.limits.spawn(self.config.limit_sync));

@@ -205,7 +205,7 @@ async fn gateway_to(
     }
     let cache = Cache::new(RedisPool::new(&db_test::redis_config()).unwrap());
     let gw = web::Data::new(Gateway::new(config, cache, keys).unwrap());
-    gw.directory.refresh(&gw.upstreams, &gw.client).await;
+    gw.directory.refresh(&gw.upstreams, gw.client()).await;
     assert_eq!(
         gw.directory.snapshot().table.len(),
         1,
