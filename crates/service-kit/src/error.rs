@@ -234,30 +234,7 @@ impl ApiError {
     /// elsewhere (load shedding), where a log line per request would add to the overload.
     pub fn problem(&self) -> HttpResponse {
         let status = self.status_code();
-        let request_id = request_id::current().unwrap_or_default();
-        let detail = if status.is_server_error() {
-            match self {
-                ApiError::Unavailable { .. }
-                | ApiError::BadGateway(_)
-                | ApiError::GatewayTimeout(_) => self.to_string(),
-                _ => "Something went wrong on our side. The request id identifies it in our logs."
-                    .to_owned(),
-            }
-        } else {
-            self.to_string()
-        };
-        let body = Problem {
-            kind: format!("https://dream.invalid/problems/{}", self.code()),
-            title: self.title().to_owned(),
-            status: status.as_u16(),
-            detail,
-            code: self.code().to_owned(),
-            field: match self {
-                ApiError::Validation { field, .. } => Some((*field).to_owned()),
-                _ => None,
-            },
-            request_id,
-        };
+        let body = self.document(request_id::current().unwrap_or_default());
         let mut response = HttpResponse::build(status);
         response.insert_header((
             header::CONTENT_TYPE,
@@ -276,6 +253,52 @@ impl ApiError {
             _ => {}
         }
         response.body(serde_json::to_vec(&body).unwrap_or_default())
+    }
+
+    /// The answer of a saturated server (503, `Retry-After: 1`, no request id: none was
+    /// given), built once: under overload a refusal clones a pointer instead of writing a
+    /// document.
+    pub fn shed() -> HttpResponse {
+        static BODY: std::sync::OnceLock<actix_web::web::Bytes> = std::sync::OnceLock::new();
+        let body = BODY.get_or_init(|| {
+            let document = ApiError::Unavailable { retry_after: 1 }.document(String::new());
+            serde_json::to_vec(&document).unwrap_or_default().into()
+        });
+        HttpResponse::ServiceUnavailable()
+            .insert_header((
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/problem+json"),
+            ))
+            .insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")))
+            .body(body.clone())
+    }
+
+    /// The problem document of this error.
+    fn document(&self, request_id: String) -> Problem {
+        let status = self.status_code();
+        let detail = if status.is_server_error() {
+            match self {
+                ApiError::Unavailable { .. }
+                | ApiError::BadGateway(_)
+                | ApiError::GatewayTimeout(_) => self.to_string(),
+                _ => "Something went wrong on our side. The request id identifies it in our logs."
+                    .to_owned(),
+            }
+        } else {
+            self.to_string()
+        };
+        Problem {
+            kind: format!("https://dream.invalid/problems/{}", self.code()),
+            title: self.title().to_owned(),
+            status: status.as_u16(),
+            detail,
+            code: self.code().to_owned(),
+            field: match self {
+                ApiError::Validation { field, .. } => Some((*field).to_owned()),
+                _ => None,
+            },
+            request_id,
+        }
     }
 }
 

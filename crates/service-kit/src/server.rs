@@ -96,7 +96,7 @@ where
             .wrap(from_fn(refuse_compressed_bodies))
             .wrap(from_fn(crate::metrics::middleware))
             .wrap(from_fn(crate::request_id::middleware))
-            .wrap(tracing_actix_web::TracingLogger::default())
+            .wrap(tracing_actix_web::TracingLogger::<RootSpan>::new())
             .wrap(from_fn({
                 let saturated = settings.saturated.clone();
                 move |req, next| shed_when_saturated(saturated.clone(), req, next)
@@ -127,6 +127,34 @@ where
     Ok(())
 }
 
+/// Each request's root span, built only when something listens to it: tracing-actix-web's
+/// default builder reads the connection info, makes a request id of its own and formats the
+/// span's name for every request before its span macro finds the span off.
+struct RootSpan;
+
+impl tracing_actix_web::RootSpanBuilder for RootSpan {
+    fn on_request_start(request: &actix_web::dev::ServiceRequest) -> tracing::Span {
+        // The default builder's span has this target and level.
+        if tracing::enabled!(
+            target: "tracing_actix_web::root_span_builder",
+            tracing::Level::INFO
+        ) {
+            tracing_actix_web::DefaultRootSpanBuilder::on_request_start(request)
+        } else {
+            tracing::Span::none()
+        }
+    }
+
+    fn on_request_end<B: actix_web::body::MessageBody>(
+        span: tracing::Span,
+        outcome: &Result<actix_web::dev::ServiceResponse<B>, actix_web::Error>,
+    ) {
+        if !span.is_disabled() {
+            tracing_actix_web::DefaultRootSpanBuilder::on_request_end(span, outcome);
+        }
+    }
+}
+
 /// The outermost middleware: a 503 before anything else runs while the server is saturated.
 async fn shed_when_saturated(
     saturated: Option<Saturated>,
@@ -135,8 +163,7 @@ async fn shed_when_saturated(
 ) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
     if saturated.is_some_and(|s| s()) {
         metrics::counter!("http_shed_total").increment(1);
-        let refused = crate::ApiError::Unavailable { retry_after: 1 }.problem();
-        return Ok(req.into_response(refused));
+        return Ok(req.into_response(crate::ApiError::shed()));
     }
     Ok(next.call(req).await?.map_into_boxed_body())
 }

@@ -14,6 +14,7 @@ use service_kit::{ApiError, request_id};
 
 use crate::Gateway;
 use crate::routes::{PathError, RequestPath};
+use crate::upstream::BaseUrl;
 
 /// Headers that belong to one hop, never forwarded either way.
 const HOP_BY_HOP: &[&str] = &[
@@ -93,23 +94,20 @@ async fn read_body(mut payload: web::Payload, max: usize) -> Result<web::Bytes, 
     Ok(body.freeze())
 }
 
-/// The URL of `path` on `base`, refused unless the URL parser kept the path byte for byte
-/// (so the service is asked for exactly what was authorized).
+/// The URL of `path` on `base`, refused unless the URL keeps the path byte for byte (so the
+/// service is asked for exactly what was authorized).
 pub fn upstream_url(
-    base: &str,
+    base: &BaseUrl,
     path: &RequestPath<'_>,
     query: Option<&str>,
 ) -> Result<reqwest::Url, ApiError> {
-    let text = match query {
-        Some(q) => format!("{base}{}?{q}", path.raw),
-        None => format!("{base}{}", path.raw),
-    };
-    let url = reqwest::Url::parse(&text)
-        .map_err(|_| ApiError::BadRequest("the path is not a valid URL path".into()))?;
-    let base_path = reqwest::Url::parse(base)
-        .map(|b| b.path().trim_end_matches('/').to_owned())
-        .unwrap_or_default();
-    if url.path().strip_prefix(base_path.as_str()) != Some(path.raw) {
+    let mut full = String::with_capacity(base.path.len() + path.raw.len());
+    full.push_str(&base.path);
+    full.push_str(path.raw);
+    let mut url = base.url.clone();
+    url.set_path(&full);
+    url.set_query(query);
+    if url.path() != full {
         return Err(ApiError::BadRequest(
             "the path is not in canonical form".into(),
         ));
@@ -126,7 +124,7 @@ pub async fn forward(
     // a refusal costs microseconds and an overload does not feed itself.
     if gw.in_flight.available_permits() == 0 {
         metrics::counter!("gateway_shed_total").increment(1);
-        return Ok(ApiError::Unavailable { retry_after: 1 }.problem());
+        return Ok(ApiError::shed());
     }
     let client = gw.config.trusted_proxies.client_of(&req);
     let client_key = service_kit::client::limit_key(client);
@@ -231,7 +229,7 @@ pub async fn forward(
     let Ok(_slot) = slots.try_acquire() else {
         // Counted, not logged: under overload a log line per refusal would add to it.
         metrics::counter!("gateway_shed_total").increment(1);
-        return Ok(ApiError::Unavailable { retry_after: 1 }.problem());
+        return Ok(ApiError::shed());
     };
     let service = gw
         .upstreams
@@ -243,9 +241,13 @@ pub async fn forward(
     // A refused connection means the request never reached that replica: another one may be
     // asked, whatever the method.
     for replica in service.pick(2) {
-        let url = upstream_url(&replica.url, &path, req.uri().query())?;
+        let base = replica
+            .base
+            .as_ref()
+            .ok_or(ApiError::BadGateway(service.name))?;
+        let url = upstream_url(base, &path, req.uri().query())?;
         let mut out = gw
-            .client
+            .client()
             .request(method.clone(), url)
             .timeout(route.timeout)
             .body(body.clone());
@@ -392,12 +394,16 @@ pub const UPSTREAM_CUT_EVENT: &[u8] =
 mod tests {
     use super::*;
 
+    fn base(url: &str) -> BaseUrl {
+        BaseUrl::parse(url).unwrap_or_else(|| panic!("{url} parses"))
+    }
+
     #[test]
     fn the_forwarded_url_keeps_the_checked_path() {
         let path = RequestPath::parse("/api/v1/characters/sophia").ok();
         let url = path
             .as_ref()
-            .map(|p| upstream_url("http://127.0.0.1:8082", p, Some("q=l'amour&x=1")));
+            .map(|p| upstream_url(&base("http://127.0.0.1:8082"), p, Some("q=l'amour&x=1")));
         assert_eq!(
             url.and_then(Result::ok).map(|u| u.path().to_owned()),
             Some("/api/v1/characters/sophia".to_owned())
@@ -405,7 +411,7 @@ mod tests {
         // A base with a prefix keeps it in front.
         let url = path
             .as_ref()
-            .map(|p| upstream_url("http://10.0.0.1/chat", p, None));
+            .map(|p| upstream_url(&base("http://10.0.0.1/chat/"), p, None));
         assert_eq!(
             url.and_then(Result::ok).map(|u| u.path().to_owned()),
             Some("/chat/api/v1/characters/sophia".to_owned())
@@ -414,7 +420,7 @@ mod tests {
         let odd = RequestPath::parse("/api/v1/characters/a\"b").ok();
         assert!(
             odd.as_ref()
-                .map(|p| upstream_url("http://127.0.0.1:8082", p, None))
+                .map(|p| upstream_url(&base("http://127.0.0.1:8082"), p, None))
                 .is_some_and(|r| r.is_err())
         );
     }

@@ -10,7 +10,26 @@ use db_core::cache::Breaker;
 
 pub struct Replica {
     pub url: String,
+    /// `url` parsed once (none if it does not parse: every request to it answers 502).
+    pub base: Option<BaseUrl>,
     pub breaker: Breaker,
+}
+
+/// A replica's address parsed once, so that a request's URL is built without parsing the
+/// scheme and host again.
+pub struct BaseUrl {
+    pub url: reqwest::Url,
+    /// The path in front of every forwarded path (`/chat` for `http://10.0.0.1/chat`), without
+    /// a trailing slash.
+    pub path: String,
+}
+
+impl BaseUrl {
+    pub fn parse(url: &str) -> Option<Self> {
+        let url = reqwest::Url::parse(url).ok()?;
+        let path = url.path().trim_end_matches('/').to_owned();
+        Some(Self { url, path })
+    }
 }
 
 pub struct Service {
@@ -27,6 +46,7 @@ impl Service {
                 .iter()
                 .map(|u| Replica {
                     url: u.trim_end_matches('/').to_owned(),
+                    base: BaseUrl::parse(u),
                     breaker: Breaker::new(2, Duration::from_secs(5)),
                 })
                 .collect(),
