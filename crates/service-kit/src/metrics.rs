@@ -48,17 +48,87 @@ pub fn install() -> PrometheusHandle {
         .clone()
 }
 
+/// A request's two histograms (its duration, its query count)…
+type Histograms = (metrics::Histogram, metrics::Histogram);
+/// …found by its route pattern, method, status and whether it streamed.
+type HistogramKey = (Option<String>, &'static str, u16, bool);
+
+thread_local! {
+    /// The histograms this worker has recorded into: looked up instead of rebuilt (four label
+    /// strings) and registered again (a hash of them) on every request. Bounded: routes are
+    /// declared, methods beyond the standard ones count as `OTHER`, statuses are three digits.
+    static HISTOGRAMS: std::cell::RefCell<std::collections::HashMap<HistogramKey, Histograms>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// The method as a label: the standard ones by name, any other as `OTHER` (a client choosing
+/// methods must not choose how many series the server keeps).
+fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::TRACE,
+    ]
+    .iter()
+    .find(|m| *m == method)
+    .map_or("OTHER", |m| match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        _ => "TRACE",
+    })
+}
+
+fn histograms(
+    pattern: Option<String>,
+    method: &'static str,
+    status: u16,
+    streamed: bool,
+) -> Histograms {
+    HISTOGRAMS.with_borrow_mut(|cache| {
+        cache
+            .entry((pattern, method, status, streamed))
+            .or_insert_with_key(|(pattern, method, status, streamed)| {
+                // `{param}` becomes `:param`: braces inside label values trip some Prometheus
+                // parsers.
+                let route = pattern.as_deref().map_or_else(
+                    || "unmatched".to_owned(),
+                    |p| p.replace('{', ":").replace('}', ""),
+                );
+                let labels = [
+                    ("route", route.clone()),
+                    ("method", (*method).to_owned()),
+                    ("status", status.to_string()),
+                    ("streamed", streamed.to_string()),
+                ];
+                (
+                    metrics::histogram!("http_request_duration_seconds", &labels),
+                    metrics::histogram!("db_queries_per_request", "route" => route),
+                )
+            })
+            .clone()
+    })
+}
+
 /// Times every request by route pattern, counts the database queries it ran, and logs it.
 pub async fn middleware(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    // `{param}` becomes `:param`: braces inside label values trip some Prometheus parsers.
-    let route = req.match_pattern().map_or_else(
-        || "unmatched".to_owned(),
-        |p| p.replace('{', ":").replace('}', ""),
-    );
-    let method = req.method().to_string();
+    let pattern = req.match_pattern();
+    let method = method_label(req.method());
     let path = req.path().to_owned();
     let started = Instant::now();
     let (res, queries) = db_core::instrumentation::count_queries(next.call(req)).await;
@@ -78,15 +148,10 @@ pub async fn middleware(
     let problem = error
         .and_then(|e| e.as_error::<crate::ApiError>())
         .map(|e| (e.code(), e.to_string()));
-    crate::telemetry::access(&method, &path, status, elapsed, problem);
-    let labels = [
-        ("route", route.clone()),
-        ("method", method),
-        ("status", status.to_string()),
-        ("streamed", streamed.to_string()),
-    ];
-    metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
-    metrics::histogram!("db_queries_per_request", "route" => route).record(queries as f64);
+    crate::telemetry::access(method, &path, status, elapsed, problem);
+    let (duration, query_count) = histograms(pattern, method, status, streamed);
+    duration.record(elapsed.as_secs_f64());
+    query_count.record(queries as f64);
     res
 }
 
@@ -120,4 +185,20 @@ pub fn render(kit: &Kit) -> String {
     });
     metrics::gauge!("db_slow_queries").set(db_core::instrumentation::slow_query_total() as f64);
     kit.metrics.render()
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::http::Method;
+
+    /// A client inventing methods cannot make the server keep a series per invention.
+    #[test]
+    fn methods_beyond_the_standard_ones_share_one_label() {
+        assert_eq!(super::method_label(&Method::GET), "GET");
+        assert_eq!(super::method_label(&Method::DELETE), "DELETE");
+        for invented in ["PURGE", "FOO1", "FOO2"] {
+            let method = Method::from_bytes(invented.as_bytes()).unwrap_or(Method::GET);
+            assert_eq!(super::method_label(&method), "OTHER", "{invented}");
+        }
+    }
 }
