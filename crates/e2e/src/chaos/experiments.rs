@@ -721,10 +721,17 @@ async fn overload_runs(
     mix: Mix,
     pinned: bool,
 ) -> anyhow::Result<Row> {
+    // Capacity is the warm stack's: the first quarter of the run (caches filling, pools
+    // opening) is not counted.
+    let warm = scale.capacity_for / 4;
     let closed = Load::closed(target(rig), scale.capacity_connections, mix);
-    tokio::time::sleep(scale.capacity_for).await;
+    tokio::time::sleep(warm + scale.capacity_for).await;
     let measured = closed.stop().await;
-    let capacity = measured.records.iter().filter(|r| r.ok()).count() as f64
+    let capacity = measured
+        .records
+        .iter()
+        .filter(|r| r.ok() && r.at >= warm && r.at < warm + scale.capacity_for)
+        .count() as f64
         / scale.capacity_for.as_secs_f64();
     let gateway = rig.stack.gateway_proc.pid();
     let rss_before = rss_mib(gateway).unwrap_or_default();
