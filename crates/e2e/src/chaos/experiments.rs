@@ -724,7 +724,11 @@ async fn overload_runs(
     // Capacity is the warm stack's: the first quarter of the run (caches filling, pools
     // opening) is not counted.
     let warm = scale.capacity_for / 4;
-    let closed = Load::closed(target(rig), scale.capacity_connections, mix);
+    let connections = std::env::var("CHAOS_CAPACITY_CONNECTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(scale.capacity_connections);
+    let closed = Load::closed(target(rig), connections, mix);
     tokio::time::sleep(warm + scale.capacity_for).await;
     let measured = closed.stop().await;
     let capacity = measured
@@ -776,8 +780,7 @@ async fn overload_runs(
         "the load generator shares the cores with the stack".to_owned()
     });
     row.notes.push(format!(
-        "capacity (closed loop, {} clients): {capacity:.0} req/s; offered {offered:.0} req/s open loop for {ran:.0} s",
-        scale.capacity_connections
+        "capacity (closed loop, {connections} clients): {capacity:.0} req/s; offered {offered:.0} req/s open loop for {ran:.0} s"
     ));
     row.notes.push(format!(
         "during the overload: the generator used {:.0} % of a core, the gateway {:.0} %",
