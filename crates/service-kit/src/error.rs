@@ -233,9 +233,28 @@ impl ApiError {
     /// The problem+json answer, without logging: for refusals that are expected and counted
     /// elsewhere (load shedding), where a log line per request would add to the overload.
     pub fn problem(&self) -> HttpResponse {
-        let status = self.status_code();
         let body = self.document(request_id::current().unwrap_or_default());
-        let mut response = HttpResponse::build(status);
+        self.head()
+            .body(serde_json::to_vec(&body).unwrap_or_default())
+    }
+
+    /// The answer of a saturated server (503, `Retry-After: 1`, no request id: none was
+    /// given), its document written once: under overload a refusal clones a pointer instead
+    /// of writing a document.
+    pub fn shed() -> HttpResponse {
+        static BODY: std::sync::OnceLock<actix_web::web::Bytes> = std::sync::OnceLock::new();
+        let refusal = ApiError::Unavailable { retry_after: 1 };
+        let body = BODY.get_or_init(|| {
+            serde_json::to_vec(&refusal.document(String::new()))
+                .unwrap_or_default()
+                .into()
+        });
+        refusal.head().body(body.clone())
+    }
+
+    /// The status and headers of this error's answer.
+    fn head(&self) -> actix_web::HttpResponseBuilder {
+        let mut response = HttpResponse::build(self.status_code());
         response.insert_header((
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
@@ -252,25 +271,7 @@ impl ApiError {
             }
             _ => {}
         }
-        response.body(serde_json::to_vec(&body).unwrap_or_default())
-    }
-
-    /// The answer of a saturated server (503, `Retry-After: 1`, no request id: none was
-    /// given), built once: under overload a refusal clones a pointer instead of writing a
-    /// document.
-    pub fn shed() -> HttpResponse {
-        static BODY: std::sync::OnceLock<actix_web::web::Bytes> = std::sync::OnceLock::new();
-        let body = BODY.get_or_init(|| {
-            let document = ApiError::Unavailable { retry_after: 1 }.document(String::new());
-            serde_json::to_vec(&document).unwrap_or_default().into()
-        });
-        HttpResponse::ServiceUnavailable()
-            .insert_header((
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/problem+json"),
-            ))
-            .insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")))
-            .body(body.clone())
+        response
     }
 
     /// The problem document of this error.
