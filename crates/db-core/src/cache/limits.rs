@@ -215,7 +215,8 @@ impl Cache {
 /// ([`SyncedLimits::spawn`]) adds those hits to the counters in Redis every interval and reads
 /// back what every replica counted (an idle counter only once it is past half its limit). So
 /// the limits stay shared across replicas, off by at most what the other replicas counted
-/// within one interval, and a request pays no Redis round trip. While Redis cannot answer, the hits stay here and each process limits on its own.
+/// within one interval, and a request pays no Redis round trip. While Redis cannot answer, the
+/// hits stay here and each process limits on its own.
 #[derive(Clone)]
 pub struct SyncedLimits(Arc<Synced>);
 
@@ -258,7 +259,9 @@ impl SyncedLimits {
     }
 
     fn hit(&self, key: String, w: &Window, limit: u64) -> u64 {
-        let c = self.0.counters.get_with(key.clone(), || {
+        // By reference: the key is copied only when the counter is new, and kept for the
+        // due list below.
+        let c = self.0.counters.get_with_by_ref(key.as_str(), || {
             Arc::new(Counter {
                 secs: w.secs,
                 index: w.index,
