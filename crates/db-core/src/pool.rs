@@ -33,9 +33,34 @@ pub enum DbError {
 }
 
 impl DbError {
-    /// True when the database is unavailable rather than the request being wrong.
+    /// True when the database is unavailable rather than the request being wrong: no
+    /// connection to be had, or the one in hand lost under the query (a restart).
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, DbError::PoolTimeout(_) | DbError::Unreachable(_))
+        match self {
+            DbError::PoolTimeout(_) | DbError::Unreachable(_) => true,
+            DbError::Query(e) => server_went_away(e),
+        }
+    }
+}
+
+/// A query failed because of the server, not the query: the connection closed under it, or
+/// PostgreSQL ended or cancelled it (SQLSTATE class 57: a shutdown or restart terminating the
+/// session, a statement timeout). The caller may retry; with a client id a retried send is
+/// still stored once.
+pub fn server_went_away(e: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind as Kind, Error};
+    match e {
+        Error::DatabaseError(Kind::UnableToSendCommand | Kind::ClosedConnection, _) => true,
+        // diesel-async reports class 57 as `Unknown`; its message is all there is to go by.
+        Error::DatabaseError(Kind::Unknown, info) => {
+            let m = info.message();
+            m.starts_with("terminating connection")
+                || m.starts_with("canceling statement due to")
+                || m.starts_with("the database system is")
+        }
+        Error::BrokenTransactionManager => true,
+        Error::RollbackErrorOnCommit { commit_error, .. } => server_went_away(commit_error),
+        _ => false,
     }
 }
 

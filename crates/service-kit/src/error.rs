@@ -342,7 +342,11 @@ impl From<db_core::CreateUserError> for ApiError {
 
 impl From<db_core::QueryError> for ApiError {
     fn from(e: db_core::QueryError) -> Self {
-        ApiError::Internal(e.into())
+        if db_core::pool::server_went_away(&e) {
+            ApiError::Unavailable { retry_after: 1 }
+        } else {
+            ApiError::Internal(e.into())
+        }
     }
 }
 
@@ -424,5 +428,11 @@ mod tests {
         assert_eq!(e.status_code(), StatusCode::SERVICE_UNAVAILABLE);
         let e: ApiError = DbError::Query(db_core::QueryError::NotFound).into();
         assert_eq!(e.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
+        // The connection lost under a transaction (a PostgreSQL restart), raw or wrapped.
+        let lost = || db_core::QueryError::BrokenTransactionManager;
+        let e: ApiError = DbError::Query(lost()).into();
+        assert_eq!(e.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+        let e: ApiError = lost().into();
+        assert_eq!(e.status_code(), StatusCode::SERVICE_UNAVAILABLE);
     }
 }

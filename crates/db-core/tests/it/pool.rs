@@ -27,10 +27,44 @@ async fn connections_carry_the_service_name_and_a_statement_timeout() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("statement timeout"), "{err}");
+    assert!(
+        DbError::Query(err).is_unavailable(),
+        "a statement the server gave up on is a 503 to retry, not a 500"
+    );
     assert_eq!(
         scalar(&mut conn, "1 + 1").await,
         "2",
         "the connection survives the cancelled statement"
+    );
+}
+
+#[tokio::test]
+async fn a_session_the_server_ends_under_a_query_is_unavailable_not_a_bug() {
+    // What a PostgreSQL restart does to every pooled connection: the server ends the session.
+    let test = TestDb::new().await.unwrap();
+    let db = Db::new(&test.pg_config(), SlowQueryConfig::default());
+    let mut victim = db.write().await.unwrap();
+    let pid = scalar(&mut victim, "pg_backend_pid()").await;
+    let mut admin = db.write().await.unwrap();
+    assert_eq!(
+        scalar(&mut admin, &format!("pg_terminate_backend({pid})")).await,
+        "true"
+    );
+    for attempt in ["terminated", "closed"] {
+        let err = db_core::pool::batch_execute(&mut victim, "SELECT 1")
+            .await
+            .unwrap_err();
+        assert!(
+            DbError::Query(err).is_unavailable(),
+            "a query on a {attempt} session must read as the database being away"
+        );
+    }
+    let err = db_core::pool::batch_execute(&mut admin, "SELECT * FROM no_such_table")
+        .await
+        .unwrap_err();
+    assert!(
+        !DbError::Query(err).is_unavailable(),
+        "a query that is wrong stays a bug"
     );
 }
 
