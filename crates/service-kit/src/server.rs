@@ -163,9 +163,36 @@ async fn shed_when_saturated(
 ) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
     if saturated.is_some_and(|s| s()) {
         metrics::counter!("http_shed_total").increment(1);
+        let mut req = req;
+        let (head, body) = req.parts_mut();
+        drain_small_body(head.headers(), body).await;
         return Ok(req.into_response(crate::ApiError::shed()));
     }
     Ok(next.call(req).await?.map_into_boxed_body())
+}
+
+/// Reads the small body of a request about to be refused, so that its connection stays open:
+/// actix closes a keep-alive connection whose body (of a stated length) was left unread, and
+/// every refused POST would then cost its client a new connection — under overload thousands
+/// a second, each accepted here (and a TLS handshake behind a real load balancer), the
+/// kernel's backlog overflowing into SYN retransmits of a second and more. A large body, or
+/// one not all there within a few milliseconds, is left unread: that connection closes.
+pub async fn drain_small_body<S>(headers: &actix_web::http::header::HeaderMap, body: &mut S)
+where
+    S: futures_util::Stream<Item = Result<actix_web::web::Bytes, actix_web::error::PayloadError>>
+        + Unpin,
+{
+    use futures_util::StreamExt;
+    const AT_MOST: u64 = 64 * 1024;
+    const WAIT: std::time::Duration = std::time::Duration::from_millis(5);
+    let length = headers
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if length.is_some_and(|n| n > 0 && n <= AT_MOST) {
+        let _ = tokio::time::timeout(WAIT, async { while let Some(Ok(_)) = body.next().await {} })
+            .await;
+    }
 }
 
 /// Refuses a compressed request body (415): actix would expand it before any size limit
@@ -287,6 +314,7 @@ mod tests {
             },
             admin: |_: &mut web::ServiceConfig| {},
         }));
+        let addr = listeners_addr(&base);
         let http = reqwest::Client::new();
         let refused = http.get(format!("{base}/ok")).send().await.unwrap();
         assert_eq!(refused.status(), 503);
@@ -299,10 +327,73 @@ mod tests {
             !refused.headers().contains_key(crate::request_id::HEADER),
             "refused before the request id middleware"
         );
+
+        // A refused POST leaves its connection open for the next request, as long as its body
+        // is small: the body is read before the refusal.
+        let post = |length: usize, body: &str| {
+            format!(
+                "POST /ok HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\ncontent-length: {length}\r\n\r\n{body}"
+            )
+        };
+        let small = r#"{"content":"hello"}"#;
+        let (reused, big) = tokio::task::spawn_blocking(move || {
+            let mut conn = std::net::TcpStream::connect(addr).unwrap();
+            conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let reused: Vec<Option<String>> = (0..3)
+                .map(|_| exchange(&mut conn, &post(small.len(), small)))
+                .collect();
+            // A body far larger than a refusal is worth reading: refused, connection closed.
+            let big = exchange(&mut conn, &post(1 << 20, small));
+            let mut rest = [0u8; 64];
+            let closed = matches!(std::io::Read::read(&mut conn, &mut rest), Ok(0) | Err(_));
+            (reused, (big, closed))
+        })
+        .await
+        .unwrap();
+        for (n, head) in reused.into_iter().enumerate() {
+            let head = head.unwrap_or_else(|| panic!("refusal {n}: the connection was closed"));
+            assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+        }
+        assert!(big.0.unwrap().starts_with("HTTP/1.1 503"));
+        assert!(big.1, "the connection of a large unread body closes");
+
         saturated.store(false, Ordering::Relaxed);
         let served = http.get(format!("{base}/ok")).send().await.unwrap();
         assert_eq!(served.status(), 200);
         assert!(served.headers().contains_key(crate::request_id::HEADER));
         server.abort();
+    }
+
+    fn listeners_addr(base: &str) -> std::net::SocketAddr {
+        base.trim_start_matches("http://").parse().unwrap()
+    }
+
+    /// Writes one request and reads one answer; its head, or `None` if the connection closed.
+    fn exchange(conn: &mut std::net::TcpStream, request: &str) -> Option<String> {
+        use std::io::{Read, Write};
+        conn.write_all(request.as_bytes()).ok()?;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = conn.read(&mut buf).ok()?;
+            if n == 0 {
+                return None;
+            }
+            got.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&got).into_owned();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length: usize = text[..end]
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse().unwrap_or(0))
+                    })
+                    .unwrap_or(0);
+                if got.len() >= end + 4 + length {
+                    return Some(text[..end].to_owned());
+                }
+            }
+        }
     }
 }

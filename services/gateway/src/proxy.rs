@@ -117,13 +117,14 @@ pub fn upstream_url(
 
 pub async fn forward(
     req: HttpRequest,
-    payload: web::Payload,
+    mut payload: web::Payload,
     gw: web::Data<Gateway>,
 ) -> Result<HttpResponse, ApiError> {
     // Saturated: refuse before spending anything (no token check, no Redis round trip), so that
     // a refusal costs microseconds and an overload does not feed itself.
     if gw.in_flight.available_permits() == 0 {
         metrics::counter!("gateway_shed_total").increment(1);
+        service_kit::server::drain_small_body(req.headers(), &mut payload).await;
         return Ok(ApiError::shed());
     }
     let client = gw.config.trusted_proxies.client_of(&req);

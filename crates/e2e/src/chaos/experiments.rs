@@ -130,11 +130,16 @@ impl Scale {
 }
 
 fn target(rig: &Rig) -> Target {
+    target_keeping(rig, 512)
+}
+
+/// A target whose client keeps up to `connections` idle connections open for reuse.
+fn target_keeping(rig: &Rig, connections: usize) -> Target {
     Target {
         base: rig.stack.gateway.clone(),
         http: Client::builder()
             .timeout(Duration::from_secs(10))
-            .pool_max_idle_per_host(512)
+            .pool_max_idle_per_host(connections)
             // Within the servers' keep-alive: an idle connection is never reused as it closes.
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
@@ -715,6 +720,20 @@ async fn overload(rig: &mut Rig, scale: &Scale) -> anyhow::Result<Row> {
     result
 }
 
+/// Connections (and so requests waiting at once) the overload's clients hold, unless
+/// `CHAOS_OVERLOAD_MAX_WAITING` says otherwise: four times the gateway's in-flight bound, so
+/// the gateway, not the clients, decides what is refused.
+const OVERLOAD_CONNECTIONS: usize = 1024;
+
+/// Connections accepted by this machine's TCP since boot (`/proc/net/snmp`, PassiveOpens).
+fn tcp_passive_opens() -> Option<u64> {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").ok()?;
+    let mut tcp = snmp.lines().filter(|l| l.starts_with("Tcp:"));
+    let (names, values) = (tcp.next()?, tcp.next()?);
+    let at = names.split_whitespace().position(|n| n == "PassiveOpens")?;
+    values.split_whitespace().nth(at)?.parse().ok()
+}
+
 async fn overload_runs(
     rig: &mut Rig,
     scale: &Scale,
@@ -743,11 +762,16 @@ async fn overload_runs(
     let me = std::process::id();
     let cpu_before = cpu_seconds(me).unwrap_or_default();
     let gateway_cpu_before = cpu_seconds(gateway).unwrap_or_default();
+    // The clients of the overload hold at most this many connections, each kept open between
+    // requests, as browsers do: the overload is three times the requests, not a flood of new
+    // connections (44,000 in 10 s when each waiting request could open one: the kernel's
+    // backlog overflowed and SYN retransmits, 1 s, 3 s, 7 s, became the refusals' p99).
     let max_waiting = std::env::var("CHAOS_OVERLOAD_MAX_WAITING")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(super::load::MAX_WAITING);
-    let load = Load::open_bounded(target(rig), offered, mix, max_waiting);
+        .unwrap_or(OVERLOAD_CONNECTIONS);
+    let opened_before = tcp_passive_opens();
+    let load = Load::open_bounded(target_keeping(rig, max_waiting), offered, mix, max_waiting);
     let mut peak = rss_before;
     let started = Instant::now();
     while started.elapsed() < scale.fault {
@@ -756,6 +780,7 @@ async fn overload_runs(
     }
     let generator_cpu = cpu_seconds(me).unwrap_or_default() - cpu_before;
     let gateway_cpu = cpu_seconds(gateway).unwrap_or_default() - gateway_cpu_before;
+    let opened = tcp_passive_opens().zip(opened_before).map(|(a, b)| a - b);
     let seen = load.stop().await;
     let ran = scale.fault.as_secs_f64();
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -766,6 +791,31 @@ async fn overload_runs(
         .filter(|r| r.ok() && r.at.as_secs_f64() < ran)
         .count() as f64
         / ran;
+    // Per kind, against the same kind's rate in the capacity run: a send costs the stack
+    // several reads, and a client retries a refused send (not a read), so the answered mix
+    // shifts under overload and requests per second alone mislead.
+    let rate = |records: &[super::load::Record], sends: bool, from: Duration, to: Duration| {
+        records
+            .iter()
+            .filter(|r| r.ok() && (r.op == Op::Send) == sends && r.at >= from && r.at < to)
+            .count() as f64
+            / (to - from).as_secs_f64()
+    };
+    let (cap_window, run_window) = (
+        (warm, warm + scale.capacity_for),
+        (Duration::ZERO, scale.fault),
+    );
+    let per_kind: Vec<String> = [(true, "sends"), (false, "reads")]
+        .into_iter()
+        .map(|(sends, name)| {
+            let before = rate(&measured.records, sends, cap_window.0, cap_window.1);
+            let during = rate(&seen.records, sends, run_window.0, run_window.1);
+            format!(
+                "{name} {during:.0}/s = {:.0} % of their {before:.0}/s",
+                100.0 * during / before.max(1.0)
+            )
+        })
+        .collect();
     let mut row = Row::from_load(Experiment::Overload.name(), &seen);
     row.refusal_ms = refusals(&seen, 503, None);
     let others = seen
@@ -793,6 +843,14 @@ async fn overload_runs(
         seen.records.iter().filter(|r| r.status == 503).count(),
         others,
         seen.backlog
+    ));
+    row.notes.push(format!(
+        "answered by kind against the capacity run: {}",
+        per_kind.join("; ")
+    ));
+    row.notes.push(format!(
+        "clients: at most {max_waiting} requests waiting, on connections kept open; TCP connections accepted on the machine during the overload: {}",
+        opened.map_or("?".to_owned(), |n| n.to_string())
     ));
     row.notes.push(format!(
         "gateway RSS {rss_before:.1} MiB before, {peak:.1} MiB peak, {rss_after:.1} MiB 3 s after"
