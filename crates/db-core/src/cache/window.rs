@@ -172,8 +172,65 @@ fn end_entry(out: &mut Vec<u8>, id: i64, at_micros: i64) {
 /// `{"items":[<docs>],"next":<cursor or null>}`, as `KeysetPage` serializes.
 pub fn page_body(docs: &[u8], next: Option<Cursor>) -> Vec<u8> {
     let mut body = Vec::with_capacity(docs.len() + 96);
-    body.extend_from_slice(b"{\"items\":[");
+    body.extend_from_slice(PAGE_OPEN);
     body.extend_from_slice(docs);
+    close_page(&mut body, next);
+    body
+}
+
+const PAGE_OPEN: &[u8] = b"{\"items\":[";
+
+/// A conversation's first page straight from its stored window, as [`Window::page_body`]
+/// makes it, without decoding the window: its newest `limit` entries are found from the end
+/// (a byte search for each line feed and tab) and their documents copied once, into the body.
+/// Only the count and the entries it reads are checked; `None` when those are not a window's.
+fn page_body_of_stored(raw: &[u8], limit: usize) -> Option<Vec<u8>> {
+    let count: usize = std::str::from_utf8(raw.get(..8)?).ok()?.parse().ok()?;
+    let entries = &raw[8..];
+    let want = limit.min(count);
+    if want == 0 {
+        return (count > 0 || entries.is_empty()).then(|| page_body(b"", None));
+    }
+    if entries.last() != Some(&b'\n') {
+        return None;
+    }
+    let mut body = Vec::with_capacity(entries.len() / count * want + 96);
+    body.extend_from_slice(PAGE_OPEN);
+    // `end`: where the entry being read ends (its line feed).
+    let mut end = entries.len() - 1;
+    let mut last = None;
+    for n in 0..want {
+        let start = memchr::memrchr(b'\n', &entries[..end]).map_or(0, |at| at + 1);
+        let line = &entries[start..end];
+        let tab = memchr::memrchr(b'\t', line)?;
+        let (id, at) = std::str::from_utf8(&line[tab + 1..])
+            .ok()?
+            .split_once(',')?;
+        last = Some((id.parse::<i64>().ok()?, at.parse::<i64>().ok()?));
+        if n > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(&line[..tab]);
+        // The count and the entries must agree: as many as it says, no fewer.
+        let more = start > 0;
+        if more != (n + 1 < count) {
+            return None;
+        }
+        end = start.saturating_sub(1);
+    }
+    let next = match last {
+        Some((id, at)) if want == limit => Some(Cursor::new(
+            chrono::DateTime::from_timestamp_micros(at)?,
+            id,
+        )),
+        _ => None,
+    };
+    close_page(&mut body, next);
+    Some(body)
+}
+
+/// `],"next":<cursor or null>}`: the end of a page's body.
+fn close_page(body: &mut Vec<u8>, next: Option<Cursor>) {
     body.extend_from_slice(b"],\"next\":");
     match next {
         Some(c) => {
@@ -184,7 +241,6 @@ pub fn page_body(docs: &[u8], next: Option<Cursor>) -> Vec<u8> {
         None => body.extend_from_slice(b"null"),
     }
     body.push(b'}');
-    body
 }
 
 // KEYS: window, version. ARGV: micros, id, entry, ttl ms, WINDOW, version ttl ms.
@@ -253,8 +309,8 @@ redis.call('PEXPIRE', KEYS[2], ARGV[1])
 return redis.call('DEL', KEYS[1])";
 
 /// What a window read found.
-pub(crate) enum Cached {
-    Hit(Window),
+pub(crate) enum Cached<T> {
+    Hit(T),
     /// Not cached: the version to store a loaded window against.
     Miss(Option<String>),
     /// Redis cannot answer.
@@ -263,7 +319,29 @@ pub(crate) enum Cached {
 
 impl Cache {
     /// The window as cached, in one round trip.
-    pub(crate) async fn cached_window(&self, user: Uuid, character: &str) -> Cached {
+    pub(crate) async fn cached_window(&self, user: Uuid, character: &str) -> Cached<Window> {
+        self.cached_as(user, character, Window::parse).await
+    }
+
+    /// The first page of a conversation as cached, ready to send: see [`page_body_of_stored`].
+    pub(crate) async fn cached_page(
+        &self,
+        user: Uuid,
+        character: &str,
+        limit: usize,
+    ) -> Cached<Vec<u8>> {
+        self.cached_as(user, character, |raw| page_body_of_stored(raw, limit))
+            .await
+    }
+
+    /// One round trip for the window and its version; `make` makes what the caller needs of
+    /// the stored value (`None`: it is not a window, and is reloaded).
+    async fn cached_as<T>(
+        &self,
+        user: Uuid,
+        character: &str,
+        make: impl FnOnce(&[u8]) -> Option<T>,
+    ) -> Cached<T> {
         let key = self.keys().conversation(user, character);
         let version_key = self.keys().conversation_version(user, character);
         let mut read = redis::pipe();
@@ -274,7 +352,7 @@ impl Cache {
             return Cached::Unavailable;
         };
         if let Some(raw) = raw {
-            if let Some(w) = Window::parse(&raw) {
+            if let Some(w) = make(&raw) {
                 self.count(Family::Conversation, Outcome::Hit);
                 return Cached::Hit(w);
             }
@@ -421,6 +499,49 @@ mod tests {
             String::from_utf8(Window::default().page_body(50)).unwrap(),
             r#"{"items":[],"next":null}"#
         );
+    }
+
+    #[test]
+    fn a_page_read_from_the_stored_value_is_the_decoded_windows_page() {
+        let docs: Vec<String> = (1..=7)
+            .rev()
+            .map(|i| format!(r#"{{"id":{i},"content":"m {i}"}}"#))
+            .collect();
+        let w = Window {
+            docs: docs.join(",").into_bytes(),
+            slots: (1..=7)
+                .rev()
+                .map(|i| slot(docs[7 - i as usize].len(), i))
+                .collect(),
+        };
+        let stored = w.stored();
+        for limit in [1, 2, 6, 7, 8, 50] {
+            assert_eq!(
+                page_body_of_stored(&stored, limit).map(String::from_utf8),
+                Some(Ok(String::from_utf8(w.page_body(limit)).unwrap())),
+                "limit {limit}"
+            );
+        }
+        let empty = Window::default().stored();
+        assert_eq!(
+            page_body_of_stored(&empty, 50),
+            Some(br#"{"items":[],"next":null}"#.to_vec())
+        );
+    }
+
+    #[test]
+    fn a_stored_value_that_is_not_a_window_gives_no_page() {
+        for (raw, why) in [
+            (&b"00000002{}\t1,5\n"[..], "fewer entries than counted"),
+            (b"00000001{}\t1,5\n{}\t2,6\n", "more entries than counted"),
+            (b"00000001{}\tx,5\n", "id"),
+            (b"00000001{}\t1,5", "unterminated"),
+            (b"00000001{}1,5\n", "no tab"),
+            (b"0000001", "short"),
+            (b"00000000{}\t1,5\n", "entries after a zero count"),
+        ] {
+            assert!(page_body_of_stored(raw, 50).is_none(), "{why}");
+        }
     }
 
     #[test]

@@ -81,11 +81,11 @@ impl Conversations<'_> {
         let s = self.0;
         let limit = clamp_limit(limit);
         let cached = match before {
-            None => s.cache.cached_window(user, character).await,
+            None => s.cache.cached_page(user, character, limit as usize).await,
             Some(_) => Cached::Unavailable,
         };
-        if let Cached::Hit(w) = &cached {
-            return Ok(Some(w.page_body(limit as usize)));
+        if let Cached::Hit(body) = cached {
+            return Ok(Some(body));
         }
         if !super::Matches(s).contains(user, character).await? {
             return Ok(None);
