@@ -725,6 +725,22 @@ async fn overload(rig: &mut Rig, scale: &Scale) -> anyhow::Result<Row> {
 /// the gateway, not the clients, decides what is refused.
 const OVERLOAD_CONNECTIONS: usize = 1024;
 
+/// The closed-loop rate of `mix` on the warm stack: the first quarter of the run (caches
+/// filling, pools opening) is not counted.
+async fn capacity_of(rig: &Rig, scale: &Scale, connections: usize, mix: Mix) -> (f64, Seen) {
+    let warm = scale.capacity_for / 4;
+    let closed = Load::closed(target(rig), connections, mix);
+    tokio::time::sleep(warm + scale.capacity_for).await;
+    let measured = closed.stop().await;
+    let rate = measured
+        .records
+        .iter()
+        .filter(|r| r.ok() && r.at >= warm && r.at < warm + scale.capacity_for)
+        .count() as f64
+        / scale.capacity_for.as_secs_f64();
+    (rate, measured)
+}
+
 /// Connections accepted by this machine's TCP since boot (`/proc/net/snmp`, PassiveOpens).
 fn tcp_passive_opens() -> Option<u64> {
     let snmp = std::fs::read_to_string("/proc/net/snmp").ok()?;
@@ -740,22 +756,12 @@ async fn overload_runs(
     mix: Mix,
     pinned: bool,
 ) -> anyhow::Result<Row> {
-    // Capacity is the warm stack's: the first quarter of the run (caches filling, pools
-    // opening) is not counted.
     let warm = scale.capacity_for / 4;
     let connections = std::env::var("CHAOS_CAPACITY_CONNECTIONS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(scale.capacity_connections);
-    let closed = Load::closed(target(rig), connections, mix);
-    tokio::time::sleep(warm + scale.capacity_for).await;
-    let measured = closed.stop().await;
-    let capacity = measured
-        .records
-        .iter()
-        .filter(|r| r.ok() && r.at >= warm && r.at < warm + scale.capacity_for)
-        .count() as f64
-        / scale.capacity_for.as_secs_f64();
+    let (capacity, measured) = capacity_of(rig, scale, connections, mix).await;
     let gateway = rig.stack.gateway_proc.pid();
     let rss_before = rss_mib(gateway).unwrap_or_default();
     let offered = capacity * scale.overload;
@@ -816,6 +822,20 @@ async fn overload_runs(
             )
         })
         .collect();
+    // What the overload answered is not the mix it was offered (above); the stack's capacity
+    // for the answered mix, measured right after, tells whether shedding wasted any of it.
+    let answered = |op: Op| {
+        seen.records
+            .iter()
+            .filter(|r| r.ok() && r.op == op && r.at.as_secs_f64() < ran)
+            .count() as f64
+    };
+    let total = (good * ran).max(1.0);
+    let answered_mix = Mix {
+        send: (100.0 * answered(Op::Send) / total).round() as u64,
+        read: (100.0 * answered(Op::Read) / total).round() as u64,
+    };
+    let (capacity_answered, _) = capacity_of(rig, scale, connections, answered_mix).await;
     let mut row = Row::from_load(Experiment::Overload.name(), &seen);
     row.refusal_ms = refusals(&seen, 503, None);
     let others = seen
@@ -847,6 +867,12 @@ async fn overload_runs(
     row.notes.push(format!(
         "answered by kind against the capacity run: {}",
         per_kind.join("; ")
+    ));
+    row.notes.push(format!(
+        "capacity for the answered mix ({} % sends, {} % conversation reads, the rest match lists), measured right after: {capacity_answered:.0} req/s; goodput = {:.0} % of it",
+        answered_mix.send,
+        answered_mix.read,
+        100.0 * good / capacity_answered.max(1.0)
     ));
     row.notes.push(format!(
         "clients: at most {max_waiting} requests waiting, on connections kept open; TCP connections accepted on the machine during the overload: {}",
