@@ -725,20 +725,42 @@ async fn overload(rig: &mut Rig, scale: &Scale) -> anyhow::Result<Row> {
 /// the gateway, not the clients, decides what is refused.
 const OVERLOAD_CONNECTIONS: usize = 1024;
 
-/// The closed-loop rate of `mix` on the warm stack: the first quarter of the run (caches
-/// filling, pools opening) is not counted.
-async fn capacity_of(rig: &Rig, scale: &Scale, connections: usize, mix: Mix) -> (f64, Seen) {
+/// The part of a closed-loop capacity run that is counted: the first quarter (caches filling,
+/// pools opening) is not.
+fn counted(scale: &Scale) -> std::ops::Range<Duration> {
     let warm = scale.capacity_for / 4;
+    warm..warm + scale.capacity_for
+}
+
+/// The closed-loop rate of `mix` on the warm stack (see [`counted`]), and what it saw.
+async fn capacity_of(rig: &Rig, scale: &Scale, connections: usize, mix: Mix) -> (f64, Seen) {
     let closed = Load::closed(target(rig), connections, mix);
-    tokio::time::sleep(warm + scale.capacity_for).await;
+    tokio::time::sleep(counted(scale).end).await;
     let measured = closed.stop().await;
-    let rate = measured
-        .records
-        .iter()
-        .filter(|r| r.ok() && r.at >= warm && r.at < warm + scale.capacity_for)
-        .count() as f64
-        / scale.capacity_for.as_secs_f64();
+    let rate = answered_per_second(&measured.records, counted(scale), |_| true);
     (rate, measured)
+}
+
+/// Successful answers per second to the requests of the kinds `of` takes, among those started
+/// within `window`.
+fn answered_per_second(
+    records: &[super::load::Record],
+    window: std::ops::Range<Duration>,
+    of: impl Fn(Op) -> bool,
+) -> f64 {
+    let n = records
+        .iter()
+        .filter(|r| r.ok() && of(r.op) && window.contains(&r.at))
+        .count();
+    n as f64 / (window.end - window.start).as_secs_f64()
+}
+
+/// A number from the environment, or `default`.
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// Connections accepted by this machine's TCP since boot (`/proc/net/snmp`, PassiveOpens).
@@ -756,11 +778,7 @@ async fn overload_runs(
     mix: Mix,
     pinned: bool,
 ) -> anyhow::Result<Row> {
-    let warm = scale.capacity_for / 4;
-    let connections = std::env::var("CHAOS_CAPACITY_CONNECTIONS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(scale.capacity_connections);
+    let connections = env_or("CHAOS_CAPACITY_CONNECTIONS", scale.capacity_connections);
     let (capacity, measured) = capacity_of(rig, scale, connections, mix).await;
     let gateway = rig.stack.gateway_proc.pid();
     let rss_before = rss_mib(gateway).unwrap_or_default();
@@ -772,10 +790,7 @@ async fn overload_runs(
     // requests, as browsers do: the overload is three times the requests, not a flood of new
     // connections (44,000 in 10 s when each waiting request could open one: the kernel's
     // backlog overflowed and SYN retransmits, 1 s, 3 s, 7 s, became the refusals' p99).
-    let max_waiting = std::env::var("CHAOS_OVERLOAD_MAX_WAITING")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(OVERLOAD_CONNECTIONS);
+    let max_waiting = env_or("CHAOS_OVERLOAD_MAX_WAITING", OVERLOAD_CONNECTIONS);
     let opened_before = tcp_passive_opens();
     let load = Load::open_bounded(target_keeping(rig, max_waiting), offered, mix, max_waiting);
     let mut peak = rss_before;
@@ -791,31 +806,17 @@ async fn overload_runs(
     let ran = scale.fault.as_secs_f64();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let rss_after = rss_mib(gateway).unwrap_or_default();
-    let good = seen
-        .records
-        .iter()
-        .filter(|r| r.ok() && r.at.as_secs_f64() < ran)
-        .count() as f64
-        / ran;
+    let fault_window = Duration::ZERO..scale.fault;
+    let good = answered_per_second(&seen.records, fault_window.clone(), |_| true);
     // Per kind, against the same kind's rate in the capacity run: a send costs the stack
     // several reads, and a client retries a refused send (not a read), so the answered mix
     // shifts under overload and requests per second alone mislead.
-    let rate = |records: &[super::load::Record], sends: bool, from: Duration, to: Duration| {
-        records
-            .iter()
-            .filter(|r| r.ok() && (r.op == Op::Send) == sends && r.at >= from && r.at < to)
-            .count() as f64
-            / (to - from).as_secs_f64()
-    };
-    let (cap_window, run_window) = (
-        (warm, warm + scale.capacity_for),
-        (Duration::ZERO, scale.fault),
-    );
     let per_kind: Vec<String> = [(true, "sends"), (false, "reads")]
         .into_iter()
         .map(|(sends, name)| {
-            let before = rate(&measured.records, sends, cap_window.0, cap_window.1);
-            let during = rate(&seen.records, sends, run_window.0, run_window.1);
+            let kind = |op: Op| (op == Op::Send) == sends;
+            let before = answered_per_second(&measured.records, counted(scale), kind);
+            let during = answered_per_second(&seen.records, fault_window.clone(), kind);
             format!(
                 "{name} {during:.0}/s = {:.0} % of their {before:.0}/s",
                 100.0 * during / before.max(1.0)
@@ -824,16 +825,13 @@ async fn overload_runs(
         .collect();
     // What the overload answered is not the mix it was offered (above); the stack's capacity
     // for the answered mix, measured right after, tells whether shedding wasted any of it.
-    let answered = |op: Op| {
-        seen.records
-            .iter()
-            .filter(|r| r.ok() && r.op == op && r.at.as_secs_f64() < ran)
-            .count() as f64
+    let share = |op: Op| {
+        let rate = answered_per_second(&seen.records, fault_window.clone(), |o| o == op);
+        (100.0 * rate / good.max(1.0 / ran)).round() as u64
     };
-    let total = (good * ran).max(1.0);
     let answered_mix = Mix {
-        send: (100.0 * answered(Op::Send) / total).round() as u64,
-        read: (100.0 * answered(Op::Read) / total).round() as u64,
+        send: share(Op::Send),
+        read: share(Op::Read),
     };
     let (capacity_answered, _) = capacity_of(rig, scale, connections, answered_mix).await;
     let mut row = Row::from_load(Experiment::Overload.name(), &seen);
