@@ -47,7 +47,7 @@ impl DbError {
 /// PostgreSQL ended or cancelled it (SQLSTATE class 57: a shutdown or restart terminating the
 /// session, a statement timeout). The caller may retry; with a client id a retried send is
 /// still stored once.
-pub fn server_went_away(e: &diesel::result::Error) -> bool {
+fn server_went_away(e: &diesel::result::Error) -> bool {
     use diesel::result::{DatabaseErrorKind as Kind, Error};
     match e {
         Error::DatabaseError(Kind::UnableToSendCommand | Kind::ClosedConnection, _) => true,

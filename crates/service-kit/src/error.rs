@@ -342,11 +342,7 @@ impl From<db_core::CreateUserError> for ApiError {
 
 impl From<db_core::QueryError> for ApiError {
     fn from(e: db_core::QueryError) -> Self {
-        if db_core::pool::server_went_away(&e) {
-            ApiError::Unavailable { retry_after: 1 }
-        } else {
-            ApiError::Internal(e.into())
-        }
+        DbError::Query(e).into()
     }
 }
 
