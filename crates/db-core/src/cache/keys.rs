@@ -294,6 +294,10 @@ impl Keyspace {
     pub fn photo_page(&self, user: Uuid, character: &str) -> String {
         self.k(format_args!("photos:{user}:{character}"))
     }
+    /// Bumped by every change to a gallery's first page (see `conversation_version`).
+    pub fn photo_page_version(&self, user: Uuid, character: &str) -> String {
+        self.k(format_args!("photos:ver:{user}:{character}"))
+    }
     pub fn typing(&self, user: Uuid, character: &str) -> String {
         self.k(format_args!("typing:{user}:{character}"))
     }
@@ -317,11 +321,16 @@ impl Keyspace {
     pub fn invalidation_channel(&self) -> String {
         self.k(format_args!("invalidate"))
     }
-    /// The version key bumped with `key` (a window or a match list), if it has one.
+    /// The version key bumped with `key` (a window, a gallery page or a match list), if it
+    /// has one.
     pub fn version_of(&self, key: &str) -> Option<String> {
         let rest = key.strip_prefix(self.prefix())?.strip_prefix(':')?;
         if let Some(conversation) = rest.strip_prefix("chat:recent:") {
             return Some(self.k(format_args!("chat:ver:{conversation}")));
+        }
+        if let Some(gallery) = rest.strip_prefix("photos:") {
+            return (!gallery.starts_with("ver:"))
+                .then(|| self.k(format_args!("photos:ver:{gallery}")));
         }
         let user = rest.strip_prefix("matches:")?;
         (!user.contains(':')).then(|| self.k(format_args!("matches:ver:{user}")))
@@ -342,7 +351,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn windows_and_match_lists_name_their_version_keys() {
+    fn windows_galleries_and_match_lists_name_their_version_keys() {
         let k = Keyspace::new("t");
         let u = Uuid::nil();
         assert_eq!(
@@ -353,6 +362,11 @@ mod tests {
             k.version_of(&k.match_list(u)),
             Some(k.match_list_version(u))
         );
+        assert_eq!(
+            k.version_of(&k.photo_page(u, "sophia")),
+            Some(k.photo_page_version(u, "sophia"))
+        );
+        assert_eq!(k.version_of(&k.photo_page_version(u, "sophia")), None);
         assert_eq!(k.version_of(&k.match_list_version(u)), None);
         assert_eq!(k.version_of(&k.unread(u, "sophia")), None);
         assert_eq!(k.version_of("other:chat:recent:x"), None);

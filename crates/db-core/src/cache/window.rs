@@ -44,18 +44,24 @@ pub struct Window {
 
 impl Window {
     pub(crate) fn of(messages: &[Message]) -> Self {
+        Self::of_docs(messages.iter().filter_map(|m| {
+            let doc = serde_json::to_vec(m).ok()?;
+            Some((doc, m.id, m.created_at.timestamp_micros()))
+        }))
+    }
+
+    /// A window of documents as they go out, newest first, each with its keyset cursor
+    /// (`id`, `micros`): a conversation's messages, a gallery's photos.
+    pub(crate) fn of_docs(docs: impl IntoIterator<Item = (Vec<u8>, i64, i64)>) -> Self {
         let mut w = Self::default();
-        for m in messages {
-            let Ok(doc) = serde_json::to_vec(m) else {
-                continue;
-            };
+        for (doc, id, at_micros) in docs {
             if !w.docs.is_empty() {
                 w.docs.push(b',');
             }
             w.slots.push(Slot {
                 len: doc.len(),
-                id: m.id,
-                at_micros: m.created_at.timestamp_micros(),
+                id,
+                at_micros,
             });
             w.docs.extend_from_slice(&doc);
         }
@@ -317,20 +323,42 @@ pub(crate) enum Cached<T> {
     Unavailable,
 }
 
+/// Where a window lives: its family (for its TTL and hit rate), its key and its version key.
+pub(crate) struct Place {
+    family: Family,
+    key: String,
+    version: String,
+}
+
 impl Cache {
-    /// The window as cached, in one round trip.
-    pub(crate) async fn cached_window(&self, user: Uuid, character: &str) -> Cached<Window> {
-        self.cached_as(user, character, Window::parse).await
+    /// A conversation's window.
+    pub(crate) fn conversation_place(&self, user: Uuid, character: &str) -> Place {
+        Place {
+            family: Family::Conversation,
+            key: self.keys().conversation(user, character),
+            version: self.keys().conversation_version(user, character),
+        }
     }
 
-    /// The first page of a conversation as cached, ready to send: see [`page_body_of_stored`].
-    pub(crate) async fn cached_page(
-        &self,
-        user: Uuid,
-        character: &str,
-        limit: usize,
-    ) -> Cached<Vec<u8>> {
-        self.cached_as(user, character, |raw| page_body_of_stored(raw, limit))
+    /// A gallery's first page: the newest photos a character sent, as one window of their
+    /// documents.
+    pub(crate) fn gallery_place(&self, user: Uuid, character: &str) -> Place {
+        Place {
+            family: Family::PhotoPage,
+            key: self.keys().photo_page(user, character),
+            version: self.keys().photo_page_version(user, character),
+        }
+    }
+
+    /// The window as cached, in one round trip.
+    pub(crate) async fn cached_window(&self, user: Uuid, character: &str) -> Cached<Window> {
+        self.cached_as(&self.conversation_place(user, character), Window::parse)
+            .await
+    }
+
+    /// The first page of a window as cached, ready to send: see [`page_body_of_stored`].
+    pub(crate) async fn cached_page(&self, place: &Place, limit: usize) -> Cached<Vec<u8>> {
+        self.cached_as(place, |raw| page_body_of_stored(raw, limit))
             .await
     }
 
@@ -338,32 +366,29 @@ impl Cache {
     /// the stored value (`None`: it is not a window, and is reloaded).
     async fn cached_as<T>(
         &self,
-        user: Uuid,
-        character: &str,
+        place: &Place,
         make: impl FnOnce(&[u8]) -> Option<T>,
     ) -> Cached<T> {
-        let key = self.keys().conversation(user, character);
-        let version_key = self.keys().conversation_version(user, character);
         let mut read = redis::pipe();
-        read.get(&key).get(&version_key);
+        read.get(&place.key).get(&place.version);
         let Some((raw, version)) = self.pipe::<(Option<Vec<u8>>, Option<String>)>(read).await
         else {
-            self.count(Family::Conversation, Outcome::Bypass);
+            self.count(place.family, Outcome::Bypass);
             return Cached::Unavailable;
         };
         if let Some(raw) = raw {
             if let Some(w) = make(&raw) {
-                self.count(Family::Conversation, Outcome::Hit);
+                self.count(place.family, Outcome::Hit);
                 return Cached::Hit(w);
             }
-            tracing::warn!(key, "unreadable conversation window; reloading it");
+            tracing::warn!(key = place.key, "unreadable window; reloading it");
         }
-        self.count(Family::Conversation, Outcome::Miss);
+        self.count(place.family, Outcome::Miss);
         Cached::Miss(version)
     }
 
-    /// Stores a window loaded from PostgreSQL (the newest [`WINDOW`]), unless the conversation
-    /// changed since `version` was read.
+    /// Stores a conversation's window loaded from PostgreSQL (the newest [`WINDOW`]), unless
+    /// the conversation changed since `version` was read.
     pub(crate) async fn store_window(
         &self,
         user: Uuid,
@@ -372,20 +397,25 @@ impl Cache {
         messages: &[Message],
     ) -> Window {
         let window = Window::of(&messages[..messages.len().min(WINDOW)]);
-        let ttl = self
-            .ttl(Family::Conversation)
-            .unwrap_or(Duration::from_secs(300));
+        self.store_at(&self.conversation_place(user, character), version, &window)
+            .await;
+        window
+    }
+
+    /// Stores a window loaded from PostgreSQL, unless its version moved since `version` was
+    /// read (a change landed during the load: the next reader loads again).
+    pub(crate) async fn store_at(&self, place: &Place, version: Option<String>, window: &Window) {
+        let ttl = self.ttl(place.family).unwrap_or(Duration::from_secs(300));
         let script = redis::Script::new(POPULATE);
-        let mut invocation = script.key(self.keys().conversation(user, character));
+        let mut invocation = script.key(&place.key);
         invocation
-            .key(self.keys().conversation_version(user, character))
+            .key(&place.version)
             .arg(version.unwrap_or_default())
             .arg(ttl.as_millis() as u64)
             .arg(window.stored());
         let _: Option<i64> = self
             .redis(|r| async move { r.script(&invocation).await })
             .await;
-        window
     }
 
     /// The window, loaded with `load` (the newest [`WINDOW`] messages) on a miss and stored.
@@ -441,18 +471,29 @@ impl Cache {
 
     /// Drops a conversation's window (a message was edited or deleted).
     pub(crate) async fn invalidate_window(&self, user: Uuid, character: &str) {
-        let key = self.keys().conversation(user, character);
-        let version_key = self.keys().conversation_version(user, character);
+        self.invalidate_at(&self.conversation_place(user, character))
+            .await;
+    }
+
+    /// Drops a gallery's first page (a photo arrived, the match is gone).
+    pub(crate) async fn invalidate_gallery(&self, user: Uuid, character: &str) {
+        self.invalidate_at(&self.gallery_place(user, character))
+            .await;
+    }
+
+    /// Drops a window and bumps its version, so that a load already under way does not store
+    /// what it read before the change. Deferred if Redis cannot answer.
+    pub(crate) async fn invalidate_at(&self, place: &Place) {
         let script = redis::Script::new(INVALIDATE);
-        let mut invocation = script.key(&key);
+        let mut invocation = script.key(&place.key);
         invocation
-            .key(&version_key)
+            .key(&place.version)
             .arg(VERSION_TTL.as_millis() as u64);
         let done: Option<i64> = self
             .redis(|r| async move { r.script(&invocation).await })
             .await;
         if done.is_none() {
-            self.defer_delete(key);
+            self.defer_delete(place.key.clone());
         }
     }
 }

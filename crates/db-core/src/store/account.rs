@@ -119,6 +119,7 @@ async fn forget(s: &Shared, user: Uuid, gone: &Deleted) {
             k.conversation(user, c),
             k.conversation_version(user, c),
             k.photo_page(user, c),
+            k.photo_page_version(user, c),
             k.typing(user, c),
             k.unread(user, c),
         ]);

@@ -116,14 +116,11 @@ impl Characters<'_> {
         drop(conn);
         if deleted.is_some() {
             s.cache.invalidate_window(owner, id).await;
+            s.cache.invalidate_gallery(owner, id).await;
             s.cache.invalidate_match_list(owner).await;
             let keys = s.cache.keys();
             s.cache
-                .delete(&[
-                    keys.photo_page(owner, id),
-                    keys.unread(owner, id),
-                    keys.typing(owner, id),
-                ])
+                .delete(&[keys.unread(owner, id), keys.typing(owner, id)])
                 .await;
             s.settle().await;
         }

@@ -81,7 +81,10 @@ impl Conversations<'_> {
         let s = self.0;
         let limit = clamp_limit(limit);
         let cached = match before {
-            None => s.cache.cached_page(user, character, limit as usize).await,
+            None => {
+                let place = s.cache.conversation_place(user, character);
+                s.cache.cached_page(&place, limit as usize).await
+            }
             Some(_) => Cached::Unavailable,
         };
         if let Cached::Hit(body) = cached {

@@ -97,13 +97,10 @@ impl Matches<'_> {
         if gone {
             let keys = s.cache.keys();
             s.cache.invalidate_window(user, character).await;
+            s.cache.invalidate_gallery(user, character).await;
             s.cache.invalidate_match_list(user).await;
             s.cache
-                .delete(&[
-                    keys.unread(user, character),
-                    keys.photo_page(user, character),
-                    keys.typing(user, character),
-                ])
+                .delete(&[keys.unread(user, character), keys.typing(user, character)])
                 .await;
             s.settle().await;
         }

@@ -93,7 +93,7 @@ impl PhotoJobs<'_> {
         drop(conn);
         if let Some(d) = &delivered {
             s.cache
-                .delete(&[s.cache.keys().photo_page(job.user_id, &job.character_id)])
+                .invalidate_gallery(job.user_id, &job.character_id)
                 .await;
             super::conversations::after_new_message(s, &d.message).await;
             s.settle().await;

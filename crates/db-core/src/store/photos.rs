@@ -1,11 +1,11 @@
-//! The photos characters sent: the first gallery page cached per conversation, older pages
-//! from PostgreSQL.
+//! The photos characters sent: the first gallery page cached per conversation, ready to send,
+//! older pages from PostgreSQL.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use uuid::Uuid;
 
 use super::Shared;
-use crate::cache::Family;
+use crate::cache::window::{Cached, Window};
 use crate::models::{NewPhoto, Photo};
 use crate::pagination::{Cursor, KeysetPage, clamp_limit};
 use crate::pool::DbError;
@@ -13,18 +13,12 @@ use crate::queries::photos;
 
 pub struct Photos<'s>(pub(super) &'s Shared);
 
-/// The first gallery page, as cached.
-#[derive(Serialize, Deserialize)]
-struct CachedPhotos {
-    items: Vec<Photo>,
-    more: bool,
-}
-
 /// Photos held in the cached first gallery page.
 pub const CACHED_PHOTO_PAGE: usize = 50;
 
 impl Photos<'_> {
-    /// The gallery, newest first: the first page from the cache, older pages from PostgreSQL.
+    /// The gallery, newest first, from PostgreSQL (exports and tools; the API's reads go
+    /// through [`Photos::page_body`]).
     pub async fn page(
         &self,
         user: Uuid,
@@ -32,35 +26,66 @@ impl Photos<'_> {
         before: Option<Cursor>,
         limit: i64,
     ) -> Result<KeysetPage<Photo>, DbError> {
+        let mut conn = self.0.db.read().await?;
+        Ok(photos::latest(&mut conn, user, character, before, clamp_limit(limit)).await?)
+    }
+
+    /// A page of the user's own gallery as the response body, each photo as `view` shows it;
+    /// `None` when the user has no match with this character. `next` is set whenever the page
+    /// is full. The first page (up to [`CACHED_PHOTO_PAGE`]) goes out as the cache holds it: the
+    /// documents `view` made when the page was loaded, cut from the stored value and never
+    /// decoded or encoded again. A cached page proves the match by existing: it is only stored
+    /// after the match was checked, and dropped with the match (its version bumped, so that a
+    /// load under way when the match went does not store it again).
+    pub async fn page_body<V: Serialize>(
+        &self,
+        user: Uuid,
+        character: &str,
+        before: Option<Cursor>,
+        limit: i64,
+        view: impl Fn(Photo) -> V,
+    ) -> Result<Option<Vec<u8>>, DbError> {
         let s = self.0;
         let limit = clamp_limit(limit);
-        if before.is_some() || limit as usize > CACHED_PHOTO_PAGE {
-            let mut conn = s.db.read().await?;
-            return Ok(photos::latest(&mut conn, user, character, before, limit).await?);
-        }
-        let key = s.cache.keys().photo_page(user, character);
-        let cached: CachedPhotos = s
-            .cache
-            .get_or_load(Family::PhotoPage, &key, || async {
-                let mut conn = s.db.write().await?;
-                let page =
-                    photos::latest(&mut conn, user, character, None, CACHED_PHOTO_PAGE as i64)
-                        .await?;
-                Ok::<_, DbError>(CachedPhotos {
-                    more: page.next.is_some(),
-                    items: page.items,
-                })
-            })
-            .await?;
-        let more = cached.items.len() > limit as usize || cached.more;
-        let mut items = cached.items;
-        items.truncate(limit as usize);
-        let next = if more {
-            items.last().map(|p| Cursor::new(p.received_at, p.id))
+        let first = before.is_none() && limit as usize <= CACHED_PHOTO_PAGE;
+        let place = s.cache.gallery_place(user, character);
+        let cached = if first {
+            s.cache.cached_page(&place, limit as usize).await
         } else {
-            None
+            Cached::Unavailable
         };
-        Ok(KeysetPage { items, next })
+        if let Cached::Hit(body) = cached {
+            return Ok(Some(body));
+        }
+        if !super::Matches(s).contains(user, character).await? {
+            return Ok(None);
+        }
+        let encode = |e: serde_json::Error| {
+            DbError::Query(diesel::result::Error::SerializationError(e.into()))
+        };
+        if !first {
+            let page = self.page(user, character, before, limit).await?;
+            let page = KeysetPage {
+                items: page.items.into_iter().map(view).collect::<Vec<_>>(),
+                next: page.next,
+            };
+            return serde_json::to_vec(&page).map(Some).map_err(encode);
+        }
+        let loaded = {
+            // The primary: a photo just delivered is in the page stored.
+            let mut conn = s.db.write().await?;
+            photos::latest(&mut conn, user, character, None, CACHED_PHOTO_PAGE as i64).await?
+        };
+        let mut docs = Vec::with_capacity(loaded.items.len());
+        for p in loaded.items {
+            let (id, at) = (p.id, p.received_at.timestamp_micros());
+            docs.push((serde_json::to_vec(&view(p)).map_err(encode)?, id, at));
+        }
+        let window = Window::of_docs(docs);
+        if let Cached::Miss(version) = cached {
+            s.cache.store_at(&place, version, &window).await;
+        }
+        Ok(Some(window.page_body(limit as usize)))
     }
 
     /// One photo of the user's.
@@ -76,7 +101,7 @@ impl Photos<'_> {
         let photo = photos::insert(&mut conn, new).await?;
         drop(conn);
         s.cache
-            .delete(&[s.cache.keys().photo_page(new.user_id, &new.character_id)])
+            .invalidate_gallery(new.user_id, &new.character_id)
             .await;
         s.settle().await;
         Ok(photo)
