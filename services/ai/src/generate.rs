@@ -217,6 +217,7 @@ async fn prompt(
             .map(|m| (m.sender == Sender::User, m.content.clone()))
             .collect(),
         seed: generation.as_u64_pair().0,
+        continuing: g.prefix.as_ref().map(|_| asked.clone()),
     }
     .within_budget(budget))
 }

@@ -20,6 +20,9 @@ pub struct Prompt {
     /// The latest messages, newest first (the cached window): `(from the user, text)`.
     pub history: Vec<(bool, String)>,
     pub seed: u64,
+    /// A continuation: the user's message that the reply being continued answers (a model
+    /// reads `user_message`, the instruction to go on, and the reply as the newest history).
+    pub continuing: Option<String>,
 }
 
 /// A rough token count (about four characters a token for French and English text).
@@ -342,37 +345,94 @@ pub fn compose(p: &Prompt) -> String {
         parts.push(line.replace("{m}", &m));
     }
     parts.push(pick(s, "world", voice.world).to_owned());
-    parts.push(
-        match mood {
-            Mood::Sad => pick(
-                s,
-                "question",
-                &[
-                    "Qu'est-ce qui te ferait du bien, là ?",
-                    "Tu veux m'en parler ?",
-                ],
-            ),
-            Mood::Question => pick(
-                s,
-                "question",
-                &[
-                    "Et toi, qu'est-ce que tu en penses ?",
-                    "Tu voulais en venir où ?",
-                ],
-            ),
-            _ => pick(
-                s,
-                "question",
-                &[
-                    "Et toi, comment tu te sens ce soir ?",
-                    "Tu me racontes la suite ?",
-                    "Qu'est-ce qui te ferait plaisir, là, maintenant ?",
-                ],
-            ),
-        }
-        .to_owned(),
-    );
+    parts.push(question(s, mood).to_owned());
     parts.retain(|p| !p.is_empty());
+    parts.join(" ")
+}
+
+/// The question a reply ends on, by the message's mood.
+fn question(s: u64, mood: Mood) -> &'static str {
+    match mood {
+        Mood::Sad => pick(
+            s,
+            "question",
+            &[
+                "Qu'est-ce qui te ferait du bien, là ?",
+                "Tu veux m'en parler ?",
+            ],
+        ),
+        Mood::Question => pick(
+            s,
+            "question",
+            &[
+                "Et toi, qu'est-ce que tu en penses ?",
+                "Tu voulais en venir où ?",
+            ],
+        ),
+        _ => pick(
+            s,
+            "question",
+            &[
+                "Et toi, comment tu te sens ce soir ?",
+                "Tu me racontes la suite ?",
+                "Qu'est-ce qui te ferait plaisir, là, maintenant ?",
+            ],
+        ),
+    }
+}
+
+/// More of a reply the user asked the character to continue: about the message it answers
+/// (its topic and mood, never the instruction's words), without an opener, and without a
+/// sentence the reply already holds.
+pub fn compose_more(p: &Prompt, asked: &str) -> String {
+    let s = p.seed;
+    let voice = voice(&p.character);
+    let said = p
+        .history
+        .iter()
+        .find(|(from_user, _)| !from_user)
+        .map_or("", |(_, text)| text.as_str());
+    let mut parts = Vec::new();
+    if let Some(t) = topic(asked, &p.character) {
+        let line = pick(
+            s,
+            "more-topic",
+            &[
+                "Et puis, {t}… je n'ai pas fini d'y penser.",
+                "Pour {t}, il y a encore autre chose.",
+                "Je reviens sur {t}, tu permets ?",
+            ],
+        );
+        parts.push(line.replace("{t}", &t));
+    }
+    if !p.memories.is_empty() {
+        let m = recalled(&p.memories[(s % p.memories.len() as u64) as usize]);
+        parts.push(format!("Ça me fait penser : {m}."));
+    }
+    // A line of its world it has not said yet (from a place that varies with the seed).
+    let n = voice.world.len();
+    let start = (s % n.max(1) as u64) as usize;
+    if let Some(world) = (0..n)
+        .map(|i| voice.world[(start + i) % n])
+        .find(|line| !said.contains(line))
+    {
+        parts.push(world.to_owned());
+    }
+    parts.push(question(s, mood(asked)).to_owned());
+    parts.retain(|line| !said.contains(line.as_str()));
+    if parts.is_empty() {
+        parts.push(
+            pick(
+                s,
+                "more",
+                &[
+                    "Enfin, tu vois ce que je veux dire.",
+                    "Bref, je m'emballe un peu.",
+                ],
+            )
+            .to_owned(),
+        );
+    }
     parts.join(" ")
 }
 
@@ -453,7 +513,11 @@ impl Provider for Builtin {
     }
 
     fn stream(&self, prompt: Prompt) -> BoxStream<'static, Result<String, ProviderError>> {
-        words(compose(&prompt), self.token_delay)
+        let text = match &prompt.continuing {
+            Some(asked) => compose_more(&prompt, asked),
+            None => compose(&prompt),
+        };
+        words(text, self.token_delay)
     }
 
     fn stream_first(&self, prompt: Prompt) -> BoxStream<'static, Result<String, ProviderError>> {
@@ -477,6 +541,7 @@ mod tests {
             memories,
             history: vec![],
             seed,
+            continuing: None,
         }
     }
 
@@ -522,6 +587,50 @@ mod tests {
         let others: std::collections::HashSet<String> =
             (0..20).map(|s| compose(&prompt(s, vec![]))).collect();
         assert!(others.len() > 10, "seeds vary the reply: {}", others.len());
+    }
+
+    #[tokio::test]
+    async fn a_continuation_goes_on_about_the_message_not_the_instruction() {
+        let mut p = prompt(7, vec![]);
+        let asked = p.user_message.clone();
+        // What the instruction alone made of it before: a reply about its own words.
+        p.user_message = crate::generate::CONTINUE_INSTRUCTION.into();
+        assert!(compose(&p).contains("« dernière »"), "{}", compose(&p));
+        for seed in 0..24 {
+            p.seed = seed;
+            p.user_message = asked.clone();
+            p.continuing = None;
+            let first = compose(&p);
+            p.user_message = crate::generate::CONTINUE_INSTRUCTION.into();
+            p.history = vec![(false, first.clone()), (true, "Bonsoir".into())];
+            p.continuing = Some(asked.clone());
+            let more = compose_more(&p, &asked);
+            assert!(more.contains("bibliothèque"), "{more}");
+            for word in ["continue", "dernière", "réponse", "répéter"] {
+                assert!(!more.to_lowercase().contains(word), "{more}");
+            }
+            for opener in voice(&p.character).openers {
+                assert!(!more.starts_with(opener), "{more}");
+            }
+            // Nothing the reply already said is said again.
+            for sentence in more.split_inclusive(['.', '?', '!']) {
+                let sentence = sentence.trim();
+                assert!(
+                    sentence.len() < 4 || !first.contains(sentence),
+                    "{sentence:?} repeats {first:?}"
+                );
+            }
+        }
+        // The builtin provider writes the continuation when asked for one.
+        let streamed: String = Builtin {
+            token_delay: Duration::ZERO,
+        }
+        .stream(p.clone())
+        .map(|w| w.unwrap_or_default())
+        .collect::<Vec<_>>()
+        .await
+        .concat();
+        assert_eq!(streamed, compose_more(&p, &asked));
     }
 
     #[test]

@@ -265,6 +265,7 @@ async fn write(
             .map(|m| (m.sender == Sender::User, m.content.clone()))
             .collect(),
         seed: hi ^ lo,
+        continuing: None,
     }
     .within_budget(3000);
     let provider = providers(&n.character_id);

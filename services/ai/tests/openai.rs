@@ -129,6 +129,7 @@ fn prompt() -> Prompt {
         memories: vec!["Aime la poésie".into()],
         history: vec![(false, "Coucou !".into()), (true, "Bonsoir".into())],
         seed: 42,
+        continuing: None,
     }
 }
 
