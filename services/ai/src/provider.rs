@@ -331,8 +331,7 @@ pub fn compose(p: &Prompt) -> String {
     if let Some(t) = before.filter(|_| s.is_multiple_of(3)) {
         parts.push(format!("Et tout à l'heure, {t}, tu ne m'as pas tout dit."));
     }
-    if !p.memories.is_empty() {
-        let m = recalled(&p.memories[(s % p.memories.len() as u64) as usize]);
+    if let Some(m) = remembered(p) {
         let line = pick(
             s,
             "memory",
@@ -348,6 +347,12 @@ pub fn compose(p: &Prompt) -> String {
     parts.push(question(s, mood).to_owned());
     parts.retain(|p| !p.is_empty());
     parts.join(" ")
+}
+
+/// The memory this reply recalls (one of them, by the seed), as the character says it.
+fn remembered(p: &Prompt) -> Option<String> {
+    let n = p.memories.len() as u64;
+    (n > 0).then(|| recalled(&p.memories[(p.seed % n) as usize]))
 }
 
 /// The question a reply ends on, by the message's mood.
@@ -405,8 +410,7 @@ pub fn compose_more(p: &Prompt, asked: &str) -> String {
         );
         parts.push(line.replace("{t}", &t));
     }
-    if !p.memories.is_empty() {
-        let m = recalled(&p.memories[(s % p.memories.len() as u64) as usize]);
+    if let Some(m) = remembered(p) {
         parts.push(format!("Ça me fait penser : {m}."));
     }
     // A line of its world it has not said yet (from a place that varies with the seed).
