@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::Shared;
 use crate::cache::Family;
-use crate::cache::window::{self, Cached};
+use crate::cache::window;
 use crate::models::{Message, MessageHit, NewMessage, Sender};
 use crate::pagination::{Cursor, KeysetPage, clamp_limit};
 use crate::pool::DbError;
@@ -80,37 +80,19 @@ impl Conversations<'_> {
     ) -> Result<Option<Vec<u8>>, DbError> {
         let s = self.0;
         let limit = clamp_limit(limit);
-        let cached = match before {
-            None => {
-                let place = s.cache.conversation_place(user, character);
-                s.cache.cached_page(&place, limit as usize).await
-            }
-            Some(_) => Cached::Unavailable,
-        };
-        if let Cached::Hit(body) = cached {
-            return Ok(Some(body));
+        if before.is_none() {
+            let place = s.cache.conversation_place(user, character);
+            return s
+                .first_page_body(&place, user, character, limit as usize, async || {
+                    Ok(window::Window::of(&load_window(s, user, character).await?))
+                })
+                .await;
         }
         if !super::Matches(s).contains(user, character).await? {
             return Ok(None);
         }
-        let body = match (before, cached) {
-            (None, Cached::Miss(version)) => {
-                let loaded = load_window(s, user, character).await?;
-                s.cache
-                    .store_window(user, character, version, &loaded)
-                    .await
-                    .page_body(limit as usize)
-            }
-            (None, _) => window::Window::of(&load_window(s, user, character).await?)
-                .page_body(limit as usize),
-            (Some(_), _) => {
-                let page = self.page(user, character, before, limit).await?;
-                serde_json::to_vec(&page).map_err(|e| {
-                    DbError::Query(diesel::result::Error::SerializationError(e.into()))
-                })?
-            }
-        };
-        Ok(Some(body))
+        let page = self.page(user, character, before, limit).await?;
+        super::body_of(&page).map(Some)
     }
 
     /// Stores a message once per client id and updates what it touches in place: the window,

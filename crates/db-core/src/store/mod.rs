@@ -37,6 +37,7 @@ pub use users::{CreateUserError, Users};
 pub use write_first::{Finished, MatchSettings, Silent, UserSettings, WriteFirst};
 
 use crate::cache::Cache;
+use crate::cache::window::{Cached, Place, Window};
 use crate::pool::{Db, DbError, PoolStats};
 use crate::revocations::Revocations;
 
@@ -87,6 +88,41 @@ impl Shared {
             tracing::warn!(error = %e, keys = keys.len(), "stale cache keys not journaled");
         }
     }
+}
+
+impl Shared {
+    /// The first page of a window (a conversation, a gallery) as the response body, for the
+    /// user's own: the cached one as it is stored, which proves the match by existing (a window
+    /// is only stored after the match was checked, and dropped with it, its version bumped);
+    /// otherwise, once the match is checked, the window `load` reads from PostgreSQL, stored
+    /// unless it changed meanwhile. `None` when the user has no match with this character.
+    pub(crate) async fn first_page_body(
+        &self,
+        place: &Place,
+        user: uuid::Uuid,
+        character: &str,
+        limit: usize,
+        load: impl AsyncFnOnce() -> Result<Window, DbError>,
+    ) -> Result<Option<Vec<u8>>, DbError> {
+        let cached = self.cache.cached_page(place, limit).await;
+        if let Cached::Hit(body) = cached {
+            return Ok(Some(body));
+        }
+        if !Matches(self).contains(user, character).await? {
+            return Ok(None);
+        }
+        let window = load().await?;
+        if let Cached::Miss(version) = cached {
+            self.cache.store_at(place, version, &window).await;
+        }
+        Ok(Some(window.page_body(limit)))
+    }
+}
+
+/// A page read from PostgreSQL as a response body.
+pub(crate) fn body_of<T: serde::Serialize>(page: &T) -> Result<Vec<u8>, DbError> {
+    serde_json::to_vec(page)
+        .map_err(|e| DbError::Query(diesel::result::Error::SerializationError(e.into())))
 }
 
 /// Replays the journal (see [`REPLAY_EVERY`]); old rows are pruned now and then.

@@ -5,7 +5,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::Shared;
-use crate::cache::window::{Cached, Window};
+use crate::cache::window::Window;
 use crate::models::{NewPhoto, Photo};
 use crate::pagination::{Cursor, KeysetPage, clamp_limit};
 use crate::pool::DbError;
@@ -47,45 +47,33 @@ impl Photos<'_> {
     ) -> Result<Option<Vec<u8>>, DbError> {
         let s = self.0;
         let limit = clamp_limit(limit);
-        let first = before.is_none() && limit as usize <= CACHED_PHOTO_PAGE;
-        let place = s.cache.gallery_place(user, character);
-        let cached = if first {
-            s.cache.cached_page(&place, limit as usize).await
-        } else {
-            Cached::Unavailable
-        };
-        if let Cached::Hit(body) = cached {
-            return Ok(Some(body));
+        if before.is_none() && limit as usize <= CACHED_PHOTO_PAGE {
+            let place = s.cache.gallery_place(user, character);
+            return s
+                .first_page_body(&place, user, character, limit as usize, async || {
+                    // The primary: a photo just delivered is in the page stored.
+                    let mut conn = s.db.write().await?;
+                    let loaded =
+                        photos::latest(&mut conn, user, character, None, CACHED_PHOTO_PAGE as i64)
+                            .await?;
+                    let mut docs = Vec::with_capacity(loaded.items.len());
+                    for p in loaded.items {
+                        let (id, at) = (p.id, p.received_at.timestamp_micros());
+                        docs.push((super::body_of(&view(p))?, id, at));
+                    }
+                    Ok(Window::of_docs(docs))
+                })
+                .await;
         }
         if !super::Matches(s).contains(user, character).await? {
             return Ok(None);
         }
-        let encode = |e: serde_json::Error| {
-            DbError::Query(diesel::result::Error::SerializationError(e.into()))
-        };
-        if !first {
-            let page = self.page(user, character, before, limit).await?;
-            let page = KeysetPage {
-                items: page.items.into_iter().map(view).collect::<Vec<_>>(),
-                next: page.next,
-            };
-            return serde_json::to_vec(&page).map(Some).map_err(encode);
-        }
-        let loaded = {
-            // The primary: a photo just delivered is in the page stored.
-            let mut conn = s.db.write().await?;
-            photos::latest(&mut conn, user, character, None, CACHED_PHOTO_PAGE as i64).await?
-        };
-        let mut docs = Vec::with_capacity(loaded.items.len());
-        for p in loaded.items {
-            let (id, at) = (p.id, p.received_at.timestamp_micros());
-            docs.push((serde_json::to_vec(&view(p)).map_err(encode)?, id, at));
-        }
-        let window = Window::of_docs(docs);
-        if let Cached::Miss(version) = cached {
-            s.cache.store_at(&place, version, &window).await;
-        }
-        Ok(Some(window.page_body(limit as usize)))
+        let page = self.page(user, character, before, limit).await?;
+        super::body_of(&KeysetPage {
+            items: page.items.into_iter().map(view).collect::<Vec<_>>(),
+            next: page.next,
+        })
+        .map(Some)
     }
 
     /// One photo of the user's.
