@@ -367,7 +367,13 @@ fn stream_back(res: reqwest::Response) -> HttpResponse {
         .get("content-type")
         .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
     if let Some(len) = res.content_length() {
-        return out.body(actix_web::body::SizedStream::new(len, res.bytes_stream()));
+        if !service_kit::server::crowded() {
+            return out.body(actix_web::body::SizedStream::new(len, res.bytes_stream()));
+        }
+        return out.body(actix_web::body::SizedStream::new(
+            len,
+            in_pieces(res.bytes_stream()),
+        ));
     }
     if events {
         let body = res.bytes_stream().scan(false, |cut, chunk| {
@@ -384,7 +390,35 @@ fn stream_back(res: reqwest::Response) -> HttpResponse {
         });
         return out.streaming(body);
     }
-    out.streaming(res.bytes_stream())
+    out.streaming(in_pieces(res.bytes_stream()))
+}
+
+/// The upstream's chunks (as large as its connection's read buffer: 16 KiB and more) cut
+/// without copying into pieces the client connection's write buffer takes whole (see
+/// [`service_kit::server::RESPONSE_PIECE`]): what a connection keeps between requests stays the
+/// same whatever it forwarded. For crowded gateways and bodies of unknown length.
+fn in_pieces<E>(
+    body: impl futures_util::Stream<Item = Result<web::Bytes, E>>,
+) -> impl futures_util::Stream<Item = Result<web::Bytes, E>> {
+    body.flat_map(|chunk| futures_util::stream::iter(Pieces(Some(chunk))))
+}
+
+/// One upstream chunk, handed out [`service_kit::server::RESPONSE_PIECE`] bytes at a time.
+struct Pieces<E>(Option<Result<web::Bytes, E>>);
+
+impl<E> Iterator for Pieces<E> {
+    type Item = Result<web::Bytes, E>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.0.take()? {
+            Ok(mut rest) if rest.len() > service_kit::server::RESPONSE_PIECE => {
+                let piece = rest.split_to(service_kit::server::RESPONSE_PIECE);
+                self.0 = Some(Ok(rest));
+                Some(Ok(piece))
+            }
+            last => Some(last),
+        }
+    }
 }
 
 /// What a client of an event stream gets when the service writing it goes away mid-stream.
@@ -397,6 +431,55 @@ mod tests {
 
     fn base(url: &str) -> BaseUrl {
         BaseUrl::parse(url).unwrap_or_else(|| panic!("{url} parses"))
+    }
+
+    #[actix_web::test]
+    async fn a_body_in_pieces_is_the_body_and_each_piece_fits_the_write_buffer() {
+        use service_kit::server::RESPONSE_PIECE;
+        let chunk = |n: usize, at: u8| -> Result<web::Bytes, &'static str> {
+            Ok((0..n)
+                .map(|i| at.wrapping_add(i as u8))
+                .collect::<Vec<u8>>()
+                .into())
+        };
+        for sizes in [
+            vec![0],
+            vec![1],
+            vec![RESPONSE_PIECE],
+            vec![RESPONSE_PIECE + 1],
+            vec![22_000],
+            vec![16_384, 5_616, 3 * RESPONSE_PIECE],
+        ] {
+            let upstream: Vec<_> = sizes
+                .iter()
+                .enumerate()
+                .map(|(i, &n)| chunk(n, i as u8))
+                .collect();
+            let whole: Vec<u8> = upstream
+                .iter()
+                .flat_map(|c| c.clone().unwrap_or_default())
+                .collect();
+            let pieces: Vec<_> = in_pieces(futures_util::stream::iter(upstream))
+                .collect()
+                .await;
+            assert!(
+                pieces
+                    .iter()
+                    .all(|p| p.as_ref().is_ok_and(|p| p.len() <= RESPONSE_PIECE)),
+                "{sizes:?}"
+            );
+            let joined: Vec<u8> = pieces
+                .into_iter()
+                .flat_map(|p| p.unwrap_or_default())
+                .collect();
+            assert_eq!(joined, whole, "{sizes:?}");
+        }
+        // An upstream error goes on as it came, after the pieces before it.
+        let cut: Vec<_> = in_pieces(futures_util::stream::iter([chunk(20_000, 0), Err("cut")]))
+            .collect()
+            .await;
+        assert_eq!(cut.len(), 4);
+        assert_eq!(cut.last(), Some(&Err("cut")));
     }
 
     #[test]
