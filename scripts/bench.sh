@@ -153,6 +153,8 @@ http {
 CONF
   nginx -c "$tmp/nginx/nginx.conf" -p "$tmp/nginx"
   target=http://127.0.0.1:9090 bench "reference: catalogue through nginx proxy_pass" true --mode closed --connections "$connections" --duration "$single" --warmup 2 --mix catalogue=1
+  # The conversation too: how much of a cached read the hop itself takes, beside the gateway's.
+  target=http://127.0.0.1:9090 bench "reference: conversation through nginx proxy_pass" true --mode closed --connections "$connections" --duration "$single" --warmup 2 --mix conversation=1
   kill "$(cat "$tmp/nginx/nginx.pid")" 2>/dev/null || true
 else
   echo "── nginx is not installed: no reference hop (make bench-tools installs it)"
