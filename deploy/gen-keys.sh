@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Makes a deployment's own secrets in deploy/secrets/ (gitignored; DREAM_SECRETS_DIR puts them
-# elsewhere): the Ed25519 pair that signs access tokens, the key that signs media URLs, the
-# PostgreSQL password, and the env files deploy/compose.yaml reads. k8s/create-secrets.sh loads
-# the same files into a cluster.
+# elsewhere): the Ed25519 pair that signs access tokens, the PostgreSQL password, and the env
+# files deploy/compose.yaml reads. k8s/create-secrets.sh loads the same files into a cluster.
 #
 #   deploy/gen-keys.sh
 #
@@ -22,7 +21,6 @@ if [ ! -s "$dir/jwt-ed25519.pem" ]; then
 fi
 [ -s "$dir/jwt-ed25519.pub.pem" ] || openssl pkey -in "$dir/jwt-ed25519.pem" -pubout -out "$dir/jwt-ed25519.pub.pem"
 # No trailing newline: these files are also read whole (kubectl create secret --from-file).
-[ -s "$dir/media-url-signing.key" ] || printf '%s' "$(openssl rand -hex 32)" > "$dir/media-url-signing.key"
 # Hex, so it can stand in a URL unescaped.
 [ -s "$dir/postgres-password" ] || printf '%s' "$(openssl rand -hex 24)" > "$dir/postgres-password"
 
@@ -38,7 +36,7 @@ pem_value() { printf '"%s"' "$(awk '{printf "%s\\n", $0}' "$1")"; }
 password=$(cat "$dir/postgres-password")
 
 # One file per need, so that each service gets only the secrets it uses (compose.yaml's env_file):
-# the private key reaches auth alone, the media signing key media and the gateway alone.
+# the private key reaches auth alone, the database URL only the services that query it.
 write() { # file, then its lines
   local file=$1
   shift
@@ -46,7 +44,6 @@ write() { # file, then its lines
 }
 write jwt-public.env "JWT_PUBLIC_KEY_PEM=$(pem_value "$dir/jwt-ed25519.pub.pem")"
 write jwt-private.env "JWT_PRIVATE_KEY_PEM=$(pem_value "$dir/jwt-ed25519.pem")"
-write media-signing.env "MEDIA_URL_SIGNING_KEY=$(cat "$dir/media-url-signing.key")"
 write postgres.env "POSTGRES_PASSWORD=$password"
 write database.env "DATABASE_URL=postgres://postgres:$password@postgres:5432/dream"
 

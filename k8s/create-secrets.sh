@@ -22,14 +22,13 @@ case $overlay in
   *) echo "usage: $0 dev|prod [--print]" >&2; exit 2 ;;
 esac
 dir=${DREAM_SECRETS_DIR:-$root/deploy/secrets}
-if [ ! -s "$dir/jwt-ed25519.pem" ] || [ ! -s "$dir/media-url-signing.key" ] || [ ! -s "$dir/postgres-password" ]; then
+if [ ! -s "$dir/jwt-ed25519.pem" ] || [ ! -s "$dir/postgres-password" ]; then
   DREAM_SECRETS_DIR=$dir "$root/deploy/gen-keys.sh" >&2
 fi
 
 args=(
   --from-file=JWT_PRIVATE_KEY_PEM="$dir/jwt-ed25519.pem"
   --from-file=JWT_PUBLIC_KEY_PEM="$dir/jwt-ed25519.pub.pem"
-  --from-file=MEDIA_URL_SIGNING_KEY="$dir/media-url-signing.key"
 )
 if [ "$overlay" = dev ]; then
   password=$(cat "$dir/postgres-password")

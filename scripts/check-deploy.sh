@@ -145,7 +145,7 @@ image_bins = {p.rsplit("/", 1)[-1] for p in copied} if any("/usr/local/bin/" in 
 readme = pathlib.Path("README.md").read_text().split("## Configuration", 1)[-1].split("\n## ", 1)[0]
 documented = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", readme))
 # Read by the code being added with the admin listener (not yet in the README's table).
-documented |= {"ADMIN_PORT", "TRUSTED_PROXIES", "WEB_DIR", "MEDIA_URL_SIGNING_KEY"}
+documented |= {"ADMIN_PORT", "TRUSTED_PROXIES", "WEB_DIR"}
 
 def parse_env_file(path):
     """Compose's env-file syntax: double quotes take \\n escapes, single quotes are literal."""
@@ -173,8 +173,6 @@ given = subprocess.run(["openssl", "pkey", "-pubin", "-in", tmp / "pub.pem"], ca
 if derived.returncode or given.returncode or derived.stdout != given.stdout or "ED25519" not in subprocess.run(
         ["openssl", "pkey", "-in", tmp / "priv.pem", "-noout", "-text"], capture_output=True, text=True).stdout.upper():
     problems.append("deploy/gen-keys.sh: its env files do not hold a matching Ed25519 pair")
-if not re.fullmatch(r"[0-9a-f]{64}", generated["media-signing.env"].get("MEDIA_URL_SIGNING_KEY", "")):
-    problems.append("deploy/gen-keys.sh: MEDIA_URL_SIGNING_KEY must be 32 random bytes in hex")
 dev_pems = {p.read_text().strip() for p in (root / "dev-keys").glob("*.pem")}
 
 # ---- compose and Prometheus ----------------------------------------------------------------
@@ -227,8 +225,6 @@ def check_compose(compose, prometheus):
             found.append(f"compose service {name}: needs JWT_PUBLIC_KEY_PEM (secrets/jwt-public.env)")
         if ("JWT_PRIVATE_KEY_PEM" in env) != (name == "auth"):
             found.append(f"compose service {name}: JWT_PRIVATE_KEY_PEM belongs to auth alone")
-        if ("MEDIA_URL_SIGNING_KEY" in env) != (name in ("gateway", "media")):
-            found.append(f"compose service {name}: MEDIA_URL_SIGNING_KEY belongs to the gateway and media alone")
         if "ADMIN_PORT" not in env or env.get("ADMIN_PORT") == env.get("PORT"):
             found.append(f"compose service {name}: needs an ADMIN_PORT apart from PORT")
         elif int(env["ADMIN_PORT"]) in ports.get(name, []):
