@@ -262,6 +262,65 @@ async fn browser_sessions_keep_the_refresh_token_out_of_page_scripts() {
 }
 
 /// The gateway serves the built app; then the story in Chromium.
+/// A page that changes its password stays signed in: the new session's refresh token comes
+/// in its cookie (not the body), the old cookie is dead, the new one refreshes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_that_changes_its_password_stays_signed_in() {
+    let s = Stack::start().await;
+    let res = s
+        .http
+        .post(format!("{}/api/v1/auth/register", s.gateway))
+        .header("x-dream-session", "cookie")
+        .json(&json!({ "email": "pw@example.com", "password": "un mot de passe", "display_name": "Pw" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let old = cookie_value(&cookies_of(&res), "dream_refresh").unwrap();
+    let body: Value = res.json().await.unwrap();
+    let access = body["access_token"].as_str().unwrap().to_owned();
+    let change = |mode: Option<&str>, current: &str, new: &str| {
+        let mut req = s
+            .http
+            .put(format!("{}/api/v1/users/me/password", s.gateway))
+            .bearer_auth(&access)
+            .json(&json!({ "current_password": current, "new_password": new }));
+        if let Some(mode) = mode {
+            req = req.header("x-dream-session", mode);
+        }
+        req.send()
+    };
+    // A mode that is not `cookie` is refused before anything changes.
+    let res = change(Some("jar"), "un mot de passe", "un autre mot de passe")
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let res = change(Some("cookie"), "un mot de passe", "un autre mot de passe")
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let set = cookies_of(&res);
+    let body: Value = res.json().await.unwrap();
+    assert!(body.get("refresh_token").is_none(), "{body}");
+    assert!(body["access_token"].is_string(), "{body}");
+    let new = cookie_value(&set, "dream_refresh").unwrap();
+    assert_ne!(new, old);
+    assert!(cookie_value(&set, "dream_media").is_some(), "{set:?}");
+    let refresh = |cookie: String| {
+        s.http
+            .post(format!("{}/api/v1/auth/refresh", s.gateway))
+            .header("x-dream-session", "cookie")
+            .header("cookie", format!("dream_refresh={cookie}"))
+            .json(&json!({}))
+            .send()
+    };
+    assert_eq!(
+        refresh(old).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(refresh(new).await.unwrap().status(), StatusCode::OK);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_web_app_story_in_a_real_browser() {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());

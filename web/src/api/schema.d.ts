@@ -658,7 +658,8 @@ export interface paths {
          *     included, in every service (their refresh and access tokens stop working); the answer
          *     carries a fresh token pair, in a new session, so the device that made the change stays
          *     signed in. A wrong current password is a 401 `invalid_credentials`, throttled like
-         *     sign-ins.
+         *     sign-ins. A web page (`X-Dream-Session: cookie`) gets the new session's refresh token in its
+         *     cookie, as on sign-in, so that it stays signed in past the next refresh.
          */
         put: operations["change_password"];
         post?: never;
@@ -5179,7 +5180,10 @@ export interface operations {
     change_password: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description `cookie` for a browser session. */
+                "X-Dream-Session"?: "cookie";
+            };
             path?: never;
             cookie?: never;
         };
