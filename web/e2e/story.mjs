@@ -1,7 +1,8 @@
 // The web app's story in a real Chromium (Debian's, driven by playwright-core) against a real
 // gateway and services: sign up → discover → match → send → the reply streams in token by
 // token → a photo arrives and displays → search finds the message → edit a memory → reload
-// keeps the session → sign out. axe-core checks every screen (0 serious or critical
+// keeps the session → change the password → download one's data → sign out → sign out
+// everywhere from another device → sign in again and delete the account. axe-core checks every screen (0 serious or critical
 // violations); screenshots of each screen at desktop and phone sizes go to test-results/.
 //
 //   BASE_URL=http://127.0.0.1:8080 node e2e/story.mjs
@@ -235,7 +236,7 @@ try {
     await shot(page, 'desktop-10-profile');
     await page.getByRole('button', { name: 'English' }).click();
     await page.getByRole('heading', { name: 'Leaderboard' }).waitFor();
-    await page.getByRole('button', { name: 'Sign out' }).waitFor();
+    await page.getByRole('button', { name: 'Sign out', exact: true }).waitFor();
     await shot(page, 'desktop-11-profile-en');
     await page.getByRole('button', { name: 'Français' }).click();
     await page.getByRole('heading', { name: 'Classement' }).waitFor();
@@ -284,14 +285,87 @@ try {
     await phone.close();
   });
 
+  const newPassword = 'un nouveau mot de passe';
+  await step('change the password: a wrong one is explained, the new one keeps this page signed in', async () => {
+    await page.goto(`${BASE}/profile`);
+    await page.getByRole('heading', { name: 'Compte', exact: true }).waitFor();
+    await page.getByLabel('Mot de passe actuel').fill('pas le bon');
+    await page.getByLabel('Nouveau mot de passe').fill(newPassword);
+    await page.getByRole('button', { name: 'Changer de mot de passe' }).click();
+    await page.getByText('E-mail ou mot de passe incorrect.').waitFor();
+    await page.getByLabel('Mot de passe actuel').fill(password);
+    await page.getByRole('button', { name: 'Changer de mot de passe' }).click();
+    await page.getByText('Mot de passe changé.', { exact: false }).waitFor();
+    check((await page.getByLabel('Mot de passe actuel').inputValue()) === '', 'the form keeps the old password');
+    // The new session lives in the page's cookie: a reload (a refresh by cookie) keeps it.
+    await page.reload();
+    await page.getByRole('heading', { name: 'Compte', exact: true }).waitFor();
+    check(page.url().endsWith('/profile'), page.url());
+    await axe(page, 'profile account');
+    await page.locator('.account').screenshot({ path: `${OUT}desktop-12-account.png` });
+  });
+
+  await step('download my data: a zip archive of the account', async () => {
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('button', { name: 'Télécharger mes données' }).click(),
+    ]);
+    const name = download.suggestedFilename();
+    check(/^dream-export-\d{4}-\d{2}-\d{2}\.zip$/.test(name), `archive name: ${name}`);
+    const bytes = readFileSync(await download.path());
+    check(bytes.length > 1000 && bytes.subarray(0, 2).toString() === 'PK', `archive: ${bytes.length} bytes, starts ${bytes.subarray(0, 4).toString('hex')}`);
+    log(`     export: ${name}, ${bytes.length} bytes`);
+  });
+
   await step('sign out ends the session', async () => {
-    await page.getByRole('button', { name: 'Se déconnecter' }).click();
+    await page.getByRole('button', { name: 'Se déconnecter', exact: true }).click();
     await page.waitForURL('**/login');
     await page.reload();
     await page.waitForURL('**/login');
     await page.getByRole('heading', { name: 'Se connecter' }).waitFor();
     const cookies = await desktop.cookies();
     check(!cookies.some((c) => c.name === 'dream_refresh' && c.value), `cookies left: ${JSON.stringify(cookies)}`);
+  });
+
+  await step('sign out everywhere, from another device, ends this page’s session too', async () => {
+    await page.getByLabel('E-mail').fill(email);
+    await page.getByLabel('Mot de passe').fill(newPassword);
+    await page.getByRole('button', { name: 'Se connecter' }).click();
+    await page.waitForURL('**/chats');
+    const other = await browser.newContext({ locale: 'fr-FR' });
+    const p = await other.newPage();
+    watch(p, 'other');
+    await p.goto(`${BASE}/login`);
+    await p.getByLabel('E-mail').fill(email);
+    await p.getByLabel('Mot de passe').fill(newPassword);
+    await p.getByRole('button', { name: 'Se connecter' }).click();
+    await p.waitForURL('**/chats');
+    await p.goto(`${BASE}/profile`);
+    await p.getByRole('button', { name: 'Se déconnecter partout' }).click();
+    await p.waitForURL('**/login');
+    await p.getByText('Toutes vos sessions sont fermées.').waitFor();
+    await other.close();
+    await page.reload();
+    await page.waitForURL('**/login');
+  });
+
+  await step('sign in with the new password, delete the account; it cannot sign in again', async () => {
+    await page.getByLabel('E-mail').fill(email);
+    await page.getByLabel('Mot de passe').fill(newPassword);
+    await page.getByRole('button', { name: 'Se connecter' }).click();
+    await page.waitForURL('**/chats');
+    await page.goto(`${BASE}/profile`);
+    await page.getByRole('heading', { name: 'Compte', exact: true }).waitFor();
+    await page.getByLabel('Mot de passe', { exact: true }).fill(newPassword);
+    page.once('dialog', (d) => d.accept());
+    await page.getByRole('button', { name: 'Supprimer mon compte' }).click();
+    await page.waitForURL('**/login');
+    await page.getByText('Votre compte a été supprimé.').waitFor();
+    await page.getByLabel('E-mail').fill(email);
+    await page.getByLabel('Mot de passe').fill(newPassword);
+    await page.getByRole('button', { name: 'Se connecter' }).click();
+    await page.getByText('E-mail ou mot de passe incorrect.').waitFor();
+    check(page.url().endsWith('/login'), page.url());
   });
 
   await step('no CSP violation, no page error', async () => {

@@ -139,3 +139,51 @@ export async function resume(): Promise<void> {
     session.ready = true;
   }
 }
+
+/** The caller's bearer header, for the few calls made without the generated client. */
+function bearer(): Record<string, string> {
+  return session.token ? { authorization: `Bearer ${session.token}` } : {};
+}
+
+/**
+ * Changes the password. Every session of the account ends, this page's included; the answer
+ * opens a new one, whose refresh token the server puts in this page's cookie.
+ */
+export async function changePassword(current_password: string, new_password: string): Promise<void> {
+  const res = await send('/api/v1/users/me/password', {
+    method: 'PUT',
+    headers: { ...SESSION_HEADERS, ...bearer() },
+    body: JSON.stringify({ current_password, new_password }),
+  });
+  if (!res.ok) throw await failureOf(res);
+  const body = (await res.json()) as { access_token: string; expires_in: number };
+  session.token = body.access_token;
+  renewBefore(body.expires_in);
+}
+
+/** Ends every session of the account (other devices too), then this page's. */
+export async function signOutEverywhere(): Promise<void> {
+  const res = await send('/api/v1/auth/logout-everywhere', { method: 'POST', headers: { ...SESSION_HEADERS, ...bearer() }, body: '{}' });
+  if (!res.ok) throw await failureOf(res);
+  await signOut();
+}
+
+/** Deletes the account for good (the password confirms it); the page is then signed out. */
+export async function deleteAccount(password: string): Promise<void> {
+  const res = await send('/api/v1/users/me', {
+    method: 'DELETE',
+    headers: { 'content-type': 'application/json', ...bearer() },
+    body: JSON.stringify({ password }),
+  });
+  if (!res.ok) throw await failureOf(res);
+  await signOut();
+}
+
+/** The archive of everything the account holds, and the name the server gave it. */
+export async function exportAccount(): Promise<{ blob: Blob; name: string }> {
+  const res = await authed(new Request('/api/v1/users/me/export'));
+  if (!res.ok) throw await failureOf(res);
+  const disposition = res.headers.get('content-disposition') ?? '';
+  const name = /filename="?([^";]+)"?/.exec(disposition)?.[1] ?? 'dream-export.zip';
+  return { blob: await res.blob(), name };
+}
