@@ -1,9 +1,10 @@
 // The web app's story in a real Chromium (Debian's, driven by playwright-core) against a real
 // gateway and services: sign up → discover → match → send → the reply streams in token by
 // token → a photo arrives and displays → search finds the message → edit a memory → reload
-// keeps the session → change the password → download one's data → sign out → sign out
-// everywhere from another device → sign in again and delete the account. axe-core checks every screen (0 serious or critical
-// violations); screenshots of each screen at desktop and phone sizes go to test-results/.
+// keeps the session → edit and delete a message → unmatch → change the password → download
+// one's data → sign out → sign out everywhere from another device → sign in again and delete
+// the account. axe-core checks every screen (0 serious or critical violations); screenshots of
+// each screen at desktop and phone sizes go to test-results/.
 //
 //   BASE_URL=http://127.0.0.1:8080 node e2e/story.mjs
 //
@@ -283,6 +284,43 @@ try {
     await axe(p, 'phone profile');
     await shot(p, 'phone-8-profile');
     await phone.close();
+  });
+
+  await step('edit a message, then delete it; the reply stays', async () => {
+    await page.goto(`${BASE}/chat/sophia`);
+    const mine = page.locator('.bubble.user', { hasText: said });
+    await mine.waitFor();
+    const at = `#${await mine.getAttribute('id')}`;
+    const rewritten = 'Ce soir je relis Colette au bord de la Saône';
+    await page.locator(at).getByRole('button', { name: 'Modifier' }).click();
+    await page.locator(at).getByRole('textbox').fill(rewritten);
+    await shot(page, 'desktop-13-edit-message');
+    await axe(page, 'conversation, editing a message');
+    await page.locator(at).getByRole('button', { name: 'Enregistrer' }).click();
+    await page.locator(`${at} p.text`, { hasText: rewritten }).waitFor();
+    await page.reload();
+    await page.locator(`${at} p.text`, { hasText: rewritten }).waitFor();
+    await axe(page, 'conversation after an edit');
+    const replies = await page.locator('.bubble.character').count();
+    page.once('dialog', (d) => d.accept());
+    await page.locator(at).getByRole('button', { name: 'Supprimer' }).click();
+    await page.locator(at).waitFor({ state: 'detached' });
+    await page.reload();
+    await page.locator('.messages[aria-busy="false"]').waitFor();
+    await page.locator('.bubble.character').first().waitFor();
+    check((await page.locator(at).count()) === 0, 'the deleted message came back');
+    const after = await page.locator('.bubble.character').count();
+    check(after === replies, `the character's messages: ${replies} before, ${after} after`);
+  });
+
+  await step('unmatch: the conversation goes, the character can be matched again', async () => {
+    page.once('dialog', (d) => d.accept());
+    await page.getByRole('button', { name: 'Ne plus matcher' }).click();
+    await page.waitForURL('**/chats');
+    await page.getByText('Vous ne matchez plus avec').waitFor();
+    check((await page.locator('[data-character="sophia"]').count()) === 0, 'sophia is still in the chat list');
+    await page.goto(`${BASE}/discover`);
+    await page.locator('[data-character="sophia"]').getByRole('button', { name: /Matcher/ }).waitFor();
   });
 
   const newPassword = 'un nouveau mot de passe';
