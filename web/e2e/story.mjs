@@ -81,7 +81,8 @@ const password = 'un mot de passe solide';
 const said = 'Ce soir je relis Colette au bord du Rhône';
 let summary;
 try {
-  const desktop = await browser.newContext({ viewport: { width: 1280, height: 820 }, locale: 'fr-FR' });
+  // Someone in Ontario: the time zone is not the server's default (UTC).
+  const desktop = await browser.newContext({ viewport: { width: 1280, height: 820 }, locale: 'fr-FR', timezoneId: 'America/Toronto' });
   const page = await desktop.newPage();
   watch(page, 'desktop');
 
@@ -241,6 +242,28 @@ try {
     await shot(page, 'desktop-11-profile-en');
     await page.getByRole('button', { name: 'Français' }).click();
     await page.getByRole('heading', { name: 'Classement' }).waitFor();
+  });
+
+  await step('characters who write first: off and on again, in the person’s time zone', async () => {
+    const box = page.getByLabel('Les personnages peuvent m’écrire en premier');
+    await box.waitFor();
+    check(await box.isChecked(), 'on by default');
+    await box.uncheck();
+    await page.getByText('Réglage enregistré.').waitFor();
+    await page.reload();
+    await page.getByRole('heading', { name: 'Quand le silence dure' }).waitFor();
+    check(!(await page.getByLabel('Les personnages peuvent m’écrire en premier').isChecked()), 'still on after a reload');
+    await page.getByLabel('Les personnages peuvent m’écrire en premier').check();
+    const here = await page.evaluate(() => Intl.DateTimeFormat().resolvedOptions().timeZone);
+    check(here === 'America/Toronto', `the browser's time zone: ${here}`);
+    await page.getByRole('button', { name: `Utiliser mon fuseau horaire (${here})` }).click();
+    await page.getByText(`(${here}).`).waitFor();
+    await page.reload();
+    await page.getByText(`(${here}).`).waitFor();
+    check(await page.getByLabel('Les personnages peuvent m’écrire en premier').isChecked(), 'off after turning it on');
+    check((await page.getByRole('button', { name: /Utiliser mon fuseau/ }).count()) === 0, 'the time zone offer stays');
+    await page.locator('.write-first').screenshot({ path: `${OUT}desktop-14-write-first.png` });
+    await axe(page, 'profile, writing first');
   });
 
   await step('phone: every screen at 390×844', async () => {
