@@ -1,7 +1,8 @@
 // The web app's story in a real Chromium (Debian's, driven by playwright-core) against a real
 // gateway and services: sign up → discover → match → send → the reply streams in token by
 // token → a photo arrives and displays → search finds the message → edit a memory → reload
-// keeps the session → edit and delete a message → unmatch → change the password → download
+// keeps the session → edit and delete a message → unmatch → a character of one's own (create,
+// export and import its card, delete, match) → change the password → download
 // one's data → sign out → sign out everywhere from another device → sign in again and delete
 // the account. axe-core checks every screen (0 serious or critical violations); screenshots of
 // each screen at desktop and phone sizes go to test-results/.
@@ -346,6 +347,40 @@ try {
     await page.locator('[data-character="sophia"]').getByRole('button', { name: /Matcher/ }).waitFor();
   });
 
+  await step('a character of one’s own: create it, export its card, import it back, delete the copy, match it', async () => {
+    await page.goto(`${BASE}/discover`);
+    await page.getByRole('button', { name: 'Créer un personnage' }).click();
+    await page.getByLabel('Nom', { exact: true }).fill('Léa');
+    await page.getByLabel('En une ligne').fill('Gardienne de phare à Ouessant');
+    await page.getByLabel('Personnalité').fill('Léa garde le phare du Creac’h. Elle parle peu, précisément, aime les tempêtes et les cartes marines.');
+    await page.getByLabel('Premier message').fill('La lanterne est allumée. Tu es arrivé·e par le dernier bateau ?');
+    await page.getByLabel('Thèmes (séparés par des virgules)').fill('mer, nuit');
+    await axe(page, 'discover, creating a character');
+    await page.getByRole('button', { name: 'Créer', exact: true }).click();
+    const mine = page.locator('.cards > li', { hasText: 'Gardienne de phare' });
+    await mine.first().waitFor();
+    check((await mine.count()) === 1, `cards of Léa: ${await mine.count()}`);
+    await mine.getByText('à vous').waitFor();
+    await shot(page, 'desktop-15-own-character');
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      mine.getByRole('button', { name: /Exporter la carte/ }).click(),
+    ]);
+    const file = await download.path();
+    const card = JSON.parse(readFileSync(file, 'utf8'));
+    check(card.spec === 'chara_card_v3' && card.data?.name === 'Léa' && /phare/.test(card.data?.description ?? card.data?.personality ?? JSON.stringify(card.data)), `card: ${JSON.stringify(card).slice(0, 300)}`);
+    await page.locator('input[type=file]').setInputFiles({ name: 'lea.json', mimeType: 'application/json', buffer: readFileSync(file) });
+    await page.getByText('Carte importée.').waitFor();
+    await page.waitForFunction(() => document.querySelectorAll('.cards > li').length > 0 && [...document.querySelectorAll('.cards > li')].filter((li) => li.textContent.includes('Gardienne de phare')).length === 2);
+    page.once('dialog', (d) => d.accept());
+    await mine.last().getByRole('button', { name: /Supprimer/ }).click();
+    await page.getByText('Léa a été supprimé·e.').waitFor();
+    await page.waitForFunction(() => [...document.querySelectorAll('.cards > li')].filter((li) => li.textContent.includes('Gardienne de phare')).length === 1);
+    await mine.getByRole('button', { name: /Matcher/ }).click();
+    await page.waitForURL('**/chat/**');
+    await page.locator('.bubble.character', { hasText: 'La lanterne est allumée' }).waitFor();
+  });
+
   const newPassword = 'un nouveau mot de passe';
   await step('change the password: a wrong one is explained, the new one keeps this page signed in', async () => {
     await page.goto(`${BASE}/profile`);
@@ -415,7 +450,11 @@ try {
     await page.getByLabel('Mot de passe').fill(newPassword);
     await page.getByRole('button', { name: 'Se connecter' }).click();
     await page.waitForURL('**/chats');
-    await page.goto(`${BASE}/profile`);
+    // Within the page (no reload): the catalogue with Léa is loaded, as it would be for someone
+    // who browsed before leaving.
+    await page.getByRole('link', { name: /Découvrir/ }).first().click();
+    await page.locator('.cards > li', { hasText: 'Gardienne de phare' }).waitFor();
+    await page.getByRole('link', { name: /Profil/ }).first().click();
     await page.getByRole('heading', { name: 'Compte', exact: true }).waitFor();
     await page.getByLabel('Mot de passe', { exact: true }).fill(newPassword);
     page.once('dialog', (d) => d.accept());
@@ -427,6 +466,18 @@ try {
     await page.getByRole('button', { name: 'Se connecter' }).click();
     await page.getByText('E-mail ou mot de passe incorrect.').waitFor();
     check(page.url().endsWith('/login'), page.url());
+  });
+
+  await step('the next person to sign up in this tab sees none of the last one’s characters', async () => {
+    await page.getByRole('link', { name: /En créer un/ }).click();
+    await page.waitForURL('**/signup');
+    await page.getByLabel('Votre prénom').fill('Sacha');
+    await page.getByLabel('E-mail').fill(`next-${email}`);
+    await page.getByLabel('Mot de passe').fill(password);
+    await page.getByRole('button', { name: 'Créer un compte' }).click();
+    await page.waitForURL('**/discover');
+    await page.locator('[data-character="sophia"]').waitFor();
+    check((await page.locator('.cards > li', { hasText: 'Gardienne de phare' }).count()) === 0, 'the last person’s own character is shown');
   });
 
   await step('no CSP violation, no page error', async () => {

@@ -32,3 +32,17 @@ export function character(id: string): Character | undefined {
 export function nameOf(id: string): string {
   return character(id)?.name ?? catalogue.matches.find((m) => m.character_id === id)?.character_name ?? id;
 }
+
+/** Forgets what was loaded (another person signs in; one's own characters changed). */
+export function forgetCatalogue(): void {
+  catalogue.characters = [];
+  catalogue.matches = [];
+  catalogue.loaded = false;
+}
+
+/** The catalogue again, after one's own characters changed. */
+export async function reloadCharacters(): Promise<void> {
+  await loading?.catch(() => {});
+  catalogue.loaded = false;
+  await loadCharacters();
+}
