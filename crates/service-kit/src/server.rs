@@ -49,10 +49,15 @@ impl Listeners {
 /// The most of a response body a connection's write buffer takes at once. actix keeps a
 /// connection's write buffer (8 KiB to start) as large as the largest write it ever held, up to
 /// 128 KiB, for as long as the connection lives: a 22 KB conversation written whole leaves
-/// ~32 KiB behind on its keep-alive connection. A body streamed in pieces of this size fits the
-/// buffer with its head, which then never grows (the gateway cuts what it forwards so when it
-/// holds many connections: see [`crowded`]).
-pub const RESPONSE_PIECE: usize = 7 * 1024 + 512;
+/// ~32 KiB behind on its keep-alive connection. Every server flushes once its buffer holds this
+/// much (`h1_write_buffer_size`), so a body streamed in pieces of at most this size never makes
+/// the buffer hold more than twice it — under a piece, then one piece (or a head under 4 KiB,
+/// then one piece) — and the 8 KiB buffer never grows. The gateway cuts what it forwards so when
+/// it holds many connections: see [`crowded`].
+pub const RESPONSE_PIECE: usize = 4 * 1024;
+
+/// The write buffer actix starts a connection with.
+pub const WRITE_BUFFER: usize = 8 * 1024;
 
 /// Connections held by the public listener of this process, now.
 static OPEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -78,9 +83,10 @@ impl Drop for Open {
 pub const CROWDED: usize = 256;
 
 /// Whether the public listener holds more than [`CROWDED`] connections. Below it, a body is best
-/// written whole (one write; in pieces a conversation read cost the gateway ~25 % more CPU
-/// and its client more reads); above it, in [`RESPONSE_PIECE`]s, so that a thousand keep-alive
-/// clients hold ~16 MB instead of ~40 (measured: 1,000 connections, one conversation each).
+/// written as the upstream's reads produce it (in pieces a conversation read cost the gateway
+/// ~25 % more CPU and its client more reads); above it, in [`RESPONSE_PIECE`]s, so that a
+/// thousand keep-alive clients hold ~16 MB instead of ~40 (measured: 1,000 connections, one
+/// conversation each).
 pub fn crowded() -> bool {
     OPEN.load(std::sync::atomic::Ordering::Relaxed) > CROWDED
 }
@@ -148,7 +154,7 @@ where
     // Longer than any client of ours keeps an idle connection (the gateway's pool: 60 s), so a
     // connection is never closed here just as a request is sent on it (nginx's default too).
     .keep_alive(KEEP_ALIVE)
-    // A body handed over in pieces of at most `RESPONSE_PIECE` is written piece by piece.
+    // Flushed at `RESPONSE_PIECE`: a body handed over in pieces keeps the write buffer small.
     .h1_write_buffer_size(RESPONSE_PIECE)
     .workers(settings.workers)
     .max_connections((settings.max_connections / settings.workers.max(1)).max(1))

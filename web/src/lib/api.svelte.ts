@@ -21,24 +21,27 @@ let refreshing: Promise<boolean> | null = null;
 
 /** A new access token from the refresh cookie; false when there is no session (any more). */
 export function refresh(): Promise<boolean> {
-  refreshing ??= locked(async () => {
-    const res = await send('/api/v1/auth/refresh', { method: 'POST', headers: SESSION_HEADERS, body: '{}' });
-    if (res.ok) {
-      const body = (await res.json()) as { access_token: string; expires_in: number };
-      session.token = body.access_token;
-      renewBefore(body.expires_in);
-      return true;
-    }
-    if (res.status === 401 || res.status === 422) {
-      session.token = null;
-      session.user = null;
-      return false;
-    }
-    throw await failureOf(res);
-  }).finally(() => {
+  refreshing ??= locked(refreshNow).finally(() => {
     refreshing = null;
   });
   return refreshing;
+}
+
+/** The refresh itself; the caller holds the `dream-refresh` lock. */
+async function refreshNow(): Promise<boolean> {
+  const res = await send('/api/v1/auth/refresh', { method: 'POST', headers: SESSION_HEADERS, body: '{}' });
+  if (res.ok) {
+    const body = (await res.json()) as { access_token: string; expires_in: number };
+    session.token = body.access_token;
+    renewBefore(body.expires_in);
+    return true;
+  }
+  if (res.status === 401 || res.status === 422) {
+    session.token = null;
+    session.user = null;
+    return false;
+  }
+  throw await failureOf(res);
 }
 
 function locked<T>(f: () => Promise<T>): Promise<T> {
@@ -146,35 +149,44 @@ function bearer(): Record<string, string> {
 }
 
 /**
+ * An account call that proves who is asking with a password: sent with the token; a 401 for the
+ * token (not for the password) refreshes once and sends again, so that a tab left in the
+ * background (its timers slowed, its token expired) does not fail. A wrong password is sent once,
+ * and counted once by the sign-in throttle. The caller holds the `dream-refresh` lock.
+ */
+async function accountCall(path: string, method: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
+  const call = () =>
+    send(path, { method, headers: { 'content-type': 'application/json', ...headers, ...bearer() }, body: JSON.stringify(body) });
+  const res = await call();
+  if (res.status !== 401 || (await failureOf(res)).code === 'invalid_credentials') return res;
+  return (await refreshNow()) ? call() : res;
+}
+
+/**
  * Changes the password. Every session of the account ends, this page's included; the answer
- * opens a new one, whose refresh token the server puts in this page's cookie.
+ * opens a new one, whose refresh token the server puts in this page's cookie. Under the refresh
+ * lock: a refresh by another tab with the old cookie must not land after the new one.
  */
 export async function changePassword(current_password: string, new_password: string): Promise<void> {
-  const res = await send('/api/v1/users/me/password', {
-    method: 'PUT',
-    headers: { ...SESSION_HEADERS, ...bearer() },
-    body: JSON.stringify({ current_password, new_password }),
+  await locked(async () => {
+    const res = await accountCall('/api/v1/users/me/password', 'PUT', { current_password, new_password }, SESSION_HEADERS);
+    if (!res.ok) throw await failureOf(res);
+    const body = (await res.json()) as { access_token: string; expires_in: number };
+    session.token = body.access_token;
+    renewBefore(body.expires_in);
   });
-  if (!res.ok) throw await failureOf(res);
-  const body = (await res.json()) as { access_token: string; expires_in: number };
-  session.token = body.access_token;
-  renewBefore(body.expires_in);
 }
 
 /** Ends every session of the account (other devices too), then this page's. */
 export async function signOutEverywhere(): Promise<void> {
-  const res = await send('/api/v1/auth/logout-everywhere', { method: 'POST', headers: { ...SESSION_HEADERS, ...bearer() }, body: '{}' });
+  const res = await authed(new Request('/api/v1/auth/logout-everywhere', { method: 'POST', headers: SESSION_HEADERS, body: '{}' }));
   if (!res.ok) throw await failureOf(res);
   await signOut();
 }
 
 /** Deletes the account for good (the password confirms it); the page is then signed out. */
 export async function deleteAccount(password: string): Promise<void> {
-  const res = await send('/api/v1/users/me', {
-    method: 'DELETE',
-    headers: { 'content-type': 'application/json', ...bearer() },
-    body: JSON.stringify({ password }),
-  });
+  const res = await locked(() => accountCall('/api/v1/users/me', 'DELETE', { password }));
   if (!res.ok) throw await failureOf(res);
   await signOut();
 }

@@ -8,21 +8,29 @@ export type MatchSummary = components['schemas']['MatchSummary'];
 export const catalogue = $state({ characters: [] as Character[], matches: [] as MatchSummary[], loaded: false });
 
 let loading: Promise<void> | null = null;
+/** Bumped when the signed-in person changes: an answer asked for before is not theirs. */
+let generation = 0;
 
 export function loadCharacters(): Promise<void> {
   if (catalogue.loaded) return Promise.resolve();
+  const asked = generation;
   loading ??= ok(api.GET('/api/v1/characters'))
     .then((list) => {
+      if (asked !== generation) return;
       catalogue.characters = list;
       catalogue.loaded = true;
     })
-    .finally(() => (loading = null));
+    .finally(() => {
+      if (asked === generation) loading = null;
+    });
   return loading;
 }
 
 export async function loadMatches(): Promise<MatchSummary[]> {
-  catalogue.matches = await ok(api.GET('/api/v1/matches'));
-  return catalogue.matches;
+  const asked = generation;
+  const list = await ok(api.GET('/api/v1/matches'));
+  if (asked === generation) catalogue.matches = list;
+  return list;
 }
 
 export function character(id: string): Character | undefined {
@@ -35,6 +43,8 @@ export function nameOf(id: string): string {
 
 /** Forgets what was loaded (another person signs in; one's own characters changed). */
 export function forgetCatalogue(): void {
+  generation++;
+  loading = null;
   catalogue.characters = [];
   catalogue.matches = [];
   catalogue.loaded = false;
