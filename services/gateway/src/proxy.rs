@@ -366,16 +366,8 @@ fn stream_back(res: reqwest::Response) -> HttpResponse {
         .headers()
         .get("content-type")
         .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
-    if let Some(len) = res.content_length() {
-        if !service_kit::server::crowded() {
-            return out.body(actix_web::body::SizedStream::new(len, res.bytes_stream()));
-        }
-        return out.body(actix_web::body::SizedStream::new(
-            len,
-            in_pieces(res.bytes_stream()),
-        ));
-    }
-    if events {
+    let len = res.content_length();
+    if events && len.is_none() {
         let body = res.bytes_stream().scan(false, |cut, chunk| {
             let item = match chunk {
                 _ if *cut => None,
@@ -390,10 +382,16 @@ fn stream_back(res: reqwest::Response) -> HttpResponse {
         });
         return out.streaming(body);
     }
-    if !service_kit::server::crowded() {
-        return out.streaming(res.bytes_stream());
+    let body = res.bytes_stream();
+    let body = if service_kit::server::crowded() {
+        futures_util::future::Either::Left(in_pieces(body))
+    } else {
+        futures_util::future::Either::Right(body)
+    };
+    match len {
+        Some(len) => out.body(actix_web::body::SizedStream::new(len, body)),
+        None => out.streaming(body),
     }
-    out.streaming(in_pieces(res.bytes_stream()))
 }
 
 /// The upstream's chunks (as large as its connection's read buffer: 16 KiB and more) cut

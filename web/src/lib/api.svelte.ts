@@ -191,11 +191,11 @@ export async function deleteAccount(password: string): Promise<void> {
   await signOut();
 }
 
-/** The archive of everything the account holds, and the name the server gave it. */
-export async function exportAccount(): Promise<{ blob: Blob; name: string }> {
-  const res = await authed(new Request('/api/v1/users/me/export'));
+/** A file the API hands out (the account's archive, a character's card), and the name the
+ * server gave it, if it gave one. */
+export async function fetchFile(path: string): Promise<{ blob: Blob; name: string | null }> {
+  const res = await authed(new Request(path));
   if (!res.ok) throw await failureOf(res);
   const disposition = res.headers.get('content-disposition') ?? '';
-  const name = /filename="?([^";]+)"?/.exec(disposition)?.[1] ?? 'dream-export.zip';
-  return { blob: await res.blob(), name };
+  return { blob: await res.blob(), name: /filename="?([^";]+)"?/.exec(disposition)?.[1] ?? null };
 }
