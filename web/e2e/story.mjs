@@ -1,11 +1,13 @@
 // The web app's story in a real Chromium (Debian's, driven by playwright-core) against a real
 // gateway and services: sign up → discover → match → send → the reply streams in token by
-// token → a photo arrives and displays → search finds the message → edit a memory → reload
-// keeps the session → edit and delete a message → unmatch → a character of one's own (create,
-// export and import its card, delete, match) → change the password → download
-// one's data → sign out → sign out everywhere from another device → sign in again and delete
-// the account. axe-core checks every screen (0 serious or critical violations); screenshots of
-// each screen at desktop and phone sizes go to test-results/.
+// token → a photo arrives and displays → versions of the reply (another one, back to the first,
+// kept after a reload) → continue it → a reply written while away is unread, then all marked
+// read → search finds the message → edit a memory → reload keeps the session → edit and delete
+// a message → unmatch → a character of one's own (create, export and import its card, delete,
+// match) → change the password → download one's data → sign out → sign out everywhere from
+// another device → sign in again and delete the account. axe-core checks every screen (0
+// serious or critical violations); screenshots of each screen at desktop and phone sizes go to
+// test-results/.
 //
 //   BASE_URL=http://127.0.0.1:8080 node e2e/story.mjs
 //
@@ -174,6 +176,86 @@ try {
     await shot(page, 'desktop-6-lightbox');
     await page.keyboard.press('Escape');
     await page.locator('dialog.lightbox').waitFor({ state: 'detached' });
+  });
+
+  // The reply to the latest message has its versions even with the photo it earned after it
+  // (with AI_PHOTO_EVERY=2 every new reply earns one; a regenerate or a continue earns none).
+  let reply = '';
+  let first = '';
+  await step('versions of a reply: another one, back to the first, kept after a reload', async () => {
+    await page.locator('.bubble.character .versions').waitFor();
+    reply = `#${await page.locator('.bubble.character:has(.versions)').getAttribute('id')}`;
+    const text = page.locator(`${reply} p.text`);
+    first = (await text.textContent()) ?? '';
+    check(first.length > 0, 'the reply has no text');
+    await page.locator(reply).getByRole('button', { name: 'Autre réponse' }).click();
+    await page.locator(`${reply} .versions .count`, { hasText: '2/2' }).waitFor({ timeout: 60_000 });
+    const second = (await text.textContent()) ?? '';
+    log(`     version 2 ${second === first ? 'reads as version 1 did' : 'is another text'}: "${second.slice(0, 60)}…"`);
+    await axe(page, 'conversation, two versions of a reply');
+    await shot(page, 'desktop-16-versions');
+    const previous = page.locator(reply).getByRole('button', { name: 'Version précédente' });
+    await previous.click();
+    await page.locator(`${reply} .versions .count`, { hasText: '1/2' }).waitFor();
+    check((await text.textContent()) === first, `version 1 shows "${await text.textContent()}", not "${first}"`);
+    check((await previous.getAttribute('aria-disabled')) === 'true', 'a version before the first');
+    await page.reload();
+    await page.locator(`${reply} .versions .count`, { hasText: '1/2' }).waitFor();
+    check((await page.locator(`${reply} p.text`).textContent()) === first, 'the version picked was not kept');
+  });
+
+  await step('continue: the reply goes on in its bubble, token by token, as a third version', async () => {
+    const text = page.locator(`${reply} p.text`);
+    const before = (await text.textContent()) ?? '';
+    check(before === first, `the reply reads "${before}"`);
+    await page.evaluate(() => {
+      window.__frames = [];
+      new MutationObserver(() => {
+        const b = document.querySelector('.bubble.character[data-state="streaming"] .text');
+        const t = b?.textContent ?? '';
+        if (t && window.__frames[window.__frames.length - 1] !== t) window.__frames.push(t);
+      }).observe(document.body, { subtree: true, childList: true, characterData: true });
+    });
+    await page.locator(reply).getByRole('button', { name: 'Continuer' }).click();
+    await page.locator(`${reply} .versions .count`, { hasText: '3/3' }).waitFor({ timeout: 60_000 });
+    const after = (await text.textContent()) ?? '';
+    const seen = await page.evaluate(() => window.__frames);
+    check(after.startsWith(before) && after.length > before.length, `continued: "${before}" → "${after}"`);
+    check(seen.length >= 2 && seen.every((f) => f.startsWith(before)), `the bubble while streaming: ${JSON.stringify(seen)}`);
+    check(seen.some((f) => f.length > before.length), `no new text while streaming: ${JSON.stringify(seen)}`);
+    log(`     continued in ${seen.length} steps: …"${after.slice(before.length, before.length + 60)}…"`);
+  });
+
+  await step('a reply written while away is unread; mark all read clears every badge', async () => {
+    const box = page.getByRole('textbox', { name: 'Écrire un message…' });
+    await box.fill('Et toi, que lis-tu en ce moment ?');
+    await box.press('Enter');
+    // Once it streams, the server writes the reply (and asks for its photo) whether or not the
+    // page stays to read it.
+    await page.locator('.bubble.character[data-state="streaming"] .text').waitFor({ timeout: 15_000 });
+    await page.getByRole('link', { name: /Discussions/ }).first().click();
+    await page.waitForURL('**/chats');
+    const row = page.locator('[data-character="sophia"]');
+    await row.waitFor();
+    const badge = row.locator('.badge');
+    const unread = async () => ((await badge.count()) ? Number(await badge.textContent()) : 0);
+    // The reply and its photo, both unread: the list is asked again until both are there.
+    for (let i = 0; i < 30 && (await unread()) < 2; i++) {
+      await page.waitForTimeout(1000);
+      await page.reload();
+      await row.waitFor();
+    }
+    check((await unread()) >= 2, `unread: ${await unread()}`);
+    const markAll = page.getByRole('button', { name: 'Tout marquer comme lu' });
+    await axe(page, 'chats, unread');
+    await shot(page, 'desktop-17-unread');
+    await markAll.click();
+    await page.getByText('Toutes les discussions sont lues.').waitFor();
+    await page.waitForFunction(() => !document.querySelector('.chat-list .badge'));
+    check((await markAll.count()) === 0, 'the button stays with nothing unread');
+    await page.reload();
+    await row.waitFor();
+    check((await page.locator('.chat-list .badge').count()) === 0, 'a badge came back after a reload');
   });
 
   await step('the chat list shows the match, its last message and time', async () => {

@@ -26,11 +26,22 @@ export function loadCharacters(): Promise<void> {
   return loading;
 }
 
+/** Bumped when conversations are marked read here: a list asked for before is stale. */
+let reads = 0;
+
 export async function loadMatches(): Promise<MatchSummary[]> {
   const asked = generation;
+  const since = reads;
   const list = await ok(api.GET('/api/v1/matches'));
-  if (asked === generation) catalogue.matches = list;
+  if (asked === generation && since === reads) catalogue.matches = list;
   return list;
+}
+
+/** Conversations the server marked read (one, or every one), read here at once; a list asked
+ * for before would bring their unread counts back. */
+export function markedRead(character?: string): void {
+  reads++;
+  for (const m of catalogue.matches) if (character === undefined || m.character_id === character) m.unread_count = 0;
 }
 
 export function character(id: string): Character | undefined {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type Message, merge, newestId, optimistic, patch, swipeable } from './conversation';
+import { type Alternative, type Message, joined, merge, newestId, optimistic, patch, picked, swipeable } from './conversation';
 
 const msg = (id: number, sender: Message['sender'], content: string, at: string, extra: Partial<Message> = {}): Message => ({
   id,
@@ -56,8 +56,51 @@ describe('helpers', () => {
     expect(swipeable(list)?.id).toBe(2);
     list = patch(list, 'm2', { content: 'c' });
     expect(list[1]?.content).toBe('c');
-    // A photo is not swiped; nor is anything when the user spoke last.
-    expect(swipeable(merge(list, [msg(3, 'character', '', '2026-01-01T10:02:00Z', { photo_id: 9 })]))).toBeNull();
+    // Nothing is swiped when the user spoke last.
     expect(swipeable(merge(list, [msg(3, 'user', 'x', '2026-01-01T10:02:00Z')]))).toBeNull();
+  });
+});
+
+describe('swipeable: the reply to the user\'s latest message', () => {
+  const greeting = msg(1, 'character', 'Bonsoir', '2026-01-01T10:00:00Z');
+  const asked = msg(2, 'user', 'Tu lis quoi ?', '2026-01-01T10:01:00Z');
+  const answer = msg(3, 'character', 'Colette', '2026-01-01T10:02:00Z');
+  const photo = (id: number, at: string) => msg(id, 'character', 'Pour toi', at, { photo_id: id * 10 });
+
+  it('is the reply, not the photo it earned after it', () => {
+    expect(swipeable(merge([], [greeting, asked, answer, photo(4, '2026-01-01T10:03:00Z')]))?.id).toBe(3);
+  });
+
+  it('is the reply when an earlier photo landed between the message and it', () => {
+    expect(swipeable(merge([], [greeting, asked, photo(4, '2026-01-01T10:01:30Z'), answer]))?.id).toBe(3);
+  });
+
+  it('is nothing before the user has spoken (a greeting has no versions)', () => {
+    expect(swipeable(merge([], [greeting]))).toBeNull();
+  });
+
+  it('is nothing once the character wrote again after its reply (writing first)', () => {
+    expect(swipeable(merge([], [asked, answer, msg(5, 'character', 'Tu es là ?', '2026-01-02T10:00:00Z')]))).toBeNull();
+  });
+
+  it('skips a message that failed to send', () => {
+    const failed = { ...optimistic('pas parti', 'cid-9'), state: 'failed' as const };
+    expect(swipeable([...merge([], [asked, answer]), failed])?.id).toBe(3);
+  });
+});
+
+describe('joined', () => {
+  it('puts one space between a reply and its continuation, as the server does', () => {
+    expect(joined('Bonsoir.', 'Et puis ')).toBe('Bonsoir. Et puis ');
+    expect(joined('Bonsoir ', ' et puis')).toBe('Bonsoir et puis');
+    expect(joined('Bonsoir', ', toi.')).toBe('Bonsoir, toi.');
+    expect(joined('Bonsoir.', '')).toBe('Bonsoir.');
+  });
+});
+
+describe('picked', () => {
+  it('moves the picked mark to one version', () => {
+    const v = (id: string, p: boolean): Alternative => ({ id, content: id, continued: false, created_at: '2026-01-01T10:00:00Z', picked: p });
+    expect(picked([v('a', false), v('b', true)], 'a').map((x) => x.picked)).toEqual([true, false]);
   });
 });

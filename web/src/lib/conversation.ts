@@ -3,6 +3,8 @@
 import type { components } from '../api/schema';
 
 export type Message = components['schemas']['Message'];
+/** One version of a character's reply (a reply, a regenerate or a continue wrote it). */
+export type Alternative = components['schemas']['Alternative'];
 
 /** A message as the screen holds it: stored, or still on its way. */
 export interface Bubble {
@@ -88,8 +90,35 @@ export function newestId(list: Bubble[]): number {
   return list.reduce((max, b) => (b.id !== null && b.id > max ? b.id : max), 0);
 }
 
-/** The last bubble the character wrote, if it is the last of the conversation (swipeable). */
+/**
+ * The reply to the user's latest message, which a regenerate rewrites and a continue extends
+ * (the server's rule): the character's one text after that message. Photos may follow it (a
+ * reply can earn one) or come before it; anything else written after it (the character
+ * writing first) leaves nothing to swipe, and so does a conversation the user has not spoken in.
+ */
 export function swipeable(list: Bubble[]): Bubble | null {
-  const last = [...list].reverse().find((b) => b.state !== 'failed');
-  return last && last.sender === 'character' && last.id !== null && last.photo_id === null ? last : null;
+  const live = list.filter((b) => b.state !== 'failed');
+  let asked = live.length - 1;
+  while (asked >= 0 && live[asked]?.sender !== 'user') asked--;
+  if (asked < 0) return null;
+  const said = live.slice(asked + 1).filter((b) => b.photo_id === null);
+  const reply = said[0];
+  return said.length === 1 && reply && reply.sender === 'character' && reply.id !== null && reply.state === 'stored'
+    ? reply
+    : null;
+}
+
+/**
+ * A reply with more of it, as the server joins them: one space between unless the more starts
+ * with white space or closing punctuation (services/ai `generate::join`).
+ */
+export function joined(reply: string, more: string): string {
+  const head = reply.trimEnd();
+  if (more === '') return head;
+  return /^[\s,.!?;:…)]/.test(more) ? head + more : `${head} ${more.trimStart()}`;
+}
+
+/** `versions` with `id` the one picked. */
+export function picked(versions: Alternative[], id: string): Alternative[] {
+  return versions.map((v) => ({ ...v, picked: v.id === id }));
 }

@@ -63,10 +63,97 @@ describe('streamReply', () => {
       },
       'sophia',
       { token: () => {} },
-      { regenerate: true },
+      { ask: 'regenerate' },
     );
     expect(m.id).toBe(3);
     expect(urls).toEqual(['?regenerate=true']);
+  });
+
+  it('a continue asks once for more, then follows it as a plain reply from the last event seen', async () => {
+    const asked: [string, string | null][] = [];
+    const responses = [events(0, ['et', ' puis'], 'cut'), events(2, [' voilà.'], 'done')];
+    const seen: string[] = [];
+    const m = await streamReply<{ id: number; content: string }>(
+      async (req) => {
+        const url = new URL(req.url);
+        asked.push([url.pathname + url.search, req.headers.get('last-event-id')]);
+        return responses.shift() as Response;
+      },
+      'sophia',
+      { token: (t) => seen.push(t) },
+      { ask: 'continue', backoff: 1 },
+    );
+    // A second POST /continue would write one more version instead of resuming this one.
+    expect(asked).toEqual([
+      ['/api/v1/conversations/sophia/continue', null],
+      ['/api/v1/conversations/sophia/reply', '2'],
+    ]);
+    expect(seen.join('')).toBe('et puis voilà.');
+    expect(m.id).toBe(9);
+  });
+
+  it('a continue already written comes whole', async () => {
+    const urls: string[] = [];
+    const done: unknown[] = [];
+    const m = await streamReply<{ id: number; content: string }>(
+      async (req) => {
+        urls.push(new URL(req.url).pathname);
+        return new Response('{"id":4,"content":"Bonsoir. Et puis voilà."}', { headers: { 'content-type': 'application/json' } });
+      },
+      'sophia',
+      { token: () => {}, done: (x) => done.push(x) },
+      { ask: 'continue' },
+    );
+    expect(urls).toEqual(['/api/v1/conversations/sophia/continue']);
+    expect(m.content).toBe('Bonsoir. Et puis voilà.');
+    expect(done).toHaveLength(1);
+  });
+
+  it('a writer taken over starts again: the tokens shown go, the new ones all come', async () => {
+    const enc = new TextEncoder();
+    const restarted = new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(enc.encode('id: 0\nevent: reset\ndata: {}\n\n'));
+        ['Re', 'bonsoir'].forEach((t, i) => c.enqueue(enc.encode(`id: ${i + 1}\nevent: token\ndata: ${JSON.stringify({ text: t })}\n\n`)));
+        c.enqueue(enc.encode('id: 3\nevent: done\ndata: {"id":9}\n\n'));
+        c.close();
+      },
+    });
+    const responses = [events(0, ['Bon', 'soir', ' mon'], 'cut'), new Response(restarted, { headers: { 'content-type': 'text/event-stream' } })];
+    let shown = '';
+    let resets = 0;
+    await streamReply<{ id: number }>(
+      async () => responses.shift() as Response,
+      'sophia',
+      {
+        token: (t) => (shown += t),
+        reset: () => {
+          resets++;
+          shown = '';
+        },
+      },
+      { backoff: 1 },
+    );
+    expect(resets).toBe(1);
+    expect(shown).toBe('Rebonsoir');
+  });
+
+  it('a page that lets go of the stream ends it quietly: no resume, no interruption said', async () => {
+    const stop = new AbortController();
+    let calls = 0;
+    let interrupted = 0;
+    const run = streamReply(
+      async () => {
+        calls++;
+        return events(0, ['Bon'], 'cut');
+      },
+      'sophia',
+      { token: () => stop.abort(), interrupted: () => interrupted++ },
+      { signal: stop.signal, backoff: 1 },
+    );
+    await expect(run).rejects.toMatchObject({ name: 'AbortError' });
+    expect(calls).toBe(1);
+    expect(interrupted).toBe(0);
   });
 
   it('gives up after its attempts with an unavailable failure', async () => {

@@ -2,18 +2,30 @@
 // `token` events ({text}) then `done` (the stored message). A dropped connection or a stream
 // cut by the gateway (`error` event) is resumed with `Last-Event-ID`, so no token is shown
 // twice and none is lost; the server writes the reply once whatever happens to the stream.
+//
+// Only the first request says what is asked (a reply, a regenerate, a continue): a resume asks
+// for the plain reply, which follows the generation already under way (or replays it, once
+// written) instead of starting one more version. A `reset` event says a writer died and another
+// took over from the start: what was shown of this stream goes.
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { ApiFailure, failureOf } from './errors';
 
+/** A reply to the user's latest message; that reply written again (a swipe); more of it. */
+export type Ask = 'reply' | 'regenerate' | 'continue';
+
 export interface ReplyEvents<M> {
+  /** New text. For a continue, only what comes after the reply's text. */
   token(text: string): void;
   /** The connection dropped and is being resumed. */
   interrupted?(attempt: number): void;
+  /** Another writer starts over: drop the tokens shown so far. */
+  reset?(): void;
+  /** The stored message (for a continue, the whole reply). */
   done?(message: M): void;
 }
 
 export interface ReplyOptions {
-  regenerate?: boolean;
+  ask?: Ask;
   signal?: AbortSignal;
   /** How often a cut stream is resumed before giving up. */
   attempts?: number;
@@ -22,6 +34,13 @@ export interface ReplyOptions {
 }
 
 type Fetcher = (request: Request) => Promise<Response>;
+
+/** Where the first request of `ask` goes; every resume goes to the plain reply. */
+function pathOf(character: string, ask: Ask, first: boolean): string {
+  const base = `/api/v1/conversations/${encodeURIComponent(character)}`;
+  if (!first || ask === 'reply') return `${base}/reply`;
+  return ask === 'continue' ? `${base}/continue` : `${base}/reply?regenerate=true`;
+}
 
 /** Streams the reply to the user's latest message; resolves with the stored message. */
 export async function streamReply<M>(
@@ -33,13 +52,12 @@ export async function streamReply<M>(
   const attempts = opts.attempts ?? 8;
   let delay = opts.backoff ?? 300;
   let lastId = 0;
+  const origin = typeof location !== 'undefined' ? location.origin : 'http://localhost';
   for (let attempt = 0; ; attempt++) {
-    const query = opts.regenerate && lastId === 0 && attempt === 0 ? '?regenerate=true' : '';
     const headers: Record<string, string> = { accept: 'text/event-stream', 'content-type': 'application/json' };
     if (lastId > 0) headers['last-event-id'] = String(lastId);
     let outcome: { message?: M; cut?: boolean } = {};
-    const origin = typeof location !== 'undefined' ? location.origin : 'http://localhost';
-    const request = new Request(`${origin}/api/v1/conversations/${encodeURIComponent(character)}/reply${query}`, {
+    const request = new Request(`${origin}${pathOf(character, opts.ask ?? 'reply', attempt === 0)}`, {
       method: 'POST',
       headers,
       body: '{}',
@@ -59,11 +77,21 @@ export async function streamReply<M>(
         on.done?.(outcome.message as M);
         return outcome.message as M;
       } else {
-        outcome = await readEvents<M>(res, (id) => {
-          const fresh = id === null || id > lastId;
-          if (id !== null && fresh) lastId = id;
-          return fresh;
-        }, on);
+        outcome = await readEvents<M>(
+          res,
+          {
+            fresh(id) {
+              const fresh = id === null || id > lastId;
+              if (id !== null && fresh) lastId = id;
+              return fresh;
+            },
+            reset() {
+              lastId = 0;
+              on.reset?.();
+            },
+          },
+          on,
+        );
       }
     } catch (e) {
       if (opts.signal?.aborted) throw e;
@@ -74,6 +102,8 @@ export async function streamReply<M>(
       on.done?.(outcome.message);
       return outcome.message;
     }
+    // Cut because the page let go of it (the person left): nothing to resume, nothing to say.
+    if (opts.signal?.aborted) throw opts.signal.reason;
     if (attempt + 1 >= attempts) throw new ApiFailure('unavailable', 503, 'stream_cut');
     on.interrupted?.(attempt + 1);
     await sleep(delay, opts.signal);
@@ -81,9 +111,16 @@ export async function streamReply<M>(
   }
 }
 
+interface Position {
+  /** Whether an event of this id is new (and, if so, remembers it as the last one seen). */
+  fresh(id: number | null): boolean;
+  /** The events start over from the first. */
+  reset(): void;
+}
+
 async function readEvents<M>(
   res: Response,
-  fresh: (id: number | null) => boolean,
+  position: Position,
   on: ReplyEvents<M>,
 ): Promise<{ message?: M; cut?: boolean }> {
   let message: M | undefined;
@@ -95,7 +132,11 @@ async function readEvents<M>(
         cut = true;
         return;
       }
-      if (!fresh(Number.isFinite(id) ? id : null)) return;
+      if (ev.event === 'reset') {
+        position.reset();
+        return;
+      }
+      if (!position.fresh(Number.isFinite(id) ? id : null)) return;
       if (ev.event === 'token') {
         on.token((JSON.parse(ev.data) as { text: string }).text);
       } else if (ev.event === 'done') {
@@ -123,10 +164,11 @@ async function readEvents<M>(
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
     const t = setTimeout(resolve, ms);
     signal?.addEventListener('abort', () => {
       clearTimeout(t);
       reject(signal.reason);
-    });
+    }, { once: true });
   });
 }
