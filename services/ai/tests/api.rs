@@ -209,6 +209,63 @@ async fn the_reply_streams_as_server_sent_events_and_replays() {
     assert_eq!(character_replies(&app, user).await.len(), 1);
 }
 
+/// A client that lost a continuation's (or a swipe's) stream resumes it where it asked: with
+/// `Last-Event-ID` it gets the rest of that version, never one more version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_continue_or_swipe_replays_the_version_it_asked_for() {
+    let (app, user, token) = start(0).await;
+    say(&app, user, "Raconte-moi ta journée à la librairie").await;
+    let (status, _) = app.post(REPLY, Some(&token), Value::Null).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let stream = |path: String, last: Option<&'static str>| {
+        let mut req = app
+            .http
+            .post(format!("{}{path}", app.base))
+            .bearer_auth(&token)
+            .header("accept", "text/event-stream");
+        if let Some(last) = last {
+            req = req.header("last-event-id", last);
+        }
+        async move {
+            let res = req.send().await.unwrap();
+            let status = res.status();
+            (status, parse_sse(&res.text().await.unwrap()))
+        }
+    };
+    for path in [
+        "/api/v1/conversations/sophia/continue".to_owned(),
+        format!("{REPLY}?regenerate=true"),
+    ] {
+        let (status, events) = stream(path.clone(), None).await;
+        assert_eq!(status, StatusCode::CREATED, "{path}: {events:?}");
+        let (done_id, kind, written) = events.last().unwrap().clone();
+        assert_eq!(kind, "done", "{path}: {events:?}");
+        let versions = |reply: i64| {
+            let app = &app;
+            async move {
+                app.kit
+                    .store
+                    .generations()
+                    .alternatives(user, reply)
+                    .await
+                    .unwrap()
+                    .len()
+            }
+        };
+        let reply = written["id"].as_i64().unwrap();
+        let before = versions(reply).await;
+        // The connection dropped after the first event; the version is written meanwhile.
+        let (status, replay) = stream(path.clone(), Some("1")).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {replay:?}");
+        assert_eq!(replay.first().unwrap().0, "2", "{path}: {replay:?}");
+        let (last_id, last_kind, again) = replay.last().unwrap();
+        assert_eq!((last_id, last_kind.as_str()), (&done_id, "done"), "{path}");
+        assert_eq!(again, &written, "{path}: the same version, replayed");
+        assert_eq!(versions(reply).await, before, "{path}: no version added");
+        assert_eq!(character_replies(&app, user).await.len(), 1);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_leaves_midway_still_gets_the_whole_reply_stored_once() {
     let (app, user, token) = start(40).await;

@@ -2636,7 +2636,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description this continuation, already written */
+            /** @description with Last-Event-ID: the rest of this continuation, being written or written (never another one) */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -3023,7 +3023,7 @@ export interface operations {
                 regenerate?: boolean;
             };
             header?: {
-                /** @description resume a stream after this event */
+                /** @description resume a stream after this event (a resumed swipe follows the version it asked for) */
                 "Last-Event-ID"?: string | null;
             };
             path: {

@@ -58,7 +58,7 @@ pub struct Params {
 
 /// The character answers the user's latest message.
 #[utoipa::path(tag = "conversations", security(("bearer" = [])),
-    params(CharacterPath, Params, ("Last-Event-ID" = Option<String>, Header, description = "resume a stream after this event")),
+    params(CharacterPath, Params, ("Last-Event-ID" = Option<String>, Header, description = "resume a stream after this event (a resumed swipe follows the version it asked for)")),
     responses((status = 201, body = Message, description = "a new reply (or, with Accept: text/event-stream, its events)"),
               (status = 200, body = Message, description = "the reply already written"),
               (status = 404, body = service_kit::error::Problem, description = "no match with this character"),
@@ -83,7 +83,7 @@ pub async fn write_reply(
 #[utoipa::path(tag = "conversations", security(("bearer" = [])),
     params(CharacterPath, ("Last-Event-ID" = Option<String>, Header, description = "resume a stream after this event")),
     responses((status = 201, body = Message, description = "the reply, extended (or, with Accept: text/event-stream, the new text's events)"),
-              (status = 200, body = Message, description = "this continuation, already written"),
+              (status = 200, body = Message, description = "with Last-Event-ID: the rest of this continuation, being written or written (never another one)"),
               (status = 404, body = service_kit::error::Problem, description = "no match with this character"),
               (status = 409, body = service_kit::error::Problem, description = "nothing_to_continue (no reply yet) or generation_in_progress")),
     extensions(("x-dream-timeout-seconds" = json!(180))))]
@@ -129,6 +129,13 @@ async fn answer(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok()?.parse().ok())
         .unwrap_or(0);
+    // A client resuming a stream (it saw events of it) follows what it asked for, being written
+    // or written since: asked again, a swipe or a continuation would start one more version.
+    let (regenerate, extend) = if resume_after > 0 {
+        (false, false)
+    } else {
+        (regenerate, extend)
+    };
     let photo = ai.photos.clone().and_then(|milestones| {
         let authorization = req.headers().get("authorization")?.to_str().ok()?;
         Some(crate::photos::PhotoAsk {
