@@ -782,7 +782,13 @@ async fn overload_runs(
     let (capacity, measured) = capacity_of(rig, scale, connections, mix).await;
     let gateway = rig.stack.gateway_proc.pid();
     let rss_before = rss_mib(gateway).unwrap_or_default();
-    let offered = capacity * scale.overload;
+    // `CHAOS_OVERLOAD_TIMES`: another multiple of the capacity (does memory stay flat at 6x?).
+    let times = std::env::var("CHAOS_OVERLOAD_TIMES")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|t| *t > 0.0)
+        .unwrap_or(scale.overload);
+    let offered = capacity * times;
     let me = std::process::id();
     let cpu_before = cpu_seconds(me).unwrap_or_default();
     let gateway_cpu_before = cpu_seconds(gateway).unwrap_or_default();
