@@ -164,6 +164,38 @@ impl RedisPool {
             .await
     }
 
+    /// Runs several Lua scripts in one round trip (EVALSHA each, pipelined); one that Redis
+    /// does not hold (it restarted since) is loaded and run on its own. A script's own error
+    /// fails the call.
+    pub async fn scripts(
+        &self,
+        invocations: &[redis::ScriptInvocation<'_>],
+    ) -> Result<(), RedisError> {
+        self.on_connection(async |conn| {
+            let mut pipe = redis::pipe();
+            pipe.ignore_errors();
+            for invocation in invocations {
+                pipe.invoke_script(invocation);
+            }
+            let answers: Vec<redis::RedisResult<redis::Value>> = pipe.query_async(conn).await?;
+            for (invocation, answer) in invocations.iter().zip(answers) {
+                match answer {
+                    Ok(_) => {}
+                    Err(e)
+                        if e.kind()
+                            == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                    {
+                        invocation.invoke_async::<redis::Value>(conn).await?;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Ok(())
+        })
+        .instrument(span("EVALSHA"))
+        .await
+    }
+
     /// A client for a dedicated connection (pub/sub cannot share the multiplexed ones).
     pub fn client(&self) -> Result<redis::Client, RedisError> {
         Ok(redis::Client::open(self.url.as_str())?)

@@ -4,11 +4,12 @@
 //! keeps a list loaded before such a change from being stored. A reply drops the list (its
 //! affection moved).
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::{Cache, Family, Outcome};
+use super::{Cache, Family, Outcome, Update};
 use crate::models::{Message, Sender};
 use crate::queries::matches::MatchSummary;
 
@@ -154,12 +155,15 @@ impl Cache {
         Some(listed && character != SENTINEL)
     }
 
-    /// A new message: its match's last message (if newer) and unread count, in place.
-    pub(crate) async fn touch_match_list(&self, m: &Message) {
+    /// A new message: its match's last message (if newer) and unread count, updated in place,
+    /// as an update to run with others (one round trip).
+    pub(crate) fn match_touch(&self, m: &Message) -> Update<'static> {
+        static TOUCH_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(TOUCH));
         let unread = i64::from(m.sender != Sender::User && !m.is_read);
-        let script = redis::Script::new(TOUCH);
-        let mut inv = script.key(self.keys().match_list(m.user_id));
-        inv.key(self.keys().match_list_version(m.user_id))
+        let key = self.keys().match_list(m.user_id);
+        let mut invocation = TOUCH_SCRIPT.key(&key);
+        invocation
+            .key(self.keys().match_list_version(m.user_id))
             .arg(VERSION_TTL.as_millis() as u64)
             .arg(&m.character_id)
             .arg(m.id)
@@ -173,8 +177,7 @@ impl Cache {
             )
             .arg(m.created_at.timestamp_micros().to_string())
             .arg(unread);
-        self.run_or_defer(inv, self.keys().match_list(m.user_id))
-            .await;
+        Update { invocation, key }
     }
 
     /// Sets a match's unread count (0 after mark read).
@@ -199,10 +202,7 @@ impl Cache {
 
     /// Runs an updating script; if Redis cannot be reached, the key it would have updated is
     /// dropped as soon as Redis answers again.
-    pub(crate) async fn run_or_defer(&self, inv: redis::ScriptInvocation<'_>, key: String) {
-        let done: Option<i64> = self.redis(|r| async move { r.script(&inv).await }).await;
-        if done.is_none() {
-            self.defer_delete(key);
-        }
+    pub(crate) async fn run_or_defer(&self, invocation: redis::ScriptInvocation<'_>, key: String) {
+        self.update_or_defer(vec![Update { invocation, key }]).await;
     }
 }

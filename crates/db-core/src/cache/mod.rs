@@ -211,6 +211,24 @@ impl Cache {
         }
     }
 
+    /// Runs `updates` in one round trip; if Redis cannot run them, each one's key is dropped as
+    /// soon as Redis answers again.
+    pub(crate) async fn update_or_defer(&self, updates: Vec<Update<'_>>) {
+        if updates.is_empty() {
+            return;
+        }
+        let (invocations, keys): (Vec<_>, Vec<_>) =
+            updates.into_iter().map(|u| (u.invocation, u.key)).unzip();
+        let done = self
+            .redis(|r| async move { r.scripts(&invocations).await })
+            .await;
+        if done.is_none() {
+            for key in keys {
+                self.defer_delete(key);
+            }
+        }
+    }
+
     /// Remembers a key to drop as soon as Redis answers again.
     pub(crate) fn defer_delete(&self, key: String) {
         // Bounded: past this, what a long outage left stale expires with its TTL (≤ 30 min).
@@ -543,6 +561,12 @@ impl Cache {
     {
         self.conversation_window(user, character, load).await
     }
+}
+
+/// A script that updates a cached value in place, and the key to drop when it cannot run.
+pub(crate) struct Update<'a> {
+    pub(crate) invocation: redis::ScriptInvocation<'a>,
+    pub(crate) key: String,
 }
 
 #[cfg(test)]

@@ -14,11 +14,12 @@
 //! PostgreSQL stores its window only if the version did not move meanwhile, so a send that
 //! lands during a load can never be lost from the cache.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::{Cache, Family, Outcome};
+use super::{Cache, Family, Outcome, Update};
 use crate::models::Message;
 use crate::pagination::Cursor;
 
@@ -442,17 +443,23 @@ impl Cache {
     /// Adds a just-stored message to its conversation's window (when the window is cached),
     /// keeping the newest [`WINDOW`]. Call after the insert committed.
     pub(crate) async fn append_to_window(&self, m: &Message) {
-        let Ok(mut entry) = serde_json::to_vec(m) else {
-            return;
-        };
+        self.update_or_defer(self.window_append(m).into_iter().collect())
+            .await;
+    }
+
+    /// [`Cache::append_to_window`] as an update to run with others (one round trip), and the
+    /// key to drop if it cannot run.
+    pub(crate) fn window_append(&self, m: &Message) -> Option<Update<'static>> {
+        static APPEND_SCRIPT: LazyLock<redis::Script> =
+            LazyLock::new(|| redis::Script::new(APPEND));
+        let mut entry = serde_json::to_vec(m).ok()?;
         end_entry(&mut entry, m.id, m.created_at.timestamp_micros());
         let key = self.keys().conversation(m.user_id, &m.character_id);
         let version_key = self.keys().conversation_version(m.user_id, &m.character_id);
         let ttl = self
             .ttl(Family::Conversation)
             .unwrap_or(Duration::from_secs(300));
-        let script = redis::Script::new(APPEND);
-        let mut invocation = script.key(&key);
+        let mut invocation = APPEND_SCRIPT.key(&key);
         invocation
             .key(&version_key)
             .arg(m.created_at.timestamp_micros())
@@ -461,12 +468,7 @@ impl Cache {
             .arg(ttl.as_millis() as u64)
             .arg(WINDOW)
             .arg(VERSION_TTL.as_millis() as u64);
-        let done: Option<i64> = self
-            .redis(|r| async move { r.script(&invocation).await })
-            .await;
-        if done.is_none() {
-            self.defer_delete(key);
-        }
+        Some(Update { invocation, key })
     }
 
     /// Drops a conversation's window (a message was edited or deleted).

@@ -1,11 +1,13 @@
 //! Conversations: the cached window of the newest messages (appended in place on every send),
 //! read state, the typing indicator, full-text search.
 
+use std::sync::LazyLock;
+
 use uuid::Uuid;
 
 use super::Shared;
-use crate::cache::Family;
 use crate::cache::window;
+use crate::cache::{Family, Update};
 use crate::models::{Message, MessageHit, NewMessage, Sender};
 use crate::pagination::{Cursor, KeysetPage, clamp_limit};
 use crate::pool::DbError;
@@ -281,21 +283,19 @@ impl Conversations<'_> {
 /// What a new message makes stale, updated in place: the window (appended), the unread count
 /// (+1 when the character or the system writes), the match list's entry.
 pub(crate) async fn after_new_message(s: &Shared, m: &Message) {
-    let keys = s.cache.keys();
-    s.cache.append_to_window(m).await;
+    static INCR_SCRIPT: LazyLock<redis::Script> =
+        LazyLock::new(|| redis::Script::new(INCR_IF_EXISTS));
+    // One round trip for all of them: each is a hop a send waits on.
+    let mut updates: Vec<Update<'_>> = s.cache.window_append(m).into_iter().collect();
     if m.sender != Sender::User && !m.is_read {
-        let script = redis::Script::new(INCR_IF_EXISTS);
-        let unread = keys.unread(m.user_id, &m.character_id);
-        let inv = script.key(&unread);
-        if s.cache
-            .redis(|r| async move { r.script::<i64>(&inv).await })
-            .await
-            .is_none()
-        {
-            s.cache.defer_delete(unread);
-        }
+        let key = s.cache.keys().unread(m.user_id, &m.character_id);
+        updates.push(Update {
+            invocation: INCR_SCRIPT.key(&key),
+            key,
+        });
     }
-    s.cache.touch_match_list(m).await;
+    updates.push(s.cache.match_touch(m));
+    s.cache.update_or_defer(updates).await;
 }
 
 /// What an edited or deleted message makes stale, dropped.

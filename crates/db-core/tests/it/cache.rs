@@ -1279,3 +1279,74 @@ async fn a_retried_send_repairs_the_caches_its_first_attempt_never_updated() {
     assert_ne!(sophia(&listed), Some(stored.id));
     assert_eq!(sophia(&after), Some(stored.id));
 }
+
+/// A send's cache updates go in one round trip; after Redis lost its scripts (a restart, a
+/// `SCRIPT FLUSH`) they are loaded again and the caches still change in place, not dropped.
+#[tokio::test]
+async fn a_send_updates_window_unread_and_match_list_in_place_after_redis_forgot_its_scripts() {
+    let (_db, store, u) = setup(live_cache(None)).await;
+    let c = &store.cache();
+    store
+        .conversations()
+        .page(u, "sophia", None, 20)
+        .await
+        .unwrap();
+    let unread = store
+        .conversations()
+        .unread_count(u, "sophia")
+        .await
+        .unwrap();
+    store.matches().list(u).await.unwrap();
+    let (page_misses, unread_misses, list_misses) = (
+        c.family_stats(Family::Conversation).misses,
+        c.family_stats(Family::Unread).misses,
+        c.family_stats(Family::MatchList).misses,
+    );
+    let mut redis = redis::Client::open(db_test::redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let sent = store
+        .conversations()
+        .send(&NewMessage::new(
+            u,
+            "sophia",
+            Sender::Character,
+            "te revoilà",
+        ))
+        .await
+        .unwrap()
+        .into_message();
+    let page = store
+        .conversations()
+        .page(u, "sophia", None, 20)
+        .await
+        .unwrap();
+    assert_eq!(page.items[0], sent);
+    assert_eq!(
+        store
+            .conversations()
+            .unread_count(u, "sophia")
+            .await
+            .unwrap(),
+        unread + 1
+    );
+    let listed = store.matches().list(u).await.unwrap();
+    let sophia = listed.iter().find(|m| m.character_id == "sophia").unwrap();
+    assert_eq!(sophia.last_message_id, Some(sent.id));
+    assert_eq!(
+        (
+            c.family_stats(Family::Conversation).misses,
+            c.family_stats(Family::Unread).misses,
+            c.family_stats(Family::MatchList).misses,
+        ),
+        (page_misses, unread_misses, list_misses),
+        "each updated in place, none dropped and loaded again"
+    );
+}
