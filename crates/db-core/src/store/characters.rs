@@ -74,7 +74,8 @@ impl Characters<'_> {
             })
     }
 
-    /// Edits one of `owner`'s characters; `None` if it is not theirs.
+    /// Edits one of `owner`'s characters; `None` if it is not theirs. A new name drops the
+    /// owner's cached match list, which shows it (only the owner can match their own).
     pub async fn update(
         &self,
         owner: Uuid,
@@ -84,8 +85,15 @@ impl Characters<'_> {
         if !is_character_id(id) {
             return Ok(None);
         }
-        let mut conn = self.0.db.write().await?;
-        Ok(characters::update_owned(&mut conn, owner, id, changes).await?)
+        let s = self.0;
+        let mut conn = s.db.write().await?;
+        let updated = characters::update_owned(&mut conn, owner, id, changes).await?;
+        drop(conn);
+        if updated.is_some() && changes.name.is_some() {
+            s.cache.invalidate_match_list(owner).await;
+            s.settle().await;
+        }
+        Ok(updated)
     }
 
     /// Points one of `owner`'s characters at another avatar object (or none); returns the

@@ -234,3 +234,68 @@ async fn one_user_has_a_bounded_number_of_characters_even_under_races() {
     }
     assert_eq!((made, refused), (max, 10));
 }
+
+/// Renaming one's own character shows in one's match list at once, not after its cache expires.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_renamed_character_is_renamed_in_the_cached_match_list() {
+    let db = TestDb::new().await.unwrap();
+    let mut conn = db.conn().await.unwrap();
+    let alice = matched_user(&mut conn, "alice@example.com", &["sophia"]).await;
+    let store = Store::new(
+        db.db(),
+        Cache::new(RedisPool::new(&db_test::redis_config()).unwrap()),
+    );
+    let mira = store
+        .characters()
+        .create(alice, &draft("Mira Moon"))
+        .await
+        .unwrap();
+    store.matches().create(alice, &mira.id).await.unwrap();
+    let name_listed = async || {
+        store
+            .matches()
+            .list(alice)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|m| m.character_id == mira.id)
+            .unwrap()
+            .character_name
+    };
+    assert_eq!(name_listed().await, "Mira Moon");
+    assert_eq!(name_listed().await, "Mira Moon", "now from the cache");
+    let renamed = CharacterChanges {
+        name: Some("Mira Soleil".to_owned()),
+        ..Default::default()
+    };
+    store
+        .characters()
+        .update(alice, &mira.id, &renamed)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(name_listed().await, "Mira Soleil");
+    // Another edit leaves the list cached.
+    let hits = store
+        .cache()
+        .family_stats(db_core::cache::Family::MatchList)
+        .hits;
+    let retold = CharacterChanges {
+        tagline: Some("another line".to_owned()),
+        ..Default::default()
+    };
+    store
+        .characters()
+        .update(alice, &mira.id, &retold)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(name_listed().await, "Mira Soleil");
+    assert_eq!(
+        store
+            .cache()
+            .family_stats(db_core::cache::Family::MatchList)
+            .hits,
+        hits + 1
+    );
+}
