@@ -4,16 +4,19 @@
 // kept after a reload) → continue it → a reply written while away is unread, then all marked
 // read → search finds the message → edit a memory → reload keeps the session → edit and delete
 // a message → unmatch → a character of one's own (create, export and import its card, delete,
-// match) → change the password → download one's data → sign out → sign out everywhere from
-// another device → sign in again and delete the account. axe-core checks every screen (0
-// serious or critical violations); screenshots of each screen at desktop and phone sizes go to
-// test-results/.
+// match) → its conversation's own write-first setting, off and kept → edit the character, give
+// it an avatar (a wrong file refused, a PNG previewed, shown on its card, in the chat list and
+// in its conversation), remove it → change the password → download one's data → sign out →
+// sign out everywhere from another device → sign in again and delete the account. axe-core
+// checks every screen (0 serious or critical violations); screenshots of each screen at desktop
+// and phone sizes go to test-results/.
 //
 //   BASE_URL=http://127.0.0.1:8080 node e2e/story.mjs
 //
 // The gateway must have AI_PHOTO_EVERY small enough for the first reply to bring a photo.
 import { mkdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { deflateSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
 
 const require = createRequire(import.meta.url);
@@ -65,6 +68,54 @@ async function axe(page, screen) {
 
 async function shot(page, name) {
   await page.screenshot({ path: `${OUT}${name}.png`, fullPage: false });
+}
+
+/** A small PNG written here (a gradient, `side`×`side` pixels, 8-bit RGB): the avatar uploaded. */
+function png(side) {
+  const table = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc = (bytes) => {
+    let c = 0xffffffff;
+    for (const b of bytes) c = table[(c ^ b) & 0xff] ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type, data) => {
+    const out = Buffer.alloc(12 + data.length);
+    out.writeUInt32BE(data.length, 0);
+    out.write(type, 4, 'latin1');
+    data.copy(out, 8);
+    out.writeUInt32BE(crc(out.subarray(4, 8 + data.length)), 8 + data.length);
+    return out;
+  };
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(side, 0);
+  header.writeUInt32BE(side, 4);
+  header[8] = 8; // bits per sample
+  header[9] = 2; // RGB
+  const row = 1 + side * 3; // each row starts with its filter (0: none)
+  const pixels = Buffer.alloc(side * row);
+  for (let y = 0; y < side; y++) {
+    for (let x = 0; x < side; x++) {
+      pixels.set([200, 40 + Math.floor((x * 150) / side), 90 + Math.floor((y * 150) / side)], y * row + 1 + x * 3);
+    }
+  }
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', header),
+    chunk('IDAT', deflateSync(pixels)),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+
+/** Waits until the `<img>` at `selector` is there and drawn. */
+function drawn(page, selector) {
+  return page.waitForFunction((sel) => {
+    const i = document.querySelector(sel);
+    return i && i.complete && i.naturalWidth > 0;
+  }, selector, { timeout: 15_000 });
 }
 
 function watch(page, label) {
@@ -461,6 +512,90 @@ try {
     await mine.getByRole('button', { name: /Matcher/ }).click();
     await page.waitForURL('**/chat/**');
     await page.locator('.bubble.character', { hasText: 'La lanterne est allumée' }).waitFor();
+  });
+
+  await step('a conversation’s own setting: Léa does not write first, still so after a reload', async () => {
+    const settings = page.getByRole('button', { name: 'Réglages', exact: true });
+    check((await settings.getAttribute('aria-expanded')) === 'false', 'the settings are open before they are asked for');
+    await settings.click();
+    check((await settings.getAttribute('aria-expanded')) === 'true', 'the settings button says they are closed');
+    const box = page.getByLabel('Léa peut m’écrire en premier');
+    await box.waitFor();
+    check(await box.isChecked(), 'off by default');
+    const after = page.getByLabel('Après un silence de');
+    check(await after.isEnabled(), 'no silence to choose with the setting on');
+    await axe(page, 'conversation, its settings');
+    await page.locator('.conv-settings').screenshot({ path: `${OUT}desktop-18-conversation-settings.png` });
+    await box.uncheck();
+    await page.getByText('Réglage enregistré.').waitFor();
+    check(await after.isDisabled(), 'a silence to choose with the setting off');
+    await page.reload();
+    await page.getByRole('button', { name: 'Réglages', exact: true }).click();
+    await page.getByLabel('Léa peut m’écrire en premier').waitFor();
+    check(!(await page.getByLabel('Léa peut m’écrire en premier').isChecked()), 'on again after a reload');
+    await axe(page, 'conversation, its settings off');
+  });
+
+  await step('a character of one’s own: edit it; an avatar (checked, previewed, shown where Léa is), removed', async () => {
+    await page.goto(`${BASE}/discover`);
+    const card = page.locator('.cards > li', { hasText: 'Gardienne de phare' });
+    await card.waitFor();
+    const id = await card.getAttribute('data-character');
+    const lea = page.locator(`.cards > li[data-character="${id}"]`);
+    const editButton = lea.getByRole('button', { name: 'Modifier Léa' });
+    await editButton.click();
+    const tagline = lea.getByLabel('En une ligne');
+    check((await tagline.inputValue()) === 'Gardienne de phare à Ouessant', `the form holds "${await tagline.inputValue()}"`);
+    check(await lea.getByLabel('Nom', { exact: true }).evaluate((e) => e === document.activeElement), 'the keyboard is not in the form');
+    await axe(page, 'discover, editing a character');
+    await shot(page, 'desktop-19-edit-character');
+    const retold = 'Gardienne de phare à Ouessant, les nuits de tempête';
+    await tagline.fill(retold);
+    await lea.getByRole('button', { name: 'Enregistrer', exact: true }).click();
+    await page.getByText('Modifications de Léa enregistrées.').waitFor();
+    await lea.locator('.tagline', { hasText: retold }).waitFor();
+    check(await editButton.evaluate((e) => e === document.activeElement), 'the keyboard did not go back to the card');
+    await page.reload();
+    await lea.locator('.tagline', { hasText: retold }).waitFor();
+
+    await editButton.click();
+    const picker = lea.getByLabel('Choisir une image');
+    await picker.setInputFiles({ name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('pas une image') });
+    await lea.getByText('Ce fichier n’est pas une image PNG, JPEG ou WebP.').waitFor();
+    check((await lea.getByRole('button', { name: 'Utiliser cette image' }).count()) === 0, 'a text file can be sent as an avatar');
+    await picker.setInputFiles({ name: 'phare.png', mimeType: 'image/png', buffer: png(48) });
+    await drawn(page, '.avatar-preview');
+    check((await lea.getByText('Ce fichier n’est pas une image').count()) === 0, 'the refusal stays for a good file');
+    check(await lea.getByRole('img', { name: 'Aperçu du nouvel avatar' }).isVisible(), 'no preview');
+    await axe(page, 'discover, an avatar previewed');
+    await shot(page, 'desktop-20-avatar-preview');
+    await lea.getByRole('button', { name: 'Utiliser cette image' }).click();
+    await page.getByText('Avatar enregistré.').waitFor();
+    const face = `.cards > li[data-character="${id}"] .avatar img`;
+    await drawn(page, face);
+    check((await page.locator('.avatar-preview').count()) === 0, 'the preview stays after the upload');
+    await lea.getByRole('button', { name: 'Annuler', exact: true }).click();
+    await drawn(page, face);
+    const src = await page.locator(face).getAttribute('src');
+    check(src?.startsWith('blob:'), `the avatar's src: ${src}`);
+    await axe(page, 'discover, an avatar');
+    await lea.screenshot({ path: `${OUT}desktop-21-avatar.png` });
+    // Shown wherever Léa is, after a reload too (fetched with the token, not the media cookie).
+    await page.goto(`${BASE}/chats`);
+    await drawn(page, `.chat-list [data-character="${id}"] .avatar img`);
+    await page.goto(`${BASE}/chat/${id}`);
+    await drawn(page, '.conv-head .avatar img');
+
+    await page.goto(`${BASE}/discover`);
+    await editButton.click();
+    await lea.getByRole('button', { name: 'Retirer l’avatar' }).click();
+    await page.getByText('Avatar retiré.').waitFor();
+    await page.waitForFunction((sel) => !document.querySelector(sel), face);
+    await lea.getByRole('button', { name: 'Annuler', exact: true }).click();
+    await page.reload();
+    await lea.locator('.avatar').waitFor();
+    check((await lea.locator('.avatar img').count()) === 0, 'the avatar came back after a reload');
+    check((await lea.locator('.avatar').textContent()) === 'L', `the initials: ${await lea.locator('.avatar').textContent()}`);
   });
 
   const newPassword = 'un nouveau mot de passe';

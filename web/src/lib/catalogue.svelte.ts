@@ -1,6 +1,7 @@
 // The character catalogue and the person's matches, loaded once and shared by the screens.
 import type { components } from '../api/schema';
 import { api, ok } from './api.svelte';
+import { forgetAvatars } from './avatars.svelte';
 
 export type Character = components['schemas']['CharacterCard'];
 export type MatchSummary = components['schemas']['MatchSummary'];
@@ -59,6 +60,7 @@ export function forgetCatalogue(): void {
   catalogue.characters = [];
   catalogue.matches = [];
   catalogue.loaded = false;
+  forgetAvatars();
 }
 
 /** The catalogue again, after one's own characters changed. */

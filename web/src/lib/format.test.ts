@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { headlineParts, hue, initials, levelProgress, levelStart, shortTime } from './format';
+import { headlineParts, hue, initials, levelProgress, levelStart, shortTime, silence } from './format';
 
 describe('headlineParts', () => {
   it('splits marks and unescapes text without interpreting HTML', () => {
@@ -30,5 +30,17 @@ describe('small helpers', () => {
     expect(shortTime('2026-03-02T14:05:00Z', 'fr-FR', now)).toMatch(/\d{2}:\d{2}/);
     expect(shortTime('2026-02-20T14:05:00Z', 'fr-FR', now)).toMatch(/20/);
     expect(shortTime(null, 'fr-FR', now)).toBe('');
+  });
+});
+
+describe('silence', () => {
+  it('says days when it is whole days, hours otherwise', () => {
+    expect(silence(86_400)).toEqual({ unit: 'day', n: 1 });
+    expect(silence(3 * 86_400)).toEqual({ unit: 'days', n: 3 });
+    expect(silence(36 * 3600)).toEqual({ unit: 'hours', n: 36 });
+    expect(silence(3600)).toEqual({ unit: 'hour', n: 1 });
+  });
+  it('says an hour for a shorter development setting', () => {
+    expect(silence(30)).toEqual({ unit: 'hour', n: 1 });
   });
 });

@@ -62,3 +62,18 @@ export function hue(seed: string): number {
   for (const c of seed) h = (h * 31 + c.charCodeAt(0)) % 360;
   return h;
 }
+
+/** A silence of `seconds` in the largest unit it is a whole number of (days, then hours), for
+ * the i18n keys `writeFirst.day(s)` / `writeFirst.hour(s)`; under an hour (a development
+ * setting), an hour. */
+export function silence(seconds: number): { unit: 'day' | 'days' | 'hour' | 'hours'; n: number } {
+  if (seconds >= 86_400 && seconds % 86_400 === 0) {
+    const n = seconds / 86_400;
+    return { unit: n === 1 ? 'day' : 'days', n };
+  }
+  const n = Math.max(1, Math.round(seconds / 3600));
+  return { unit: n === 1 ? 'hour' : 'hours', n };
+}
+
+/** The silences a conversation can be given (the ai service takes an hour to 30 days). */
+export const SILENCES = [3_600, 4 * 3_600, 12 * 3_600, 86_400, 3 * 86_400, 7 * 86_400] as const;
