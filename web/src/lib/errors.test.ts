@@ -19,6 +19,15 @@ describe('failures people can understand', () => {
       vars: { field: 'email' },
     });
   });
+  it('each named conflict has its own words; an unnamed one says it changed meanwhile', async () => {
+    const conflict = async (code?: string) => explain(await failureOf(problem(409, code ? { code } : {}))).key;
+    expect(await conflict('generation_in_progress')).toBe('err.stillWriting');
+    expect(await conflict('nothing_to_continue')).toBe('err.nothingToContinue');
+    expect(await conflict('too_many_characters')).toBe('err.tooManyCharacters');
+    expect(await conflict('characters_message')).toBe('err.charactersMessage');
+    expect(await conflict('a_future_conflict')).toBe('err.conflict');
+    expect(await conflict()).toBe('err.conflict');
+  });
   it('a body that is not a problem still explains itself', async () => {
     expect(explain(await failureOf(new Response('<html>', { status: 500 }))).key).toBe('err.server');
   });

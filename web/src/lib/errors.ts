@@ -66,6 +66,17 @@ export async function failureOf(res: Response): Promise<ApiFailure> {
   }
 }
 
+/** Each conflict the API names (a 409's `code`), as a person would be told it. */
+const CONFLICTS: Record<string, Key> = {
+  email_taken: 'err.emailTaken',
+  generation_in_progress: 'err.stillWriting',
+  nothing_to_answer: 'err.nothingToAnswer',
+  nothing_to_continue: 'err.nothingToContinue',
+  too_many_characters: 'err.tooManyCharacters',
+  too_many_photo_jobs: 'err.tooManyPhotos',
+  characters_message: 'err.charactersMessage',
+};
+
 /** What to tell a person about `e` (an i18n key and its values). */
 export function explain(e: unknown): { key: Key; vars?: Record<string, string | number> } {
   if (!(e instanceof ApiFailure)) {
@@ -83,7 +94,7 @@ export function explain(e: unknown): { key: Key; vars?: Record<string, string | 
     case 'not_found':
       return { key: 'err.notFound' };
     case 'conflict':
-      return e.code === 'email_taken' ? { key: 'err.emailTaken' } : { key: 'err.server' };
+      return { key: CONFLICTS[e.code ?? ''] ?? 'err.conflict' };
     case 'validation':
       return { key: 'err.validation', vars: { field: e.field ?? '?' } };
     default:
