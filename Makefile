@@ -51,7 +51,7 @@ test: tools web ## fmt, clippy, the web app's unit tests and every test against 
 	scripts/check-layering.sh
 	scripts/check-k8s.sh
 	scripts/check-deploy.sh
-	cd web && timeout 300 npx vitest run
+	cd web && timeout 300 npx svelte-check --fail-on-warnings && timeout 300 npx vitest run
 	scripts/with-services.sh cargo nextest run --workspace --locked --no-fail-fast
 
 .PHONY: web
