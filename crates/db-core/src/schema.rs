@@ -136,6 +136,7 @@ diesel::table! {
         replaces_message_id -> Nullable<Int8>,
         content -> Nullable<Text>,
         prefix -> Nullable<Text>,
+        client_key -> Nullable<Uuid>,
     }
 }
 

@@ -89,6 +89,8 @@ pub struct Request {
     pub extend: bool,
     /// Photo milestones, on the user's behalf; `None` turns them off for this reply.
     pub photo: Option<PhotoAsk>,
+    /// The client's `Idempotency-Key`: asked again with it, the same reply comes back.
+    pub client_key: Option<Uuid>,
 }
 
 /// Claims and starts the reply to `request.user_message_id`.
@@ -102,6 +104,7 @@ pub async fn start(kit: &Kit, author: Author, request: Request) -> Result<Starte
         extend: request.extend,
         per_day: author.limits.per_user_per_day,
         lease: author.limits.lease,
+        client_key: request.client_key,
     };
     match kit.store.generations().start(ask).await? {
         Start::QuotaSpent { retry_after } => Err(ApiError::RateLimited { retry_after }),

@@ -209,6 +209,60 @@ async fn the_reply_streams_as_server_sent_events_and_replays() {
     assert_eq!(character_replies(&app, user).await.len(), 1);
 }
 
+/// A continue or a swipe asked again under its `Idempotency-Key` (a retry after a lost answer)
+/// gets the version it asked for, never one more; a new key asks for a new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_continue_or_swipe_asked_again_with_its_key_is_written_once() {
+    let (app, user, token) = start(0).await;
+    say(&app, user, "Raconte-moi ta journée à la librairie").await;
+    let (status, first) = app.post(REPLY, Some(&token), Value::Null).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let reply = first["id"].as_i64().unwrap();
+    let ask = |path: String, key: &str| {
+        let req = app
+            .http
+            .post(format!("{}{path}", app.base))
+            .bearer_auth(&token)
+            .header("idempotency-key", key);
+        async move {
+            let res = req.send().await.unwrap();
+            (res.status(), res.json::<Value>().await.unwrap())
+        }
+    };
+    let versions = || async {
+        app.kit
+            .store
+            .generations()
+            .alternatives(user, reply)
+            .await
+            .unwrap()
+            .len()
+    };
+    for path in [
+        "/api/v1/conversations/sophia/continue".to_owned(),
+        format!("{REPLY}?regenerate=true"),
+    ] {
+        let key = Uuid::new_v4().to_string();
+        let (status, written) = ask(path.clone(), &key).await;
+        assert_eq!(status, StatusCode::CREATED, "{path}: {written}");
+        let count = versions().await;
+        let (status, again) = ask(path.clone(), &key).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {again}");
+        assert_eq!(again, written, "{path}: the same version");
+        assert_eq!(versions().await, count, "{path}: none added");
+        let (status, other) = ask(path.clone(), &Uuid::new_v4().to_string()).await;
+        assert_eq!(status, StatusCode::CREATED, "{path}: {other}");
+        assert_eq!(
+            versions().await,
+            count + 1,
+            "{path}: a new key, a new version"
+        );
+    }
+    let (status, problem) = ask(format!("{REPLY}?regenerate=true"), "not-a-uuid").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(character_replies(&app, user).await.len(), 1);
+}
+
 /// A client that lost a continuation's (or a swipe's) stream resumes it where it asked: with
 /// `Last-Event-ID` it gets the rest of that version, never one more version.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

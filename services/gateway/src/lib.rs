@@ -293,6 +293,7 @@ pub fn cors(origins: &str) -> actix_cors::Cors {
             "x-request-id",
             "traceparent",
             "last-event-id",
+            "idempotency-key",
             // Not `x-dream-session`: a page of another origin must not be able to ask for the
             // session cookies (see service_kit::session).
         ])

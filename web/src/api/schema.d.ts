@@ -2627,6 +2627,8 @@ export interface operations {
             header?: {
                 /** @description resume a stream after this event */
                 "Last-Event-ID"?: string | null;
+                /** @description asked again with the same key, the same continuation is followed or replayed, never written once more */
+                "Idempotency-Key"?: string | null;
             };
             path: {
                 /** @description The character, e.g. `sophia`. */
@@ -3025,6 +3027,8 @@ export interface operations {
             header?: {
                 /** @description resume a stream after this event (a resumed swipe follows the version it asked for) */
                 "Last-Event-ID"?: string | null;
+                /** @description asked again with the same key, the same reply (or version) is followed or replayed, never written once more */
+                "Idempotency-Key"?: string | null;
             };
             path: {
                 /** @description The character, e.g. `sophia`. */

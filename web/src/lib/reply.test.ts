@@ -92,6 +92,44 @@ describe('streamReply', () => {
     expect(m.id).toBe(9);
   });
 
+  it('a swipe whose answer was lost is asked again under the same key, then resumed as a plain reply', async () => {
+    const asked: [string, string | null, string | null][] = [];
+    // Made when asked for: a cut stream errors 20 ms after it is made.
+    const responses = [() => events(0, [], 'cut'), () => events(0, ['Au', 'tre'], 'cut'), () => events(2, ['.'], 'done')];
+    const seen: string[] = [];
+    await streamReply<{ id: number; content: string }>(
+      async (req) => {
+        const url = new URL(req.url);
+        asked.push([url.pathname + url.search, req.headers.get('last-event-id'), req.headers.get('idempotency-key')]);
+        return (responses.shift() as () => Response)();
+      },
+      'sophia',
+      { token: (t) => seen.push(t) },
+      { ask: 'regenerate', backoff: 1 },
+    );
+    const key = asked[0]?.[2];
+    expect(key).toMatch(/^[0-9a-f-]{36}$/);
+    expect(asked).toEqual([
+      ['/api/v1/conversations/sophia/reply?regenerate=true', null, key],
+      ['/api/v1/conversations/sophia/reply?regenerate=true', null, key],
+      ['/api/v1/conversations/sophia/reply', '2', key],
+    ]);
+    expect(seen.join('')).toBe('Autre.');
+  });
+
+  it('a plain reply needs no key', async () => {
+    let key: string | null = 'unset';
+    await streamReply(
+      async (req) => {
+        key = req.headers.get('idempotency-key');
+        return events(0, ['Oui'], 'done');
+      },
+      'sophia',
+      { token: () => {} },
+    );
+    expect(key).toBeNull();
+  });
+
   it('a continue already written comes whole', async () => {
     const urls: string[] = [];
     const done: unknown[] = [];

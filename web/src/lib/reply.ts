@@ -3,9 +3,10 @@
 // cut by the gateway (`error` event) is resumed with `Last-Event-ID`, so no token is shown
 // twice and none is lost; the server writes the reply once whatever happens to the stream.
 //
-// Only the first request says what is asked (a reply, a regenerate, a continue): a resume asks
-// for the plain reply, which follows the generation already under way (or replays it, once
-// written) instead of starting one more version. A `reset` event says a writer died and another
+// A regenerate or a continue carries an `Idempotency-Key` of its own: asked again before any of
+// its events came (the answer was lost), the server follows or replays the version it may have
+// started instead of writing one more. Once events came, a resume asks for the plain reply from
+// the last one seen, which follows the generation under way (or replays it, once written). A `reset` event says a writer died and another
 // took over from the start: what was shown of this stream goes.
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { ApiFailure, failureOf } from './errors';
@@ -35,10 +36,10 @@ export interface ReplyOptions {
 
 type Fetcher = (request: Request) => Promise<Response>;
 
-/** Where the first request of `ask` goes; every resume goes to the plain reply. */
-function pathOf(character: string, ask: Ask, first: boolean): string {
+/** Where `ask` goes until one of its events came; a resume after one goes to the plain reply. */
+function pathOf(character: string, ask: Ask, resuming: boolean): string {
   const base = `/api/v1/conversations/${encodeURIComponent(character)}`;
-  if (!first || ask === 'reply') return `${base}/reply`;
+  if (resuming || ask === 'reply') return `${base}/reply`;
   return ask === 'continue' ? `${base}/continue` : `${base}/reply?regenerate=true`;
 }
 
@@ -52,12 +53,16 @@ export async function streamReply<M>(
   const attempts = opts.attempts ?? 8;
   let delay = opts.backoff ?? 300;
   let lastId = 0;
+  const ask = opts.ask ?? 'reply';
+  // A reply to a message is one already; a new version needs a key to be asked twice safely.
+  const key = ask === 'reply' ? null : crypto.randomUUID();
   const origin = typeof location !== 'undefined' ? location.origin : 'http://localhost';
   for (let attempt = 0; ; attempt++) {
     const headers: Record<string, string> = { accept: 'text/event-stream', 'content-type': 'application/json' };
     if (lastId > 0) headers['last-event-id'] = String(lastId);
+    if (key) headers['idempotency-key'] = key;
     let outcome: { message?: M; cut?: boolean } = {};
-    const request = new Request(`${origin}${pathOf(character, opts.ask ?? 'reply', attempt === 0)}`, {
+    const request = new Request(`${origin}${pathOf(character, ask, lastId > 0)}`, {
       method: 'POST',
       headers,
       body: '{}',

@@ -55,7 +55,7 @@ pub enum Claim {
 }
 
 /// Claims the reply to `user_message_id`, held for `lease`; `replaces` is the reply a swipe
-/// rewrites, `prefix` the text a continuation extends.
+/// rewrites, `prefix` the text a continuation extends, `client_key` the key it was asked under.
 #[allow(clippy::too_many_arguments)]
 pub async fn claim(
     conn: &mut AsyncPgConnection,
@@ -65,6 +65,7 @@ pub async fn claim(
     provider: &str,
     replaces: Option<i64>,
     prefix: Option<&str>,
+    client_key: Option<Uuid>,
     lease: std::time::Duration,
 ) -> QueryResult<Claim> {
     let lease_until = Utc::now() + chrono::Duration::from_std(lease).unwrap_or_default();
@@ -79,6 +80,7 @@ pub async fn claim(
             generations::lease_until.eq(Some(lease_until)),
             generations::replaces_message_id.eq(replaces),
             generations::prefix.eq(prefix),
+            generations::client_key.eq(client_key),
         ))
         .on_conflict_do_nothing()
         .returning(Generation::as_returning())
@@ -92,6 +94,30 @@ pub async fn claim(
         Some(g) => Claim::Existing(g),
         None => Claim::Busy,
     })
+}
+
+/// The generation `user_id` asked for under `key` (on `generations_client_key`).
+pub async fn by_client_key(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    key: Uuid,
+) -> QueryResult<Option<Generation>> {
+    generations::table
+        .filter(generations::user_id.eq(user_id))
+        .filter(generations::client_key.eq(key))
+        .select(Generation::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// Takes the key from a generation that came to nothing, for the one asked again under it.
+pub async fn release_client_key(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<()> {
+    diesel::update(generations::table.find(id))
+        .set(generations::client_key.eq(None::<Uuid>))
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// How many generations `user_id` started since `since`, and when the oldest of them started

@@ -8,7 +8,7 @@ use diesel_async::AsyncConnection;
 use uuid::Uuid;
 
 use super::Shared;
-use crate::models::{Generation, Message};
+use crate::models::{Generation, GenerationStatus, Message};
 use crate::pool::DbError;
 use crate::queries::generations::{self, Claim};
 
@@ -32,6 +32,9 @@ pub struct Ask<'a> {
     pub per_day: i64,
     /// How long a writer holds a generation without renewing it.
     pub lease: Duration,
+    /// The client's idempotency key: asked again with it, the reply it got is followed or
+    /// replayed, never written once more.
+    pub client_key: Option<Uuid>,
 }
 
 /// How asking for a reply went.
@@ -64,6 +67,26 @@ impl Generations<'_> {
             .transaction(async |conn| {
                 generations::lock_conversation(conn, ask.user, ask.character).await?;
                 let retired = generations::retire_expired(conn, ask.user, ask.character).await?;
+                if let Some(key) = ask.client_key
+                    && let Some(asked) = generations::by_client_key(conn, ask.user, key).await?
+                {
+                    match asked.status {
+                        GenerationStatus::Running | GenerationStatus::Done => {
+                            return Ok(Start::Existing(asked));
+                        }
+                        // Written, then replaced by a later swipe: the reply as it stands.
+                        GenerationStatus::Superseded if asked.content.is_some() => {
+                            if let Some(live) =
+                                generations::for_message(conn, asked.user_message_id).await?
+                            {
+                                return Ok(Start::Existing(live));
+                            }
+                        }
+                        // It came to nothing: asked again, it is written now, under the key.
+                        _ => {}
+                    }
+                    generations::release_client_key(conn, asked.id).await?;
+                }
                 let orphan = retired
                     .iter()
                     .find(|g| g.user_message_id == ask.user_message_id);
@@ -115,6 +138,7 @@ impl Generations<'_> {
                         ask.provider,
                         replaces,
                         prefix.as_deref(),
+                        ask.client_key,
                         ask.lease,
                     )
                     .await?

@@ -49,6 +49,7 @@ fn ask(user: Uuid, message: i64, regenerate: bool, extend: bool) -> Ask<'static>
         extend,
         per_day: 100,
         lease: Duration::from_secs(15),
+        client_key: None,
     }
 }
 

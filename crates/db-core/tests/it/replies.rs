@@ -44,6 +44,7 @@ fn ask(user: Uuid, message: i64, regenerate: bool, lease: Duration) -> Ask<'stat
         extend: false,
         per_day: 100,
         lease,
+        client_key: None,
     }
 }
 

@@ -1,0 +1,1 @@
+DROP INDEX CONCURRENTLY generations_client_key;
