@@ -104,5 +104,12 @@ Data:       make seed (2,000 users, 2 M messages; the demo account is kept)
 Ctrl-C stops everything.
 TXT
 echo "${green}${bold}Dream is ready at http://127.0.0.1:${GATEWAY_PORT}${off} (all five processes answer; $((SECONDS - started)) s)"
-wait -n "${pids[@]}" || true
-echo "${red}a process stopped on its own: stopping the others${off}" >&2
+status=0
+wait -n "${pids[@]}" || status=$?
+# A process that stops cleanly was most likely asked to (Ctrl-C reaches every process of the
+# terminal, and may do so before this script's own trap runs); one that failed is said in red.
+if [[ $status -eq 0 ]]; then
+  echo "a process stopped: stopping the others"
+else
+  echo "${red}a process exited with status ${status}: stopping the others${off}" >&2
+fi
