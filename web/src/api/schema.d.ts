@@ -2627,7 +2627,7 @@ export interface operations {
             header?: {
                 /** @description resume a stream after this event */
                 "Last-Event-ID"?: string | null;
-                /** @description asked again with the same key, the same continuation is followed or replayed, never written once more */
+                /** @description any string of the client's (a UUID, say): asked again with the same key, the same continuation is followed or replayed, never written once more */
                 "Idempotency-Key"?: string | null;
             };
             path: {
@@ -3027,7 +3027,7 @@ export interface operations {
             header?: {
                 /** @description resume a stream after this event (a resumed swipe follows the version it asked for) */
                 "Last-Event-ID"?: string | null;
-                /** @description asked again with the same key, the same reply (or version) is followed or replayed, never written once more */
+                /** @description any string of the client's (a UUID, say): asked again with the same key, the same reply (or version) is followed or replayed, never written once more */
                 "Idempotency-Key"?: string | null;
             };
             path: {

@@ -57,6 +57,21 @@ pub enum Start {
     QuotaSpent { retry_after: u64 },
 }
 
+/// The stored form of a client's `Idempotency-Key`: any string the client chose (a UUID, most
+/// often), digested to the 16 bytes the column holds, so that no key is refused and none can
+/// outgrow its index. `None` for a key of only white space.
+pub fn client_key(raw: &[u8]) -> Option<Uuid> {
+    use sha2::{Digest, Sha256};
+    let raw = raw.trim_ascii();
+    if raw.is_empty() {
+        return None;
+    }
+    let digest = Sha256::digest(raw);
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    Some(Uuid::from_bytes(bytes))
+}
+
 impl Generations<'_> {
     /// Claims the reply to a user message, once across every replica. Everything is decided
     /// under the conversation's lock: what exists, what a dead writer left (its lease ran out:

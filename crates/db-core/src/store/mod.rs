@@ -25,7 +25,7 @@ pub use account::{Account, Deleted, StoragePurge, photo_prefix};
 pub use catalogue::Catalogue;
 pub use characters::{Characters, CreateError as CreateCharacterError, MAX_OWN_CHARACTERS};
 pub use conversations::{Conversations, Inserted, Own, SendError};
-pub use generations::{Ask, Completed, Generations, Picked, Reward, Start};
+pub use generations::{Ask, Completed, Generations, Picked, Reward, Start, client_key};
 pub use leaderboard::Leaderboard;
 pub use limits::{Limits, SyncedLimits};
 pub use matches::{MatchError, Matches};

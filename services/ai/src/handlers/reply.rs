@@ -11,7 +11,6 @@ use futures_util::stream::{self, StreamExt};
 use service_kit::checks::CharacterPath;
 use service_kit::error::Conflict;
 use service_kit::{ApiError, ApiResult, AuthUser, Kit};
-use uuid::Uuid;
 
 use crate::generate::{self, Event, Started};
 use crate::provider::Provider;
@@ -59,7 +58,7 @@ pub struct Params {
 
 /// The character answers the user's latest message.
 #[utoipa::path(tag = "conversations", security(("bearer" = [])),
-    params(CharacterPath, Params, ("Last-Event-ID" = Option<String>, Header, description = "resume a stream after this event (a resumed swipe follows the version it asked for)"), ("Idempotency-Key" = Option<uuid::Uuid>, Header, description = "asked again with the same key, the same reply (or version) is followed or replayed, never written once more")),
+    params(CharacterPath, Params, ("Last-Event-ID" = Option<String>, Header, description = "resume a stream after this event (a resumed swipe follows the version it asked for)"), ("Idempotency-Key" = Option<String>, Header, description = "any string of the client's (a UUID, say): asked again with the same key, the same reply (or version) is followed or replayed, never written once more")),
     responses((status = 201, body = Message, description = "a new reply (or, with Accept: text/event-stream, its events)"),
               (status = 200, body = Message, description = "the reply already written"),
               (status = 404, body = service_kit::error::Problem, description = "no match with this character"),
@@ -82,7 +81,7 @@ pub async fn write_reply(
 /// like a reply, but only the new text comes as `token` events; `done` carries the whole
 /// reply. The version before is kept as an alternative; affection and XP are not counted again.
 #[utoipa::path(tag = "conversations", security(("bearer" = [])),
-    params(CharacterPath, ("Last-Event-ID" = Option<String>, Header, description = "resume a stream after this event"), ("Idempotency-Key" = Option<uuid::Uuid>, Header, description = "asked again with the same key, the same continuation is followed or replayed, never written once more")),
+    params(CharacterPath, ("Last-Event-ID" = Option<String>, Header, description = "resume a stream after this event"), ("Idempotency-Key" = Option<String>, Header, description = "any string of the client's (a UUID, say): asked again with the same key, the same continuation is followed or replayed, never written once more")),
     responses((status = 201, body = Message, description = "the reply, extended (or, with Accept: text/event-stream, the new text's events)"),
               (status = 200, body = Message, description = "with Last-Event-ID: the rest of this continuation, being written or written (never another one)"),
               (status = 404, body = service_kit::error::Problem, description = "no match with this character"),
@@ -109,15 +108,10 @@ async fn answer(
     extend: bool,
     req: HttpRequest,
 ) -> ApiResult<HttpResponse> {
-    let client_key = match req.headers().get("idempotency-key") {
-        None => None,
-        Some(v) => Some(
-            v.to_str()
-                .ok()
-                .and_then(|k| Uuid::parse_str(k.trim()).ok())
-                .ok_or_else(|| ApiError::validation("Idempotency-Key", "a UUID"))?,
-        ),
-    };
+    let client_key = req
+        .headers()
+        .get("idempotency-key")
+        .and_then(|k| db_core::store::client_key(k.as_bytes()));
     service_kit::checks::require_match(&kit, me.id, character).await?;
     let user_message = kit
         .store
