@@ -199,10 +199,4 @@ impl Cache {
             .arg(VERSION_TTL.as_millis() as u64);
         self.run_or_defer(inv, self.keys().match_list(user)).await;
     }
-
-    /// Runs an updating script; if Redis cannot be reached, the key it would have updated is
-    /// dropped as soon as Redis answers again.
-    pub(crate) async fn run_or_defer(&self, invocation: redis::ScriptInvocation<'_>, key: String) {
-        self.update_or_defer(vec![Update { invocation, key }]).await;
-    }
 }

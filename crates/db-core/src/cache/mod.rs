@@ -229,6 +229,12 @@ impl Cache {
         }
     }
 
+    /// Runs an updating script; if Redis cannot be reached, the key it would have updated is
+    /// dropped as soon as Redis answers again.
+    pub(crate) async fn run_or_defer(&self, invocation: redis::ScriptInvocation<'_>, key: String) {
+        self.update_or_defer(vec![Update { invocation, key }]).await;
+    }
+
     /// Remembers a key to drop as soon as Redis answers again.
     pub(crate) fn defer_delete(&self, key: String) {
         // Bounded: past this, what a long outage left stale expires with its TTL (≤ 30 min).

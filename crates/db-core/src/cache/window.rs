@@ -491,12 +491,7 @@ impl Cache {
         invocation
             .key(&place.version)
             .arg(VERSION_TTL.as_millis() as u64);
-        let done: Option<i64> = self
-            .redis(|r| async move { r.script(&invocation).await })
-            .await;
-        if done.is_none() {
-            self.defer_delete(place.key.clone());
-        }
+        self.run_or_defer(invocation, place.key.clone()).await;
     }
 }
 

@@ -80,13 +80,7 @@ impl Users<'_> {
         let script = redis::Script::new(ZADD_IF_EXISTS);
         let mut inv = script.key(keys.leaderboard());
         inv.arg(xp).arg(user.to_string());
-        if s.cache
-            .redis(|r| async move { r.script::<i64>(&inv).await })
-            .await
-            .is_none()
-        {
-            s.cache.defer_delete(keys.leaderboard());
-        }
+        s.cache.run_or_defer(inv, keys.leaderboard()).await;
     }
 
     /// The profile, the match list and the three most recent conversations, loaded into the
