@@ -31,9 +31,7 @@ export function refresh(): Promise<boolean> {
 async function refreshNow(): Promise<boolean> {
   const res = await send('/api/v1/auth/refresh', { method: 'POST', headers: SESSION_HEADERS, body: '{}' });
   if (res.ok) {
-    const body = (await res.json()) as { access_token: string; expires_in: number };
-    session.token = body.access_token;
-    renewBefore(body.expires_in);
+    await keepToken(res);
     return true;
   }
   if (res.status === 401 || res.status === 422) {
@@ -86,10 +84,16 @@ export async function ok<T>(
 
 async function signedIn(res: Response): Promise<void> {
   if (!res.ok) throw await failureOf(res);
-  const body = (await res.json()) as { access_token: string; expires_in: number; user: User };
+  session.user = (await keepToken(res)).user ?? null;
+}
+
+/** Keeps the access token an answer carries (a sign-in, a refresh, a password change) and
+ * renews it before it expires; the answer's body. */
+async function keepToken(res: Response): Promise<{ user?: User }> {
+  const body = (await res.json()) as { access_token: string; expires_in: number; user?: User };
   session.token = body.access_token;
-  session.user = body.user;
   renewBefore(body.expires_in);
+  return body;
 }
 
 let renewal: ReturnType<typeof setTimeout> | undefined;
@@ -171,9 +175,7 @@ export async function changePassword(current_password: string, new_password: str
   await locked(async () => {
     const res = await accountCall('/api/v1/users/me/password', 'PUT', { current_password, new_password }, SESSION_HEADERS);
     if (!res.ok) throw await failureOf(res);
-    const body = (await res.json()) as { access_token: string; expires_in: number };
-    session.token = body.access_token;
-    renewBefore(body.expires_in);
+    await keepToken(res);
   });
 }
 
