@@ -377,8 +377,11 @@ pub struct Message {
     pub photo_id: Option<i64>,
 }
 
+/// A message to store. `None` is stored as NULL (the columns' default) rather than written as
+/// `DEFAULT`: a statement with `DEFAULT` in it changes with the values, so diesel would not
+/// keep it prepared, and every send would have PostgreSQL parse and plan it again.
 #[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = chat_messages)]
+#[diesel(table_name = chat_messages, treat_none_as_default_value = false)]
 pub struct NewMessage {
     pub user_id: Uuid,
     pub character_id: String,

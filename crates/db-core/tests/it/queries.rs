@@ -230,6 +230,32 @@ async fn a_client_id_is_stored_once_per_user() {
     ));
 }
 
+/// A send is the hottest write: its INSERT is prepared once per connection and then only bound
+/// and executed (with a message's optional columns written as `DEFAULT`, the statement was
+/// parsed and planned again for every message).
+#[tokio::test]
+async fn a_send_reuses_its_prepared_insert_on_a_connection() {
+    let db = TestDb::new().await.unwrap();
+    let mut conn = db.conn().await.unwrap();
+    let u = matched_user(&mut conn, "a@example.com", &["sophia"]).await;
+    for (i, client_id) in [None, Some(Uuid::new_v4()), None].into_iter().enumerate() {
+        let mut send = NewMessage::new(u, "sophia", Sender::User, format!("message {i}"));
+        send.client_id = client_id;
+        let stored = messages::insert_idempotent(&mut conn, &send).await.unwrap();
+        assert_eq!(stored.message().client_id, client_id, "NULL stays NULL");
+    }
+    assert_eq!(
+        scalar(
+            &mut conn,
+            "SELECT count(*) FROM pg_prepared_statements \
+             WHERE statement LIKE 'INSERT INTO \"chat_messages\"%'"
+        )
+        .await,
+        "1",
+        "one prepared INSERT, kept for the next send"
+    );
+}
+
 #[tokio::test]
 async fn bulk_insert_batches_within_the_bind_limit_all_or_nothing() {
     let db = TestDb::new().await.unwrap();
