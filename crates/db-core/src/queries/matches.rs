@@ -8,7 +8,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::HotQuery;
+use super::{HotQuery, Prepared};
 use crate::models::{Match, Sender};
 use crate::schema::{matches, sql_types::MessageSender};
 
@@ -180,5 +180,7 @@ pub async fn list_with_last_message(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,
 ) -> QueryResult<Vec<MatchSummary>> {
-    list_with_last_message_query(user_id).load(conn).await
+    Prepared(list_with_last_message_query(user_id))
+        .load(conn)
+        .await
 }

@@ -9,7 +9,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{HEADLINE_OPTIONS, HotQuery, Keyset};
+use super::{HEADLINE_OPTIONS, HotQuery, Keyset, Prepared};
 use crate::models::{Message, NewMessage, Sender};
 use crate::pagination::{Cursor, KeysetPage};
 use crate::schema::{chat_messages, sql_types::MessageSender};
@@ -72,7 +72,7 @@ pub async fn unread_count(
     user_id: Uuid,
     character_id: &str,
 ) -> QueryResult<i64> {
-    let c: Count = unread_count_query(user_id, character_id)
+    let c: Count = Prepared(unread_count_query(user_id, character_id))
         .get_result(conn)
         .await?;
     Ok(c.count)
@@ -94,7 +94,9 @@ pub async fn mark_read(
     user_id: Uuid,
     character_id: &str,
 ) -> QueryResult<usize> {
-    mark_read_query(user_id, character_id).execute(conn).await
+    Prepared(mark_read_query(user_id, character_id))
+        .execute(conn)
+        .await
 }
 
 /// Marks every conversation of the user read (on `chat_messages_unread_idx`, whose leading

@@ -17,8 +17,9 @@ pub mod photos;
 pub mod sessions;
 pub mod users;
 
+use diesel::QueryResult;
 use diesel::pg::Pg;
-use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
+use diesel::query_builder::{AstPass, BoxedSqlQuery, Query, QueryFragment, QueryId, SqlQuery};
 use diesel::sql_types::{BigInt, Text, Timestamptz, Uuid as SqlUuid};
 use uuid::Uuid;
 
@@ -26,6 +27,34 @@ use crate::pagination::{Cursor, KeysetPage, clamp_limit};
 
 /// A hand-written statement with its bind parameters, ready to run or to EXPLAIN.
 pub type HotQuery = BoxedSqlQuery<'static, Pg, SqlQuery>;
+
+/// A hand-written statement kept prepared on its connection, so that PostgreSQL parses and
+/// plans it once per connection rather than on every call: diesel prepares raw SQL anew each
+/// time, not knowing that its text is one of a few the code writes. Only for statements whose
+/// text comes from the code alone (every value bound) and whose plan does not depend on the
+/// values, since PostgreSQL may settle on one generic plan: the lookups of one user's rows by
+/// an index (not the searches, whose best plan depends on the words).
+pub(crate) struct Prepared<Q>(pub Q);
+
+impl<Q: QueryFragment<Pg>> QueryFragment<Pg> for Prepared<Q> {
+    fn walk_ast<'b>(&'b self, pass: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        self.0.walk_ast(pass)
+    }
+
+    fn is_safe_to_cache_prepared(&self, _backend: &Pg) -> QueryResult<bool> {
+        Ok(true)
+    }
+}
+
+/// Cached by its text (and bind types), not by type: the text varies (a cursor or none).
+impl<Q> QueryId for Prepared<Q> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q: Query> Query for Prepared<Q> {
+    type SqlType = Q::SqlType;
+}
 
 /// Escapes text for HTML before `ts_headline` wraps the matches in `<mark>`, so a highlight
 /// can be shown as HTML without letting stored content inject markup.
@@ -93,8 +122,7 @@ impl Keyset {
     {
         use diesel_async::RunQueryDsl;
         let limit = clamp_limit(limit);
-        let rows: Vec<T> = self
-            .query(user_id, character_id, before, limit)
+        let rows: Vec<T> = Prepared(self.query(user_id, character_id, before, limit))
             .load(conn)
             .await?;
         Ok(KeysetPage::from_overfetch(rows, limit as usize, key))

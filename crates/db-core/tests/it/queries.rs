@@ -256,6 +256,48 @@ async fn a_send_reuses_its_prepared_insert_on_a_connection() {
     );
 }
 
+/// What a cache miss reads is prepared once per connection too (and a page with a cursor is a
+/// statement of its own); a search, whose best plan depends on the words, is not kept.
+#[tokio::test]
+async fn the_reads_behind_the_cache_are_prepared_once_per_connection() {
+    let db = TestDb::new().await.unwrap();
+    let mut conn = db.conn().await.unwrap();
+    let u = matched_user(&mut conn, "a@example.com", &["sophia"]).await;
+    conversation(&mut conn, u, "sophia", 5).await;
+    for _ in 0..3 {
+        let page = messages::latest(&mut conn, u, "sophia", None, 2)
+            .await
+            .unwrap();
+        messages::latest(&mut conn, u, "sophia", page.next, 2)
+            .await
+            .unwrap();
+        photos::latest(&mut conn, u, "sophia", None, 20)
+            .await
+            .unwrap();
+        matches::list_with_last_message(&mut conn, u).await.unwrap();
+        messages::unread_count(&mut conn, u, "sophia")
+            .await
+            .unwrap();
+        messages::mark_read(&mut conn, u, "sophia").await.unwrap();
+        messages::search(&mut conn, u, "bonjour", None, 20)
+            .await
+            .unwrap();
+    }
+    let prepared = |name: &str| {
+        format!("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '/* {name} */%'")
+    };
+    for (name, kept) in [
+        ("messages.latest", "2"),
+        ("photos.latest", "1"),
+        ("matches.list_with_last_message", "1"),
+        ("messages.unread_count", "1"),
+        ("messages.mark_read", "1"),
+        ("messages.search", "0"),
+    ] {
+        assert_eq!(scalar(&mut conn, &prepared(name)).await, kept, "{name}");
+    }
+}
+
 #[tokio::test]
 async fn bulk_insert_batches_within_the_bind_limit_all_or_nothing() {
     let db = TestDb::new().await.unwrap();
