@@ -8,6 +8,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::Prepared;
 use crate::models::GenerationStatus;
 use crate::schema::generations;
 
@@ -169,13 +170,15 @@ pub async fn append_tokens(
     tokens: &[String],
     lease: std::time::Duration,
 ) -> QueryResult<bool> {
-    diesel::sql_query(
-        "/* generations.append */ UPDATE generations SET tokens = tokens || $2, \
+    Prepared(
+        diesel::sql_query(
+            "/* generations.append */ UPDATE generations SET tokens = tokens || $2, \
          lease_until = now() + $3 * interval '1 millisecond' WHERE id = $1 AND status = 'running'",
+        )
+        .bind::<SqlUuid, _>(id)
+        .bind::<Jsonb, _>(serde_json::json!(tokens))
+        .bind::<BigInt, _>(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX)),
     )
-    .bind::<SqlUuid, _>(id)
-    .bind::<Jsonb, _>(serde_json::json!(tokens))
-    .bind::<BigInt, _>(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX))
     .execute(conn)
     .await
     .map(|n| n == 1)
@@ -212,11 +215,14 @@ pub async fn lock_conversation(
     user_id: Uuid,
     character_id: &str,
 ) -> QueryResult<()> {
-    diesel::sql_query(
-        "/* generations.lock */ SELECT pg_advisory_xact_lock(2003, hashtext($1::text || '|' || $2))",
+    Prepared(
+        diesel::sql_query(
+            "/* generations.lock */ \
+             SELECT pg_advisory_xact_lock(2003, hashtext($1::text || '|' || $2))",
+        )
+        .bind::<SqlUuid, _>(user_id)
+        .bind::<Text, _>(character_id),
     )
-    .bind::<SqlUuid, _>(user_id)
-    .bind::<Text, _>(character_id)
     .execute(conn)
     .await
     .map(drop)
@@ -245,13 +251,15 @@ pub async fn latest_user_message(
     user_id: Uuid,
     character_id: &str,
 ) -> QueryResult<Option<i64>> {
-    let row: Option<Id> = diesel::sql_query(
-        "/* generations.latest_user_message */ SELECT id FROM chat_messages \
+    let row: Option<Id> = Prepared(
+        diesel::sql_query(
+            "/* generations.latest_user_message */ SELECT id FROM chat_messages \
          WHERE user_id = $1 AND character_id = $2 AND sender = 'user' \
          ORDER BY created_at DESC, id DESC LIMIT 1",
+        )
+        .bind::<SqlUuid, _>(user_id)
+        .bind::<Text, _>(character_id),
     )
-    .bind::<SqlUuid, _>(user_id)
-    .bind::<Text, _>(character_id)
     .get_result(conn)
     .await
     .optional()?;

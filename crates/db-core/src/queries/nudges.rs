@@ -21,7 +21,7 @@ use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text, Timestamptz, Uuid
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::{HotQuery, messages};
+use super::{HotQuery, Prepared, messages};
 use crate::models::{Message, NewMessage, Nudge, NudgeStatus, Sender};
 use crate::schema::nudges;
 
@@ -120,7 +120,10 @@ pub fn claim_query(lease: Duration) -> HotQuery {
 }
 
 pub async fn claim(conn: &mut AsyncPgConnection, lease: Duration) -> QueryResult<Option<Nudge>> {
-    claim_query(lease).get_result(conn).await.optional()
+    Prepared(claim_query(lease))
+        .get_result(conn)
+        .await
+        .optional()
 }
 
 /// Extends the lease of the attempt that holds the nudge; `false` if it no longer does.

@@ -14,7 +14,7 @@ use diesel::sql_types::{BigInt, Integer, Nullable, Text, Uuid as SqlUuid};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::{HotQuery, messages, photos};
+use super::{HotQuery, Prepared, messages, photos};
 use crate::models::{JobStatus, Message, NewMessage, NewPhoto, Photo, PhotoJob};
 use crate::schema::photo_jobs;
 
@@ -137,7 +137,10 @@ pub fn claim_query(lease: Duration) -> HotQuery {
 
 /// Claims the next job for `lease`; `None` when there is nothing to do.
 pub async fn claim(conn: &mut AsyncPgConnection, lease: Duration) -> QueryResult<Option<PhotoJob>> {
-    claim_query(lease).get_result(conn).await.optional()
+    Prepared(claim_query(lease))
+        .get_result(conn)
+        .await
+        .optional()
 }
 
 /// Extends the lease of the attempt that holds the job; `false` if it no longer does.
