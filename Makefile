@@ -55,13 +55,18 @@ test: tools web ## fmt, clippy, the web app's unit tests and every test against 
 	scripts/with-services.sh cargo nextest run --workspace --locked --no-fail-fast
 
 .PHONY: web
-web: ## Build the web app into web/dist (npm ci from the lockfile, vite build) and print its size budget
+web: ## Build the web app into web/dist (npm ci from the lockfile, vite build; skipped when no source changed since) and print its size budget
 	@# npm ci refuses a lockfile whose optional, other-platform packages the registry cannot
 	@# serve (vite's Windows-only helper, here); npm install from the same lockfile skips them.
 	@command -v npm >/dev/null || { echo "the web app needs Node.js 20 and npm: make tools installs them (or sudo apt-get install -y nodejs npm)" >&2; exit 1; }
 	@cd web && { [ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ] \
 	  || npm ci --no-audit --no-fund 2>/dev/null || npm install --no-audit --no-fund --no-save; }
-	cd web && npm run build
+	@# Rebuilt only when a source is newer than the last build (a checkout or a pull makes the
+	@# files it changes newer), so that `make dev` starts at once the second time.
+	@cd web && if [ -f dist/index.html ] && [ -z "$$(find index.html package.json package-lock.json \
+	  tsconfig.json vite.config.ts svelte.config.js src public scripts -newer dist/index.html -print -quit)" ]; \
+	  then echo "web/dist is up to date: no source changed since it was built"; node scripts/budget.mjs; \
+	  else npm run build; fi
 
 .PHONY: web-api
 web-api: ## Regenerate the web app's API types (web/src/api/schema.d.ts) from the running gateway's /api/v1/openapi.json
