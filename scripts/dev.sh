@@ -23,7 +23,10 @@ export MEDIA_STORE_URL=${MEDIA_STORE_URL:-$root/.dev/media}
 # The web app, built by `make web` (`make dev` builds it first); the gateway serves it at /.
 if [ -z "${WEB_DIR:-}" ] && [ -f "$root/web/dist/index.html" ]; then export WEB_DIR=$root/web/dist; fi
 if [ -n "${WEB_DIR:-}" ]; then web_note="(from $WEB_DIR)"; else web_note="(not built: make web)"; fi
-if [[ -t 1 && -z ${NO_COLOR:-} ]]; then bold=$'\e[1m' green=$'\e[32m' red=$'\e[31m' off=$'\e[0m'; else bold='' green='' red='' off=''; fi
+# Colors only for a terminal: written to a file or a pipe, the processes' lines come without them
+# too (they write into this script's pipes, so they cannot tell for themselves).
+[[ -t 1 ]] || export NO_COLOR=1
+if [[ -z ${NO_COLOR:-} ]]; then bold=$'\e[1m' green=$'\e[32m' red=$'\e[31m' off=$'\e[0m'; else bold='' green='' red='' off=''; fi
 
 names=() pids=()
 stop() {
