@@ -552,7 +552,8 @@ impl Cache {
     }
 
     pub async fn testing_append_to_window(&self, m: &crate::models::Message) {
-        self.append_to_window(m).await
+        self.update_or_defer(self.window_append(m).into_iter().collect())
+            .await
     }
 
     pub async fn testing_conversation_window<E, F, Fut>(

@@ -441,14 +441,8 @@ impl Cache {
     }
 
     /// Adds a just-stored message to its conversation's window (when the window is cached),
-    /// keeping the newest [`WINDOW`]. Call after the insert committed.
-    pub(crate) async fn append_to_window(&self, m: &Message) {
-        self.update_or_defer(self.window_append(m).into_iter().collect())
-            .await;
-    }
-
-    /// [`Cache::append_to_window`] as an update to run with others (one round trip), and the
-    /// key to drop if it cannot run.
+    /// keeping the newest [`WINDOW`]: an update to run with the send's others (one round trip,
+    /// [`Cache::update_or_defer`]), after the insert committed.
     pub(crate) fn window_append(&self, m: &Message) -> Option<Update<'static>> {
         static APPEND_SCRIPT: LazyLock<redis::Script> =
             LazyLock::new(|| redis::Script::new(APPEND));
