@@ -239,6 +239,9 @@ pub struct RunResult {
     pub hit_rate: Option<f64>,
     /// Database queries (all services) per API request the gateway answered.
     pub queries_per_request: Option<f64>,
+    /// Open loop: how late the generator started its requests (inside their latency).
+    #[serde(default)]
+    pub lateness: Option<Lateness>,
     pub at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -372,63 +375,104 @@ async fn closed(
     all
 }
 
+/// How late the generator itself started the open loop's requests, in milliseconds: a check
+/// of the instrument. Latency counts from each request's due time, so this is inside it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Lateness {
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
 /// Open loop: requests start on a fixed schedule; each one's latency counts from when it was
 /// due, not from when it got sent, so a stalled server shows in the numbers.
+///
+/// The schedule is kept by a thread of its own that sleeps to each due time: tokio's timers
+/// tick in whole milliseconds, so a request due between two ticks waited for the next one (on
+/// average half a millisecond more per request, every request of a 2,000/s run was sent in
+/// pairs), and that wait was counted as the server's.
 async fn open(
     w: Arc<Workload>,
     http: reqwest::Client,
     rate: u64,
     warmup: Duration,
     measure: Duration,
-) -> Hists {
+) -> (Hists, Option<Lateness>) {
     let hists = Arc::new(Mutex::new(new_hists()));
     let in_flight = Arc::new(tokio::sync::Semaphore::new(8192));
-    let start = tokio::time::Instant::now();
     let total = ((warmup + measure).as_secs_f64() * rate as f64) as u64;
     let warm = (warmup.as_secs_f64() * rate as f64) as u64;
-    let mut rng = SmallRng::seed_from_u64(7);
-    let mut tasks = Vec::new();
-    for i in 0..total {
-        let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
-        tokio::time::sleep_until(due).await;
-        let (op, req) = w.request(&http, &mut rng);
+    let runtime = tokio::runtime::Handle::current();
+    let pacer = {
         let hists = hists.clone();
-        let Ok(permit) = in_flight.clone().try_acquire_owned() else {
-            // Too many requests outstanding: counted as an error, never silently skipped.
-            if i >= warm {
-                record(
-                    &mut hists.lock().unwrap_or_else(|e| e.into_inner()),
-                    op,
-                    0,
-                    false,
-                );
+        std::thread::spawn(move || {
+            let mut rng = SmallRng::seed_from_u64(7);
+            let mut late = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).ok();
+            let mut tasks = Vec::with_capacity(total as usize);
+            let start = Instant::now();
+            for i in 0..total {
+                let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                if i >= warm
+                    && let Some(h) = late.as_mut()
+                {
+                    let _ = h.record((due.elapsed().as_micros() as u64).max(1));
+                }
+                let (op, req) = w.request(&http, &mut rng);
+                let hists = hists.clone();
+                let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+                    // Too many requests outstanding: counted as an error, never silently skipped.
+                    if i >= warm {
+                        record(
+                            &mut hists.lock().unwrap_or_else(|e| e.into_inner()),
+                            op,
+                            0,
+                            false,
+                        );
+                    }
+                    continue;
+                };
+                tasks.push(runtime.spawn(async move {
+                    let ok = send(req).await;
+                    let micros = due.elapsed().as_micros() as u64;
+                    drop(permit);
+                    if i >= warm {
+                        record(
+                            &mut hists.lock().unwrap_or_else(|e| e.into_inner()),
+                            op,
+                            micros,
+                            ok,
+                        );
+                    }
+                }));
             }
-            continue;
-        };
-        tasks.push(tokio::spawn(async move {
-            let ok = send(req).await;
-            let micros = due.elapsed().as_micros() as u64;
-            drop(permit);
-            if i >= warm {
-                record(
-                    &mut hists.lock().unwrap_or_else(|e| e.into_inner()),
-                    op,
-                    micros,
-                    ok,
-                );
-            }
-        }));
-    }
+            let ms = |v: u64| v as f64 / 1000.0;
+            let lateness = late.filter(|h| !h.is_empty()).map(|h| Lateness {
+                p50: ms(h.value_at_quantile(0.50)),
+                p99: ms(h.value_at_quantile(0.99)),
+                max: ms(h.max()),
+            });
+            (tasks, lateness)
+        })
+    };
+    let (tasks, lateness) = tokio::task::spawn_blocking(move || pacer.join())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
     for t in tasks {
         let _ = t.await;
     }
-    Arc::try_unwrap(hists)
+    let hists = Arc::try_unwrap(hists)
         .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
         .unwrap_or_else(|arc| {
             arc.lock()
                 .map(|h| h.clone())
                 .unwrap_or_else(|_| new_hists())
-        })
+        });
+    (hists, lateness)
 }
 
 fn parse_services(specs: &[String]) -> anyhow::Result<Vec<(String, String, Option<u32>)>> {
@@ -511,8 +555,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             (counters, cpu, me, at, peaks, machine)
         })
     };
-    let hists = match args.mode {
-        Mode::Closed => closed(w.clone(), http.clone(), args.connections, warmup, measure).await,
+    let (hists, lateness) = match args.mode {
+        Mode::Closed => (
+            closed(w.clone(), http.clone(), args.connections, warmup, measure).await,
+            None,
+        ),
         Mode::Open => open(w.clone(), http.clone(), args.rate, warmup, measure).await,
     };
     let (before, cpu_before, me_before, measured_from, peaks, machine_before) = probe.await?;
@@ -571,6 +618,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         hit_rate: (lookups > 0.0).then(|| delta.cache_hits / lookups),
         queries_per_request: (delta.gateway_requests > 0.0)
             .then(|| delta.db_queries / delta.gateway_requests),
+        lateness,
         at: chrono::Utc::now(),
     };
     print_run(&result);
@@ -616,6 +664,12 @@ fn print_run(r: &RunResult) {
             s.max,
             s.requests,
             s.errors
+        );
+    }
+    if let Some(l) = &r.lateness {
+        println!(
+            "   the generator started requests late by p50 {:.3} ms, p99 {:.3} ms, max {:.2} ms (inside the latencies above)",
+            l.p50, l.p99, l.max
         );
     }
     for (name, u) in &r.services {

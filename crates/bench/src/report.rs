@@ -79,11 +79,15 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<()> {
         let worst = o.ops.values().map(|s| s.p99).fold(0.0, f64::max);
         writeln!(
             md,
-            "- Open loop at {} requests/s of the mix: {:.0} answered per second, worst p99 over the operations **{worst:.2} ms**, {} errors in {} requests.",
+            "- Open loop at {} requests/s of the mix: {:.0} answered per second, worst p99 over the operations **{worst:.2} ms**, {} errors in {} requests{}.",
             o.rate.unwrap_or(0),
             o.throughput,
             o.errors,
-            o.requests
+            o.requests,
+            o.lateness.as_ref().map_or(String::new(), |l| format!(
+                " (the generator started its requests late by p50 {:.3} / p99 {:.3} ms, counted in the latencies)",
+                l.p50, l.p99
+            ))
         )?;
     }
     if let Some(c) = closed.or(open) {
