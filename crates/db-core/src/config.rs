@@ -53,6 +53,10 @@ pub struct PgConfig {
     pub min_idle: u32,
     /// Upper bound on open connections: past it, requests wait (then get 503).
     pub max_size: u32,
+    /// The threads that share `min_idle` and `max_size`: each thread that queries keeps its own
+    /// connections (see `per_thread.rs`), `max_size / threads` of them at most. A service
+    /// sets it to its HTTP workers and the thread its background work runs on.
+    pub threads: u32,
     /// How long a request waits for a connection before it gets [`crate::DbError::Unavailable`].
     pub acquire_timeout: Duration,
     /// Connections are closed and replaced after this long (server-side memory does not grow
@@ -91,6 +95,7 @@ impl PgConfig {
             application_name: application_name.to_owned(),
             min_idle,
             max_size,
+            threads: 1,
             acquire_timeout: Duration::from_secs(30),
             max_lifetime: Duration::from_secs(3600),
             idle_timeout: Duration::from_secs(600),
@@ -110,6 +115,7 @@ impl std::fmt::Debug for PgConfig {
             .field("application_name", &self.application_name)
             .field("min_idle", &self.min_idle)
             .field("max_size", &self.max_size)
+            .field("threads", &self.threads)
             .finish_non_exhaustive()
     }
 }
@@ -119,6 +125,8 @@ impl std::fmt::Debug for PgConfig {
 pub struct RedisConfig {
     pub url: String,
     pub max_size: u32,
+    /// As [`PgConfig::threads`]: each thread keeps its own multiplexed connections.
+    pub threads: u32,
     pub connect_timeout: Duration,
     /// Every command is abandoned after this long; callers then fall back to PostgreSQL.
     pub command_timeout: Duration,
@@ -131,6 +139,7 @@ impl RedisConfig {
         Self {
             url: DEFAULT_REDIS_URL.to_owned(),
             max_size: 16,
+            threads: 1,
             connect_timeout: Duration::from_millis(500),
             command_timeout: Duration::from_millis(250),
             key_prefix: "dream".to_owned(),

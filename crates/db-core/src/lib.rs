@@ -8,6 +8,7 @@ pub mod maintenance;
 pub mod migrate;
 pub mod models;
 pub mod pagination;
+mod per_thread;
 pub mod pool;
 /// Every SQL statement: private to db-core (services reach data through [`Store`]'s domains);
 /// the `testing` feature opens it to db-core's own tests and the tools that build datasets.

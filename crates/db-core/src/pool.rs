@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::config::{PgConfig, SlowQueryConfig};
 use crate::instrumentation::{PING_SQL, QueryInstrumentation};
+use crate::per_thread::{PerThread, Share};
 
 type Manager = AsyncDieselConnectionManager<AsyncPgConnection>;
 
@@ -64,10 +65,11 @@ fn server_went_away(e: &diesel::result::Error) -> bool {
     }
 }
 
-/// One pool of connections to one server.
+/// The connections to one server: a bb8 pool per thread that uses them (see
+/// `per_thread.rs`), `max_size` shared out among `threads`.
 #[derive(Clone)]
 pub struct PgPool {
-    inner: bb8::Pool<Manager>,
+    inner: Arc<PerThread<Manager>>,
     config: Arc<PgConfig>,
     role: &'static str,
     connect_failures: Arc<ConnectFailures>,
@@ -133,31 +135,6 @@ impl PgPool {
     /// Builds the pool without waiting for a connection: a service starts even while the
     /// database is down, and reports itself unready until it is back.
     pub fn new(config: &PgConfig, url: &str, role: &'static str, slow: SlowQueryConfig) -> Self {
-        let mut manager_config = ManagerConfig::<AsyncPgConnection>::default();
-        manager_config.recycling_method = if config.ping_on_checkout {
-            RecyclingMethod::CustomQuery(PING_SQL.into())
-        } else if config.test_on_checkout {
-            // Measured: the ping was one statement in two PostgreSQL ran under a send, parsed
-            // anew each time; this check catches what the ping caught on one machine (a
-            // server that closed the connection) without it.
-            RecyclingMethod::CustomFunction(Box::new(|conn| {
-                use diesel_async::pooled_connection::PoolableConnection;
-                let broken = conn.is_broken();
-                async move {
-                    if broken {
-                        Err(diesel::result::Error::DatabaseError(
-                            diesel::result::DatabaseErrorKind::ClosedConnection,
-                            Box::new("the connection was closed".to_owned()),
-                        ))
-                    } else {
-                        Ok(())
-                    }
-                }
-                .boxed()
-            }))
-        } else {
-            RecyclingMethod::Fast
-        };
         let setup = ConnectionSetup {
             application_name: format!(
                 "{}{}",
@@ -169,22 +146,29 @@ impl PgPool {
             session_settings: config.session_settings,
             slow,
         };
-        manager_config.custom_setup =
-            Box::new(move |url| setup.clone().connect(url.to_owned()).boxed());
-        let manager = Manager::new_with_config(url, manager_config);
+        let url = url.to_owned();
         let connect_failures = Arc::new(ConnectFailures::default());
-        let inner = bb8::Pool::builder()
-            .error_sink(Box::new(FailureSink(connect_failures.clone())))
-            .max_size(config.max_size)
-            .min_idle(Some(config.min_idle.min(config.max_size)))
-            .connection_timeout(config.acquire_timeout)
-            .max_lifetime(Some(config.max_lifetime))
-            .idle_timeout(Some(config.idle_timeout))
-            .test_on_check_out(config.test_on_checkout)
-            // A failed connect is reported (see `ConnectFailures`) instead of retried until the
-            // acquire timeout: a dead database answers 503 quickly, not after 30 s.
-            .retry_connection(false)
-            .build_unchecked(manager);
+        let sink = FailureSink(connect_failures.clone());
+        let settings = config.clone();
+        let build = move |share: Share| {
+            let manager = Manager::new_with_config(url.clone(), manager_config(&settings, &setup));
+            bb8::Pool::builder()
+                .error_sink(Box::new(sink.clone()))
+                .max_size(share.max_size)
+                .min_idle(Some(share.min_idle))
+                .connection_timeout(settings.acquire_timeout)
+                .max_lifetime(Some(settings.max_lifetime))
+                .idle_timeout(Some(settings.idle_timeout))
+                .test_on_check_out(settings.test_on_checkout)
+                // A failed connect is reported (see `ConnectFailures`) instead of retried until
+                // the acquire timeout: a dead database answers 503 quickly, not after 30 s.
+                .retry_connection(false)
+                .build_unchecked(manager)
+        };
+        let inner = Arc::new(PerThread::new(
+            Share::of(config.min_idle, config.max_size, config.threads),
+            Box::new(build),
+        ));
         Self {
             inner,
             config: Arc::new(config.clone()),
@@ -197,7 +181,7 @@ impl PgPool {
     pub async fn get(&self) -> Result<PgConn, DbError> {
         let failed = self.connect_failures.notify.notified();
         let got = tokio::select! {
-            got = self.inner.get_owned() => got,
+            got = self.inner.get().get_owned() => got,
             () = failed => {
                 let why = self.connect_failures.last.lock().ok().and_then(|l| l.clone());
                 return Err(DbError::Unreachable(why.unwrap_or_else(|| "connection failed".into())));
@@ -212,32 +196,80 @@ impl PgPool {
         })
     }
 
+    /// Every thread's pool, added up.
     pub fn stats(&self) -> PoolStats {
-        let state = self.inner.state();
-        let s = &state.statistics;
-        let in_use = state.connections.saturating_sub(state.idle_connections);
-        PoolStats {
-            size: state.connections,
-            idle: state.idle_connections,
-            in_use,
-            overflow: state.connections.saturating_sub(self.config.min_idle),
+        let mut t = PoolStats {
+            size: 0,
+            idle: 0,
+            in_use: 0,
+            overflow: 0,
             min_idle: self.config.min_idle,
             max_size: self.config.max_size,
-            waiters: s.pending_gets(),
-            connections_created: s.connections_created,
-            connections_closed: s.connections_closed_broken
+            waiters: 0,
+            connections_created: 0,
+            connections_closed: 0,
+            timeouts: 0,
+            waited: 0,
+            wait_time_ms: 0,
+        };
+        let mut warm = 0;
+        for pool in self.inner.iter() {
+            let state = pool.state();
+            let s = &state.statistics;
+            t.size += state.connections;
+            t.idle += state.idle_connections;
+            t.in_use += state.connections.saturating_sub(state.idle_connections);
+            t.waiters += s.pending_gets();
+            t.connections_created += s.connections_created;
+            t.connections_closed += s.connections_closed_broken
                 + s.connections_closed_invalid
                 + s.connections_closed_max_lifetime
-                + s.connections_closed_idle_timeout,
-            timeouts: s.get_timed_out,
-            waited: s.get_waited,
-            wait_time_ms: s.get_wait_time.as_millis() as u64,
+                + s.connections_closed_idle_timeout;
+            t.timeouts += s.get_timed_out;
+            t.waited += s.get_waited;
+            t.wait_time_ms += s.get_wait_time.as_millis() as u64;
+            warm += self.inner.share().min_idle;
         }
+        t.overflow = t.size.saturating_sub(warm);
+        t
     }
 
     pub fn role(&self) -> &'static str {
         self.role
     }
+}
+
+/// How a thread's pool checks and opens its connections.
+fn manager_config(config: &PgConfig, setup: &ConnectionSetup) -> ManagerConfig<AsyncPgConnection> {
+    let mut manager_config = ManagerConfig::<AsyncPgConnection>::default();
+    manager_config.recycling_method = if config.ping_on_checkout {
+        RecyclingMethod::CustomQuery(PING_SQL.into())
+    } else if config.test_on_checkout {
+        // Measured: the ping was one statement in two PostgreSQL ran under a send, parsed
+        // anew each time; this check catches what the ping caught on one machine (a
+        // server that closed the connection) without it.
+        RecyclingMethod::CustomFunction(Box::new(|conn| {
+            use diesel_async::pooled_connection::PoolableConnection;
+            let broken = conn.is_broken();
+            async move {
+                if broken {
+                    Err(diesel::result::Error::DatabaseError(
+                        diesel::result::DatabaseErrorKind::ClosedConnection,
+                        Box::new("the connection was closed".to_owned()),
+                    ))
+                } else {
+                    Ok(())
+                }
+            }
+            .boxed()
+        }))
+    } else {
+        RecyclingMethod::Fast
+    };
+    let setup = setup.clone();
+    manager_config.custom_setup =
+        Box::new(move |url| setup.clone().connect(url.to_owned()).boxed());
+    manager_config
 }
 
 #[derive(Clone)]

@@ -14,6 +14,7 @@ use serde::Serialize;
 use tracing::Instrument;
 
 use crate::config::RedisConfig;
+use crate::per_thread::{PerThread, Share};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RedisError {
@@ -72,9 +73,11 @@ fn breaks_connection(e: &RedisError) -> bool {
     }
 }
 
+/// Multiplexed connections, a bb8 pool per thread that uses them (see `per_thread.rs`):
+/// a command never waits on a connection driven by another thread.
 #[derive(Clone)]
 pub struct RedisPool {
-    pool: bb8::Pool<HealingManager>,
+    pool: Arc<PerThread<HealingManager>>,
     command_timeout: Duration,
     prefix: String,
     url: String,
@@ -90,17 +93,24 @@ pub struct RedisPoolStats {
 impl RedisPool {
     /// Builds the pool without connecting: a service starts while Redis is down.
     pub fn new(config: &RedisConfig) -> Result<Self, RedisError> {
-        let manager = HealingManager(RedisConnectionManager::new(config.url.as_str())?);
-        let pool = bb8::Pool::builder()
-            .max_size(config.max_size)
-            .min_idle(Some(1))
-            .connection_timeout(config.connect_timeout)
-            .retry_connection(false)
-            // Multiplexed connections carry many requests at once; checking each checkout costs
-            // a round trip for nothing. A dead connection fails its command, is marked broken
-            // and is replaced (see `HealingManager`).
-            .test_on_check_out(false)
-            .build_unchecked(manager);
+        let manager = RedisConnectionManager::new(config.url.as_str())?;
+        let connect_timeout = config.connect_timeout;
+        let build = move |share: Share| {
+            bb8::Pool::builder()
+                .max_size(share.max_size)
+                .min_idle(Some(share.min_idle))
+                .connection_timeout(connect_timeout)
+                .retry_connection(false)
+                // Multiplexed connections carry many requests at once; checking each checkout
+                // costs a round trip for nothing. A dead connection fails its command, is
+                // marked broken and is replaced (see `HealingManager`).
+                .test_on_check_out(false)
+                .build_unchecked(HealingManager(manager.clone()))
+        };
+        let pool = Arc::new(PerThread::new(
+            Share::of(1, config.max_size, config.threads),
+            Box::new(build),
+        ));
         Ok(Self {
             pool,
             command_timeout: config.command_timeout,
@@ -210,13 +220,23 @@ impl RedisPool {
         }
     }
 
+    /// Every thread's pool, added up.
     pub fn stats(&self) -> RedisPoolStats {
-        let state = self.pool.state();
-        RedisPoolStats {
-            size: state.connections,
-            idle: state.idle_connections,
-            timeouts: state.statistics.get_timed_out,
-        }
+        self.pool.iter().fold(
+            RedisPoolStats {
+                size: 0,
+                idle: 0,
+                timeouts: 0,
+            },
+            |t, pool| {
+                let state = pool.state();
+                RedisPoolStats {
+                    size: t.size + state.connections,
+                    idle: t.idle + state.idle_connections,
+                    timeouts: t.timeouts + state.statistics.get_timed_out,
+                }
+            },
+        )
     }
 
     /// Runs `call` on a pooled connection, the whole within the command timeout; a failure of
@@ -227,7 +247,7 @@ impl RedisPool {
     ) -> Result<T, RedisError> {
         let deadline = tokio::time::Instant::now() + self.command_timeout;
         let timed_out = RedisError::Timeout(self.command_timeout);
-        let mut conn = match tokio::time::timeout_at(deadline, self.pool.get()).await {
+        let mut conn = match tokio::time::timeout_at(deadline, self.pool.get().get()).await {
             Ok(Ok(conn)) => conn,
             Ok(Err(bb8::RunError::User(e))) => return Err(RedisError::Unavailable(e.to_string())),
             Ok(Err(bb8::RunError::TimedOut)) | Err(_) => return Err(timed_out),

@@ -49,6 +49,26 @@ pub fn environment() -> Result<Environment, ConfigError> {
     var_or("DREAM_ENV", Environment::Development)
 }
 
+/// The threads that query PostgreSQL and Redis: the HTTP workers (`HTTP_WORKERS`), and the
+/// thread the background work runs on. Each keeps its own connections, its share of a pool's
+/// limits.
+fn pool_threads() -> Result<u32, ConfigError> {
+    Ok(u32::try_from(http_workers()? + 1).unwrap_or(u32::MAX))
+}
+
+/// `HTTP_WORKERS`: threads serving HTTP, each a single-threaded runtime; one per core unless set.
+pub fn http_workers() -> Result<usize, ConfigError> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    match var_or("HTTP_WORKERS", cores)? {
+        0 => Err(ConfigError {
+            name: "HTTP_WORKERS".into(),
+            value: "0".into(),
+            reason: "at least one worker is needed".into(),
+        }),
+        n => Ok(n),
+    }
+}
+
 /// PostgreSQL: the defaults of `DREAM_ENV`, each overridden by its variable when set.
 pub fn postgres(application_name: &str) -> Result<PgConfig, ConfigError> {
     let d = PgConfig::defaults(environment()?, application_name);
@@ -58,6 +78,7 @@ pub fn postgres(application_name: &str) -> Result<PgConfig, ConfigError> {
         application_name: d.application_name,
         min_idle: var_or("DB_POOL_MIN_IDLE", d.min_idle)?,
         max_size: var_or("DB_POOL_MAX_SIZE", d.max_size)?,
+        threads: pool_threads()?,
         acquire_timeout: millis("DB_POOL_TIMEOUT_MS", d.acquire_timeout)?,
         max_lifetime: millis("DB_POOL_MAX_LIFETIME_MS", d.max_lifetime)?,
         idle_timeout: millis("DB_POOL_IDLE_TIMEOUT_MS", d.idle_timeout)?,
@@ -74,6 +95,7 @@ pub fn redis() -> Result<RedisConfig, ConfigError> {
     Ok(RedisConfig {
         url: var("REDIS_URL").unwrap_or(d.url),
         max_size: var_or("REDIS_POOL_MAX_SIZE", d.max_size)?,
+        threads: pool_threads()?,
         connect_timeout: millis("REDIS_CONNECT_TIMEOUT_MS", d.connect_timeout)?,
         command_timeout: millis("REDIS_COMMAND_TIMEOUT_MS", d.command_timeout)?,
         key_prefix: var("REDIS_KEY_PREFIX").unwrap_or(d.key_prefix),

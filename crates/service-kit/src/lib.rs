@@ -173,10 +173,7 @@ pub fn no_delay(conn: &dyn std::any::Any, _: &mut actix_web::dev::Extensions) {
 /// Worker threads of an HTTP server (`HTTP_WORKERS`): by default one per core the process may
 /// use, as actix does. (On the 2-core benchmark machine one worker per service was no faster.)
 pub fn http_workers() -> anyhow::Result<usize> {
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let n: usize = config::var_or("HTTP_WORKERS", cores)?;
-    anyhow::ensure!(n > 0, "HTTP_WORKERS must be at least 1");
-    Ok(n)
+    Ok(config::http_workers()?)
 }
 
 async fn not_found() -> ApiResult<actix_web::HttpResponse> {

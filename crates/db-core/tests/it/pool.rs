@@ -197,3 +197,44 @@ async fn behind_pgbouncer_no_session_setting_is_sent() {
     .await;
     assert_eq!(n, 1);
 }
+
+/// Each thread that queries keeps its own connections, driven on that thread: a query made on
+/// one HTTP worker never waits for another worker's thread to write it out and read the answer.
+/// The threads share the configured limit.
+#[tokio::test]
+async fn each_thread_queries_on_connections_of_its_own() {
+    let test = TestDb::new().await.unwrap();
+    let config = PgConfig {
+        max_size: 4,
+        threads: 2,
+        ..test.pg_config()
+    };
+    let db = Db::new(&config, SlowQueryConfig::default());
+    let backends = |db: Db| {
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let mut seen = std::collections::BTreeSet::new();
+                for _ in 0..20 {
+                    // Two at once: the thread's whole share.
+                    let (mut a, mut b) = (db.write().await.unwrap(), db.write().await.unwrap());
+                    seen.insert(scalar(&mut a, "pg_backend_pid()").await);
+                    seen.insert(scalar(&mut b, "pg_backend_pid()").await);
+                    drop((a, b));
+                    tokio::task::yield_now().await;
+                }
+                seen
+            })
+        })
+    };
+    let (one, two) = (backends(db.clone()), backends(db.clone()));
+    let (one, two) = (one.join().unwrap(), two.join().unwrap());
+    assert_eq!((one.len(), two.len()), (2, 2), "{one:?} {two:?}");
+    assert!(one.is_disjoint(&two), "{one:?} {two:?}");
+    // Both threads' pools count in the pool's figures, within the configured limit.
+    let stats = db.primary().stats();
+    assert_eq!((stats.size, stats.max_size), (4, 4), "{stats:?}");
+}

@@ -161,3 +161,36 @@ async fn the_pool_serves_again_within_seconds_of_a_frozen_redis_thawing() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// As with PostgreSQL: each thread sends its commands on multiplexed connections of its own.
+#[test]
+fn each_thread_sends_on_connections_of_its_own() {
+    let pool = RedisPool::new(&RedisConfig {
+        max_size: 2,
+        threads: 2,
+        ..db_test::redis_config()
+    })
+    .unwrap();
+    let clients = |pool: RedisPool| {
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let mut seen = std::collections::BTreeSet::new();
+                for _ in 0..20 {
+                    let id: i64 = pool.query(redis::cmd("CLIENT").arg("ID")).await.unwrap();
+                    seen.insert(id);
+                    tokio::task::yield_now().await;
+                }
+                seen
+            })
+        })
+    };
+    let (one, two) = (clients(pool.clone()), clients(pool.clone()));
+    let (one, two) = (one.join().unwrap(), two.join().unwrap());
+    assert_eq!((one.len(), two.len()), (1, 1), "{one:?} {two:?}");
+    assert!(one.is_disjoint(&two), "{one:?} {two:?}");
+    assert_eq!(pool.stats().size, 2);
+}
