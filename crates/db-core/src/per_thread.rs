@@ -53,7 +53,14 @@ impl<M: bb8::ManageConnection> PerThread<M> {
     /// This thread's pool, built on first use (inside a tokio runtime: the pool spawns its
     /// connections and its reaper on it).
     pub fn get(&self) -> &bb8::Pool<M> {
-        self.pools.get_or(|| (self.build)(self.share))
+        self.get_with(self.share)
+    }
+
+    /// This thread's pool, built with `share` if the thread has none yet: for a thread that
+    /// only checks now and then (the admin listener's readiness check), one connection and
+    /// none kept warm.
+    pub fn get_with(&self, share: Share) -> &bb8::Pool<M> {
+        self.pools.get_or(|| (self.build)(share))
     }
 
     /// Every thread's pool built so far.

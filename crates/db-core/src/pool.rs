@@ -179,9 +179,23 @@ impl PgPool {
 
     /// Checks out a connection, or says why none could be had within the acquire timeout.
     pub async fn get(&self) -> Result<PgConn, DbError> {
+        self.get_from(self.inner.get()).await
+    }
+
+    /// A connection for a check made now and then (readiness): on a thread that does not
+    /// query otherwise (the admin listener's), one connection at most and none kept warm.
+    pub async fn get_for_check(&self) -> Result<PgConn, DbError> {
+        self.get_from(self.inner.get_with(Share {
+            min_idle: 0,
+            max_size: 1,
+        }))
+        .await
+    }
+
+    async fn get_from(&self, pool: &bb8::Pool<Manager>) -> Result<PgConn, DbError> {
         let failed = self.connect_failures.notify.notified();
         let got = tokio::select! {
-            got = self.inner.get().get_owned() => got,
+            got = pool.get_owned() => got,
             () = failed => {
                 let why = self.connect_failures.last.lock().ok().and_then(|l| l.clone());
                 return Err(DbError::Unreachable(why.unwrap_or_else(|| "connection failed".into())));
@@ -352,7 +366,7 @@ impl Db {
     /// Readiness: can the primary run a query right now?
     pub async fn ping(&self) -> Result<(), DbError> {
         use diesel_async::RunQueryDsl;
-        let mut conn = self.write().await?;
+        let mut conn = self.primary.get_for_check().await?;
         diesel::sql_query(PING_SQL).execute(&mut *conn).await?;
         Ok(())
     }

@@ -238,3 +238,36 @@ async fn each_thread_queries_on_connections_of_its_own() {
     let stats = db.primary().stats();
     assert_eq!((stats.size, stats.max_size), (4, 4), "{stats:?}");
 }
+
+/// The readiness check runs on the admin listener's thread, which queries nothing else: it gets
+/// one connection there, and keeps none warm, whatever the workers' share is.
+#[tokio::test]
+async fn a_thread_that_only_checks_readiness_holds_one_connection() {
+    let test = TestDb::new().await.unwrap();
+    let config = PgConfig {
+        min_idle: 4,
+        max_size: 8,
+        threads: 2,
+        ..test.pg_config()
+    };
+    let db = Db::new(&config, SlowQueryConfig::default());
+    let checker = db.clone();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let checks = (0..3).map(|_| checker.ping());
+            for result in futures_util::future::join_all(checks).await {
+                result.unwrap();
+            }
+            // Time for a pool to open the warm connections it would keep.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        });
+    })
+    .join()
+    .unwrap();
+    let stats = db.primary().stats();
+    assert_eq!((stats.size, stats.in_use), (1, 0), "{stats:?}");
+}
