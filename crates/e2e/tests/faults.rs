@@ -70,3 +70,73 @@ async fn replies_cut_by_an_ai_crash_end_with_an_error_event_and_are_written_once
     );
     assert_eq!(row.stuck, Some(0));
 }
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// A read caught inside a chat replica when it is killed (its connection closes before any
+/// answer) is asked of the other replica: the client never sees the crash. Made certain rather
+/// than left to timing: the searches wait on a lock held here while the replica is killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_inside_a_replica_that_dies_are_answered_by_the_other() {
+    use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
+    use reqwest::StatusCode;
+
+    let mut s = e2e::Stack::start().await;
+    let token = s.matched("lea@example.com", "sophia").await;
+    let (status, _) = s
+        .post(
+            "/api/v1/conversations/sophia/messages",
+            Some(&token),
+            serde_json::json!({ "content": "il pleut sur Lyon" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let mut lock = s.conn().await;
+    lock.batch_execute("BEGIN; LOCK TABLE chat_messages IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let mut watch = s.conn().await;
+    let waiting = async |conn: &mut db_core::AsyncPgConnection| {
+        diesel::sql_query(
+            "SELECT count(*) AS n FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .get_result::<Count>(conn)
+        .await
+        .unwrap()
+        .n
+    };
+    // Four searches, handed out in turn to the two replicas, all waiting on the lock.
+    let searches: Vec<_> = (0..4)
+        .map(|_| {
+            let (http, url, token) = (
+                s.http.clone(),
+                format!("{}/api/v1/search/messages?q=Lyon", s.gateway),
+                token.clone(),
+            );
+            tokio::spawn(async move {
+                let res = http.get(url).bearer_auth(token).send().await.unwrap();
+                (res.status(), res.text().await.unwrap_or_default())
+            })
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while waiting(&mut watch).await < 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the searches never reached PostgreSQL"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    s.chat[0].kill();
+    lock.batch_execute("COMMIT").await.unwrap();
+    for search in searches {
+        let (status, body) = search.await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(body.contains("Lyon"), "{body}");
+    }
+}

@@ -240,7 +240,10 @@ pub async fn forward(
     let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
         .map_err(ApiError::internal)?;
     // A refused connection means the request never reached that replica: another one may be
-    // asked, whatever the method.
+    // asked, whatever the method. A read whose replica went away under it (a crash, a kill:
+    // the connection closed before any answer) is asked of another one too; a write is not,
+    // since it may have been done.
+    let safe = method == reqwest::Method::GET || method == reqwest::Method::HEAD;
     for replica in service.pick(2) {
         let base = replica
             .base
@@ -284,6 +287,12 @@ pub async fn forward(
                 replica.breaker.failure(&e);
             }
             Err(e) if e.is_timeout() => return Err(ApiError::GatewayTimeout(service.name)),
+            Err(e) if safe => {
+                tracing::warn!(service = service.name, replica = %replica.url, error = %e, "upstream gone under a read; asking another");
+                metrics::counter!("gateway_upstream_failures_total", "service" => service.name)
+                    .increment(1);
+                replica.breaker.failure(&e);
+            }
             Err(e) => {
                 replica.breaker.failure(&e);
                 return Err(ApiError::BadGateway(service.name));
