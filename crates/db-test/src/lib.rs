@@ -144,6 +144,23 @@ pub fn redis_config() -> RedisConfig {
     }
 }
 
+/// Runs `task` on a new thread, in a single-threaded runtime of its own (as each HTTP worker
+/// of a service is), for tests of what each thread keeps for itself.
+pub fn on_a_thread_of_its_own<F, Fut, T>(task: F) -> std::thread::JoinHandle<T>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = T>,
+    T: Send + 'static,
+{
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("a runtime: {e}"))
+            .block_on(task())
+    })
+}
+
 pub fn redis_pool() -> anyhow::Result<RedisPool> {
     Ok(RedisPool::new(&redis_config())?)
 }

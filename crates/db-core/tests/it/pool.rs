@@ -211,23 +211,17 @@ async fn each_thread_queries_on_connections_of_its_own() {
     };
     let db = Db::new(&config, SlowQueryConfig::default());
     let backends = |db: Db| {
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                let mut seen = std::collections::BTreeSet::new();
-                for _ in 0..20 {
-                    // Two at once: the thread's whole share.
-                    let (mut a, mut b) = (db.write().await.unwrap(), db.write().await.unwrap());
-                    seen.insert(scalar(&mut a, "pg_backend_pid()").await);
-                    seen.insert(scalar(&mut b, "pg_backend_pid()").await);
-                    drop((a, b));
-                    tokio::task::yield_now().await;
-                }
-                seen
-            })
+        db_test::on_a_thread_of_its_own(async move || {
+            let mut seen = std::collections::BTreeSet::new();
+            for _ in 0..20 {
+                // Two at once: the thread's whole share.
+                let (mut a, mut b) = (db.write().await.unwrap(), db.write().await.unwrap());
+                seen.insert(scalar(&mut a, "pg_backend_pid()").await);
+                seen.insert(scalar(&mut b, "pg_backend_pid()").await);
+                drop((a, b));
+                tokio::task::yield_now().await;
+            }
+            seen
         })
     };
     let (one, two) = (backends(db.clone()), backends(db.clone()));
@@ -252,19 +246,13 @@ async fn a_thread_that_only_checks_readiness_holds_one_connection() {
     };
     let db = Db::new(&config, SlowQueryConfig::default());
     let checker = db.clone();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            let checks = (0..3).map(|_| checker.ping());
-            for result in futures_util::future::join_all(checks).await {
-                result.unwrap();
-            }
-            // Time for a pool to open the warm connections it would keep.
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        });
+    db_test::on_a_thread_of_its_own(async move || {
+        let checks = (0..3).map(|_| checker.ping());
+        for result in futures_util::future::join_all(checks).await {
+            result.unwrap();
+        }
+        // Time for a pool to open the warm connections it would keep.
+        tokio::time::sleep(Duration::from_millis(200)).await;
     })
     .join()
     .unwrap();

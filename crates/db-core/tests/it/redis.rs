@@ -172,20 +172,14 @@ fn each_thread_sends_on_connections_of_its_own() {
     })
     .unwrap();
     let clients = |pool: RedisPool| {
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                let mut seen = std::collections::BTreeSet::new();
-                for _ in 0..20 {
-                    let id: i64 = pool.query(redis::cmd("CLIENT").arg("ID")).await.unwrap();
-                    seen.insert(id);
-                    tokio::task::yield_now().await;
-                }
-                seen
-            })
+        db_test::on_a_thread_of_its_own(async move || {
+            let mut seen = std::collections::BTreeSet::new();
+            for _ in 0..20 {
+                let id: i64 = pool.query(redis::cmd("CLIENT").arg("ID")).await.unwrap();
+                seen.insert(id);
+                tokio::task::yield_now().await;
+            }
+            seen
         })
     };
     let (one, two) = (clients(pool.clone()), clients(pool.clone()));
