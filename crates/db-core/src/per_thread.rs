@@ -9,7 +9,11 @@
 //! thread that made it.
 //!
 //! The connections a deployment allows are shared out: each thread's pool holds at most
-//! `max_size / threads` (at least one), and keeps `min_idle / threads` (rounded up) warm.
+//! `max_size / threads` (at least one: with more threads than connections, a thread each),
+//! and keeps `min_idle / threads` (rounded up) warm.
+
+use std::sync::{Mutex, PoisonError};
+use std::thread::ThreadId;
 
 use thread_local::ThreadLocal;
 
@@ -35,8 +39,25 @@ impl Share {
     }
 }
 
+impl Share {
+    /// For a thread that only checks now and then (the admin listener's readiness check): one
+    /// connection, none kept warm.
+    pub const CHECK: Share = Share {
+        min_idle: 0,
+        max_size: 1,
+    };
+}
+
+/// A thread's pool, and the thread it was built for.
+struct Slot<M: bb8::ManageConnection> {
+    thread: ThreadId,
+    share: Share,
+    pool: bb8::Pool<M>,
+}
+
 pub(crate) struct PerThread<M: bb8::ManageConnection> {
-    pools: ThreadLocal<bb8::Pool<M>>,
+    /// Locked only by its own thread, and by [`PerThread::each`] for the figures.
+    pools: ThreadLocal<Mutex<Slot<M>>>,
     share: Share,
     build: Build<M>,
 }
@@ -52,24 +73,39 @@ impl<M: bb8::ManageConnection> PerThread<M> {
 
     /// This thread's pool, built on first use (inside a tokio runtime: the pool spawns its
     /// connections and its reaper on it).
-    pub fn get(&self) -> &bb8::Pool<M> {
+    pub fn get(&self) -> bb8::Pool<M> {
         self.get_with(self.share)
     }
 
-    /// This thread's pool, built with `share` if the thread has none yet: for a thread that
-    /// only checks now and then (the admin listener's readiness check), one connection and
-    /// none kept warm.
-    pub fn get_with(&self, share: Share) -> &bb8::Pool<M> {
-        self.pools.get_or(|| (self.build)(share))
+    /// This thread's pool, built with `share` if the thread has none yet.
+    pub fn get_with(&self, share: Share) -> bb8::Pool<M> {
+        let me = std::thread::current().id();
+        let slot = self.pools.get_or(|| {
+            Mutex::new(Slot {
+                thread: me,
+                share,
+                pool: (self.build)(share),
+            })
+        });
+        let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.thread != me {
+            // A thread that exited left this place (and its id) to this one: its connections
+            // were driven by tasks of the runtime that died with it.
+            *slot = Slot {
+                thread: me,
+                share,
+                pool: (self.build)(share),
+            };
+        }
+        slot.pool.clone()
     }
 
-    /// Every thread's pool built so far.
-    pub fn iter(&self) -> impl Iterator<Item = &bb8::Pool<M>> {
-        self.pools.iter()
-    }
-
-    pub fn share(&self) -> Share {
-        self.share
+    /// Every thread's pool built so far, with its share.
+    pub fn each(&self) -> impl Iterator<Item = (Share, bb8::Pool<M>)> + '_ {
+        self.pools.iter().map(|slot| {
+            let slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
+            (slot.share, slot.pool.clone())
+        })
     }
 }
 

@@ -185,14 +185,10 @@ impl PgPool {
     /// A connection for a check made now and then (readiness): on a thread that does not
     /// query otherwise (the admin listener's), one connection at most and none kept warm.
     pub async fn get_for_check(&self) -> Result<PgConn, DbError> {
-        self.get_from(self.inner.get_with(Share {
-            min_idle: 0,
-            max_size: 1,
-        }))
-        .await
+        self.get_from(self.inner.get_with(Share::CHECK)).await
     }
 
-    async fn get_from(&self, pool: &bb8::Pool<Manager>) -> Result<PgConn, DbError> {
+    async fn get_from(&self, pool: bb8::Pool<Manager>) -> Result<PgConn, DbError> {
         let failed = self.connect_failures.notify.notified();
         let got = tokio::select! {
             got = pool.get_owned() => got,
@@ -227,7 +223,7 @@ impl PgPool {
             wait_time_ms: 0,
         };
         let mut warm = 0;
-        for pool in self.inner.iter() {
+        for (share, pool) in self.inner.each() {
             let state = pool.state();
             let s = &state.statistics;
             t.size += state.connections;
@@ -242,7 +238,7 @@ impl PgPool {
             t.timeouts += s.get_timed_out;
             t.waited += s.get_waited;
             t.wait_time_ms += s.get_wait_time.as_millis() as u64;
-            warm += self.inner.share().min_idle;
+            warm += share.min_idle;
         }
         t.overflow = t.size.saturating_sub(warm);
         t

@@ -213,22 +213,29 @@ impl RedisPool {
 
     pub async fn ping(&self) -> Result<(), RedisError> {
         let pong: String = self.query(&redis::cmd("PING")).await?;
-        if pong == "PONG" {
-            Ok(())
-        } else {
-            Err(RedisError::Unavailable(format!("PING answered {pong}")))
-        }
+        pong_or_not(pong)
+    }
+
+    /// [`RedisPool::ping`] for a check made now and then (readiness): on a thread that sends
+    /// nothing else (the admin listener's), one connection and none kept warm.
+    pub async fn check(&self) -> Result<(), RedisError> {
+        let pong: String = self
+            .on_connection_of(self.pool.get_with(Share::CHECK), async |conn| {
+                Ok(redis::cmd("PING").query_async(conn).await?)
+            })
+            .await?;
+        pong_or_not(pong)
     }
 
     /// Every thread's pool, added up.
     pub fn stats(&self) -> RedisPoolStats {
-        self.pool.iter().fold(
+        self.pool.each().fold(
             RedisPoolStats {
                 size: 0,
                 idle: 0,
                 timeouts: 0,
             },
-            |t, pool| {
+            |t, (_, pool)| {
                 let state = pool.state();
                 RedisPoolStats {
                     size: t.size + state.connections,
@@ -245,9 +252,17 @@ impl RedisPool {
         &self,
         call: impl AsyncFnOnce(&mut MultiplexedConnection) -> Result<T, RedisError>,
     ) -> Result<T, RedisError> {
+        self.on_connection_of(self.pool.get(), call).await
+    }
+
+    async fn on_connection_of<T>(
+        &self,
+        pool: bb8::Pool<HealingManager>,
+        call: impl AsyncFnOnce(&mut MultiplexedConnection) -> Result<T, RedisError>,
+    ) -> Result<T, RedisError> {
         let deadline = tokio::time::Instant::now() + self.command_timeout;
         let timed_out = RedisError::Timeout(self.command_timeout);
-        let mut conn = match tokio::time::timeout_at(deadline, self.pool.get().get()).await {
+        let mut conn = match tokio::time::timeout_at(deadline, pool.get()).await {
             Ok(Ok(conn)) => conn,
             Ok(Err(bb8::RunError::User(e))) => return Err(RedisError::Unavailable(e.to_string())),
             Ok(Err(bb8::RunError::TimedOut)) | Err(_) => return Err(timed_out),
@@ -268,4 +283,12 @@ impl RedisPool {
 /// A client span for one Redis round trip, in the caller's trace.
 fn span(command: &str) -> tracing::Span {
     tracing::info_span!("redis", otel.name = %format!("redis {command}"), otel.kind = "client", db.system = "redis")
+}
+
+fn pong_or_not(pong: String) -> Result<(), RedisError> {
+    if pong == "PONG" {
+        Ok(())
+    } else {
+        Err(RedisError::Unavailable(format!("PING answered {pong}")))
+    }
 }

@@ -85,7 +85,13 @@ async fn reads_inside_a_replica_that_dies_are_answered_by_the_other() {
     use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
     use reqwest::StatusCode;
 
-    let mut s = e2e::Stack::start().await;
+    // Two connections per worker thread: each replica holds both of its searches on the lock,
+    // whichever of its workers took them.
+    let mut s = e2e::Stack::with(e2e::Options {
+        env: vec![("DB_POOL_MAX_SIZE", "6".into())],
+        ..Default::default()
+    })
+    .await;
     let token = s.matched("lea@example.com", "sophia").await;
     let (status, _) = s
         .post(

@@ -255,10 +255,11 @@ impl Store {
         self.0.db.ping().await
     }
 
-    /// Redis: `None` when caching is off, else whether it answered a PING.
+    /// Redis: `None` when caching is off, else whether it answered a PING (the readiness
+    /// check: one connection on the thread that asks, none kept warm).
     pub async fn ping_redis(&self) -> Option<bool> {
         let redis = self.0.cache.redis_pool()?;
-        Some(redis.ping().await.is_ok())
+        Some(redis.check().await.is_ok())
     }
 
     /// Pool figures per role, for `/metrics`.

@@ -210,7 +210,11 @@ async fn each_thread_queries_on_connections_of_its_own() {
         ..test.pg_config()
     };
     let db = Db::new(&config, SlowQueryConfig::default());
+    // Both threads stay alive until both are done: a thread that exited could hand its place
+    // (and its id) to the other.
+    let together = std::sync::Arc::new(std::sync::Barrier::new(2));
     let backends = |db: Db| {
+        let together = together.clone();
         db_test::on_a_thread_of_its_own(async move || {
             let mut seen = std::collections::BTreeSet::new();
             for _ in 0..20 {
@@ -221,6 +225,7 @@ async fn each_thread_queries_on_connections_of_its_own() {
                 drop((a, b));
                 tokio::task::yield_now().await;
             }
+            together.wait();
             seen
         })
     };

@@ -171,7 +171,10 @@ fn each_thread_sends_on_connections_of_its_own() {
         ..db_test::redis_config()
     })
     .unwrap();
+    // Both threads stay alive until both are done (see the PostgreSQL twin of this test).
+    let together = std::sync::Arc::new(std::sync::Barrier::new(2));
     let clients = |pool: RedisPool| {
+        let together = together.clone();
         db_test::on_a_thread_of_its_own(async move || {
             let mut seen = std::collections::BTreeSet::new();
             for _ in 0..20 {
@@ -179,6 +182,7 @@ fn each_thread_sends_on_connections_of_its_own() {
                 seen.insert(id);
                 tokio::task::yield_now().await;
             }
+            together.wait();
             seen
         })
     };
