@@ -244,6 +244,8 @@ pub async fn forward(
     // the connection closed before any answer) is asked of another one too; a write is not,
     // since it may have been done.
     let safe = method == reqwest::Method::GET || method == reqwest::Method::HEAD;
+    // One deadline for the request, however many replicas are asked.
+    let deadline = std::time::Instant::now() + route.timeout;
     for replica in service.pick(2) {
         let base = replica
             .base
@@ -253,7 +255,7 @@ pub async fn forward(
         let mut out = gw
             .client()
             .request(method.clone(), url)
-            .timeout(route.timeout)
+            .timeout(deadline.saturating_duration_since(std::time::Instant::now()))
             .body(body.clone());
         for (name, value) in req.headers() {
             let n = name.as_str();
