@@ -375,8 +375,9 @@ async fn closed(
     all
 }
 
-/// How late the generator itself started the open loop's requests, in milliseconds: a check
-/// of the instrument. Latency counts from each request's due time, so this is inside it.
+/// How late the generator itself started the open loop's requests (from the due time to the
+/// request's task running on the runtime that sends it), in milliseconds: a check of the
+/// instrument. Latency counts from each request's due time, so this is inside it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Lateness {
     pub p50: f64,
@@ -403,22 +404,20 @@ async fn open(
     let total = ((warmup + measure).as_secs_f64() * rate as f64) as u64;
     let warm = (warmup.as_secs_f64() * rate as f64) as u64;
     let runtime = tokio::runtime::Handle::current();
+    let late = Arc::new(Mutex::new(
+        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
+            .unwrap_or_else(|_| unreachable!("1 µs .. 60 s, 3 digits is valid")),
+    ));
     let pacer = {
-        let hists = hists.clone();
+        let (hists, late) = (hists.clone(), late.clone());
         std::thread::spawn(move || {
             let mut rng = SmallRng::seed_from_u64(7);
-            let mut late = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).ok();
             let mut tasks = Vec::with_capacity(total as usize);
             let start = Instant::now();
             for i in 0..total {
                 let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
                 if let Some(wait) = due.checked_duration_since(Instant::now()) {
                     std::thread::sleep(wait);
-                }
-                if i >= warm
-                    && let Some(h) = late.as_mut()
-                {
-                    let _ = h.record((due.elapsed().as_micros() as u64).max(1));
                 }
                 let (op, req) = w.request(&http, &mut rng);
                 let hists = hists.clone();
@@ -434,7 +433,15 @@ async fn open(
                     }
                     continue;
                 };
+                let late = late.clone();
                 tasks.push(runtime.spawn(async move {
+                    // Started: the request is on the runtime that sends it.
+                    if i >= warm {
+                        let _ = late
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .record((due.elapsed().as_micros() as u64).max(1));
+                    }
                     let ok = send(req).await;
                     let micros = due.elapsed().as_micros() as u64;
                     drop(permit);
@@ -448,20 +455,14 @@ async fn open(
                     }
                 }));
             }
-            let ms = |v: u64| v as f64 / 1000.0;
-            let lateness = late.filter(|h| !h.is_empty()).map(|h| Lateness {
-                p50: ms(h.value_at_quantile(0.50)),
-                p99: ms(h.value_at_quantile(0.99)),
-                max: ms(h.max()),
-            });
-            (tasks, lateness)
+            tasks
         })
     };
-    let (tasks, lateness) = tokio::task::spawn_blocking(move || pacer.join())
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or_default();
+    let tasks = match tokio::task::spawn_blocking(move || pacer.join()).await {
+        Ok(Ok(tasks)) => tasks,
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    };
     for t in tasks {
         let _ = t.await;
     }
@@ -472,6 +473,13 @@ async fn open(
                 .map(|h| h.clone())
                 .unwrap_or_else(|_| new_hists())
         });
+    let late = late.lock().unwrap_or_else(|e| e.into_inner());
+    let ms = |v: u64| v as f64 / 1000.0;
+    let lateness = (!late.is_empty()).then(|| Lateness {
+        p50: ms(late.value_at_quantile(0.50)),
+        p99: ms(late.value_at_quantile(0.99)),
+        max: ms(late.max()),
+    });
     (hists, lateness)
 }
 
