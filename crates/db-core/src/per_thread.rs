@@ -37,9 +37,7 @@ impl Share {
             max_size,
         }
     }
-}
 
-impl Share {
     /// For a thread that only checks now and then (the admin listener's readiness check): one
     /// connection, none kept warm.
     pub const CHECK: Share = Share {
@@ -80,22 +78,20 @@ impl<M: bb8::ManageConnection> PerThread<M> {
     /// This thread's pool, built with `share` if the thread has none yet.
     pub fn get_with(&self, share: Share) -> bb8::Pool<M> {
         let me = std::thread::current().id();
-        let slot = self.pools.get_or(|| {
-            Mutex::new(Slot {
-                thread: me,
-                share,
-                pool: (self.build)(share),
-            })
-        });
-        let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
+        let fresh = || Slot {
+            thread: me,
+            share,
+            pool: (self.build)(share),
+        };
+        let mut slot = self
+            .pools
+            .get_or(|| Mutex::new(fresh()))
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if slot.thread != me {
             // A thread that exited left this place (and its id) to this one: its connections
             // were driven by tasks of the runtime that died with it.
-            *slot = Slot {
-                thread: me,
-                share,
-                pool: (self.build)(share),
-            };
+            *slot = fresh();
         }
         slot.pool.clone()
     }

@@ -282,19 +282,14 @@ pub async fn forward(
                 replica.breaker.success();
                 return Ok(with_limit_headers(stream_back(res), Some(rl)));
             }
-            Err(e) if e.is_connect() => {
-                tracing::warn!(service = service.name, replica = %replica.url, error = %e, "upstream refused; trying another");
+            // Refused (whatever the method), or a read's connection closed before any answer.
+            Err(e) if e.is_connect() || (safe && !e.is_timeout()) => {
+                tracing::warn!(service = service.name, replica = %replica.url, error = %e, "upstream failed before answering; trying another");
                 metrics::counter!("gateway_upstream_failures_total", "service" => service.name)
                     .increment(1);
                 replica.breaker.failure(&e);
             }
             Err(e) if e.is_timeout() => return Err(ApiError::GatewayTimeout(service.name)),
-            Err(e) if safe => {
-                tracing::warn!(service = service.name, replica = %replica.url, error = %e, "upstream gone under a read; asking another");
-                metrics::counter!("gateway_upstream_failures_total", "service" => service.name)
-                    .increment(1);
-                replica.breaker.failure(&e);
-            }
             Err(e) => {
                 replica.breaker.failure(&e);
                 return Err(ApiError::BadGateway(service.name));
