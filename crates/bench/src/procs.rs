@@ -55,6 +55,8 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
 pub struct Counters {
     pub cache_hits: f64,
     pub cache_misses: f64,
+    /// Hits and misses per cache family (`conversation`, `photos`, …), every service summed.
+    pub families: BTreeMap<String, (f64, f64)>,
     pub db_queries: f64,
     /// API requests the gateway answered.
     pub gateway_requests: f64,
@@ -64,6 +66,11 @@ impl Counters {
     fn add(&mut self, o: &Counters) {
         self.cache_hits += o.cache_hits;
         self.cache_misses += o.cache_misses;
+        for (family, (h, m)) in &o.families {
+            let e = self.families.entry(family.clone()).or_default();
+            e.0 += h;
+            e.1 += m;
+        }
         self.db_queries += o.db_queries;
         self.gateway_requests += o.gateway_requests;
     }
@@ -72,6 +79,14 @@ impl Counters {
         Counters {
             cache_hits: self.cache_hits - before.cache_hits,
             cache_misses: self.cache_misses - before.cache_misses,
+            families: self
+                .families
+                .iter()
+                .map(|(family, (h, m))| {
+                    let (h0, m0) = before.families.get(family).copied().unwrap_or_default();
+                    (family.clone(), (h - h0, m - m0))
+                })
+                .collect(),
             db_queries: self.db_queries - before.db_queries,
             gateway_requests: self.gateway_requests - before.gateway_requests,
         }
@@ -105,11 +120,23 @@ pub fn parse(service: &str, text: &str) -> Counters {
     };
     for s in &scrape.samples {
         match (s.metric.as_str(), &s.value) {
-            ("cache_requests_total", Value::Counter(v)) => match s.labels.get("result") {
-                Some("hit") => total.cache_hits += v,
-                Some("miss") => total.cache_misses += v,
-                _ => {}
-            },
+            ("cache_requests_total", Value::Counter(v)) => {
+                let family = total
+                    .families
+                    .entry(s.labels.get("family").unwrap_or("").to_owned())
+                    .or_default();
+                match s.labels.get("result") {
+                    Some("hit") => {
+                        total.cache_hits += v;
+                        family.0 += v;
+                    }
+                    Some("miss") => {
+                        total.cache_misses += v;
+                        family.1 += v;
+                    }
+                    _ => {}
+                }
+            }
             ("db_queries_per_request_sum", Value::Untyped(v) | Value::Counter(v)) => {
                 total.db_queries += v;
             }
@@ -168,5 +195,17 @@ mod tests {
         let chat = parse("chat", include_str!("../testdata/chat-metrics.txt"));
         assert!(chat.cache_hits > 0.0 && chat.db_queries > 0.0, "{chat:?}");
         assert_eq!(chat.gateway_requests, 0.0);
+        // Per family, and the families add up to the totals.
+        assert!(
+            chat.families
+                .get("conversation")
+                .is_some_and(|(h, _)| *h > 0.0),
+            "{chat:?}"
+        );
+        let (hits, misses) = chat
+            .families
+            .values()
+            .fold((0.0, 0.0), |(h, m), (fh, fm)| (h + fh, m + fm));
+        assert_eq!((hits, misses), (chat.cache_hits, chat.cache_misses));
     }
 }

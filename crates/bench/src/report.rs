@@ -16,6 +16,11 @@ const GUIDE: [(Op, f64); 4] = [
     (Op::Photos, 28.0),
 ];
 
+/// The closed-loop mix run first, on a cold cache, and last, on the running system
+/// (`scripts/bench.sh` labels them so).
+const COLD_MIX: &str = "mix, closed loop";
+const RUNNING_MIX: &str = "mix, closed loop, running system";
+
 fn find(runs: &[RunResult], mode: Mode, cache: bool, mixed: bool) -> Option<&RunResult> {
     runs.iter()
         .filter(|r| r.mode == mode && r.cache == cache && (r.ops.len() > 1) == mixed)
@@ -90,13 +95,30 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<()> {
             ))
         )?;
     }
-    if let Some(c) = closed.or(open) {
+    let labelled = |label: &str| runs.iter().find(|r| r.label == label);
+    if let (Some(running), Some(cold)) = (labelled(RUNNING_MIX), labelled(COLD_MIX)) {
+        writeln!(
+            md,
+            "- Cache hit rate in the closed-loop mix on a running system (the last run with the \
+             cache, after the others, {:.0} s warm-up): **{}** ({}); {} database queries per \
+             request. From a cold Redis (the first run, {:.0} s warm-up): {} ({}).",
+            running.warmup,
+            fmt_opt(running.hit_rate, |h| format!("{:.1} %", 100.0 * h)),
+            running.family_hits(),
+            fmt_opt(running.queries_per_request, |q| format!("{q:.2}")),
+            cold.warmup,
+            fmt_opt(cold.hit_rate, |h| format!("{:.1} %", 100.0 * h)),
+            cold.family_hits(),
+        )?;
+    } else if let Some(c) = closed.or(open) {
         writeln!(
             md,
             "- Cache hit rate during the mix: **{}**; {} database queries per request.",
             fmt_opt(c.hit_rate, |h| format!("{:.1} %", 100.0 * h)),
             fmt_opt(c.queries_per_request, |q| format!("{q:.2}"))
         )?;
+    }
+    if let Some(c) = closed.or(open) {
         let peak = c
             .services
             .iter()
