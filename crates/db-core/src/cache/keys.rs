@@ -75,7 +75,7 @@ impl Family {
                 "chat:recent:{user}:{character} (+ chat:ver:…)",
                 secs(5 * 60),
                 "string: a count, then the latest 100+ messages oldest first, each ready JSON and its cursor",
-                "conversation read (miss); every send appends and trims",
+                "conversation read (miss, and in the background in its last quarter); every send appends and trims",
                 "message edit or delete",
             ),
             Family::MatchList => s(
@@ -99,7 +99,7 @@ impl Family {
                 "photos:{user}:{character}",
                 secs(5 * 60),
                 "JSON first gallery page",
-                "gallery read (miss)",
+                "gallery read (miss, and in the background in its last quarter)",
                 "new photo",
             ),
             Family::Typing => s(

@@ -315,9 +315,20 @@ redis.call('INCR', KEYS[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[1])
 return redis.call('DEL', KEYS[1])";
 
+/// A window with less than this left to live (a quarter of its lifetime, in ms) is loaded
+/// again in the background when it is read. A quarter, not more: a key read all the time is then
+/// loaded every three quarters of its TTL (it was once per TTL, when it expired), while most keys
+/// read now and then are caught before they expire (`docs/SCALING.md`, "What sets the hit rate").
+fn refresh_after_ms(ttl: Duration) -> i64 {
+    i64::try_from(ttl.as_millis() / 4).unwrap_or(i64::MAX)
+}
+
 /// What a window read found.
 pub(crate) enum Cached<T> {
     Hit(T),
+    /// A hit in the last quarter of its lifetime: served as it is, and loaded again in the
+    /// background (against this version) before it expires.
+    Aging(T, Option<String>),
     /// Not cached: the version to store a loaded window against.
     Miss(Option<String>),
     /// Redis cannot answer.
@@ -325,10 +336,21 @@ pub(crate) enum Cached<T> {
 }
 
 /// Where a window lives: its family (for its TTL and hit rate), its key and its version key.
+#[derive(Clone)]
 pub(crate) struct Place {
     family: Family,
     key: String,
     version: String,
+}
+
+impl Place {
+    pub(crate) fn key(&self) -> &str {
+        &self.key
+    }
+
+    pub(crate) fn family(&self) -> Family {
+        self.family
+    }
 }
 
 impl Cache {
@@ -363,16 +385,21 @@ impl Cache {
             .await
     }
 
-    /// One round trip for the window and its version; `make` makes what the caller needs of
-    /// the stored value (`None`: it is not a window, and is reloaded).
+    /// One round trip for the window, its version and its remaining lifetime; `make` makes
+    /// what the caller needs of the stored value (`None`: it is not a window, and is reloaded).
     async fn cached_as<T>(
         &self,
         place: &Place,
         make: impl FnOnce(&[u8]) -> Option<T>,
     ) -> Cached<T> {
         let mut read = redis::pipe();
-        read.get(&place.key).get(&place.version);
-        let Some((raw, version)) = self.pipe::<(Option<Vec<u8>>, Option<String>)>(read).await
+        read.get(&place.key)
+            .get(&place.version)
+            .cmd("PTTL")
+            .arg(&place.key);
+        let Some((raw, version, left_ms)) = self
+            .pipe::<(Option<Vec<u8>>, Option<String>, i64)>(read)
+            .await
         else {
             self.count(place.family, Outcome::Bypass);
             return Cached::Unavailable;
@@ -380,7 +407,13 @@ impl Cache {
         if let Some(raw) = raw {
             if let Some(w) = make(&raw) {
                 self.count(place.family, Outcome::Hit);
-                return Cached::Hit(w);
+                let ttl = self.ttl(place.family).unwrap_or(Duration::from_secs(300));
+                // -1 (no lifetime) and -2 (gone since the GET) are never aging.
+                return if (0..refresh_after_ms(ttl)).contains(&left_ms) {
+                    Cached::Aging(w, version)
+                } else {
+                    Cached::Hit(w)
+                };
             }
             tracing::warn!(key = place.key, "unreadable window; reloading it");
         }
@@ -431,7 +464,7 @@ impl Cache {
         Fut: Future<Output = Result<Vec<Message>, E>>,
     {
         match self.cached_window(user, character).await {
-            Cached::Hit(w) => Ok(w),
+            Cached::Hit(w) | Cached::Aging(w, _) => Ok(w),
             Cached::Unavailable => Ok(Window::of(&load().await?)),
             Cached::Miss(version) => {
                 let loaded = load().await?;

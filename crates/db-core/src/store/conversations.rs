@@ -84,10 +84,17 @@ impl Conversations<'_> {
         let limit = clamp_limit(limit);
         if before.is_none() {
             let place = s.cache.conversation_place(user, character);
+            let owned = character.to_owned();
             return s
-                .first_page_body(&place, user, character, limit as usize, async || {
-                    Ok(window::Window::of(&load_window(s, user, character).await?))
-                })
+                .first_page_body(
+                    &place,
+                    user,
+                    character,
+                    limit as usize,
+                    move |s| async move {
+                        Ok(window::Window::of(&load_window(&s, user, &owned).await?))
+                    },
+                )
                 .await;
         }
         if !super::Matches(s).contains(user, character).await? {

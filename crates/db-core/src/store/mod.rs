@@ -19,7 +19,8 @@ mod sessions;
 mod users;
 mod write_first;
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 pub use account::{Account, Deleted, StoragePurge, photo_prefix};
 pub use catalogue::Catalogue;
@@ -52,6 +53,10 @@ pub(crate) struct Shared {
     pub(crate) db: Db,
     pub(crate) cache: Cache,
     pub(crate) revocations: Revocations,
+    /// This store, for the work it hands to the runtime (a window's refresh).
+    me: Weak<Shared>,
+    /// The windows this process is loading again in the background: one load per key at a time.
+    refreshing: Mutex<HashSet<String>>,
 }
 
 /// How often every process reads the invalidation journal, and how far back. Each entry is
@@ -96,26 +101,84 @@ impl Shared {
     /// is only stored after the match was checked, and dropped with it, its version bumped);
     /// otherwise, once the match is checked, the window `load` reads from PostgreSQL, stored
     /// unless it changed meanwhile. `None` when the user has no match with this character.
-    pub(crate) async fn first_page_body(
+    ///
+    /// A window read in the last quarter of its lifetime is loaded again in the background and
+    /// stored in place (unless it changed meanwhile): a conversation read every minute or so
+    /// stays a hit, and what is served is never older than the TTL.
+    pub(crate) async fn first_page_body<F>(
         &self,
         place: &Place,
         user: uuid::Uuid,
         character: &str,
         limit: usize,
-        load: impl AsyncFnOnce() -> Result<Window, DbError>,
-    ) -> Result<Option<Vec<u8>>, DbError> {
+        load: impl FnOnce(Arc<Shared>) -> F + Send + 'static,
+    ) -> Result<Option<Vec<u8>>, DbError>
+    where
+        F: Future<Output = Result<Window, DbError>> + Send + 'static,
+    {
         let cached = self.cache.cached_page(place, limit).await;
-        if let Cached::Hit(body) = cached {
-            return Ok(Some(body));
-        }
+        let version = match cached {
+            Cached::Hit(body) => return Ok(Some(body)),
+            Cached::Aging(body, version) => {
+                self.refresh(place, version, load);
+                return Ok(Some(body));
+            }
+            Cached::Miss(version) => Some(version),
+            Cached::Unavailable => None,
+        };
         if !Matches(self).contains(user, character).await? {
             return Ok(None);
         }
-        let window = load().await?;
-        if let Cached::Miss(version) = cached {
+        let window = load(self.arc()).await?;
+        if let Some(version) = version {
             self.cache.store_at(place, version, &window).await;
         }
         Ok(Some(window.page_body(limit)))
+    }
+
+    fn arc(&self) -> Arc<Shared> {
+        self.me
+            .upgrade()
+            .unwrap_or_else(|| unreachable!("a store is only reached through its Arc"))
+    }
+
+    /// Loads a window again off the request's path and stores it against `version`, unless this
+    /// process is already loading it.
+    fn refresh<F>(
+        &self,
+        place: &Place,
+        version: Option<String>,
+        load: impl FnOnce(Arc<Shared>) -> F + Send + 'static,
+    ) where
+        F: Future<Output = Result<Window, DbError>> + Send + 'static,
+    {
+        /// Its key's place among the refreshes under way, given up however the load ends.
+        struct Refreshing(Arc<Shared>, String);
+        impl Drop for Refreshing {
+            fn drop(&mut self) {
+                self.0.refreshing().remove(&self.1);
+            }
+        }
+        if !self.refreshing().insert(place.key().to_owned()) {
+            return;
+        }
+        let under_way = Refreshing(self.arc(), place.key().to_owned());
+        metrics::counter!("cache_refreshes_total", "family" => place.family().name()).increment(1);
+        let place = place.clone();
+        tokio::spawn(async move {
+            let s = Arc::clone(&under_way.0);
+            match load(Arc::clone(&s)).await {
+                Ok(window) => s.cache.store_at(&place, version, &window).await,
+                Err(e) => tracing::debug!(error = %e, key = place.key(), "window not refreshed"),
+            }
+            drop(under_way);
+        });
+    }
+
+    fn refreshing(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.refreshing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -182,10 +245,12 @@ async fn replay_invalidations(s: Arc<Shared>) {
 
 impl Store {
     pub fn new(db: Db, cache: Cache) -> Self {
-        Self(Arc::new(Shared {
+        Self(Arc::new_cyclic(|me| Shared {
             db,
             cache,
             revocations: Revocations::new(),
+            me: me.clone(),
+            refreshing: Mutex::new(HashSet::new()),
         }))
     }
 

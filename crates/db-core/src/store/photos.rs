@@ -43,26 +43,33 @@ impl Photos<'_> {
         character: &str,
         before: Option<Cursor>,
         limit: i64,
-        view: impl Fn(Photo) -> V,
+        view: impl Fn(Photo) -> V + Send + 'static,
     ) -> Result<Option<Vec<u8>>, DbError> {
         let s = self.0;
         let limit = clamp_limit(limit);
         if before.is_none() && limit as usize <= CACHED_PHOTO_PAGE {
             let place = s.cache.gallery_place(user, character);
+            let owned = character.to_owned();
             return s
-                .first_page_body(&place, user, character, limit as usize, async || {
-                    // The primary: a photo just delivered is in the page stored.
-                    let mut conn = s.db.write().await?;
-                    let loaded =
-                        photos::latest(&mut conn, user, character, None, CACHED_PHOTO_PAGE as i64)
-                            .await?;
-                    let mut docs = Vec::with_capacity(loaded.items.len());
-                    for p in loaded.items {
-                        let (id, at) = (p.id, p.received_at.timestamp_micros());
-                        docs.push((super::body_of(&view(p))?, id, at));
-                    }
-                    Ok(Window::of_docs(docs))
-                })
+                .first_page_body(
+                    &place,
+                    user,
+                    character,
+                    limit as usize,
+                    move |s| async move {
+                        // The primary: a photo just delivered is in the page stored.
+                        let mut conn = s.db.write().await?;
+                        let loaded =
+                            photos::latest(&mut conn, user, &owned, None, CACHED_PHOTO_PAGE as i64)
+                                .await?;
+                        let mut docs = Vec::with_capacity(loaded.items.len());
+                        for p in loaded.items {
+                            let (id, at) = (p.id, p.received_at.timestamp_micros());
+                            docs.push((super::body_of(&view(p))?, id, at));
+                        }
+                        Ok(Window::of_docs(docs))
+                    },
+                )
                 .await;
         }
         if !super::Matches(s).contains(user, character).await? {

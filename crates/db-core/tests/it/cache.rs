@@ -1350,3 +1350,70 @@ async fn a_send_updates_window_unread_and_match_list_in_place_after_redis_forgot
         "each updated in place, none dropped and loaded again"
     );
 }
+
+/// The content of the newest message of a conversation page's body.
+fn newest(body: &[u8]) -> String {
+    let page: serde_json::Value = serde_json::from_slice(body).unwrap();
+    page["items"][0]["content"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_window_read_in_the_last_quarter_of_its_life_is_loaded_again_behind_the_read() {
+    let (db, store, u) = setup(live_cache(None)).await;
+    let c = store.cache();
+    let redis = c.redis_pool().unwrap();
+    let key = c.keys().conversation(u, "sophia");
+    let read = async || {
+        store
+            .conversations()
+            .page_body(u, "sophia", None, 20)
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    assert_eq!(newest(&read().await), "message 29");
+    // A message written around the cache: only a load from PostgreSQL shows it.
+    let mut conn = db.conn().await.unwrap();
+    let around = NewMessage::new(
+        u,
+        "sophia",
+        Sender::Character,
+        "around the cache".to_owned(),
+    );
+    db_core::queries::messages::insert(&mut conn, &around)
+        .await
+        .unwrap();
+
+    // A young window is served as stored, and left alone.
+    assert_eq!(newest(&read().await), "message 29");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        newest(&read().await),
+        "message 29",
+        "a young window was loaded again"
+    );
+
+    // In the last quarter of its lifetime (300 s): served as stored, a hit, and loaded again
+    // behind it.
+    let mut age = redis::cmd("PEXPIRE");
+    age.arg(&key).arg(60_000);
+    assert_eq!(redis.query::<i64>(&age).await.unwrap(), 1);
+    assert_eq!(newest(&read().await), "message 29");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while newest(&read().await) != "around the cache" {
+        assert!(tokio::time::Instant::now() < deadline, "never loaded again");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut ttl = redis::cmd("PTTL");
+    ttl.arg(&key);
+    let left = redis.query::<i64>(&ttl).await.unwrap();
+    assert!(
+        left > 250_000,
+        "stored for a whole lifetime again, not {left} ms"
+    );
+    assert_eq!(
+        hits(c, Family::Conversation).1,
+        1,
+        "only the very first read missed"
+    );
+}
