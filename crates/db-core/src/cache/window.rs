@@ -327,8 +327,8 @@ fn refresh_after_ms(ttl: Duration) -> i64 {
 pub(crate) enum Cached<T> {
     Hit(T),
     /// A hit in the last quarter of its lifetime: served as it is, and loaded again in the
-    /// background (against this version) before it expires.
-    Aging(T, Option<String>),
+    /// background before it expires.
+    Aging(T),
     /// Not cached: the version to store a loaded window against.
     Miss(Option<String>),
     /// Redis cannot answer.
@@ -410,7 +410,7 @@ impl Cache {
                 let ttl = self.ttl(place.family).unwrap_or(Duration::from_secs(300));
                 // -1 (no lifetime) and -2 (gone since the GET) are never aging.
                 return if (0..refresh_after_ms(ttl)).contains(&left_ms) {
-                    Cached::Aging(w, version)
+                    Cached::Aging(w)
                 } else {
                     Cached::Hit(w)
                 };
@@ -434,6 +434,23 @@ impl Cache {
         self.store_at(&self.conversation_place(user, character), version, &window)
             .await;
         window
+    }
+
+    /// The version to load a window against in the background: the version key, created (as
+    /// `0`) if it is missing, so that dropping it (an account's deletion unlinks every key of the
+    /// account) makes the store fail instead of looking like "no change". `None`: Redis cannot
+    /// answer.
+    pub(crate) async fn pinned_version(&self, place: &Place) -> Option<String> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
+            .arg(&place.version)
+            .arg(0)
+            .arg("NX")
+            .arg("PX")
+            .arg(VERSION_TTL.as_millis() as u64)
+            .ignore()
+            .get(&place.version);
+        self.pipe::<(Option<String>,)>(pipe).await?.0
     }
 
     /// Stores a window loaded from PostgreSQL, unless its version moved since `version` was
@@ -464,7 +481,7 @@ impl Cache {
         Fut: Future<Output = Result<Vec<Message>, E>>,
     {
         match self.cached_window(user, character).await {
-            Cached::Hit(w) | Cached::Aging(w, _) => Ok(w),
+            Cached::Hit(w) | Cached::Aging(w) => Ok(w),
             Cached::Unavailable => Ok(Window::of(&load().await?)),
             Cached::Miss(version) => {
                 let loaded = load().await?;

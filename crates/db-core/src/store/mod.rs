@@ -59,6 +59,10 @@ pub(crate) struct Shared {
     refreshing: Mutex<HashSet<String>>,
 }
 
+/// The most windows one process loads again in the background at once (see
+/// `Shared::first_page_body`); a read that finds this many under way leaves its window to expire.
+const MAX_REFRESHES: usize = 4;
+
 /// How often every process reads the invalidation journal, and how far back. Each entry is
 /// replayed twice by every process: when first seen (a value another replica's write made
 /// stale is served for at most about `REPLAY_EVERY`), and once more `REPLAY_AGAIN` later, which
@@ -119,8 +123,8 @@ impl Shared {
         let cached = self.cache.cached_page(place, limit).await;
         let version = match cached {
             Cached::Hit(body) => return Ok(Some(body)),
-            Cached::Aging(body, version) => {
-                self.refresh(place, version, load);
+            Cached::Aging(body) => {
+                self.refresh(place, load);
                 return Ok(Some(body));
             }
             Cached::Miss(version) => Some(version),
@@ -142,14 +146,11 @@ impl Shared {
             .unwrap_or_else(|| unreachable!("a store is only reached through its Arc"))
     }
 
-    /// Loads a window again off the request's path and stores it against `version`, unless this
-    /// process is already loading it.
-    fn refresh<F>(
-        &self,
-        place: &Place,
-        version: Option<String>,
-        load: impl FnOnce(Arc<Shared>) -> F + Send + 'static,
-    ) where
+    /// Loads a window again off the request's path and stores it unless it changed meanwhile.
+    /// Skipped when this process is already loading it, or already loading
+    /// [`MAX_REFRESHES`] windows: they take connections the requests need.
+    fn refresh<F>(&self, place: &Place, load: impl FnOnce(Arc<Shared>) -> F + Send + 'static)
+    where
         F: Future<Output = Result<Window, DbError>> + Send + 'static,
     {
         /// Its key's place among the refreshes under way, given up however the load ends.
@@ -159,16 +160,26 @@ impl Shared {
                 self.0.refreshing().remove(&self.1);
             }
         }
-        if !self.refreshing().insert(place.key().to_owned()) {
-            return;
+        {
+            let mut refreshing = self.refreshing();
+            if refreshing.len() >= MAX_REFRESHES || !refreshing.insert(place.key().to_owned()) {
+                return;
+            }
         }
         let under_way = Refreshing(self.arc(), place.key().to_owned());
         metrics::counter!("cache_refreshes_total", "family" => place.family().name()).increment(1);
         let place = place.clone();
         tokio::spawn(async move {
             let s = Arc::clone(&under_way.0);
+            // Read before the load: a change that lands after it moves it, and the store fails.
+            let Some(version) = s.cache.pinned_version(&place).await else {
+                return;
+            };
             match load(Arc::clone(&s)).await {
-                Ok(window) => s.cache.store_at(&place, version, &window).await,
+                // An empty one is left to expire: the account may have just been deleted, every
+                // key of it with it (a conversation always holds its greeting).
+                Ok(window) if window.is_empty() => {}
+                Ok(window) => s.cache.store_at(&place, Some(version), &window).await,
                 Err(e) => tracing::debug!(error = %e, key = place.key(), "window not refreshed"),
             }
             drop(under_way);
