@@ -141,8 +141,22 @@ async fn a_gallery_page_as_sent_is_the_gallery_and_goes_with_its_match() {
     }
 }
 
+/// Waits out the last seconds of a wall-clock minute: the limits count in fixed windows of 60 s
+/// from the epoch, and a test whose hits straddle the edge would see its counts reset.
+async fn clear_of_a_minute_edge() {
+    let into = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        % 60_000;
+    if into > 50_000 {
+        tokio::time::sleep(Duration::from_millis(60_000 - into as u64 + 100)).await;
+    }
+}
+
 #[tokio::test]
 async fn the_gateways_limits_count_address_and_user_apart_and_never_fail_open() {
+    clear_of_a_minute_edge().await;
     let user = Uuid::new_v4();
     // Counted in process (shared through Redis in the background): the same answers with
     // Redis up or down.
@@ -171,6 +185,7 @@ async fn the_gateways_limits_count_address_and_user_apart_and_never_fail_open() 
 /// sees what the other counted. With Redis down each limits on its own, and nothing opens.
 #[tokio::test]
 async fn synced_limits_are_shared_after_a_sync_and_local_without_redis() {
+    clear_of_a_minute_edge().await;
     let cache = live_cache(None);
     let (a, b) = (
         db_core::SyncedLimits::new(cache.clone()),
