@@ -624,7 +624,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             },
         );
     }
-    let lookups = delta.cache_hits + delta.cache_misses;
+    let (cache_hits, cache_misses) = delta.cache_totals();
+    let lookups = cache_hits + cache_misses;
     let result = RunResult {
         label: args.label,
         mode: args.mode,
@@ -641,7 +642,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         generator_cpu_percent,
         machine_cpu_percent,
         services: usage,
-        hit_rate: (lookups > 0.0).then(|| delta.cache_hits / lookups),
+        hit_rate: (lookups > 0.0).then(|| cache_hits / lookups),
         family_hit_rates: delta
             .families
             .iter()

@@ -53,8 +53,6 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
 /// The counters `run` compares before and after.
 #[derive(Debug, Clone, Default)]
 pub struct Counters {
-    pub cache_hits: f64,
-    pub cache_misses: f64,
     /// Hits and misses per cache family (`conversation`, `photos`, …), every service summed.
     pub families: BTreeMap<String, (f64, f64)>,
     pub db_queries: f64,
@@ -64,8 +62,6 @@ pub struct Counters {
 
 impl Counters {
     fn add(&mut self, o: &Counters) {
-        self.cache_hits += o.cache_hits;
-        self.cache_misses += o.cache_misses;
         for (family, (h, m)) in &o.families {
             let e = self.families.entry(family.clone()).or_default();
             e.0 += h;
@@ -75,10 +71,15 @@ impl Counters {
         self.gateway_requests += o.gateway_requests;
     }
 
+    /// Cache hits and misses, every family summed.
+    pub fn cache_totals(&self) -> (f64, f64) {
+        self.families
+            .values()
+            .fold((0.0, 0.0), |(h, m), (fh, fm)| (h + fh, m + fm))
+    }
+
     pub fn delta(&self, before: &Counters) -> Counters {
         Counters {
-            cache_hits: self.cache_hits - before.cache_hits,
-            cache_misses: self.cache_misses - before.cache_misses,
             families: self
                 .families
                 .iter()
@@ -126,14 +127,8 @@ pub fn parse(service: &str, text: &str) -> Counters {
                     .entry(s.labels.get("family").unwrap_or("").to_owned())
                     .or_default();
                 match s.labels.get("result") {
-                    Some("hit") => {
-                        total.cache_hits += v;
-                        family.0 += v;
-                    }
-                    Some("miss") => {
-                        total.cache_misses += v;
-                        family.1 += v;
-                    }
+                    Some("hit") => family.0 += v,
+                    Some("miss") => family.1 += v,
                     _ => {}
                 }
             }
@@ -192,20 +187,28 @@ mod tests {
     fn counters_come_out_of_real_metrics_text() {
         let gw = parse("gateway", include_str!("../testdata/gateway-metrics.txt"));
         assert!(gw.gateway_requests > 0.0, "{gw:?}");
-        let chat = parse("chat", include_str!("../testdata/chat-metrics.txt"));
-        assert!(chat.cache_hits > 0.0 && chat.db_queries > 0.0, "{chat:?}");
+        let chat_text = include_str!("../testdata/chat-metrics.txt");
+        let chat = parse("chat", chat_text);
+        assert!(
+            chat.cache_totals().0 > 0.0 && chat.db_queries > 0.0,
+            "{chat:?}"
+        );
         assert_eq!(chat.gateway_requests, 0.0);
-        // Per family, and the families add up to the totals.
+        // Per family, and the families add up to the text's hits and misses.
         assert!(
             chat.families
                 .get("conversation")
                 .is_some_and(|(h, _)| *h > 0.0),
             "{chat:?}"
         );
-        let (hits, misses) = chat
-            .families
-            .values()
-            .fold((0.0, 0.0), |(h, m), (fh, fm)| (h + fh, m + fm));
-        assert_eq!((hits, misses), (chat.cache_hits, chat.cache_misses));
+        let in_text = |result: &str| -> f64 {
+            chat_text
+                .lines()
+                .filter(|l| l.starts_with("cache_requests_total{"))
+                .filter(|l| l.contains(&format!("result=\"{result}\"")))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
+        };
+        assert_eq!(chat.cache_totals(), (in_text("hit"), in_text("miss")));
     }
 }

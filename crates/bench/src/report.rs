@@ -38,6 +38,11 @@ fn fmt_opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
     v.map_or_else(|| "—".to_owned(), f)
 }
 
+/// A rate as a percentage with one decimal (`—` when there is none).
+fn percent(v: Option<f64>) -> String {
+    fmt_opt(v, |h| format!("{:.1} %", 100.0 * h))
+}
+
 pub fn write(results: &Path, out: &Path) -> anyhow::Result<()> {
     let runs: Vec<RunResult> = serde_json::from_slice(&std::fs::read(results)?)?;
     anyhow::ensure!(!runs.is_empty(), "no runs in {}", results.display());
@@ -103,18 +108,18 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<()> {
              cache, after the others, {:.0} s warm-up): **{}** ({}); {} database queries per \
              request. From a cold Redis (the first run, {:.0} s warm-up): {} ({}).",
             running.warmup,
-            fmt_opt(running.hit_rate, |h| format!("{:.1} %", 100.0 * h)),
+            percent(running.hit_rate),
             running.family_hits(),
             fmt_opt(running.queries_per_request, |q| format!("{q:.2}")),
             cold.warmup,
-            fmt_opt(cold.hit_rate, |h| format!("{:.1} %", 100.0 * h)),
+            percent(cold.hit_rate),
             cold.family_hits(),
         )?;
     } else if let Some(c) = closed.or(open) {
         writeln!(
             md,
             "- Cache hit rate during the mix: **{}**; {} database queries per request.",
-            fmt_opt(c.hit_rate, |h| format!("{:.1} %", 100.0 * h)),
+            percent(c.hit_rate),
             fmt_opt(c.queries_per_request, |q| format!("{q:.2}"))
         )?;
     }
@@ -185,10 +190,7 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<()> {
     writeln!(
         md,
         "| p95 target | < 200 ms | | | | |\n| cache hit rate | > 80 % | {} | | | |\n",
-        fmt_opt(base.and_then(|r| r.hit_rate), |h| format!(
-            "{:.1} %",
-            100.0 * h
-        ))
+        percent(base.and_then(|r| r.hit_rate))
     )?;
 
     writeln!(md, "## Every run\n")?;
@@ -229,7 +231,7 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<()> {
                 s.p99,
                 s.max,
                 if first {
-                    fmt_opt(r.hit_rate, |h| format!("{:.1} %", 100.0 * h))
+                    percent(r.hit_rate)
                 } else {
                     String::new()
                 },

@@ -123,9 +123,7 @@ impl Cache {
         }
         self.count(Family::MatchList, Outcome::Miss);
         let list = load().await?;
-        let ttl = self
-            .ttl(Family::MatchList)
-            .unwrap_or(Duration::from_secs(300));
+        let ttl = self.lifetime(Family::MatchList);
         let script = redis::Script::new(POPULATE);
         let mut inv = script.key(&key);
         inv.key(&version_key)

@@ -132,6 +132,12 @@ impl Cache {
         self.0.ttls.get(family)
     }
 
+    /// The lifetime of a family that always has one (windows, match lists): its TTL, or the
+    /// guide's 5 minutes.
+    pub(crate) fn lifetime(&self, family: Family) -> Duration {
+        self.ttl(family).unwrap_or(Duration::from_secs(300))
+    }
+
     pub fn is_enabled(&self) -> bool {
         self.0.redis.is_some()
     }

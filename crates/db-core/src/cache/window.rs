@@ -407,7 +407,7 @@ impl Cache {
         if let Some(raw) = raw {
             if let Some(w) = make(&raw) {
                 self.count(place.family, Outcome::Hit);
-                let ttl = self.ttl(place.family).unwrap_or(Duration::from_secs(300));
+                let ttl = self.lifetime(place.family);
                 // -1 (no lifetime) and -2 (gone since the GET) are never aging.
                 return if (0..refresh_after_ms(ttl)).contains(&left_ms) {
                     Cached::Aging(w)
@@ -456,7 +456,7 @@ impl Cache {
     /// Stores a window loaded from PostgreSQL, unless its version moved since `version` was
     /// read (a change landed during the load: the next reader loads again).
     pub(crate) async fn store_at(&self, place: &Place, version: Option<String>, window: &Window) {
-        let ttl = self.ttl(place.family).unwrap_or(Duration::from_secs(300));
+        let ttl = self.lifetime(place.family);
         let script = redis::Script::new(POPULATE);
         let mut invocation = script.key(&place.key);
         invocation
@@ -500,9 +500,7 @@ impl Cache {
         end_entry(&mut entry, m.id, m.created_at.timestamp_micros());
         let key = self.keys().conversation(m.user_id, &m.character_id);
         let version_key = self.keys().conversation_version(m.user_id, &m.character_id);
-        let ttl = self
-            .ttl(Family::Conversation)
-            .unwrap_or(Duration::from_secs(300));
+        let ttl = self.lifetime(Family::Conversation);
         let mut invocation = APPEND_SCRIPT.key(&key);
         invocation
             .key(&version_key)

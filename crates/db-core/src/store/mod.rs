@@ -108,7 +108,7 @@ impl Shared {
     ///
     /// A window read in the last quarter of its lifetime is loaded again in the background and
     /// stored in place (unless it changed meanwhile): a conversation read every minute or so
-    /// stays a hit, and what is served is never older than the TTL.
+    /// stays a hit, and a window no send extends is never older than its TTL.
     pub(crate) async fn first_page_body<F>(
         &self,
         place: &Place,
