@@ -129,12 +129,18 @@ bench "mix, closed loop" true --mode closed --connections "$connections" --durat
 for op in conversation matches photos send; do
   bench "$op only" true --mode closed --connections "$connections" --duration "$single" --warmup 2 --mix "$op=1"
 done
-# The ceiling: the cheapest request there is, through the gateway and straight to chat.
-bench "ceiling: catalogue through the gateway" true --mode closed --connections "$connections" --duration "$single" --warmup 2 --mix catalogue=1
+# The ceiling: the cheapest request there is, straight to chat (the machine's calibration).
 target=http://127.0.0.1:9082 bench "ceiling: catalogue straight to chat" true --mode closed --connections "$connections" --duration "$single" --warmup 2 --mix catalogue=1
 target=http://127.0.0.1:9082 bench "conversation straight to chat" true --mode closed --connections "$connections" --duration "$single" --warmup 2 --mix conversation=1
-# The reference hop: nginx's proxy_pass with a keep-alive upstream, when nginx is installed.
-if command -v nginx >/dev/null; then
+# The gateway's hop against nginx's proxy_pass with a keep-alive upstream (the reference, when
+# nginx is installed), alternated in pairs: this machine's speed drifts within minutes, so the
+# report compares each pair's two runs, made back to back.
+hop() { # pair
+  bench "hop $1: catalogue through the gateway" true --mode closed --connections "$connections" --duration "$single" --warmup 2 --mix catalogue=1
+  [[ -z $nginx ]] || target=http://127.0.0.1:9090 bench "hop $1: catalogue through nginx proxy_pass" true --mode closed --connections "$connections" --duration "$single" --warmup 2 --mix catalogue=1
+}
+nginx=$(command -v nginx || true)
+if [[ -n $nginx ]]; then
   mkdir -p "$tmp/nginx"
   cat >"$tmp/nginx/nginx.conf" <<CONF
 worker_processes auto;
@@ -153,12 +159,14 @@ http {
 }
 CONF
   nginx -c "$tmp/nginx/nginx.conf" -p "$tmp/nginx"
-  target=http://127.0.0.1:9090 bench "reference: catalogue through nginx proxy_pass" true --mode closed --connections "$connections" --duration "$single" --warmup 2 --mix catalogue=1
+else
+  echo "── nginx is not installed: no reference hop (make bench-tools installs it)"
+fi
+for pair in 1 2 3; do hop "$pair"; done
+if [[ -n $nginx ]]; then
   # The conversation too: how much of a cached read the hop itself takes, beside the gateway's.
   target=http://127.0.0.1:9090 bench "reference: conversation through nginx proxy_pass" true --mode closed --connections "$connections" --duration "$single" --warmup 2 --mix conversation=1
   kill "$(cat "$tmp/nginx/nginx.pid")" 2>/dev/null || true
-else
-  echo "── nginx is not installed: no reference hop (make bench-tools installs it)"
 fi
 # Open loop last: a rate past what the machine serves leaves a backlog behind it.
 for rate in $rates; do

@@ -21,6 +21,74 @@ const GUIDE: [(Op, f64); 4] = [
 const COLD_MIX: &str = "mix, closed loop";
 const RUNNING_MIX: &str = "mix, closed loop, running system";
 
+/// The runs `scripts/bench.sh` alternates, the gateway's hop against nginx's: `hop N: …`.
+const HOP_GATEWAY: &str = "catalogue through the gateway";
+const HOP_NGINX: &str = "catalogue through nginx proxy_pass";
+
+/// The alternated hop runs, (through the gateway, through nginx) for each pair, in the order
+/// they ran.
+fn hop_pairs(runs: &[RunResult]) -> Vec<(&RunResult, &RunResult)> {
+    let pair = |r: &RunResult, what: &str| -> Option<String> {
+        let (n, rest) = r.label.strip_prefix("hop ")?.split_once(": ")?;
+        (rest == what).then(|| n.to_owned())
+    };
+    runs.iter()
+        .filter_map(|g| {
+            let n = pair(g, HOP_GATEWAY)?;
+            let x = runs
+                .iter()
+                .find(|r| pair(r, HOP_NGINX).as_deref() == Some(n.as_str()))?;
+            Some((g, x))
+        })
+        .collect()
+}
+
+/// The median of some figures (none for none).
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(v[n / 2]),
+        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+    }
+}
+
+/// The headline's line on the gateway's hop against nginx's, pair by pair.
+fn hop_line(pairs: &[(&RunResult, &RunResult)]) -> Option<String> {
+    let join = |f: &dyn Fn(&RunResult, &RunResult) -> String| {
+        pairs
+            .iter()
+            .map(|(g, n)| f(g, n))
+            .collect::<Vec<_>>()
+            .join(" / ")
+    };
+    let ratio = |g: &RunResult, n: &RunResult| g.throughput / n.throughput;
+    let ratios: Vec<f64> = pairs.iter().map(|(g, n)| ratio(g, n)).collect();
+    let mid = median(ratios)?;
+    let cpu: Vec<f64> = pairs
+        .iter()
+        .filter_map(|(g, _)| {
+            let u = g.services.get("gateway")?;
+            (g.throughput > 0.0).then(|| u.cpu_percent / 100.0 * 1e6 / g.throughput)
+        })
+        .collect();
+    Some(format!(
+        "- The gateway's hop against nginx's `proxy_pass` (the reference), the catalogue with {} \
+         connections, alternated in {} pairs of runs: through the gateway **{} requests/s**, \
+         through nginx {}; the gateway at **{}** of nginx's throughput (median {:.0} %){}.",
+        pairs[0].0.connections,
+        pairs.len(),
+        join(&|g, _| format!("{:.0}", g.throughput)),
+        join(&|_, n| format!("{:.0}", n.throughput)),
+        join(&|g, n| format!("{:.0} %", 100.0 * ratio(g, n))),
+        100.0 * mid,
+        median(cpu).map_or(String::new(), |c| format!(
+            ", the gateway's CPU {c:.0} µs per request (median)"
+        )),
+    ))
+}
+
 fn find(runs: &[RunResult], mode: Mode, cache: bool, mixed: bool) -> Option<&RunResult> {
     runs.iter()
         .filter(|r| r.mode == mode && r.cache == cache && (r.ops.len() > 1) == mixed)
@@ -140,7 +208,7 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<()> {
     // The calibration runs: the cheapest API request, alone, with and without the gateway hop.
     let ceiling: Vec<String> = runs
         .iter()
-        .filter(|r| r.ops.keys().eq([&Op::Catalogue]))
+        .filter(|r| r.ops.keys().eq([&Op::Catalogue]) && !r.label.starts_with("hop "))
         .map(|r| {
             format!(
                 "{} ({} connections): **{:.0} requests/s**",
@@ -158,6 +226,9 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<()> {
              chat): {}.",
             ceiling.join("; ")
         )?;
+    }
+    if let Some(line) = hop_line(&hop_pairs(&runs)) {
+        writeln!(md, "{line}")?;
     }
     writeln!(md)?;
 
@@ -357,4 +428,70 @@ fn chart_svg(runs: &[RunResult], path: &Path) -> anyhow::Result<()> {
     }
     root.present()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run of a committed report, relabelled.
+    fn run(label: &str, throughput: f64, gateway_cpu: f64) -> RunResult {
+        let runs: Vec<RunResult> =
+            serde_json::from_str(include_str!("../../../bench/results/2026-11-30-h.json"))
+                .unwrap_or_default();
+        let mut r = runs
+            .into_iter()
+            .find(|r| r.label == "ceiling: catalogue through the gateway")
+            .unwrap_or_else(|| panic!("the committed report has its ceiling run"));
+        r.label = label.to_owned();
+        r.throughput = throughput;
+        if let Some(u) = r.services.get_mut("gateway") {
+            u.cpu_percent = gateway_cpu;
+        }
+        r
+    }
+
+    #[test]
+    fn the_hop_runs_are_compared_pair_by_pair() {
+        let runs = vec![
+            run("ceiling: catalogue straight to chat", 30_000.0, 0.0),
+            run("hop 1: catalogue through the gateway", 18_000.0, 90.0),
+            run("hop 1: catalogue through nginx proxy_pass", 20_000.0, 0.0),
+            run("hop 2: catalogue through the gateway", 21_000.0, 100.0),
+            run("hop 2: catalogue through nginx proxy_pass", 20_000.0, 0.0),
+            run("hop 3: catalogue through the gateway", 10_000.0, 50.0),
+            // A pair without its nginx run (nginx not installed) is left out.
+            run("hop 4: catalogue through the gateway", 10_000.0, 50.0),
+            run("hop 3: catalogue through nginx proxy_pass", 10_000.0, 0.0),
+        ];
+        let pairs = hop_pairs(&runs);
+        assert_eq!(
+            pairs
+                .iter()
+                .map(|(g, n)| (g.label.as_str(), n.throughput))
+                .collect::<Vec<_>>(),
+            [
+                ("hop 1: catalogue through the gateway", 20_000.0),
+                ("hop 2: catalogue through the gateway", 20_000.0),
+                ("hop 3: catalogue through the gateway", 10_000.0),
+            ]
+        );
+        let line = hop_line(&pairs).unwrap_or_default();
+        assert!(
+            line.contains("**18000 / 21000 / 10000 requests/s**"),
+            "{line}"
+        );
+        assert!(
+            line.contains("through nginx 20000 / 20000 / 10000;"),
+            "{line}"
+        );
+        assert!(
+            line.contains("**90 % / 105 % / 100 %** of nginx's throughput (median 100 %)"),
+            "{line}"
+        );
+        // 0.9 core over 18,000/s is 50 µs; 1 core over 21,000/s 48 µs; 0.5 over 10,000/s 50 µs.
+        assert!(line.contains("CPU 50 µs per request (median)"), "{line}");
+        assert_eq!(hop_line(&[]), None);
+        assert_eq!(median(vec![3.0, 1.0]), Some(2.0));
+    }
 }

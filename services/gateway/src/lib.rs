@@ -123,10 +123,13 @@ pub struct Gateway {
     pub limits: SyncedLimits,
     pub upstreams: Arc<Upstreams>,
     pub directory: Arc<Directory>,
-    /// The upstream client of the thread asking (see [`Gateway::client`]).
-    clients: thread_local::ThreadLocal<reqwest::Client>,
-    /// The client built first, for a thread whose own could not be built.
-    shared_client: reqwest::Client,
+    /// The forwarding client of the thread asking (see [`Gateway::forwarder`]).
+    forwarders: thread_local::ThreadLocal<proxy::Forwarder>,
+    /// What the forwarding clients trust of an `https://` replica: the platform's roots, read
+    /// once.
+    tls: rustls::ClientConfig,
+    /// The background work's client (health checks, the route table).
+    client: reqwest::Client,
     pub metrics: Handle,
     pub in_flight: tokio::sync::Semaphore,
     pub long_in_flight: tokio::sync::Semaphore,
@@ -135,8 +138,8 @@ pub struct Gateway {
     pub webapp: Option<webapp::WebApp>,
 }
 
-/// How the gateway talks to the services.
-fn upstream_client() -> reqwest::Result<reqwest::Client> {
+/// How the gateway's background work talks to the services.
+fn background_client() -> reqwest::Result<reqwest::Client> {
     service_kit::http::client(|b| {
         b.connect_timeout(Duration::from_secs(1))
             .pool_idle_timeout(Duration::from_secs(60))
@@ -148,7 +151,9 @@ fn upstream_client() -> reqwest::Result<reqwest::Client> {
 
 impl Gateway {
     pub fn new(config: GatewayConfig, cache: Cache, keys: TokenKeys) -> anyhow::Result<Self> {
-        let shared_client = upstream_client()?;
+        use rustls_platform_verifier::ConfigVerifierExt;
+        let client = background_client()?;
+        let tls = rustls::ClientConfig::with_platform_verifier()?;
         let upstreams = Arc::new(Upstreams {
             services: config
                 .upstreams
@@ -174,29 +179,34 @@ impl Gateway {
             cache,
             keys,
             upstreams,
-            clients: thread_local::ThreadLocal::new(),
-            shared_client,
+            forwarders: thread_local::ThreadLocal::new(),
+            tls,
+            client,
             metrics: service_kit::metrics::install(),
         })
     }
 
-    /// The client for upstream requests made on this thread. One per thread: a pooled
+    /// The client of the background work (and of tests that load the route table).
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// The client for requests forwarded on this thread. One per thread: a pooled
     /// connection's task runs on the runtime that opened it, so a connection shared between the
     /// HTTP workers (one single-threaded runtime each) would have every request and answer
     /// cross threads — two wake-ups through the kernel per request.
-    pub fn client(&self) -> &reqwest::Client {
-        self.clients
-            .get_or_try(upstream_client)
-            .unwrap_or(&self.shared_client)
+    pub fn forwarder(&self) -> &proxy::Forwarder {
+        self.forwarders
+            .get_or(|| proxy::forwarder(self.tls.clone()))
     }
 
     /// The background work: replica health checks, the route table, revocations heard on
     /// Redis, the rate-limit counters shared through Redis.
     pub fn spawn_background(&self) -> Vec<tokio::task::JoinHandle<()>> {
         let mut tasks = vec![
-            self.upstreams.spawn_health_checks(self.client().clone()),
+            self.upstreams.spawn_health_checks(self.client.clone()),
             self.directory
-                .spawn(self.upstreams.clone(), self.client().clone()),
+                .spawn(self.upstreams.clone(), self.client.clone()),
         ];
         tasks.extend(self.revocations.spawn_listener(&self.cache));
         tasks.push(self.limits.spawn(self.config.limit_sync));

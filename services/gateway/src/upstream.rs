@@ -15,10 +15,11 @@ pub struct Replica {
     pub breaker: Breaker,
 }
 
-/// A replica's address parsed once, so that a request's URL is built without parsing the
+/// A replica's address parsed once, so that a request's URI is built without parsing the
 /// scheme and host again.
 pub struct BaseUrl {
-    pub url: reqwest::Url,
+    pub scheme: hyper::http::uri::Scheme,
+    pub authority: hyper::http::uri::Authority,
     /// The path in front of every forwarded path (`/chat` for `http://10.0.0.1/chat`), without
     /// a trailing slash.
     pub path: String,
@@ -26,9 +27,16 @@ pub struct BaseUrl {
 
 impl BaseUrl {
     pub fn parse(url: &str) -> Option<Self> {
+        // The URL parser first: it takes what an operator may write (a host without a path, a
+        // trailing slash) and gives the URI parser a normal form.
         let url = reqwest::Url::parse(url).ok()?;
+        let uri: hyper::Uri = url.as_str().parse().ok()?;
         let path = url.path().trim_end_matches('/').to_owned();
-        Some(Self { url, path })
+        Some(Self {
+            scheme: uri.scheme()?.clone(),
+            authority: uri.authority()?.clone(),
+            path,
+        })
     }
 }
 

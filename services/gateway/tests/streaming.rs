@@ -169,6 +169,102 @@ async fn an_overloaded_gateway_sheds_load_at_once() {
     fake.abort();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_past_its_routes_timeout_is_cut_off() {
+    service_kit::testing::install_crypto();
+    // Two operations that may take a second: one never answers, one streams an event and then
+    // nothing more.
+    let upstream = TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream_url = format!("http://{}", upstream.local_addr().unwrap());
+    let operation = |id: &str| {
+        serde_json::json!({ "get": {
+            "operationId": id,
+            "responses": {},
+            "security": [{ "bearer": [] }],
+            "x-dream-timeout-seconds": 1
+        } })
+    };
+    let document = serde_json::json!({
+        "openapi": "3.1.0",
+        "info": { "title": "fake", "version": "0" },
+        "paths": {
+            "/api/v1/silent": operation("silent"),
+            "/api/v1/events": operation("events"),
+        }
+    });
+    let fake = HttpServer::new(move || {
+        let document = document.clone();
+        App::new()
+            .route(
+                "/openapi.json",
+                web::get().to(move || {
+                    let document = document.clone();
+                    async move { HttpResponse::Ok().json(document) }
+                }),
+            )
+            .route(
+                "/api/v1/silent",
+                web::get().to(|| async {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    HttpResponse::Ok().finish()
+                }),
+            )
+            .route(
+                "/api/v1/events",
+                web::get().to(|| async {
+                    let first = futures_util::stream::once(async {
+                        Ok::<_, std::io::Error>(web::Bytes::from_static(
+                            b"id: 1\ndata: Bonjour\n\n",
+                        ))
+                    });
+                    HttpResponse::Ok()
+                        .content_type("text/event-stream")
+                        .streaming(first.chain(futures_util::stream::pending()))
+                }),
+            )
+    })
+    .workers(1)
+    .listen(upstream)
+    .unwrap()
+    .run();
+    let fake = tokio::spawn(fake);
+    let (base, token, server) = gateway_to("chat", upstream_url, None).await;
+    let http = reqwest::Client::new();
+
+    // No answer by the deadline: 504, long before the upstream would have answered.
+    let silent = tokio::time::timeout(
+        Duration::from_secs(10),
+        http.get(format!("{base}/api/v1/silent"))
+            .bearer_auth(&token)
+            .send(),
+    )
+    .await
+    .expect("answered at the route's deadline")
+    .unwrap();
+    assert_eq!(silent.status(), 504);
+    assert_eq!(silent.headers()["content-type"], "application/problem+json");
+
+    // A stream past the deadline: the event that came, then the error event, then the end.
+    let res = http
+        .get(format!("{base}/api/v1/events"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let whole = tokio::time::timeout(Duration::from_secs(10), res.text())
+        .await
+        .expect("the stream ends at the route's deadline")
+        .unwrap();
+    assert!(whole.starts_with("id: 1\ndata: Bonjour\n\n"), "{whole}");
+    assert!(
+        whole.ends_with(std::str::from_utf8(gateway::proxy::UPSTREAM_CUT_EVENT).unwrap()),
+        "{whole}"
+    );
+    server.abort();
+    fake.abort();
+}
+
 /// A fake upstream's document: one operation, behind a bearer token.
 async fn declares(method: &str, path: &str) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({
@@ -206,10 +302,9 @@ async fn gateway_to(
     let cache = Cache::new(RedisPool::new(&db_test::redis_config()).unwrap());
     let gw = web::Data::new(Gateway::new(config, cache, keys).unwrap());
     gw.directory.refresh(&gw.upstreams, gw.client()).await;
-    assert_eq!(
-        gw.directory.snapshot().table.len(),
-        1,
-        "the upstream's route is known"
+    assert!(
+        !gw.directory.snapshot().table.is_empty(),
+        "the upstream's routes are known"
     );
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
