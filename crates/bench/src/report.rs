@@ -301,10 +301,11 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<()> {
                 s.p95,
                 s.p99,
                 s.max,
-                if first {
-                    percent(r.hit_rate)
-                } else {
-                    String::new()
+                match (first, r.cache) {
+                    (true, true) => percent(r.hit_rate),
+                    // Only the in-process catalogue still counts hits with the cache off.
+                    (true, false) => "cache off".to_owned(),
+                    (false, _) => String::new(),
                 },
                 if first {
                     fmt_opt(r.queries_per_request, |q| format!("{q:.2}"))
