@@ -141,7 +141,10 @@ pub struct Gateway {
 /// How the gateway's background work talks to the services.
 fn background_client() -> reqwest::Result<reqwest::Client> {
     service_kit::http::client(|b| {
-        b.connect_timeout(Duration::from_secs(1))
+        // Straight to the replicas, as the forwarding client goes: a proxy in the environment
+        // must not make a replica look healthy that requests cannot reach.
+        b.no_proxy()
+            .connect_timeout(Duration::from_secs(1))
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(64)
             // Never follow an upstream's redirect: the client gets it as it is.

@@ -129,18 +129,28 @@ pub fn upstream_uri(
 /// whole job, and reqwest spent an eighth of the gateway's CPU on it (the URL parsed twice
 /// more per request, its redirect and retry layers, a copy of the headers kept for a retry).
 pub type Forwarder = hyper_util::client::legacy::Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    ConnectWithin<hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>>,
     http_body_util::Full<web::Bytes>,
 >;
 
+/// How long a new upstream connection may take, name lookup, TCP and TLS together. Past it the
+/// attempt counts as a refused connection: the replica's breaker hears of it and another
+/// replica is asked, whatever the method.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A forwarding client (one per worker thread: see [`Gateway::forwarder`]): idle connections
-/// kept 60 s (under the services' 75 s keep-alive), 64 per replica, TCP_NODELAY, connecting
-/// within a second.
+/// kept 60 s (under the services' 75 s keep-alive), 64 per replica, TCP_NODELAY and keep-alive
+/// probes (a replica gone silently is noticed in about a minute, not at the route's deadline),
+/// connecting within [`CONNECT_TIMEOUT`]. It ignores `HTTP_PROXY` and the like: the replicas
+/// are asked directly, as the background work asks them.
 pub fn forwarder(tls: rustls::ClientConfig) -> Forwarder {
     use hyper_util::rt::{TokioExecutor, TokioTimer};
+    use std::time::Duration;
     let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
     http.set_nodelay(true);
-    http.set_connect_timeout(Some(std::time::Duration::from_secs(1)));
+    http.set_keepalive(Some(Duration::from_secs(15)));
+    http.set_keepalive_interval(Some(Duration::from_secs(15)));
+    http.set_keepalive_retries(Some(3));
     // `https://` replicas go through the TLS layer around it.
     http.enforce_http(false);
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
@@ -149,10 +159,102 @@ pub fn forwarder(tls: rustls::ClientConfig) -> Forwarder {
         .enable_http1()
         .wrap_connector(http);
     hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(std::time::Duration::from_secs(60))
+        .pool_idle_timeout(Duration::from_secs(60))
         .pool_max_idle_per_host(64)
         .pool_timer(TokioTimer::new())
-        .build(connector)
+        .build(ConnectWithin(connector, CONNECT_TIMEOUT))
+}
+
+/// A connector whose every connection is made within a time (the inner connector's own
+/// timeout covers TCP alone, not the name lookup or the TLS handshake). A connection that takes
+/// longer fails as a connection error.
+#[derive(Clone)]
+pub struct ConnectWithin<C>(C, std::time::Duration);
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl<C> tower_service::Service<hyper::Uri> for ConnectWithin<C>
+where
+    C: tower_service::Service<hyper::Uri>,
+    C::Future: Send + 'static,
+    C::Error: Into<BoxError>,
+{
+    type Response = C::Response;
+    type Error = BoxError;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<C::Response, BoxError>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), BoxError>> {
+        self.0.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: hyper::Uri) -> Self::Future {
+        let connecting = self.0.call(uri);
+        let within = self.1;
+        Box::pin(async move {
+            match tokio::time::timeout(within, connecting).await {
+                Ok(connected) => connected.map_err(Into::into),
+                Err(_) => Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the upstream connection was not made in time",
+                )
+                .into()),
+            }
+        })
+    }
+}
+
+/// The headers a request goes upstream with: the client's, less what belongs to one hop or is
+/// the gateway's to set; the token of the media cookie; the request id, the client's address,
+/// the trace context.
+fn upstream_headers(
+    req: &HttpRequest,
+    from_cookie: Option<&str>,
+    request_id: &str,
+    client: std::net::IpAddr,
+) -> Result<hyper::HeaderMap, ApiError> {
+    let mut headers = hyper::HeaderMap::with_capacity(req.headers().len() + 4);
+    for (name, value) in req.headers() {
+        let n = name.as_str();
+        if HOP_BY_HOP.contains(&n) || SET_BY_GATEWAY.contains(&n) {
+            continue;
+        }
+        if let (Ok(n), Ok(v)) = (
+            hyper::header::HeaderName::from_bytes(n.as_bytes()),
+            hyper::header::HeaderValue::from_bytes(value.as_bytes()),
+        ) {
+            headers.append(n, v);
+        }
+    }
+    if let Some(token) = from_cookie {
+        let value = hyper::header::HeaderValue::try_from(format!("Bearer {token}"))
+            .map_err(|_| ApiError::InvalidToken)?;
+        headers.insert(hyper::header::AUTHORIZATION, value);
+    }
+    let own = |v: &str| hyper::header::HeaderValue::try_from(v).map_err(ApiError::internal);
+    headers.insert(request_id::HEADER, own(request_id)?);
+    headers.insert(
+        service_kit::client::FORWARDED_FOR,
+        own(&client.to_string())?,
+    );
+    // The service's span continues the gateway's: one trace per request (with tracing off,
+    // the caller's own trace context goes on as it came).
+    match service_kit::telemetry::traceparent() {
+        Some(tp) => {
+            headers.insert("traceparent", own(&tp)?);
+        }
+        None => {
+            if let Some(tp) = req.headers().get("traceparent")
+                && let Ok(tp) = hyper::header::HeaderValue::from_bytes(tp.as_bytes())
+            {
+                headers.insert("traceparent", tp);
+            }
+        }
+    }
+    Ok(headers)
 }
 
 pub async fn forward(
@@ -279,45 +381,13 @@ pub async fn forward(
     let request_id = request_id::current().unwrap_or_default();
     let method =
         hyper::Method::from_bytes(req.method().as_str().as_bytes()).map_err(ApiError::internal)?;
-    // The request's headers, once, for whichever replica is asked.
-    let mut headers = hyper::HeaderMap::with_capacity(req.headers().len() + 4);
-    for (name, value) in req.headers() {
-        let n = name.as_str();
-        if HOP_BY_HOP.contains(&n) || SET_BY_GATEWAY.contains(&n) {
-            continue;
-        }
-        if let (Ok(n), Ok(v)) = (
-            hyper::header::HeaderName::from_bytes(n.as_bytes()),
-            hyper::header::HeaderValue::from_bytes(value.as_bytes()),
-        ) {
-            headers.append(n, v);
-        }
-    }
-    if let Some(token) = &from_cookie {
-        let value = hyper::header::HeaderValue::try_from(format!("Bearer {token}"))
-            .map_err(|_| ApiError::InvalidToken)?;
-        headers.insert(hyper::header::AUTHORIZATION, value);
-    }
-    let own = |v: &str| hyper::header::HeaderValue::try_from(v).map_err(ApiError::internal);
-    headers.insert(request_id::HEADER, own(&request_id)?);
-    headers.insert(
-        service_kit::client::FORWARDED_FOR,
-        own(&client.to_string())?,
-    );
-    // The service's span continues the gateway's: one trace per request (with tracing off,
-    // the caller's own trace context goes on as it came).
-    match service_kit::telemetry::traceparent() {
-        Some(tp) => {
-            headers.insert("traceparent", own(&tp)?);
-        }
-        None => {
-            if let Some(tp) = req.headers().get("traceparent")
-                && let Ok(tp) = hyper::header::HeaderValue::from_bytes(tp.as_bytes())
-            {
-                headers.insert("traceparent", tp);
-            }
-        }
-    }
+    // The headers, built for the first replica asked (again only for a second one).
+    let mut headers = Some(upstream_headers(
+        &req,
+        from_cookie.as_deref(),
+        &request_id,
+        client,
+    )?);
     // A refused connection means the request never reached that replica: another one may be
     // asked, whatever the method. A read whose replica went away under it (a crash, a kill:
     // the connection closed before any answer) is asked of another one too; a write is not,
@@ -334,7 +404,10 @@ pub async fn forward(
         let mut out = hyper::Request::new(http_body_util::Full::new(body.clone()));
         *out.method_mut() = method.clone();
         *out.uri_mut() = upstream_uri(base, &path, req.uri().query())?;
-        *out.headers_mut() = headers.clone();
+        *out.headers_mut() = match headers.take() {
+            Some(h) => h,
+            None => upstream_headers(&req, from_cookie.as_deref(), &request_id, client)?,
+        };
         let answer = tokio::select! {
             biased;
             answer = gw.forwarder().request(out) => answer,
@@ -600,6 +673,32 @@ mod tests {
             .await;
         assert_eq!(cut.len(), 20_000_usize.div_ceil(RESPONSE_PIECE) + 1);
         assert_eq!(cut.last(), Some(&Err("cut")));
+    }
+
+    #[tokio::test]
+    async fn a_connection_not_made_in_time_is_a_connection_error() {
+        use rustls_platform_verifier::ConfigVerifierExt;
+        service_kit::testing::install_crypto();
+        // A replica that takes the TCP connection and never answers the TLS handshake.
+        let stalled = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = stalled.local_addr().unwrap();
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((conn, _)) = stalled.accept().await {
+                open.push(conn);
+            }
+        });
+        let client = forwarder(rustls::ClientConfig::with_platform_verifier().unwrap());
+        let mut request = hyper::Request::new(http_body_util::Full::new(web::Bytes::new()));
+        *request.uri_mut() = format!("https://{addr}/health").parse().unwrap();
+        let started = std::time::Instant::now();
+        let asked =
+            tokio::time::timeout(std::time::Duration::from_secs(10), client.request(request))
+                .await
+                .expect("refused within the connect timeout, not left waiting");
+        assert!(asked.as_ref().is_err_and(|e| e.is_connect()), "{asked:?}");
+        assert!(started.elapsed() >= CONNECT_TIMEOUT);
+        held.abort();
     }
 
     #[test]

@@ -26,10 +26,15 @@ pub struct BaseUrl {
 }
 
 impl BaseUrl {
+    /// `None` for what the forwarding client cannot use as it stands, credentials in the URL
+    /// included (`http://user:pass@chat`: nothing would send them).
     pub fn parse(url: &str) -> Option<Self> {
         // The URL parser first: it takes what an operator may write (a host without a path, a
         // trailing slash) and gives the URI parser a normal form.
         let url = reqwest::Url::parse(url).ok()?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return None;
+        }
         let uri: hyper::Uri = url.as_str().parse().ok()?;
         let path = url.path().trim_end_matches('/').to_owned();
         Some(Self {
