@@ -366,12 +366,8 @@ pub async fn seed(
     let mut conn = session(url).await?;
     // Merge what the GIN indexes queued in their pending lists (autovacuum would, later):
     // until then every search also scans the list, ~10x slower.
-    conn.batch_execute(
-        "SELECT gin_clean_pending_list(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
-         JOIN pg_am am ON am.oid = c.relam WHERE am.amname = 'gin' AND c.relnamespace = 'public'::regnamespace; \
-         ANALYZE",
-    )
-    .await?;
+    crate::maintenance::merge_pending_lists(&mut conn).await?;
+    conn.batch_execute("ANALYZE").await?;
     let counts = counts(&mut conn).await?;
     Ok(Seeded {
         counts,

@@ -326,6 +326,43 @@ impl Store {
         tasks
     }
 
+    /// Merges the search indexes' pending lists now (see
+    /// [`crate::maintenance::merge_pending_lists`]); the pages merged.
+    pub async fn merge_search_pending_lists(&self) -> Result<i64, DbError> {
+        let mut conn = self.0.db.write().await?;
+        Ok(crate::maintenance::merge_pending_lists(&mut conn).await?)
+    }
+
+    /// Merges them every `every` until aborted, off every request's path (the service that
+    /// takes the sends runs it). Counted in `db_search_pending_pages_merged_total`.
+    pub fn spawn_pending_list_merges(
+        &self,
+        every: std::time::Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let store = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut failing = false;
+            loop {
+                tick.tick().await;
+                match store.merge_search_pending_lists().await {
+                    Ok(pages) => {
+                        failing = false;
+                        metrics::counter!("db_search_pending_pages_merged_total")
+                            .increment(pages.max(0) as u64);
+                    }
+                    // Once per spell of failures (a database away, or rights the user lacks).
+                    Err(e) if !failing => {
+                        failing = true;
+                        tracing::warn!(error = %e, "search pending lists not merged; inserts will merge them when full");
+                    }
+                    Err(e) => tracing::debug!(error = %e, "search pending lists not merged"),
+                }
+            }
+        })
+    }
+
     /// PostgreSQL answers (the readiness check).
     pub async fn ping_database(&self) -> Result<(), DbError> {
         self.0.db.ping().await

@@ -98,6 +98,41 @@ async fn a_failing_migration_is_reported_and_stops_the_run() {
 /// No index is a prefix of another on the same table (same method, same predicate): such a
 /// pair costs every write and serves no read the longer one does not.
 #[tokio::test]
+async fn the_search_pending_lists_are_merged_on_demand() {
+    let db = TestDb::new().await.unwrap();
+    let mut conn = db.conn().await.unwrap();
+    // Whatever the template left queued first.
+    db_core::maintenance::merge_pending_lists(&mut conn)
+        .await
+        .unwrap();
+    let user = crate::fixtures::matched_user(&mut conn, "gin@example.com", &["sophia"]).await;
+    crate::fixtures::conversation(&mut conn, user, "sophia", 200).await;
+    // The inserts queued their words; merging takes them into the index, and nothing is left.
+    let merged = db_core::maintenance::merge_pending_lists(&mut conn)
+        .await
+        .unwrap();
+    assert!(merged > 0, "{merged} pages merged");
+    assert_eq!(
+        db_core::maintenance::merge_pending_lists(&mut conn)
+            .await
+            .unwrap(),
+        0
+    );
+    // The messages are found through the merged index.
+    assert_eq!(
+        scalar(
+            &mut conn,
+            &format!(
+                "SELECT count(*) FROM chat_messages WHERE user_id = '{user}' \
+                 AND search_vector @@ plainto_tsquery('french', 'message')"
+            )
+        )
+        .await,
+        "200"
+    );
+}
+
+#[tokio::test]
 async fn no_index_duplicates_another() {
     let db = TestDb::new().await.unwrap();
     let mut conn = db.conn().await.unwrap();
