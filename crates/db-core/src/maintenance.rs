@@ -114,7 +114,7 @@ struct Pages {
 /// Merges what the GIN indexes (the message and memory searches) queued in their pending
 /// lists into the indexes; the pages merged. An insert only appends to a pending list, and
 /// the insert that finds the list past `gin_pending_list_limit` (4 MB) merges all of it while
-/// its caller waits: ~0.6 s for a full list, one send in some 50,000 on this data. Merged
+/// its caller waits: 256–321 ms on the benchmark's data, one send in some 50,000. Merged
 /// often, in the background, the lists stay short and no send pays (searches, which also scan
 /// the lists, are faster too). Needs the index owner's rights, as the migrations' user has.
 pub async fn merge_pending_lists(conn: &mut AsyncPgConnection) -> QueryResult<i64> {

@@ -10,7 +10,7 @@ pub struct Chat {
     /// `MEMORIES_PER_MATCH` (default 200): the most memories one match keeps.
     pub memories_per_match: i64,
     /// The search indexes' pending lists merged every [`PENDING_LIST_MERGES`], so that no
-    /// send has to merge a full one (~0.6 s).
+    /// send has to merge a full one (a few hundred milliseconds).
     merges: std::sync::Arc<tokio::task::JoinHandle<()>>,
 }
 

@@ -167,7 +167,8 @@ pub fn forwarder(tls: rustls::ClientConfig) -> Forwarder {
 
 /// A connector whose every connection is made within a time (the inner connector's own
 /// timeout covers TCP alone, not the name lookup or the TLS handshake). A connection that takes
-/// longer fails as a connection error.
+/// longer fails as a connection error. Not tower's `Timeout`: its future is not `Unpin`, which
+/// hyper's client asks of a connector's.
 #[derive(Clone)]
 pub struct ConnectWithin<C>(C, std::time::Duration);
 
@@ -703,7 +704,6 @@ mod tests {
 
     #[test]
     fn the_forwarded_uri_keeps_the_checked_path() {
-        let path = RequestPath::parse("/api/v1/characters/sophia").ok();
         let forwarded = |base_url: &str, p: &str, query: Option<&str>| {
             RequestPath::parse(p).ok().map(|p| {
                 upstream_uri(&base(base_url), &p, query)
@@ -721,7 +721,6 @@ mod tests {
                 "http://127.0.0.1:8082/api/v1/characters/sophia?q=l'amour&x=1".to_owned()
             ))
         );
-        assert!(path.is_some());
         // A base with a prefix keeps it in front.
         assert_eq!(
             forwarded("http://10.0.0.1/chat/", "/api/v1/characters/sophia", None),
