@@ -14,7 +14,9 @@ use rand_distr::{Distribution, Zipf};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::client::{self, Call, Connection, Pool, Target};
 use crate::procs;
+use hyper::header::HeaderValue;
 
 #[derive(clap::Args)]
 pub struct LoginArgs {
@@ -264,14 +266,16 @@ impl RunResult {
 
 struct Workload {
     sessions: Vec<Session>,
+    /// Each session's `Authorization` value, made once.
+    bearers: Vec<HeaderValue>,
     zipf: Zipf<f64>,
     ops: Vec<Op>,
     weights: Vec<u32>,
-    gateway: String,
+    target: Target,
 }
 
 impl Workload {
-    fn pick(&self, rng: &mut SmallRng) -> (Op, &Session, Option<&str>) {
+    fn pick(&self, rng: &mut SmallRng) -> (Op, usize, Option<&str>) {
         let total: u32 = self.weights.iter().sum();
         let mut r = rng.random_range(0..total.max(1));
         let mut op = self.ops[0];
@@ -283,31 +287,42 @@ impl Workload {
             r -= w;
         }
         let rank = self.zipf.sample(rng) as usize;
-        let s = &self.sessions[rank.clamp(1, self.sessions.len()) - 1];
+        let n = rank.clamp(1, self.sessions.len()) - 1;
+        let s = &self.sessions[n];
         let c = (!s.characters.is_empty())
             .then(|| s.characters[rng.random_range(0..s.characters.len())].as_str());
-        (op, s, c)
+        (op, n, c)
     }
 
-    fn request(&self, http: &reqwest::Client, rng: &mut SmallRng) -> (Op, reqwest::RequestBuilder) {
-        let (mut op, s, c) = self.pick(rng);
+    fn request(&self, rng: &mut SmallRng) -> (Op, Call) {
+        let (mut op, n, c) = self.pick(rng);
         if c.is_none() && op != Op::Catalogue {
             op = Op::Matches;
         }
         let c = c.unwrap_or_default();
-        let g = &self.gateway;
-        let req = match op {
-            Op::Conversation => {
-                http.get(format!("{g}/api/v1/conversations/{c}/messages?limit=100"))
-            }
-            Op::Matches => http.get(format!("{g}/api/v1/matches")),
-            Op::Photos => http.get(format!("{g}/api/v1/photos/{c}?limit=20")),
-            Op::Send => http
-                .post(format!("{g}/api/v1/conversations/{c}/messages"))
-                .json(&json!({ "content": format!("bench {}", rng.random::<u32>()) })),
-            Op::Catalogue => return (op, http.get(format!("{g}/api/v1/characters"))),
+        let bearer = Some(self.bearers[n].clone());
+        let call = match op {
+            Op::Conversation => Call::get(
+                format!("/api/v1/conversations/{c}/messages?limit=100"),
+                bearer,
+            ),
+            Op::Matches => Call::get("/api/v1/matches".into(), bearer),
+            Op::Photos => Call::get(format!("/api/v1/photos/{c}?limit=20"), bearer),
+            Op::Send => Call {
+                method: hyper::Method::POST,
+                path: format!("/api/v1/conversations/{c}/messages"),
+                token: bearer,
+                json: Some(
+                    serde_json::to_vec(
+                        &json!({ "content": format!("bench {}", rng.random::<u32>()) }),
+                    )
+                    .unwrap_or_default()
+                    .into(),
+                ),
+            },
+            Op::Catalogue => Call::get("/api/v1/characters".into(), None),
         };
-        (op, req.bearer_auth(&s.token))
+        (op, call)
     }
 }
 
@@ -336,21 +351,9 @@ fn record(h: &mut Hists, op: Op, micros: u64, ok: bool) {
     }
 }
 
-async fn send(req: reqwest::RequestBuilder) -> bool {
-    match req.send().await {
-        Ok(res) => {
-            let ok = res.status().is_success();
-            // Read the whole body: a client would.
-            res.bytes().await.is_ok() && ok
-        }
-        Err(_) => false,
-    }
-}
-
 /// Closed loop: `connections` workers, each with its own histograms, merged at the end.
 async fn closed(
     w: Arc<Workload>,
-    http: reqwest::Client,
     connections: usize,
     warmup: Duration,
     measure: Duration,
@@ -359,17 +362,18 @@ async fn closed(
     let (from, until) = (start + warmup, start + warmup + measure);
     let tasks: Vec<_> = (0..connections)
         .map(|i| {
-            let (w, http) = (w.clone(), http.clone());
+            let w = w.clone();
             tokio::spawn(async move {
                 let mut rng = SmallRng::seed_from_u64(i as u64 + 1);
                 let mut h = new_hists();
+                let mut conn = Connection::new(w.target.clone());
                 loop {
                     let t0 = Instant::now();
                     if t0 >= until {
                         break;
                     }
-                    let (op, req) = w.request(&http, &mut rng);
-                    let ok = send(req).await;
+                    let (op, call) = w.request(&mut rng);
+                    let ok = conn.exchange(call).await;
                     if t0 >= from {
                         record(&mut h, op, t0.elapsed().as_micros() as u64, ok);
                     }
@@ -411,7 +415,6 @@ pub struct Lateness {
 /// pairs), and that wait was counted as the server's.
 async fn open(
     w: Arc<Workload>,
-    http: reqwest::Client,
     rate: u64,
     warmup: Duration,
     measure: Duration,
@@ -421,6 +424,7 @@ async fn open(
     let total = ((warmup + measure).as_secs_f64() * rate as f64) as u64;
     let warm = (warmup.as_secs_f64() * rate as f64) as u64;
     let runtime = tokio::runtime::Handle::current();
+    let pool = Pool::new(w.target.clone());
     let late = Arc::new(Mutex::new(
         Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
             .unwrap_or_else(|_| unreachable!("1 µs .. 60 s, 3 digits is valid")),
@@ -436,8 +440,8 @@ async fn open(
                 if let Some(wait) = due.checked_duration_since(Instant::now()) {
                     std::thread::sleep(wait);
                 }
-                let (op, req) = w.request(&http, &mut rng);
-                let hists = hists.clone();
+                let (op, call) = w.request(&mut rng);
+                let (hists, pool) = (hists.clone(), pool.clone());
                 let Ok(permit) = in_flight.clone().try_acquire_owned() else {
                     // Too many requests outstanding: counted as an error, never silently skipped.
                     if i >= warm {
@@ -459,7 +463,7 @@ async fn open(
                             .unwrap_or_else(|e| e.into_inner())
                             .record((due.elapsed().as_micros() as u64).max(1));
                     }
-                    let ok = send(req).await;
+                    let ok = pool.exchange(call).await;
                     let micros = due.elapsed().as_micros() as u64;
                     drop(permit);
                     if i >= warm {
@@ -534,10 +538,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     let w = Arc::new(Workload {
         zipf: Zipf::new(sessions.len() as f64, args.zipf)?,
+        bearers: sessions
+            .iter()
+            .map(|s| client::bearer(&s.token))
+            .collect::<anyhow::Result<_>>()?,
         sessions,
         ops,
         weights,
-        gateway: args.gateway.trim_end_matches('/').to_owned(),
+        target: Target::parse(&args.gateway)?,
     });
     let services = parse_services(&args.services)?;
     let urls: Vec<(String, String)> = services
@@ -548,7 +556,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .iter()
         .filter_map(|(n, _, p)| p.map(|p| (n.clone(), p)))
         .collect();
-    let http = client(args.connections.max(256))?;
+    // For the services' /metrics, before and after.
+    let http = client(8)?;
     let (warmup, measure) = (
         Duration::from_secs(args.warmup),
         Duration::from_secs(args.duration),
@@ -582,10 +591,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let (hists, lateness) = match args.mode {
         Mode::Closed => (
-            closed(w.clone(), http.clone(), args.connections, warmup, measure).await,
+            closed(w.clone(), args.connections, warmup, measure).await,
             None,
         ),
-        Mode::Open => open(w.clone(), http.clone(), args.rate, warmup, measure).await,
+        Mode::Open => open(w.clone(), args.rate, warmup, measure).await,
     };
     let (before, cpu_before, me_before, measured_from, peaks, machine_before) = probe.await?;
     let machine_cpu_percent = match (machine_before, procs::machine_jiffies()) {

@@ -8,6 +8,7 @@
 //!   queries per request from the services' own `/metrics`. Results go to a JSON file.
 //! - `report`: the Markdown report, its JSON, and an SVG chart of the latency percentiles.
 
+mod client;
 mod load;
 use bench_procs as procs;
 mod report;
@@ -40,7 +41,12 @@ enum Command {
     },
 }
 
-#[tokio::main]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+// One thread: the load's tasks wake each other without waking another thread, and the
+// generator takes less of the two cores the services under it need.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     match Cli::parse().command {
