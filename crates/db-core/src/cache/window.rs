@@ -8,8 +8,8 @@
 //! entries are cut apart and the newest are joined, newest first, into a page's `items`;
 //! nothing is decoded or encoded again. A send `APPEND`s its entry after checking, against the
 //! last entry's cursor, that it is the newest (a message racing in out of order drops the
-//! window instead); the count is rewritten in place, and past twice [`WINDOW`] the oldest are cut
-//! off in one rewrite, so a send costs Redis a few microseconds whatever the window holds. An
+//! window instead); the count is rewritten in place, and a quarter past [`WINDOW`] the oldest are
+//! cut off in one rewrite, so a send costs Redis a few microseconds whatever the window holds. An
 //! edit or delete drops the window. Every change bumps a version key; a reader that loaded from
 //! PostgreSQL stores its window only if the version did not move meanwhile, so a send that
 //! lands during a load can never be lost from the cache.
@@ -190,7 +190,8 @@ const PAGE_OPEN: &[u8] = b"{\"items\":[";
 /// A conversation's first page straight from its stored window, as [`Window::page_body`]
 /// makes it, without decoding the window: its newest `limit` entries are found from the end
 /// (a byte search for each line feed and tab) and their documents copied once, into the body.
-/// Only the count and the entries it reads are checked; `None` when those are not a window's.
+/// Only the count, the entries it reads and the last one's cursor are checked; `None` when those
+/// are not a window's.
 fn page_body_of_stored(raw: &[u8], limit: usize) -> Option<Vec<u8>> {
     let count: usize = std::str::from_utf8(raw.get(..8)?).ok()?.parse().ok()?;
     let entries = &raw[8..];
@@ -210,10 +211,13 @@ fn page_body_of_stored(raw: &[u8], limit: usize) -> Option<Vec<u8>> {
         let start = memchr::memrchr(b'\n', &entries[..end]).map_or(0, |at| at + 1);
         let line = &entries[start..end];
         let tab = memchr::memrchr(b'\t', line)?;
-        let (id, at) = std::str::from_utf8(&line[tab + 1..])
-            .ok()?
-            .split_once(',')?;
-        last = Some((id.parse::<i64>().ok()?, at.parse::<i64>().ok()?));
+        // Only the page's last cursor is read: it is the next page's.
+        if n + 1 == want {
+            let (id, at) = std::str::from_utf8(&line[tab + 1..])
+                .ok()?
+                .split_once(',')?;
+            last = Some((id.parse::<i64>().ok()?, at.parse::<i64>().ok()?));
+        }
         if n > 0 {
             body.push(b',');
         }
@@ -254,7 +258,9 @@ fn close_page(body: &mut Vec<u8>, next: Option<Cursor>) {
 // 0: not cached; 1: in the window (or older than all of a full one); 2: dropped (no room found
 // for it in the last 8 KB: not seen in practice). The newest message — almost every send — is
 // an APPEND after reading the last entry's cursor; one that raced another is spliced in among
-// the last entries. Past twice WINDOW the oldest are cut off in one rewrite.
+// the last entries. A quarter past WINDOW the oldest are cut off in one rewrite: every read
+// fetches the whole value, so what it holds past WINDOW is sent for nothing (past twice WINDOW,
+// as it once was, a read fetched a third more than it served).
 const APPEND: &str = r"
 redis.call('INCR', KEYS[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[6])
@@ -292,7 +298,7 @@ else
   redis.call('SETRANGE', KEYS[1], from + at_pos - 1, entry .. string.sub(chunk, at_pos))
 end
 n = n + 1
-if n > 2 * keep then
+if n > keep + math.floor(keep / 4) then
   local s = redis.call('GET', KEYS[1])
   local pos = 9
   for i = 1, n - keep do pos = string.find(s, '\n', pos, true) + 1 end
@@ -385,22 +391,17 @@ impl Cache {
             .await
     }
 
-    /// One round trip for the window, its version and its remaining lifetime; `make` makes
-    /// what the caller needs of the stored value (`None`: it is not a window, and is reloaded).
+    /// One round trip for the window and its remaining lifetime (and, on a miss, one more for
+    /// its version, read before anything is loaded); `make` makes what the caller needs of the
+    /// stored value (`None`: it is not a window, and is reloaded).
     async fn cached_as<T>(
         &self,
         place: &Place,
         make: impl FnOnce(&[u8]) -> Option<T>,
     ) -> Cached<T> {
         let mut read = redis::pipe();
-        read.get(&place.key)
-            .get(&place.version)
-            .cmd("PTTL")
-            .arg(&place.key);
-        let Some((raw, version, left_ms)) = self
-            .pipe::<(Option<Vec<u8>>, Option<String>, i64)>(read)
-            .await
-        else {
+        read.get(&place.key).cmd("PTTL").arg(&place.key);
+        let Some((raw, left_ms)) = self.pipe::<(Option<Vec<u8>>, i64)>(read).await else {
             self.count(place.family, Outcome::Bypass);
             return Cached::Unavailable;
         };
@@ -418,7 +419,14 @@ impl Cache {
             tracing::warn!(key = place.key, "unreadable window; reloading it");
         }
         self.count(place.family, Outcome::Miss);
-        Cached::Miss(version)
+        // A hit never needs the version, so only a miss asks for it.
+        match self
+            .cmd::<Option<String>>(redis::Cmd::get(&place.version))
+            .await
+        {
+            Some(version) => Cached::Miss(version),
+            None => Cached::Unavailable,
+        }
     }
 
     /// Stores a conversation's window loaded from PostgreSQL (the newest [`WINDOW`]), unless

@@ -619,7 +619,7 @@ async fn the_window_keeps_the_newest_hundred_in_order_under_concurrent_sends() {
     );
 }
 
-/// Past twice the window the oldest are cut off in one rewrite; the window stays PostgreSQL's
+/// A quarter past the window the oldest are cut off in one rewrite; the window stays PostgreSQL's
 /// newest hundred, in order, through the rewrites.
 #[tokio::test]
 async fn the_window_stays_the_newest_hundred_through_its_rewrites() {
