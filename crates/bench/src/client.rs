@@ -149,15 +149,31 @@ impl Connection {
     }
 
     async fn try_exchange(&mut self, call: Call) -> anyhow::Result<bool> {
-        let req = call.request(&self.target, false)?;
-        let live = self.ready().await?;
-        let res = driving(&mut live.driver, live.sender.send_request(req)).await?;
-        read_through(res, &mut live.driver).await
+        let mut req = call.request(&self.target, false)?;
+        let mut retried = false;
+        loop {
+            let (live, reused) = self.ready().await?;
+            match driving(&mut live.driver, live.sender.try_send_request(req)).await {
+                Ok(res) => return read_through(res, &mut live.driver).await,
+                // The server closed a kept-alive connection before the request was written
+                // (hyper hands it back): sent once more, on a new connection, as a pooled
+                // client would. Never a request that was written.
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) if reused && !retried => {
+                        retried = true;
+                        self.live = None;
+                        req = unsent;
+                    }
+                    _ => return Err(e.into_error().into()),
+                },
+            }
+        }
     }
 
-    /// The connection, ready for a request: made if there is none, and made again if the
-    /// server closed the one there was while it was idle (nothing was sent on it).
-    async fn ready(&mut self) -> anyhow::Result<&mut Live> {
+    /// The connection, ready for a request, and whether it served one before: made if there
+    /// is none, or if the one there was has ended (the server closed it while it was idle,
+    /// and hyper has read that close).
+    async fn ready(&mut self) -> anyhow::Result<(&mut Live, bool)> {
         let reusable = match &mut self.live {
             Some(live) if live.driver.is_some() => {
                 driving(&mut live.driver, live.sender.ready()).await.is_ok()
@@ -170,6 +186,7 @@ impl Connection {
         }
         self.live
             .as_mut()
+            .map(|live| (live, reusable))
             .ok_or_else(|| anyhow::anyhow!("no connection"))
     }
 }
@@ -295,7 +312,11 @@ mod tests {
         let mut conn = Connection::new(Target::parse(&format!("http://{addr}")).unwrap());
         let call = || Call::get("/x?y=1".into(), Some(bearer("t").unwrap()));
         let mut outcomes = Vec::new();
-        for _ in 0..4 {
+        for n in 0..4 {
+            if n == 2 {
+                // The server has closed the first connection while it was idle.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
             outcomes.push(conn.exchange(call()).await);
         }
         assert_eq!(outcomes, [true, false, true, false]);

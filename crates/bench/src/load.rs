@@ -676,6 +676,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether the generator's one thread was (nearly) all used: then it, not the services, set
+/// the run's pace.
+pub fn generator_saturated(r: &RunResult) -> bool {
+    r.generator_cpu_percent >= 90.0
+}
+
 fn print_run(r: &RunResult) {
     println!(
         "── {} ({:?}{}, cache {}) ── {:.0} req/s, {} requests, {} errors, hit rate {}, {} queries/request, generator CPU {:.0}%, machine CPU {:.0}%",
@@ -696,6 +702,12 @@ fn print_run(r: &RunResult) {
         r.generator_cpu_percent,
         r.machine_cpu_percent,
     );
+    if generator_saturated(r) {
+        println!(
+            "   the generator used {:.0} % of its one thread: this run measured it as much as the services",
+            r.generator_cpu_percent
+        );
+    }
     for (op, s) in &r.ops {
         println!(
             "   {:<13} p50 {:>8.2} ms  p95 {:>8.2} ms  p99 {:>8.2} ms  max {:>8.2} ms  ({} requests, {} errors)",

@@ -136,6 +136,9 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<()> {
         "Release build, the whole stack on one machine (the load generator included), the \
          `dreamctl seed` defaults (2,000 users, 20,000 matches, 2 M messages, 200 k photos), \
          requests through the gateway with real tokens, users drawn with Zipf s = 1.1. \
+         The load generator is hyper on one thread (since report 2026-11-30-k; reqwest on two \
+         before, which took about twice the CPU per request from the same two cores); a run \
+         whose generator column says \"saturated\" was paced by the generator, not the services. \
          Reproduce with `make bench`.\n"
     )?;
     writeln!(md, "![latency percentiles per operation]({stem}.svg)\n")?;
@@ -313,7 +316,15 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<()> {
                     String::new()
                 },
                 if first {
-                    format!("{:.0} %", r.generator_cpu_percent)
+                    format!(
+                        "{:.0} %{}",
+                        r.generator_cpu_percent,
+                        if crate::load::generator_saturated(r) {
+                            " (saturated)"
+                        } else {
+                            ""
+                        }
+                    )
                 } else {
                     String::new()
                 },

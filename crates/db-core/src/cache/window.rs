@@ -4,9 +4,9 @@
 //! One string: an 8-digit count, then one entry per message, oldest first: the message's JSON
 //! document as it goes out, a tab, `id,micros` (its keyset cursor), a line feed. Compact JSON
 //! never holds a raw tab or line feed, so the entries split without parsing a document. An
-//! empty conversation is the count `00000000` alone, still a hit. A read is one `GET`: the
-//! entries are cut apart and the newest are joined, newest first, into a page's `items`;
-//! nothing is decoded or encoded again. A send `APPEND`s its entry after checking, against the
+//! empty conversation is the count `00000000` alone, still a hit. A hit is one round trip (its
+//! `GET` and `PTTL`): the entries are cut apart and the newest are joined, newest first, into a
+//! page's `items`; nothing is decoded or encoded again. A send `APPEND`s its entry after checking, against the
 //! last entry's cursor, that it is the newest (a message racing in out of order drops the
 //! window instead); the count is rewritten in place, and a quarter past [`WINDOW`] the oldest are
 //! cut off in one rewrite, so a send costs Redis a few microseconds whatever the window holds. An
@@ -379,7 +379,7 @@ impl Cache {
         }
     }
 
-    /// The window as cached, in one round trip.
+    /// The window as cached: one round trip for a hit, two for a miss.
     pub(crate) async fn cached_window(&self, user: Uuid, character: &str) -> Cached<Window> {
         self.cached_as(&self.conversation_place(user, character), Window::parse)
             .await
@@ -418,14 +418,19 @@ impl Cache {
             }
             tracing::warn!(key = place.key, "unreadable window; reloading it");
         }
-        self.count(place.family, Outcome::Miss);
         // A hit never needs the version, so only a miss asks for it.
         match self
             .cmd::<Option<String>>(redis::Cmd::get(&place.version))
             .await
         {
-            Some(version) => Cached::Miss(version),
-            None => Cached::Unavailable,
+            Some(version) => {
+                self.count(place.family, Outcome::Miss);
+                Cached::Miss(version)
+            }
+            None => {
+                self.count(place.family, Outcome::Bypass);
+                Cached::Unavailable
+            }
         }
     }
 
