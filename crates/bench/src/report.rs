@@ -21,23 +21,31 @@ const GUIDE: [(Op, f64); 4] = [
 const COLD_MIX: &str = "mix, closed loop";
 const RUNNING_MIX: &str = "mix, closed loop, running system";
 
-/// The runs `scripts/bench.sh` alternates, the gateway's hop against nginx's: `hop N: …`.
-const HOP_GATEWAY: &str = "catalogue through the gateway";
-const HOP_NGINX: &str = "catalogue through nginx proxy_pass";
+/// The runs `scripts/bench.sh` alternates, the gateway's hop against nginx's, one operation at
+/// a time: `hop N: <operation> through the gateway` and `hop N: <operation> through nginx
+/// proxy_pass`.
+fn hop_label(op: Op, via_nginx: bool) -> String {
+    if via_nginx {
+        format!("{} through nginx proxy_pass", op.name())
+    } else {
+        format!("{} through the gateway", op.name())
+    }
+}
 
-/// The alternated hop runs, (through the gateway, through nginx) for each pair, in the order
-/// they ran.
-fn hop_pairs(runs: &[RunResult]) -> Vec<(&RunResult, &RunResult)> {
+/// The alternated hop runs of `op`, (through the gateway, through nginx) for each pair, in the
+/// order they ran.
+fn hop_pairs(runs: &[RunResult], op: Op) -> Vec<(&RunResult, &RunResult)> {
     let pair = |r: &RunResult, what: &str| -> Option<String> {
         let (n, rest) = r.label.strip_prefix("hop ")?.split_once(": ")?;
         (rest == what).then(|| n.to_owned())
     };
+    let (gateway, nginx) = (hop_label(op, false), hop_label(op, true));
     runs.iter()
         .filter_map(|g| {
-            let n = pair(g, HOP_GATEWAY)?;
+            let n = pair(g, &gateway)?;
             let x = runs
                 .iter()
-                .find(|r| pair(r, HOP_NGINX).as_deref() == Some(n.as_str()))?;
+                .find(|r| pair(r, &nginx).as_deref() == Some(n.as_str()))?;
             Some((g, x))
         })
         .collect()
@@ -55,7 +63,7 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
 }
 
 /// The headline's line on the gateway's hop against nginx's, pair by pair.
-fn hop_line(pairs: &[(&RunResult, &RunResult)]) -> Option<String> {
+fn hop_line(op: Op, pairs: &[(&RunResult, &RunResult)]) -> Option<String> {
     let join = |f: &dyn Fn(&RunResult, &RunResult) -> String| {
         pairs
             .iter()
@@ -74,9 +82,10 @@ fn hop_line(pairs: &[(&RunResult, &RunResult)]) -> Option<String> {
         })
         .collect();
     Some(format!(
-        "- The gateway's hop against nginx's `proxy_pass` (the reference), the catalogue with {} \
+        "- The gateway's hop against nginx's `proxy_pass` (the reference), the {} with {} \
          connections, alternated in {} pairs of runs: through the gateway **{} requests/s**, \
          through nginx {}; the gateway at **{}** of nginx's throughput (median {:.0} %){}.",
+        op.name(),
         pairs[0].0.connections,
         pairs.len(),
         join(&|g, _| format!("{:.0}", g.throughput)),
@@ -230,8 +239,10 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<()> {
             ceiling.join("; ")
         )?;
     }
-    if let Some(line) = hop_line(&hop_pairs(&runs)) {
-        writeln!(md, "{line}")?;
+    for op in [Op::Catalogue, Op::Conversation] {
+        if let Some(line) = hop_line(op, &hop_pairs(&runs, op)) {
+            writeln!(md, "{line}")?;
+        }
     }
     writeln!(md)?;
 
@@ -481,8 +492,15 @@ mod tests {
             // A pair without its nginx run (nginx not installed) is left out.
             run("hop 4: catalogue through the gateway", 10_000.0, 50.0),
             run("hop 3: catalogue through nginx proxy_pass", 10_000.0, 0.0),
+            // Another operation's pairs are its own.
+            run("hop 1: conversation through the gateway", 9_000.0, 60.0),
+            run(
+                "hop 1: conversation through nginx proxy_pass",
+                10_000.0,
+                0.0,
+            ),
         ];
-        let pairs = hop_pairs(&runs);
+        let pairs = hop_pairs(&runs, Op::Catalogue);
         assert_eq!(
             pairs
                 .iter()
@@ -494,7 +512,8 @@ mod tests {
                 ("hop 3: catalogue through the gateway", 10_000.0),
             ]
         );
-        let line = hop_line(&pairs).unwrap_or_default();
+        let line = hop_line(Op::Catalogue, &pairs).unwrap_or_default();
+        assert!(line.contains("the catalogue with 64 connections"), "{line}");
         assert!(
             line.contains("**18000 / 21000 / 10000 requests/s**"),
             "{line}"
@@ -509,7 +528,14 @@ mod tests {
         );
         // 0.9 core over 18,000/s is 50 µs; 1 core over 21,000/s 48 µs; 0.5 over 10,000/s 50 µs.
         assert!(line.contains("CPU 50 µs per request (median)"), "{line}");
-        assert_eq!(hop_line(&[]), None);
+        assert_eq!(hop_line(Op::Catalogue, &[]), None);
+        let conversation =
+            hop_line(Op::Conversation, &hop_pairs(&runs, Op::Conversation)).unwrap_or_default();
+        assert!(
+            conversation.contains("the conversation with 64 connections, alternated in 1 pairs"),
+            "{conversation}"
+        );
+        assert!(conversation.contains("**90 %**"), "{conversation}");
         assert_eq!(median(vec![3.0, 1.0]), Some(2.0));
     }
 }
