@@ -210,6 +210,46 @@ impl Cache {
     }
 }
 
+/// The counters a thread found in the current window, by address and by user: a request
+/// whose counters are here counts without formatting their keys or looking them up in the
+/// process's shared map (a string key hashed, and moka's bookkeeping, twice per request). They
+/// are the same counters (one `Arc`), so nothing is counted apart; dropped when the window
+/// turns, and capped at [`RECENT_MAX`] each (past it, the shared map alone is asked).
+#[derive(Default)]
+struct Recent {
+    /// Whose counters, in which window: [`Synced::id`], the window's length and index.
+    of: (u64, u64, u64),
+    ips: std::collections::HashMap<Box<str>, (String, Arc<Counter>)>,
+    users: std::collections::HashMap<Uuid, (String, Arc<Counter>)>,
+}
+
+impl Recent {
+    /// This thread's counters of instance `id` in window `w`: the ones it holds if they are
+    /// those, or none.
+    fn for_window(&mut self, id: u64, w: &Window) -> &mut Self {
+        let of = (id, w.secs, w.index);
+        if self.of != of {
+            self.of = of;
+            self.ips.clear();
+            self.users.clear();
+        }
+        self
+    }
+}
+
+/// Per thread, at most this many addresses and as many users (a few hundred KiB).
+const RECENT_MAX: usize = 4096;
+
+/// Windows longer than this are not kept per thread: a counter the shared map has not been
+/// asked for in its idle time (120 s) leaves it, and another thread would then make a second
+/// counter of the same key, splitting this process's count of it. A window of at most a minute
+/// is dropped here, and its counters asked of the map again, long before.
+const RECENT_MAX_SECS: u64 = 60;
+
+thread_local! {
+    static RECENT: std::cell::RefCell<Recent> = std::cell::RefCell::new(Recent::default());
+}
+
 /// The gateway's limits without a round trip per request: each process counts its own hits in
 /// memory and decides on the latest shared count plus its own hits since; a background task
 /// ([`SyncedLimits::spawn`]) adds those hits to the counters in Redis every interval and reads
@@ -221,6 +261,8 @@ impl Cache {
 pub struct SyncedLimits(Arc<Synced>);
 
 struct Synced {
+    /// Tells this instance's counters apart in a thread's [`Recent`] from another instance's.
+    id: u64,
     cache: Cache,
     counters: moka::sync::Cache<String, Arc<Counter>>,
     /// The counters the next sync visits: hit since the last one, or past half their limit.
@@ -242,7 +284,9 @@ struct Counter {
 
 impl SyncedLimits {
     pub fn new(cache: Cache) -> Self {
+        static IDS: AtomicU64 = AtomicU64::new(0);
         Self(Arc::new(Synced {
+            id: IDS.fetch_add(1, Ordering::Relaxed),
             cache,
             counters: moka::sync::Cache::builder()
                 .max_capacity(200_000)
@@ -258,10 +302,9 @@ impl SyncedLimits {
         }
     }
 
-    fn hit(&self, key: String, w: &Window, limit: u64) -> u64 {
-        // By reference: the key is copied only when the counter is new, and kept for the
-        // due list below.
-        let c = self.0.counters.get_with_by_ref(key.as_str(), || {
+    /// The counter of `key`, made if this process has none.
+    fn counter(&self, key: &str, w: &Window, limit: u64) -> Arc<Counter> {
+        self.0.counters.get_with_by_ref(key, || {
             Arc::new(Counter {
                 secs: w.secs,
                 index: w.index,
@@ -269,12 +312,17 @@ impl SyncedLimits {
                 pending: AtomicU64::new(0),
                 limit: AtomicU64::new(limit),
             })
-        });
+        })
+    }
+
+    /// One hit on `c` (the counter of `key`): the count it makes, the shared total last read
+    /// plus this process's hits since.
+    fn hit(&self, key: &str, c: &Arc<Counter>, limit: u64) -> u64 {
         c.limit.store(limit, Ordering::Relaxed);
         let before = c.pending.fetch_add(1, Ordering::Relaxed);
         let shared = c.shared.load(Ordering::Relaxed);
         if before == 0 {
-            self.mark_due(key, c);
+            self.mark_due(key.to_owned(), Arc::clone(c));
         }
         before + 1 + shared
     }
@@ -290,19 +338,53 @@ impl SyncedLimits {
         user_limit: u64,
     ) -> Gate {
         let w = Window::now(window_secs);
-        let keys = self.0.cache.keys();
-        let ip_count = self.hit(keys.rate_limit("ip", ip, w.index), &w, ip_limit);
-        let user_count = user.map(|u| {
-            self.hit(
-                keys.rate_limit("user", &u.to_string(), w.index),
-                &w,
-                user_limit,
-            )
-        });
+        let (ip_count, user_count) = if w.secs <= RECENT_MAX_SECS {
+            RECENT.with_borrow_mut(|recent| {
+                let recent = recent.for_window(self.0.id, &w);
+                let ip_count = match recent.ips.get(ip) {
+                    Some((key, c)) => self.hit(key, c, ip_limit),
+                    None => {
+                        let (key, c) = self.found(&w, "ip", ip, ip_limit);
+                        let count = self.hit(&key, &c, ip_limit);
+                        if recent.ips.len() < RECENT_MAX {
+                            recent.ips.insert(ip.into(), (key, c));
+                        }
+                        count
+                    }
+                };
+                let user_count = user.map(|u| match recent.users.get(&u) {
+                    Some((key, c)) => self.hit(key, c, user_limit),
+                    None => {
+                        let (key, c) = self.found(&w, "user", &u.to_string(), user_limit);
+                        let count = self.hit(&key, &c, user_limit);
+                        if recent.users.len() < RECENT_MAX {
+                            recent.users.insert(u, (key, c));
+                        }
+                        count
+                    }
+                });
+                (ip_count, user_count)
+            })
+        } else {
+            let (key, c) = self.found(&w, "ip", ip, ip_limit);
+            let ip_count = self.hit(&key, &c, ip_limit);
+            let user_count = user.map(|u| {
+                let (key, c) = self.found(&w, "user", &u.to_string(), user_limit);
+                self.hit(&key, &c, user_limit)
+            });
+            (ip_count, user_count)
+        };
         Gate {
             ip: w.limit(ip_count, ip_limit),
             user: user_count.map(|c| w.limit(c, user_limit)),
         }
+    }
+
+    /// The key of `scope`/`id` in window `w`, and its counter.
+    fn found(&self, w: &Window, scope: &str, id: &str, limit: u64) -> (String, Arc<Counter>) {
+        let key = self.0.cache.keys().rate_limit(scope, id, w.index);
+        let c = self.counter(&key, w, limit);
+        (key, c)
     }
 
     /// Adds this process's hits to the shared counters and reads back their totals, in one

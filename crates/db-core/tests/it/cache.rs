@@ -181,6 +181,42 @@ async fn the_gateways_limits_count_address_and_user_apart_and_never_fail_open() 
     }
 }
 
+/// Each thread keeps the counters it found in the current window, but they are the process's:
+/// hits from two threads (and from the thread that asks next) add up, for an address and a user
+/// alike; a window longer than a minute is counted without them, the same way.
+#[tokio::test]
+async fn the_counters_a_thread_keeps_are_the_processs() {
+    clear_of_a_minute_edge().await;
+    let limits = db_core::SyncedLimits::new(dead_cache());
+    let user = Some(Uuid::new_v4());
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let limits = limits.clone();
+            std::thread::spawn(move || {
+                for _ in 0..10 {
+                    limits.gate("10.0.0.7", user, 60, 100, 100);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let g = limits.gate("10.0.0.7", user, 60, 100, 100);
+    assert_eq!(g.ip.remaining, 100 - 21, "2 threads x 10 + this one");
+    assert_eq!(g.user.unwrap().remaining, 100 - 21);
+    // Another instance on this same thread has counters of its own.
+    let other = db_core::SyncedLimits::new(dead_cache());
+    assert_eq!(other.gate("10.0.0.7", user, 60, 100, 100).ip.remaining, 99);
+    assert_eq!(
+        limits.gate("10.0.0.7", None, 60, 100, 100).ip.remaining,
+        100 - 22
+    );
+    for n in 1..=3 {
+        assert_eq!(limits.gate("10.0.0.8", None, 120, 5, 5).ip.remaining, 5 - n);
+    }
+}
+
 /// Two gateways, each counting in memory: a request costs no round trip, and after a sync each
 /// sees what the other counted. With Redis down each limits on its own, and nothing opens.
 #[tokio::test]
