@@ -213,8 +213,15 @@ impl Cache {
 /// The counters a thread found in the current window, by address and by user: a request
 /// whose counters are here counts without formatting their keys or looking them up in the
 /// process's shared map (a string key hashed, and moka's bookkeeping, twice per request). They
-/// are the same counters (one `Arc`), so nothing is counted apart; dropped when the window
-/// turns, and capped at [`RECENT_MAX`] each (past it, the shared map alone is asked).
+/// are the map's counters (one `Arc`); dropped when the window turns, and capped at
+/// [`RECENT_MAX`] each (past it, the shared map alone is asked).
+///
+/// Hits counted here do not tell the map a counter is in use, so past its capacity (200,000
+/// keys: many addresses or users in two minutes) the map may drop one that a thread still
+/// counts on, and another thread then makes a second counter of the same key. Both are synced
+/// (`due` keeps them apart), so every hit still reaches Redis, and each decides on the shared
+/// total plus its own hits since the last sync: off by one sync interval at most, as two
+/// replicas are.
 #[derive(Default)]
 struct Recent {
     /// Whose counters, in which window: [`Synced::id`], the window's length and index.
@@ -237,13 +244,13 @@ impl Recent {
     }
 }
 
-/// Per thread, at most this many addresses and as many users (a few hundred KiB).
+/// Per thread, at most this many addresses and as many users (about 1.5 MiB at the cap).
 const RECENT_MAX: usize = 4096;
 
 /// Windows longer than this are not kept per thread: a counter the shared map has not been
 /// asked for in its idle time (120 s) leaves it, and another thread would then make a second
-/// counter of the same key, splitting this process's count of it. A window of at most a minute
-/// is dropped here, and its counters asked of the map again, long before.
+/// counter of the same key (see [`Recent`]). A window of at most a minute is dropped here, and
+/// its counters asked of the map again, long before.
 const RECENT_MAX_SECS: u64 = 60;
 
 thread_local! {
@@ -268,7 +275,10 @@ struct Synced {
     /// The counters the next sync visits: hit since the last one, or past half their limit.
     /// A sync never walks every counter (100,000 users in a window would be 100,000 visits
     /// every interval).
-    due: std::sync::Mutex<std::collections::HashMap<String, Arc<Counter>>>,
+    /// Keyed by key and counter: a key can have two counters in one process (the map dropped
+    /// one, past its capacity, while a thread still counted on it — see [`Recent`]), and both
+    /// must be synced, or the hits on one would never reach Redis.
+    due: std::sync::Mutex<std::collections::HashMap<(String, usize), Arc<Counter>>>,
 }
 
 /// One fixed window's count: the total last read from Redis, and this process's hits not
@@ -298,7 +308,8 @@ impl SyncedLimits {
 
     fn mark_due(&self, key: String, c: Arc<Counter>) {
         if let Ok(mut due) = self.0.due.lock() {
-            due.insert(key, c);
+            // The counter's address tells it apart while the map holds it.
+            due.insert((key, Arc::as_ptr(&c) as usize), c);
         }
     }
 
@@ -397,7 +408,7 @@ impl SyncedLimits {
         };
         let mut batch = Vec::new();
         let mut pipe = redis::pipe();
-        for (key, c) in due {
+        for ((key, _), c) in due {
             if c.index != Window::at(now, c.secs).index {
                 continue;
             }
@@ -484,5 +495,42 @@ mod tests {
             Some(Duration::from_secs(8))
         );
         assert_eq!(login_backoff(1_000), Some(LOGIN_MAX_BLOCK));
+    }
+
+    /// Two counters of one key (the map dropped the first while a thread counted on it) are
+    /// both due: the first one's hits are not left out of the sync. The same counter twice is
+    /// one entry.
+    #[tokio::test]
+    async fn two_counters_of_one_key_are_both_synced() {
+        let config = crate::config::RedisConfig {
+            url: "redis://127.0.0.1:1".to_owned(),
+            ..crate::config::RedisConfig::defaults()
+        };
+        let Ok(pool) = crate::redis_pool::RedisPool::new(&config) else {
+            panic!("a pool is made without connecting");
+        };
+        let limits = SyncedLimits::new(Cache::new(pool));
+        let w = Window::now(60);
+        let key = "dream:ratelimit:ip:10.0.0.1:1";
+        let counter = || {
+            Arc::new(Counter {
+                secs: w.secs,
+                index: w.index,
+                shared: AtomicU64::new(0),
+                pending: AtomicU64::new(0),
+                limit: AtomicU64::new(10),
+            })
+        };
+        let (first, second) = (counter(), counter());
+        assert_eq!(limits.hit(key, &first, 10), 1);
+        assert_eq!(limits.hit(key, &first, 10), 2);
+        assert_eq!(limits.hit(key, &second, 10), 1);
+        let due = limits.0.due.lock().map(|d| d.len()).unwrap_or(0);
+        assert_eq!(due, 2, "both counters wait for the sync");
+        // Redis cannot answer: the hits are kept, both counters still due.
+        assert!(!limits.sync().await);
+        assert_eq!(first.pending.load(Ordering::Relaxed), 2);
+        assert_eq!(second.pending.load(Ordering::Relaxed), 1);
+        assert_eq!(limits.0.due.lock().map(|d| d.len()).unwrap_or(0), 2);
     }
 }
