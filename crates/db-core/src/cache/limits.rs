@@ -355,10 +355,9 @@ impl SyncedLimits {
                 let ip_count = match recent.ips.get(ip) {
                     Some((key, c)) => self.hit(key, c, ip_limit),
                     None => {
-                        let (key, c) = self.found(&w, "ip", ip, ip_limit);
-                        let count = self.hit(&key, &c, ip_limit);
+                        let (count, found) = self.first_hit(&w, "ip", ip, ip_limit);
                         if recent.ips.len() < RECENT_MAX {
-                            recent.ips.insert(ip.into(), (key, c));
+                            recent.ips.insert(ip.into(), found);
                         }
                         count
                     }
@@ -366,10 +365,9 @@ impl SyncedLimits {
                 let user_count = user.map(|u| match recent.users.get(&u) {
                     Some((key, c)) => self.hit(key, c, user_limit),
                     None => {
-                        let (key, c) = self.found(&w, "user", &u.to_string(), user_limit);
-                        let count = self.hit(&key, &c, user_limit);
+                        let (count, found) = self.first_hit(&w, "user", &u.to_string(), user_limit);
                         if recent.users.len() < RECENT_MAX {
-                            recent.users.insert(u, (key, c));
+                            recent.users.insert(u, found);
                         }
                         count
                     }
@@ -377,12 +375,8 @@ impl SyncedLimits {
                 (ip_count, user_count)
             })
         } else {
-            let (key, c) = self.found(&w, "ip", ip, ip_limit);
-            let ip_count = self.hit(&key, &c, ip_limit);
-            let user_count = user.map(|u| {
-                let (key, c) = self.found(&w, "user", &u.to_string(), user_limit);
-                self.hit(&key, &c, user_limit)
-            });
+            let ip_count = self.first_hit(&w, "ip", ip, ip_limit).0;
+            let user_count = user.map(|u| self.first_hit(&w, "user", &u.to_string(), user_limit).0);
             (ip_count, user_count)
         };
         Gate {
@@ -391,11 +385,18 @@ impl SyncedLimits {
         }
     }
 
-    /// The key of `scope`/`id` in window `w`, and its counter.
-    fn found(&self, w: &Window, scope: &str, id: &str, limit: u64) -> (String, Arc<Counter>) {
+    /// A hit on `scope`/`id` in window `w`, its counter found (or made) in the process's map:
+    /// the count it makes, and the key and counter, for a thread to keep.
+    fn first_hit(
+        &self,
+        w: &Window,
+        scope: &str,
+        id: &str,
+        limit: u64,
+    ) -> (u64, (String, Arc<Counter>)) {
         let key = self.0.cache.keys().rate_limit(scope, id, w.index);
         let c = self.counter(&key, w, limit);
-        (key, c)
+        (self.hit(&key, &c, limit), (key, c))
     }
 
     /// Adds this process's hits to the shared counters and reads back their totals, in one
@@ -527,6 +528,9 @@ mod tests {
         assert_eq!(limits.hit(key, &second, 10), 1);
         let due = limits.0.due.lock().map(|d| d.len()).unwrap_or(0);
         assert_eq!(due, 2, "both counters wait for the sync");
+        limits.mark_due(key.to_owned(), Arc::clone(&first));
+        let due = limits.0.due.lock().map(|d| d.len()).unwrap_or(0);
+        assert_eq!(due, 2, "the same counter again is the same entry");
         // Redis cannot answer: the hits are kept, both counters still due.
         assert!(!limits.sync().await);
         assert_eq!(first.pending.load(Ordering::Relaxed), 2);

@@ -2,17 +2,17 @@
 //! one ready-to-send value.
 //!
 //! One string: an 8-digit count, then one entry per message, oldest first: the message's JSON
-//! document as it goes out, a tab, `id,micros` (its keyset cursor), a line feed. Compact JSON
-//! never holds a raw tab or line feed, so the entries split without parsing a document. An
-//! empty conversation is the count `00000000` alone, still a hit. A hit is one round trip (its
-//! `GET` and `PTTL`): the entries are cut apart and the newest are joined, newest first, into a
-//! page's `items`; nothing is decoded or encoded again. A send `APPEND`s its entry after checking, against the
-//! last entry's cursor, that it is the newest (a message racing in out of order drops the
+//! document as it goes out, a tab, `id,micros` (its keyset cursor), a line feed. Compact JSON never
+//! holds a raw tab or line feed, so the entries split without parsing a document. An empty
+//! conversation is the count `00000000` alone, still a hit. A hit is one round trip (its `GET` and
+//! `PTTL`): the entries are cut apart and the newest are joined, newest first, into a page's
+//! `items`; nothing is decoded or encoded again. A send `APPEND`s its entry after checking, against
+//! the last entry's cursor, that it is the newest (a message racing in out of order drops the
 //! window instead); the count is rewritten in place, and a quarter past [`WINDOW`] the oldest are
 //! cut off in one rewrite, so a send costs Redis a few microseconds whatever the window holds. An
 //! edit or delete drops the window. Every change bumps a version key; a reader that loaded from
-//! PostgreSQL stores its window only if the version did not move meanwhile, so a send that
-//! lands during a load can never be lost from the cache.
+//! PostgreSQL stores its window only if the version did not move meanwhile, so a send that lands
+//! during a load can never be lost from the cache.
 
 use std::sync::LazyLock;
 use std::time::Duration;
