@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bb8_redis::RedisConnectionManager;
 use redis::FromRedisValue;
@@ -20,6 +20,12 @@ use crate::per_thread::{PerThread, Share};
 pub enum RedisError {
     #[error("redis did not answer within {0:?}")]
     Timeout(Duration),
+    /// No answer in time, while Redis answered other commands of this process meanwhile: the
+    /// wait was a queue (this process too busy to read the answer, or Redis busy with others),
+    /// not a dead or stalled Redis. The caller still carries on without the cache, but it is
+    /// no reason to stop using Redis for everyone (see `Cache::redis`).
+    #[error("redis answered others but not this within {0:?}")]
+    Late(Duration),
     #[error("redis unavailable: {0}")]
     Unavailable(String),
     #[error("redis command failed: {0}")]
@@ -62,7 +68,9 @@ impl bb8::ManageConnection for HealingManager {
 /// Whether an error means the connection itself is gone (rather than a command being wrong).
 fn breaks_connection(e: &RedisError) -> bool {
     match e {
-        RedisError::Timeout(_) => true,
+        // Late too: a connection that lost its answer is replaced, which costs a connect; one
+        // never marked could be dead while the others answer, and would never be replaced.
+        RedisError::Timeout(_) | RedisError::Late(_) => true,
         RedisError::Command(e) => {
             e.is_io_error()
                 || e.is_connection_dropped()
@@ -78,6 +86,9 @@ fn breaks_connection(e: &RedisError) -> bool {
 #[derive(Clone)]
 pub struct RedisPool {
     pool: Arc<PerThread<HealingManager>>,
+    /// Commands Redis has answered (any connection, any thread): whether it answered others
+    /// while one waited in vain tells a queue from a dead Redis.
+    answers: Arc<AtomicU64>,
     command_timeout: Duration,
     prefix: String,
     url: String,
@@ -113,6 +124,7 @@ impl RedisPool {
         ));
         Ok(Self {
             pool,
+            answers: Arc::default(),
             command_timeout: config.command_timeout,
             prefix: config.key_prefix.clone(),
             url: config.url.clone(),
@@ -261,16 +273,32 @@ impl RedisPool {
         call: impl AsyncFnOnce(&mut MultiplexedConnection) -> Result<T, RedisError>,
     ) -> Result<T, RedisError> {
         let deadline = tokio::time::Instant::now() + self.command_timeout;
-        let timed_out = RedisError::Timeout(self.command_timeout);
+        let answered_before = self.answers.load(Ordering::Relaxed);
+        let timed_out = || {
+            if self.answers.load(Ordering::Relaxed) == answered_before {
+                RedisError::Timeout(self.command_timeout)
+            } else {
+                RedisError::Late(self.command_timeout)
+            }
+        };
         let mut conn = match tokio::time::timeout_at(deadline, pool.get()).await {
             Ok(Ok(conn)) => conn,
             Ok(Err(bb8::RunError::User(e))) => return Err(RedisError::Unavailable(e.to_string())),
-            Ok(Err(bb8::RunError::TimedOut)) | Err(_) => return Err(timed_out),
+            Ok(Err(bb8::RunError::TimedOut)) | Err(_) => return Err(timed_out()),
         };
         let result = match tokio::time::timeout_at(deadline, call(&mut conn.inner)).await {
             Ok(result) => result,
-            Err(_) => Err(timed_out),
+            Err(_) => Err(timed_out()),
         };
+        // An error Redis sent (a script's, a wrong type) is an answer too.
+        let answered = match &result {
+            Ok(_) => true,
+            Err(e @ RedisError::Command(_)) => !breaks_connection(e),
+            Err(_) => false,
+        };
+        if answered {
+            self.answers.fetch_add(1, Ordering::Relaxed);
+        }
         if let Err(e) = &result
             && breaks_connection(e)
         {

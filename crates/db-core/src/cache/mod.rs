@@ -210,11 +210,24 @@ impl Cache {
                 Some(v)
             }
             Err(e) => {
-                metrics::counter!("cache_redis_errors_total").increment(1);
-                self.0.breaker.failure(&e);
+                self.failed(&e);
                 None
             }
         }
+    }
+
+    /// Counts a call Redis did not answer. Only a Redis that answers no one opens the breaker:
+    /// one that answered others while this call waited ([`RedisError::Late`]) was a queue,
+    /// most often this process too busy to read its answers, and opening the breaker then
+    /// would send every request to PostgreSQL, which costs more than the queue did: an
+    /// overload would feed itself.
+    fn failed(&self, e: &RedisError) {
+        if let RedisError::Late(_) = e {
+            metrics::counter!("cache_redis_late_total").increment(1);
+            return;
+        }
+        metrics::counter!("cache_redis_errors_total").increment(1);
+        self.0.breaker.failure(e);
     }
 
     /// Runs `updates` in one round trip; if Redis cannot run them, each one's key is dropped as
@@ -313,7 +326,7 @@ impl Cache {
                 true
             }
             Err(e) => {
-                self.0.breaker.failure(&e);
+                self.failed(&e);
                 if let Ok(mut d) = self.0.deferred_deletes.lock() {
                     d.extend(keys);
                 }

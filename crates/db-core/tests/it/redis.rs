@@ -86,6 +86,39 @@ async fn a_stalled_redis_times_out() {
     hold.abort();
 }
 
+/// A command left without its answer while Redis answers the others (here a BLPOP that the
+/// server holds; in production, a process too busy to read its answers) is late, not a dead
+/// Redis: the cache does not give up on Redis for it. Alone, the same wait is a timeout.
+#[tokio::test]
+async fn a_wait_while_redis_answers_others_is_late_not_a_timeout() {
+    let pool = RedisPool::new(&RedisConfig {
+        command_timeout: Duration::from_millis(200),
+        ..db_test::redis_config()
+    })
+    .unwrap();
+    pool.ping().await.unwrap();
+    let held = |n: u32| {
+        let pool = pool.clone();
+        let key = pool.key(&format!("never-pushed-{n}"));
+        async move {
+            pool.query::<Option<(String, String)>>(redis::cmd("BLPOP").arg(key).arg(2))
+                .await
+        }
+    };
+    let pings = async {
+        for _ in 0..15 {
+            pool.ping().await.unwrap();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    let (held_up, ()) = tokio::join!(held(1), pings);
+    assert!(matches!(held_up, Err(RedisError::Late(_))), "{held_up:?}");
+    let alone = held(2).await;
+    assert!(matches!(alone, Err(RedisError::Timeout(_))), "{alone:?}");
+    // The pool goes on answering: the held connections were replaced.
+    pool.ping().await.unwrap();
+}
+
 /// Redis dies and comes back (empty): the pool's dead connections are replaced, and the cache
 /// answers again within seconds, not when some idle timeout finally runs out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
