@@ -213,6 +213,20 @@ pub struct OpStats {
     pub p99: f64,
     pub max: f64,
     pub mean: f64,
+    /// The share of the answered requests that took over [`TAIL_MS`].
+    #[serde(default)]
+    pub over_tail: Option<f64>,
+}
+
+/// Where the open loop's goal puts a request's latency: p99 at most this, in milliseconds.
+pub const TAIL_MS: u64 = 5;
+
+/// The sends' `INSERT` (with its COMMIT) as chat timed it during a run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InsertTail {
+    pub inserts: u64,
+    /// The share of them that took over [`TAIL_MS`].
+    pub over_tail: f64,
 }
 
 /// One run, as the report reads it.
@@ -250,6 +264,9 @@ pub struct RunResult {
     /// Open loop: how late the generator started its requests (inside their latency).
     #[serde(default)]
     pub lateness: Option<Lateness>,
+    /// The sends' `INSERT` + COMMIT inside chat, when the run sent messages.
+    #[serde(default)]
+    pub send_insert: Option<InsertTail>,
     pub at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -630,9 +647,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 p99: ms(h.value_at_quantile(0.99)),
                 max: ms(h.max()),
                 mean: h.mean() / 1000.0,
+                over_tail: (!h.is_empty()).then(|| {
+                    let within = h.count_between(0, TAIL_MS * 1000);
+                    h.len().saturating_sub(within) as f64 / h.len() as f64
+                }),
             },
         );
     }
+    let sent = op_stats.contains_key(&Op::Send);
     let (cache_hits, cache_misses) = delta.cache_totals();
     let lookups = cache_hits + cache_misses;
     let result = RunResult {
@@ -661,6 +683,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         queries_per_request: (delta.gateway_requests > 0.0)
             .then(|| delta.db_queries / delta.gateway_requests),
         lateness,
+        send_insert: delta.send_insert_over(TAIL_MS * 1000).filter(|_| sent).map(
+            |(inserts, over_tail)| InsertTail {
+                inserts: inserts as u64,
+                over_tail,
+            },
+        ),
         at: chrono::Utc::now(),
     };
     print_run(&result);
@@ -722,6 +750,14 @@ fn print_run(r: &RunResult) {
     }
     if !r.family_hit_rates.is_empty() {
         println!("   cache hit rate per family: {}", r.family_hits());
+    }
+    if let (Some(send), Some(insert)) = (r.ops.get(&Op::Send), &r.send_insert) {
+        println!(
+            "   over {TAIL_MS} ms: {:.2} % of the sends; inside chat, {:.2} % of their {} INSERTs with the COMMIT",
+            100.0 * send.over_tail.unwrap_or(0.0),
+            100.0 * insert.over_tail,
+            insert.inserts
+        );
     }
     if let Some(l) = &r.lateness {
         println!(

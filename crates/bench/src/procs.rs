@@ -58,6 +58,10 @@ pub struct Counters {
     pub db_queries: f64,
     /// API requests the gateway answered.
     pub gateway_requests: f64,
+    /// chat's histogram of the send's `INSERT` (its COMMIT included: one statement in its own
+    /// transaction is answered once it is durable): bucket bound in µs (`u64::MAX` for +Inf)
+    /// to the cumulative count.
+    pub send_insert: BTreeMap<u64, f64>,
 }
 
 impl Counters {
@@ -69,6 +73,9 @@ impl Counters {
         }
         self.db_queries += o.db_queries;
         self.gateway_requests += o.gateway_requests;
+        for (le, n) in &o.send_insert {
+            *self.send_insert.entry(*le).or_default() += n;
+        }
     }
 
     /// Cache hits and misses, every family summed.
@@ -90,7 +97,20 @@ impl Counters {
                 .collect(),
             db_queries: self.db_queries - before.db_queries,
             gateway_requests: self.gateway_requests - before.gateway_requests,
+            send_insert: self
+                .send_insert
+                .iter()
+                .map(|(le, n)| (*le, n - before.send_insert.get(le).copied().unwrap_or(0.0)))
+                .collect(),
         }
+    }
+
+    /// How many sends' `INSERT`s chat timed, and the share of them that took over `micros`
+    /// (which must be one of the histogram's bounds); `None` without either.
+    pub fn send_insert_over(&self, micros: u64) -> Option<(f64, f64)> {
+        let all = *self.send_insert.get(&u64::MAX)?;
+        let within = *self.send_insert.get(&micros)?;
+        (all > 0.0).then(|| (all, (all - within) / all))
     }
 }
 
@@ -130,6 +150,18 @@ pub fn parse(service: &str, text: &str) -> Counters {
                     Some("hit") => family.0 += v,
                     Some("miss") => family.1 += v,
                     _ => {}
+                }
+            }
+            ("db_query_duration_seconds", Value::Histogram(buckets))
+                if service == "chat" && s.labels.get("query") == Some("insert chat_messages") =>
+            {
+                for b in buckets {
+                    let le = if b.less_than.is_finite() {
+                        (b.less_than * 1e6).round() as u64
+                    } else {
+                        u64::MAX
+                    };
+                    *total.send_insert.entry(le).or_default() += b.count;
                 }
             }
             ("db_queries_per_request_sum", Value::Untyped(v) | Value::Counter(v)) => {
@@ -210,5 +242,27 @@ mod tests {
                 .sum()
         };
         assert_eq!(chat.cache_totals(), (in_text("hit"), in_text("miss")));
+        // The send's INSERT, from its histogram: 12,762 timed, 7,188 within 5 ms.
+        let (n, over) = chat.send_insert_over(5_000).unwrap_or_default();
+        assert_eq!(n, 12_762.0);
+        assert!(
+            (over - (12_762.0 - 7_188.0) / 12_762.0).abs() < 1e-12,
+            "{over}"
+        );
+        assert_eq!(
+            chat.send_insert_over(4_000),
+            None,
+            "not a bound of the histogram"
+        );
+        assert_eq!(gw.send_insert_over(5_000), None, "only chat's is read");
+        // A run's share comes from the difference of two scrapes.
+        let mut later = chat.clone();
+        for (le, n) in later.send_insert.iter_mut() {
+            *n += if *le <= 5_000 { 90.0 } else { 100.0 };
+        }
+        assert_eq!(
+            later.delta(&chat).send_insert_over(5_000),
+            Some((100.0, 0.1))
+        );
     }
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use crate::load::{Mode, Op, RunResult};
+use crate::load::{Mode, Op, RunResult, TAIL_MS};
 
 /// The optimization guide's published figures (ms), for the side-by-side table.
 const GUIDE: [(Op, f64); 4] = [
@@ -63,6 +63,22 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
 }
 
 /// The headline's line on the gateway's hop against nginx's, pair by pair.
+/// For a run that sent messages: how many sends took longer than the open loop's goal allows
+/// their p99, beside how many of their INSERTs (with the COMMIT) alone did inside chat, which
+/// no hop after PostgreSQL's can make up.
+fn send_tail_line(run: &RunResult) -> Option<String> {
+    let send = run.ops.get(&Op::Send)?;
+    let insert = run.send_insert.as_ref()?;
+    Some(format!(
+        "  - Sends over {TAIL_MS} ms: **{:.2} %** (a p99 within {TAIL_MS} ms allows 1 %); inside \
+         chat, the INSERT with its COMMIT alone took over {TAIL_MS} ms for {:.2} % of the {} \
+         sends it stored.",
+        100.0 * send.over_tail?,
+        100.0 * insert.over_tail,
+        insert.inserts
+    ))
+}
+
 fn hop_line(op: Op, pairs: &[(&RunResult, &RunResult)]) -> Option<String> {
     let join = |f: &dyn Fn(&RunResult, &RunResult) -> String| {
         pairs
@@ -179,6 +195,9 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<()> {
                 l.p50, l.p99
             ))
         )?;
+        if let Some(line) = send_tail_line(o) {
+            writeln!(md, "{line}")?;
+        }
     }
     let labelled = |label: &str| runs.iter().find(|r| r.label == label);
     if let (Some(running), Some(cold)) = (labelled(RUNNING_MIX), labelled(COLD_MIX)) {
@@ -537,5 +556,30 @@ mod tests {
         );
         assert!(conversation.contains("**90 %**"), "{conversation}");
         assert_eq!(median(vec![3.0, 1.0]), Some(2.0));
+    }
+
+    #[test]
+    fn the_send_tail_is_set_beside_its_insert() {
+        let mut open = run("mix, open loop, 2000/s", 2000.0, 20.0);
+        assert_eq!(send_tail_line(&open), None, "no send, no line");
+        open.ops.insert(
+            Op::Send,
+            serde_json::from_value(serde_json::json!({
+                "requests": 4000, "errors": 0, "p50": 1.9, "p95": 4.2, "p99": 7.6,
+                "max": 31.0, "mean": 2.1, "over_tail": 0.0215
+            }))
+            .unwrap_or_else(|e| panic!("op stats: {e}")),
+        );
+        assert_eq!(send_tail_line(&open), None, "no INSERT histogram, no line");
+        open.send_insert = Some(crate::load::InsertTail {
+            inserts: 4100,
+            over_tail: 0.0037,
+        });
+        let line = send_tail_line(&open).unwrap_or_default();
+        assert!(line.contains("Sends over 5 ms: **2.15 %**"), "{line}");
+        assert!(
+            line.contains("for 0.37 % of the 4100 sends it stored"),
+            "{line}"
+        );
     }
 }
