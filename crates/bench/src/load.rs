@@ -751,10 +751,13 @@ fn print_run(r: &RunResult) {
     if !r.family_hit_rates.is_empty() {
         println!("   cache hit rate per family: {}", r.family_hits());
     }
-    if let (Some(send), Some(insert)) = (r.ops.get(&Op::Send), &r.send_insert) {
+    if let (Some(over), Some(insert)) = (
+        r.ops.get(&Op::Send).and_then(|s| s.over_tail),
+        &r.send_insert,
+    ) {
         println!(
-            "   over {TAIL_MS} ms: {:.2} % of the sends; inside chat, {:.2} % of their {} INSERTs with the COMMIT",
-            100.0 * send.over_tail.unwrap_or(0.0),
+            "   over {TAIL_MS} ms: {:.2} % of the sends answered; inside chat, {:.2} % of the {} INSERTs (with the COMMIT) it timed",
+            100.0 * over,
             100.0 * insert.over_tail,
             insert.inserts
         );

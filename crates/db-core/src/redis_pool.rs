@@ -38,7 +38,16 @@ pub enum RedisError {
 /// back. Here a command that fails on the connection itself (I/O, a dropped connection, no
 /// answer in time) marks it broken, and bb8 drops it instead of handing it out again: the next
 /// checkout connects afresh.
-struct HealingManager(RedisConnectionManager);
+///
+/// Its connections have no response timeout of their own (redis-rs's default is 500 ms): every
+/// command runs under the pool's deadline instead (see `RedisPool::on_connection_of`), which
+/// tells a late answer from a dead Redis, and which `RedisPool::patient` lengthens.
+struct HealingManager {
+    /// For the PING that checks a connection.
+    manager: RedisConnectionManager,
+    client: redis::Client,
+    config: redis::AsyncConnectionConfig,
+}
 
 struct Conn {
     inner: MultiplexedConnection,
@@ -51,13 +60,16 @@ impl bb8::ManageConnection for HealingManager {
 
     async fn connect(&self) -> Result<Conn, redis::RedisError> {
         Ok(Conn {
-            inner: self.0.connect().await?,
+            inner: self
+                .client
+                .get_multiplexed_async_connection_with_config(&self.config)
+                .await?,
             broken: Arc::default(),
         })
     }
 
     async fn is_valid(&self, conn: &mut Conn) -> Result<(), redis::RedisError> {
-        self.0.is_valid(&mut conn.inner).await
+        self.manager.is_valid(&mut conn.inner).await
     }
 
     fn has_broken(&self, conn: &mut Conn) -> bool {
@@ -105,7 +117,11 @@ impl RedisPool {
     /// Builds the pool without connecting: a service starts while Redis is down.
     pub fn new(config: &RedisConfig) -> Result<Self, RedisError> {
         let manager = RedisConnectionManager::new(config.url.as_str())?;
+        let client = redis::Client::open(config.url.as_str())?;
         let connect_timeout = config.connect_timeout;
+        let connection = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(connect_timeout))
+            .set_response_timeout(None);
         let build = move |share: Share| {
             bb8::Pool::builder()
                 .max_size(share.max_size)
@@ -116,7 +132,11 @@ impl RedisPool {
                 // costs a round trip for nothing. A dead connection fails its command, is
                 // marked broken and is replaced (see `HealingManager`).
                 .test_on_check_out(false)
-                .build_unchecked(HealingManager(manager.clone()))
+                .build_unchecked(HealingManager {
+                    manager: manager.clone(),
+                    client: client.clone(),
+                    config: connection.clone(),
+                })
         };
         let pool = Arc::new(PerThread::new(
             Share::of(1, config.max_size, config.threads),

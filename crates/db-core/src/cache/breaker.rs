@@ -81,6 +81,12 @@ impl Breaker {
         }
     }
 
+    /// A call that got no answer while Redis answered others: neither a success nor a failure,
+    /// but if it was the probe, the next call may probe at once.
+    pub fn late(&self) {
+        self.end_probe();
+    }
+
     /// Ends the probe in flight; whether there was one.
     fn end_probe(&self) -> bool {
         self.probing
@@ -119,6 +125,19 @@ mod tests {
         b.success();
         assert!(!b.is_open() && b.allow() && b.allow());
         assert_eq!(b.opened_total(), 1);
+    }
+
+    #[test]
+    fn a_late_probe_lets_the_next_call_probe() {
+        let b = Breaker::new(1, Duration::from_millis(30));
+        b.failure(&"x");
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(b.allow(), "a probe, which comes back late");
+        b.late();
+        assert!(b.is_open(), "late is no success");
+        assert!(b.allow(), "the next call probes at once");
+        b.success();
+        assert!(!b.is_open());
     }
 
     #[test]

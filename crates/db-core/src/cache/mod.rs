@@ -222,12 +222,7 @@ impl Cache {
     /// would send every request to PostgreSQL, which costs more than the queue did: an
     /// overload would feed itself.
     fn failed(&self, e: &RedisError) {
-        if let RedisError::Late(_) = e {
-            metrics::counter!("cache_redis_late_total").increment(1);
-            return;
-        }
-        metrics::counter!("cache_redis_errors_total").increment(1);
-        self.0.breaker.failure(e);
+        count_failure(&self.0.breaker, e);
     }
 
     /// Runs `updates` in one round trip; if Redis cannot run them, each one's key is dropped as
@@ -595,8 +590,33 @@ pub(crate) struct Update<'a> {
     pub(crate) key: String,
 }
 
+/// [`Cache::failed`]: a late call only counts, and ends a probe; any other failure feeds the
+/// breaker.
+fn count_failure(breaker: &Breaker, e: &RedisError) {
+    if let RedisError::Late(_) = e {
+        metrics::counter!("cache_redis_late_total").increment(1);
+        breaker.late();
+        return;
+    }
+    metrics::counter!("cache_redis_errors_total").increment(1);
+    breaker.failure(e);
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_a_redis_that_answers_no_one_opens_the_breaker() {
+        let breaker = Breaker::new(3, Duration::from_secs(60));
+        let late = || RedisError::Late(Duration::from_millis(250));
+        for _ in 0..10 {
+            count_failure(&breaker, &late());
+        }
+        assert!(!breaker.is_open(), "late calls are no failures");
+        for _ in 0..3 {
+            count_failure(&breaker, &RedisError::Timeout(Duration::from_millis(250)));
+        }
+        assert!(breaker.is_open(), "three timeouts in a row are");
+    }
     use super::*;
 
     #[test]
