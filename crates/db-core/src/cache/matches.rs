@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::{Cache, Family, Outcome, Update};
+use super::{Cache, Family, Outcome, Update, jittered};
 use crate::models::{Message, Sender};
 use crate::queries::matches::MatchSummary;
 
@@ -123,7 +123,7 @@ impl Cache {
         }
         self.count(Family::MatchList, Outcome::Miss);
         let list = load().await?;
-        let ttl = self.lifetime(Family::MatchList);
+        let ttl = jittered(self.lifetime(Family::MatchList), &key);
         let script = redis::Script::new(POPULATE);
         let mut inv = script.key(&key);
         inv.key(&version_key)

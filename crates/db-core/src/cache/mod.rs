@@ -540,7 +540,9 @@ impl Cache {
     }
 }
 
-fn jittered(ttl: Duration, key: &str) -> Duration {
+/// `ttl` spread ±10 % by key, the same for a key every time: keys stored together (a cold
+/// cache filling under load) do not all expire together and miss together a lifetime later.
+pub(crate) fn jittered(ttl: Duration, key: &str) -> Duration {
     let mut h = DefaultHasher::new();
     key.hash(&mut h);
     let spread = (h.finish() % 2001) as f64 / 10_000.0; // 0 ..= 0.2
@@ -604,6 +606,7 @@ fn count_failure(breaker: &Breaker, e: &RedisError) {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
     #[test]
     fn only_a_redis_that_answers_no_one_opens_the_breaker() {
         let breaker = Breaker::new(3, Duration::from_secs(60));
@@ -617,8 +620,6 @@ mod tests {
         }
         assert!(breaker.is_open(), "three timeouts in a row are");
     }
-    use super::*;
-
     #[test]
     fn jitter_stays_within_ten_percent_and_differs_by_key() {
         let ttl = Duration::from_secs(300);

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::{Cache, Family, Outcome, Update};
+use super::{Cache, Family, Outcome, Update, jittered};
 use crate::models::Message;
 use crate::pagination::Cursor;
 
@@ -469,7 +469,7 @@ impl Cache {
     /// Stores a window loaded from PostgreSQL, unless its version moved since `version` was
     /// read (a change landed during the load: the next reader loads again).
     pub(crate) async fn store_at(&self, place: &Place, version: Option<String>, window: &Window) {
-        let ttl = self.lifetime(place.family);
+        let ttl = jittered(self.lifetime(place.family), &place.key);
         let script = redis::Script::new(POPULATE);
         let mut invocation = script.key(&place.key);
         invocation
@@ -513,7 +513,8 @@ impl Cache {
         end_entry(&mut entry, m.id, m.created_at.timestamp_micros());
         let key = self.keys().conversation(m.user_id, &m.character_id);
         let version_key = self.keys().conversation_version(m.user_id, &m.character_id);
-        let ttl = self.lifetime(Family::Conversation);
+        // The lifetime the window was stored with: each key's own (see `jittered`).
+        let ttl = jittered(self.lifetime(Family::Conversation), &key);
         let mut invocation = APPEND_SCRIPT.key(&key);
         invocation
             .key(&version_key)

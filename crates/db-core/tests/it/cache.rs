@@ -1408,6 +1408,72 @@ fn newest(body: &[u8]) -> String {
     page["items"][0]["content"].as_str().unwrap().to_owned()
 }
 
+/// Windows and match lists stored together (a cold cache filling under load) expire apart:
+/// each key lives its TTL ±10 %, the same on every store of it and every send appended to it.
+#[tokio::test]
+async fn windows_and_match_lists_stored_together_expire_apart() {
+    let db = TestDb::new().await.unwrap();
+    let mut conn = db.conn().await.unwrap();
+    let mut users = Vec::new();
+    for i in 0..12 {
+        users.push(matched_user(&mut conn, &format!("u{i}@example.com"), &["sophia"]).await);
+    }
+    let store = Store::new(db.db(), live_cache(None));
+    let c = store.cache();
+    let redis = c.redis_pool().unwrap();
+    let pttl = async |key: String| -> i64 {
+        let mut cmd = redis::cmd("PTTL");
+        cmd.arg(key);
+        redis.query::<i64>(&cmd).await.unwrap()
+    };
+    let (mut windows, mut lists) = (Vec::new(), Vec::new());
+    for &u in &users {
+        store
+            .conversations()
+            .page_body(u, "sophia", None, 20)
+            .await
+            .unwrap()
+            .unwrap();
+        store.matches().list(u).await.unwrap();
+        windows.push(pttl(c.keys().conversation(u, "sophia")).await);
+        lists.push(pttl(c.keys().match_list(u)).await);
+    }
+    for (ttls, family) in [
+        (&windows, Family::Conversation),
+        (&lists, Family::MatchList),
+    ] {
+        let nominal = c.ttl(family).unwrap().as_millis() as i64;
+        assert!(
+            ttls.iter()
+                .all(|&ms| (nominal * 9 / 10 - 5_000..=nominal * 11 / 10).contains(&ms)),
+            "{ttls:?}"
+        );
+        let spread = ttls.iter().max().unwrap() - ttls.iter().min().unwrap();
+        assert!(
+            spread > 5_000,
+            "stored together, expiring together: {ttls:?}"
+        );
+    }
+    // A send keeps its window's own lifetime rather than resetting it to the nominal one.
+    let u = users[0];
+    store
+        .conversations()
+        .send(&NewMessage::new(
+            u,
+            "sophia",
+            Sender::User,
+            "bonjour".to_owned(),
+        ))
+        .await
+        .unwrap();
+    let after = pttl(c.keys().conversation(u, "sophia")).await;
+    assert!(
+        (windows[0] - after).abs() < 5_000,
+        "{} then {after}",
+        windows[0]
+    );
+}
+
 #[tokio::test]
 async fn a_window_read_in_the_last_quarter_of_its_life_is_loaded_again_behind_the_read() {
     let (db, store, u) = setup(live_cache(None)).await;
