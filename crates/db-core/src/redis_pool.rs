@@ -310,19 +310,13 @@ impl RedisPool {
             Ok(result) => result,
             Err(_) => Err(timed_out()),
         };
-        // An error Redis sent (a script's, a wrong type) is an answer too.
-        let answered = match &result {
-            Ok(_) => true,
-            Err(e @ RedisError::Command(_)) => !breaks_connection(e),
-            Err(_) => false,
-        };
-        if answered {
-            self.answers.fetch_add(1, Ordering::Relaxed);
-        }
-        if let Err(e) = &result
-            && breaks_connection(e)
-        {
-            conn.broken.store(true, Ordering::Relaxed);
+        match &result {
+            Err(e) if breaks_connection(e) => conn.broken.store(true, Ordering::Relaxed),
+            // An error Redis sent (a script's, a wrong type) is an answer too.
+            Ok(_) | Err(RedisError::Command(_)) => {
+                self.answers.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => {}
         }
         result
     }

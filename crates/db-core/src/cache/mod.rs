@@ -210,19 +210,10 @@ impl Cache {
                 Some(v)
             }
             Err(e) => {
-                self.failed(&e);
+                count_failure(&self.0.breaker, &e);
                 None
             }
         }
-    }
-
-    /// Counts a call Redis did not answer. Only a Redis that answers no one opens the breaker:
-    /// one that answered others while this call waited ([`RedisError::Late`]) was a queue,
-    /// most often this process too busy to read its answers, and opening the breaker then
-    /// would send every request to PostgreSQL, which costs more than the queue did: an
-    /// overload would feed itself.
-    fn failed(&self, e: &RedisError) {
-        count_failure(&self.0.breaker, e);
     }
 
     /// Runs `updates` in one round trip; if Redis cannot run them, each one's key is dropped as
@@ -321,7 +312,7 @@ impl Cache {
                 true
             }
             Err(e) => {
-                self.failed(&e);
+                count_failure(&self.0.breaker, &e);
                 if let Ok(mut d) = self.0.deferred_deletes.lock() {
                     d.extend(keys);
                 }
@@ -592,8 +583,11 @@ pub(crate) struct Update<'a> {
     pub(crate) key: String,
 }
 
-/// [`Cache::failed`]: a late call only counts, and ends a probe; any other failure feeds the
-/// breaker.
+/// Counts a call Redis did not answer. Only a Redis that answers no one opens the breaker: one
+/// that answered others while this call waited ([`RedisError::Late`]) was a queue, most often
+/// this process too busy to read its answers, and opening the breaker then would send every
+/// request to PostgreSQL, which costs more than the queue did: an overload would feed itself.
+/// A late call only counts, and ends a probe.
 fn count_failure(breaker: &Breaker, e: &RedisError) {
     if let RedisError::Late(_) = e {
         metrics::counter!("cache_redis_late_total").increment(1);
@@ -607,6 +601,7 @@ fn count_failure(breaker: &Breaker, e: &RedisError) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
     #[test]
     fn only_a_redis_that_answers_no_one_opens_the_breaker() {
         let breaker = Breaker::new(3, Duration::from_secs(60));
@@ -620,6 +615,7 @@ mod tests {
         }
         assert!(breaker.is_open(), "three timeouts in a row are");
     }
+
     #[test]
     fn jitter_stays_within_ten_percent_and_differs_by_key() {
         let ttl = Duration::from_secs(300);
