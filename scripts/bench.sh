@@ -137,7 +137,12 @@ target=http://127.0.0.1:9082 bench "conversation straight to chat" true --mode c
 # report compares each pair's two runs, made back to back.
 hop() { # pair operation
   bench "hop $1: $2 through the gateway" true --mode closed --connections "$connections" --duration "$single" --warmup 2 --mix "$2=1"
-  [[ -z $nginx ]] || target=http://127.0.0.1:9090 bench "hop $1: $2 through nginx proxy_pass" true --mode closed --connections "$connections" --duration "$single" --warmup 2 --mix "$2=1"
+  [[ -n $nginx ]] || return 0
+  # nginx's workers' CPU is recorded beside the gateway's: the report puts both per request.
+  local workers
+  workers=$(pgrep -d, -P "$(cat "$tmp/nginx/nginx.pid")" || true)
+  target=http://127.0.0.1:9090 bench "hop $1: $2 through nginx proxy_pass" true --mode closed --connections "$connections" --duration "$single" --warmup 2 --mix "$2=1" \
+    ${workers:+--process "nginx=$workers"}
 }
 nginx=$(command -v nginx || true)
 if [[ -n $nginx ]]; then

@@ -198,6 +198,10 @@ pub struct RunArgs {
     /// A service to watch: name=url@pid (its /metrics and its process).
     #[arg(long = "service")]
     services: Vec<String>,
+    /// A process without /metrics to watch: name=pid[,pid…] (nginx's workers, the reference
+    /// hop), its CPU and resident memory summed over the pids.
+    #[arg(long = "process")]
+    processes: Vec<String>,
     /// The results file to append to (a JSON array).
     #[arg(long)]
     out: PathBuf,
@@ -521,6 +525,24 @@ async fn open(
     (hists, lateness)
 }
 
+/// `name=pid[,pid…]` of `--process`.
+fn parse_processes(specs: &[String]) -> anyhow::Result<Vec<(String, Vec<u32>)>> {
+    specs
+        .iter()
+        .map(|s| {
+            let (name, pids) = s
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("--process {s:?}: expected name=pid[,pid…]"))?;
+            let pids = pids
+                .split(',')
+                .map(|p| p.trim().parse::<u32>())
+                .collect::<Result<Vec<_>, _>>()?;
+            anyhow::ensure!(!pids.is_empty(), "--process {s:?}: no pid");
+            Ok((name.to_owned(), pids))
+        })
+        .collect()
+}
+
 fn parse_services(specs: &[String]) -> anyhow::Result<Vec<(String, String, Option<u32>)>> {
     specs
         .iter()
@@ -569,10 +591,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .iter()
         .map(|(n, u, _)| (n.clone(), u.clone()))
         .collect();
-    let pids: Vec<(String, u32)> = services
+    let mut pids: Vec<(String, Vec<u32>)> = services
         .iter()
-        .filter_map(|(n, _, p)| p.map(|p| (n.clone(), p)))
+        .filter_map(|(n, _, p)| p.map(|p| (n.clone(), vec![p])))
         .collect();
+    pids.extend(parse_processes(&args.processes)?);
     // For the services' /metrics, before and after.
     let http = client(8)?;
     let (warmup, measure) = (
@@ -588,7 +611,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             let counters = procs::scrape(&http, &urls).await;
             let cpu: BTreeMap<String, f64> = pids
                 .iter()
-                .map(|(n, p)| (n.clone(), procs::cpu_seconds(*p).unwrap_or(0.0)))
+                .map(|(n, p)| (n.clone(), procs::cpu_seconds_of(p)))
                 .collect();
             let me = procs::cpu_seconds(std::process::id()).unwrap_or(0.0);
             let machine = procs::machine_jiffies();
@@ -597,7 +620,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             let mut peaks: BTreeMap<String, u64> = BTreeMap::new();
             while at.elapsed() < measure {
                 for (n, p) in &pids {
-                    let rss = procs::rss_bytes(*p).unwrap_or(0);
+                    let rss = p.iter().filter_map(|p| procs::rss_bytes(*p)).sum();
                     let e = peaks.entry(n.clone()).or_default();
                     *e = (*e).max(rss);
                 }
@@ -773,5 +796,25 @@ fn print_run(r: &RunResult) {
             "   {name:<13} CPU {:>5.0}%  peak RSS {:>6.1} MB",
             u.cpu_percent, u.peak_rss_mb
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn processes_are_named_with_their_pids() {
+        let specs = ["nginx=12, 13".to_owned(), "redis=7".to_owned()];
+        assert_eq!(
+            parse_processes(&specs).unwrap_or_default(),
+            [
+                ("nginx".to_owned(), vec![12, 13]),
+                ("redis".to_owned(), vec![7])
+            ]
+        );
+        for bad in ["nginx", "nginx=", "nginx=12,x"] {
+            assert!(parse_processes(&[bad.to_owned()]).is_err(), "{bad}");
+        }
     }
 }

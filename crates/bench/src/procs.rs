@@ -190,16 +190,20 @@ pub struct Usage {
     pub peak_rss_mb: f64,
 }
 
+/// The CPU seconds of some processes together (one that is gone counts none).
+pub fn cpu_seconds_of(pids: &[u32]) -> f64 {
+    pids.iter().filter_map(|p| cpu_seconds(*p)).sum()
+}
+
 pub fn usage_map(
-    pids: &[(String, u32)],
+    pids: &[(String, Vec<u32>)],
     cpu_before: &BTreeMap<String, f64>,
     peaks: &BTreeMap<String, u64>,
     seconds: f64,
 ) -> BTreeMap<String, Usage> {
     pids.iter()
-        .map(|(name, pid)| {
-            let cpu =
-                cpu_seconds(*pid).unwrap_or(0.0) - cpu_before.get(name).copied().unwrap_or(0.0);
+        .map(|(name, pids)| {
+            let cpu = cpu_seconds_of(pids) - cpu_before.get(name).copied().unwrap_or(0.0);
             (
                 name.clone(),
                 Usage {

@@ -90,13 +90,18 @@ fn hop_line(op: Op, pairs: &[(&RunResult, &RunResult)]) -> Option<String> {
     let ratio = |g: &RunResult, n: &RunResult| g.throughput / n.throughput;
     let ratios: Vec<f64> = pairs.iter().map(|(g, n)| ratio(g, n)).collect();
     let mid = median(ratios)?;
-    let cpu: Vec<f64> = pairs
-        .iter()
-        .filter_map(|(g, _)| {
-            let u = g.services.get("gateway")?;
-            (g.throughput > 0.0).then(|| u.cpu_percent / 100.0 * 1e6 / g.throughput)
-        })
-        .collect();
+    // The CPU of one proxy (the gateway, or nginx's workers) per request it passed, in µs.
+    let cpu = |r: &RunResult, proxy: &str| {
+        let u = r.services.get(proxy)?;
+        (r.throughput > 0.0).then(|| u.cpu_percent / 100.0 * 1e6 / r.throughput)
+    };
+    let gateway_cpu = median(
+        pairs
+            .iter()
+            .filter_map(|(g, _)| cpu(g, "gateway"))
+            .collect(),
+    );
+    let nginx_cpu = median(pairs.iter().filter_map(|(_, n)| cpu(n, "nginx")).collect());
     Some(format!(
         "- The gateway's hop against nginx's `proxy_pass` (the reference), the {} with {} \
          connections, alternated in {} pairs of runs: through the gateway **{} requests/s**, \
@@ -108,9 +113,14 @@ fn hop_line(op: Op, pairs: &[(&RunResult, &RunResult)]) -> Option<String> {
         join(&|_, n| format!("{:.0}", n.throughput)),
         join(&|g, n| format!("{:.0} %", 100.0 * ratio(g, n))),
         100.0 * mid,
-        median(cpu).map_or(String::new(), |c| format!(
-            ", the gateway's CPU {c:.0} µs per request (median)"
-        )),
+        match (gateway_cpu, nginx_cpu) {
+            (Some(g), Some(n)) => format!(
+                ", the CPU per request (median) {g:.0} µs in the gateway against {n:.0} µs in \
+                 nginx's workers"
+            ),
+            (Some(g), None) => format!(", the gateway's CPU {g:.0} µs per request (median)"),
+            _ => String::new(),
+        },
     ))
 }
 
@@ -476,8 +486,14 @@ fn chart_svg(runs: &[RunResult], path: &Path) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
-    /// A catalogue run with the gateway's CPU (no operation statistics: the hop line reads none).
-    fn run(label: &str, throughput: f64, gateway_cpu: f64) -> RunResult {
+    /// A catalogue run with its proxy's CPU, nginx's workers' in a run through nginx, else the
+    /// gateway's (no operation statistics: the hop line reads none).
+    fn run(label: &str, throughput: f64, proxy_cpu: f64) -> RunResult {
+        let proxy = if label.contains("through nginx") {
+            "nginx"
+        } else {
+            "gateway"
+        };
         serde_json::from_value(serde_json::json!({
             "label": label,
             "mode": "closed",
@@ -491,7 +507,7 @@ mod tests {
             "throughput": throughput,
             "ops": {},
             "generator_cpu_percent": 50.0,
-            "services": { "gateway": { "cpu_percent": gateway_cpu, "peak_rss_mb": 30.0 } },
+            "services": { proxy: { "cpu_percent": proxy_cpu, "peak_rss_mb": 30.0 } },
             "hit_rate": null,
             "queries_per_request": null,
             "at": "2026-11-30T18:00:00Z"
@@ -504,13 +520,13 @@ mod tests {
         let runs = vec![
             run("ceiling: catalogue straight to chat", 30_000.0, 0.0),
             run("hop 1: catalogue through the gateway", 18_000.0, 90.0),
-            run("hop 1: catalogue through nginx proxy_pass", 20_000.0, 0.0),
+            run("hop 1: catalogue through nginx proxy_pass", 20_000.0, 80.0),
             run("hop 2: catalogue through the gateway", 21_000.0, 100.0),
-            run("hop 2: catalogue through nginx proxy_pass", 20_000.0, 0.0),
+            run("hop 2: catalogue through nginx proxy_pass", 20_000.0, 90.0),
             run("hop 3: catalogue through the gateway", 10_000.0, 50.0),
             // A pair without its nginx run (nginx not installed) is left out.
             run("hop 4: catalogue through the gateway", 10_000.0, 50.0),
-            run("hop 3: catalogue through nginx proxy_pass", 10_000.0, 0.0),
+            run("hop 3: catalogue through nginx proxy_pass", 10_000.0, 40.0),
             // Another operation's pairs are its own.
             run("hop 1: conversation through the gateway", 9_000.0, 60.0),
             run(
@@ -545,8 +561,25 @@ mod tests {
             line.contains("**90 % / 105 % / 100 %** of nginx's throughput (median 100 %)"),
             "{line}"
         );
-        // 0.9 core over 18,000/s is 50 µs; 1 core over 21,000/s 48 µs; 0.5 over 10,000/s 50 µs.
-        assert!(line.contains("CPU 50 µs per request (median)"), "{line}");
+        // The gateway: 0.9 core over 18,000/s is 50 µs; 1 core over 21,000/s 48 µs; 0.5 over
+        // 10,000/s 50 µs. nginx: 0.8 core over 20,000/s is 40 µs, 0.9 over 20,000/s 45 µs, 0.4
+        // over 10,000/s 40 µs.
+        assert!(
+            line.contains(
+                "the CPU per request (median) 50 µs in the gateway against 40 µs in nginx's workers"
+            ),
+            "{line}"
+        );
+        // Without nginx's CPU (an older results file), the gateway's alone.
+        let mut older: Vec<RunResult> = runs.clone();
+        for r in &mut older {
+            r.services.remove("nginx");
+        }
+        let older = hop_line(Op::Catalogue, &hop_pairs(&older, Op::Catalogue)).unwrap_or_default();
+        assert!(
+            older.contains("the gateway's CPU 50 µs per request (median)."),
+            "{older}"
+        );
         assert_eq!(hop_line(Op::Catalogue, &[]), None);
         let conversation =
             hop_line(Op::Conversation, &hop_pairs(&runs, Op::Conversation)).unwrap_or_default();
