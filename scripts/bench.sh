@@ -141,6 +141,7 @@ hop() { # pair operation
   # nginx's workers' CPU is recorded beside the gateway's: the report puts both per request.
   local workers
   workers=$(pgrep -d, -P "$(cat "$tmp/nginx/nginx.pid")" || true)
+  [[ -n $workers ]] || echo "── nginx's workers not found: their CPU is not recorded" >&2
   target=http://127.0.0.1:9090 bench "hop $1: $2 through nginx proxy_pass" true --mode closed --connections "$connections" --duration "$single" --warmup 2 --mix "$2=1" \
     ${workers:+--process "nginx=$workers"}
 }

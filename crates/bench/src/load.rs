@@ -532,13 +532,14 @@ fn parse_processes(specs: &[String]) -> anyhow::Result<Vec<(String, Vec<u32>)>> 
         .map(|s| {
             let (name, pids) = s
                 .split_once('=')
+                .filter(|(name, _)| !name.trim().is_empty())
                 .ok_or_else(|| anyhow::anyhow!("--process {s:?}: expected name=pid[,pid…]"))?;
             let pids = pids
                 .split(',')
                 .map(|p| p.trim().parse::<u32>())
-                .collect::<Result<Vec<_>, _>>()?;
-            anyhow::ensure!(!pids.is_empty(), "--process {s:?}: no pid");
-            Ok((name.to_owned(), pids))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| anyhow::anyhow!("--process {s:?}: a pid is not a number ({e})"))?;
+            Ok((name.trim().to_owned(), pids))
         })
         .collect()
 }
@@ -596,6 +597,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .filter_map(|(n, _, p)| p.map(|p| (n.clone(), vec![p])))
         .collect();
     pids.extend(parse_processes(&args.processes)?);
+    let mut names = std::collections::BTreeSet::new();
+    for (name, _) in &pids {
+        anyhow::ensure!(names.insert(name), "{name:?} is watched twice");
+    }
     // For the services' /metrics, before and after.
     let http = client(8)?;
     let (warmup, measure) = (
@@ -609,10 +614,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         tokio::spawn(async move {
             tokio::time::sleep(warmup).await;
             let counters = procs::scrape(&http, &urls).await;
-            let cpu: BTreeMap<String, f64> = pids
-                .iter()
-                .map(|(n, p)| (n.clone(), procs::cpu_seconds_of(p)))
-                .collect();
+            let cpu = procs::cpu_by_pid(&pids);
             let me = procs::cpu_seconds(std::process::id()).unwrap_or(0.0);
             let machine = procs::machine_jiffies();
             let at = Instant::now();
@@ -813,7 +815,7 @@ mod tests {
                 ("redis".to_owned(), vec![7])
             ]
         );
-        for bad in ["nginx", "nginx=", "nginx=12,x"] {
+        for bad in ["nginx", "nginx=", "nginx=12,x", "=12"] {
             assert!(parse_processes(&[bad.to_owned()]).is_err(), "{bad}");
         }
     }

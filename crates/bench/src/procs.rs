@@ -190,20 +190,29 @@ pub struct Usage {
     pub peak_rss_mb: f64,
 }
 
-/// The CPU seconds of some processes together (one that is gone counts none).
-pub fn cpu_seconds_of(pids: &[u32]) -> f64 {
-    pids.iter().filter_map(|p| cpu_seconds(*p)).sum()
+/// The CPU seconds of each watched process that is running.
+pub fn cpu_by_pid(pids: &[(String, Vec<u32>)]) -> BTreeMap<u32, f64> {
+    pids.iter()
+        .flat_map(|(_, pids)| pids)
+        .filter_map(|p| Some((*p, cpu_seconds(*p)?)))
+        .collect()
 }
 
+/// Each watched name's CPU over the run (its processes together: only those running at both
+/// ends count, so one that exited or started meanwhile takes nothing away or adds its whole
+/// life) and peak resident memory.
 pub fn usage_map(
     pids: &[(String, Vec<u32>)],
-    cpu_before: &BTreeMap<String, f64>,
+    cpu_before: &BTreeMap<u32, f64>,
     peaks: &BTreeMap<String, u64>,
     seconds: f64,
 ) -> BTreeMap<String, Usage> {
     pids.iter()
         .map(|(name, pids)| {
-            let cpu = cpu_seconds_of(pids) - cpu_before.get(name).copied().unwrap_or(0.0);
+            let cpu: f64 = pids
+                .iter()
+                .filter_map(|p| Some(cpu_seconds(*p)? - cpu_before.get(p)?))
+                .sum();
             (
                 name.clone(),
                 Usage {
@@ -218,6 +227,25 @@ pub fn usage_map(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_process_gone_during_a_run_takes_none_of_the_others_cpu_away() {
+        let me = std::process::id();
+        // No such process: the kernel's pids stop at 2^22.
+        let gone = 4_000_000_000;
+        let watched = [("proxy".to_owned(), vec![me, gone])];
+        let mut before = cpu_by_pid(&watched);
+        assert_eq!(before.keys().copied().collect::<Vec<_>>(), [me]);
+        // As if `gone` had used 100 s before it exited.
+        before.insert(gone, 100.0);
+        let spin = std::time::Instant::now();
+        while spin.elapsed() < std::time::Duration::from_millis(50) {
+            std::hint::black_box(spin.elapsed());
+        }
+        let usage = usage_map(&watched, &before, &BTreeMap::new(), 1.0);
+        let cpu = usage.get("proxy").map_or(-1.0, |u| u.cpu_percent);
+        assert!((0.0..100.0).contains(&cpu), "{cpu}");
+    }
 
     #[test]
     fn counters_come_out_of_real_metrics_text() {

@@ -119,7 +119,8 @@ fn hop_line(op: Op, pairs: &[(&RunResult, &RunResult)]) -> Option<String> {
                  nginx's workers"
             ),
             (Some(g), None) => format!(", the gateway's CPU {g:.0} µs per request (median)"),
-            _ => String::new(),
+            (None, Some(n)) => format!(", nginx's workers' CPU {n:.0} µs per request (median)"),
+            (None, None) => String::new(),
         },
     ))
 }
@@ -403,6 +404,14 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<()> {
         }
         writeln!(md)?;
     }
+    if names.iter().any(|n| n.as_str() == "nginx") {
+        writeln!(
+            md,
+            "\nnginx (the reference hop) is its worker processes together, watched in the runs \
+             through it only; their resident memory is summed, so what the workers share is \
+             counted once per worker."
+        )?;
+    }
     std::fs::write(out.with_extension("md"), md)?;
     println!(
         "report: {} (+ .json, .svg)",
@@ -579,6 +588,17 @@ mod tests {
         assert!(
             older.contains("the gateway's CPU 50 µs per request (median)."),
             "{older}"
+        );
+        // nginx's without the gateway's: nginx's alone.
+        let mut nginx_only: Vec<RunResult> = runs.clone();
+        for r in &mut nginx_only {
+            r.services.remove("gateway");
+        }
+        let nginx_only =
+            hop_line(Op::Catalogue, &hop_pairs(&nginx_only, Op::Catalogue)).unwrap_or_default();
+        assert!(
+            nginx_only.contains("nginx's workers' CPU 40 µs per request (median)."),
+            "{nginx_only}"
         );
         assert_eq!(hop_line(Op::Catalogue, &[]), None);
         let conversation =
