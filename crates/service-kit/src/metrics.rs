@@ -4,9 +4,7 @@
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::middleware::Next;
 use metrics_exporter_prometheus::PrometheusBuilder;
 pub use metrics_exporter_prometheus::PrometheusHandle;
 
@@ -110,37 +108,55 @@ fn histograms(
     })
 }
 
-/// Times every request by route pattern, counts the database queries it ran, and logs it.
-pub async fn middleware(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let pattern = req.match_pattern();
-    let method = method_label(req.method());
-    let path = req.path().to_owned();
-    let started = Instant::now();
-    let (res, queries) = db_core::instrumentation::count_queries(next.call(req)).await;
-    let elapsed = started.elapsed();
-    let (status, error) = match &res {
-        Ok(r) => (r.status().as_u16(), r.response().error()),
-        Err(e) => (e.as_response_error().status_code().as_u16(), Some(e)),
-    };
-    // A streamed answer is timed to its start (its head): the dashboard judges it apart.
-    let streamed = res.as_ref().is_ok_and(|r| {
-        r.headers()
-            .get(actix_web::http::header::CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"))
-    });
-    // 5xx causes are logged where they happen (`ApiError::error_response`); the access line
-    // names the problem a client was told about.
-    let problem = error
-        .and_then(|e| e.as_error::<crate::ApiError>())
-        .map(|e| (e.code(), e.to_string()));
-    crate::telemetry::access(method, &path, status, elapsed, problem);
-    let (duration, query_count) = histograms(pattern, method, status, streamed);
-    duration.record(elapsed.as_secs_f64());
-    query_count.record(queries as f64);
-    res
+/// A request being timed by route pattern, its database queries counted, then logged (see
+/// [`crate::server`]'s layer, where every public request goes through it).
+pub(crate) struct Timing {
+    // Taken before the request is served: actix's router needs the request unshared.
+    pattern: Option<String>,
+    path: String,
+    method: &'static str,
+    started: Instant,
+}
+
+impl Timing {
+    pub(crate) fn start(req: &ServiceRequest) -> Self {
+        Self {
+            pattern: req.match_pattern(),
+            path: req.path().to_owned(),
+            method: method_label(req.method()),
+            started: Instant::now(),
+        }
+    }
+
+    /// Records the request's duration and query count, and writes its access line.
+    pub(crate) fn finish<B>(
+        self,
+        res: &Result<ServiceResponse<B>, actix_web::Error>,
+        queries: u64,
+        request_id: &str,
+    ) {
+        let elapsed = self.started.elapsed();
+        let (status, error) = match res {
+            Ok(r) => (r.status().as_u16(), r.response().error()),
+            Err(e) => (e.as_response_error().status_code().as_u16(), Some(e)),
+        };
+        // A streamed answer is timed to its start (its head): the dashboard judges it apart.
+        let streamed = res.as_ref().is_ok_and(|r| {
+            r.headers()
+                .get(actix_web::http::header::CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"))
+        });
+        // 5xx causes are logged where they happen (`ApiError::error_response`); the access line
+        // names the problem a client was told about.
+        let problem = error
+            .and_then(|e| e.as_error::<crate::ApiError>())
+            .map(|e| (e.code(), e.to_string()));
+        let method = self.method;
+        crate::telemetry::access(method, &self.path, status, elapsed, problem, request_id);
+        let (duration, query_count) = histograms(self.pattern, method, status, streamed);
+        duration.record(elapsed.as_secs_f64());
+        query_count.record(queries as f64);
+    }
 }
 
 /// Renders the metrics, refreshing the pool and cache gauges first.

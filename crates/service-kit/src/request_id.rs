@@ -19,7 +19,8 @@ pub fn current() -> Option<String> {
     CURRENT.try_with(Clone::clone).ok()
 }
 
-fn from_request(req: &ServiceRequest) -> String {
+/// The id a request is known by: its caller's well-formed one, else its trace id, else a new one.
+pub(crate) fn from_request(req: &ServiceRequest) -> String {
     let header = |name: &str| {
         req.headers()
             .get(name)
@@ -40,7 +41,11 @@ fn from_request(req: &ServiceRequest) -> String {
     {
         return trace_id;
     }
-    uuid::Uuid::new_v4().simple().to_string()
+    // Encoded in place rather than through the formatting machinery (`to_string`).
+    uuid::Uuid::new_v4()
+        .simple()
+        .encode_lower(&mut uuid::Uuid::encode_buffer())
+        .to_owned()
 }
 
 /// 16–64 ASCII letters, digits or `-`.
@@ -48,16 +53,28 @@ pub fn well_formed(id: &str) -> bool {
     (16..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
+/// Runs `fut` as the request `id` ([`current`] answers it inside).
+pub(crate) async fn scope<F: std::future::Future>(id: String, fut: F) -> F::Output {
+    CURRENT.scope(id, fut).await
+}
+
+/// Echoes the request id in the response.
+pub(crate) fn stamp<B>(res: &mut ServiceResponse<B>, id: &str) {
+    if let Ok(value) = HeaderValue::from_str(id) {
+        const NAME: HeaderName = HeaderName::from_static(HEADER);
+        res.headers_mut().insert(NAME, value);
+    }
+}
+
+/// The request id as a middleware of its own (the admin listener's; the public listener's
+/// requests get theirs in [`crate::server`]'s one layer).
 pub async fn middleware(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let id = from_request(&req);
-    let mut res = CURRENT.scope(id.clone(), next.call(req)).await?;
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        res.headers_mut()
-            .insert(HeaderName::from_static(HEADER), value);
-    }
+    let mut res = scope(id.clone(), next.call(req)).await?;
+    stamp(&mut res, &id);
     Ok(res)
 }
 

@@ -177,9 +177,9 @@ pub fn access(
     status: u16,
     elapsed: std::time::Duration,
     problem: Option<(&str, String)>,
+    request_id: &str,
 ) {
     let ms = elapsed.as_secs_f64() * 1e3;
-    let request_id = crate::request_id::current().unwrap_or_default();
     macro_rules! at_level {
         ($level:expr) => {
             match log_format() {

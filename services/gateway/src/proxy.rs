@@ -49,15 +49,20 @@ const SET_BY_GATEWAY: &[&str] = &[
     request_id::HEADER,
 ];
 
+/// The rate-limit headers' names, checked once at compile time rather than at every answer.
+const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+
 fn with_limit_headers(mut res: HttpResponse, rl: Option<RateLimit>) -> HttpResponse {
     if let Some(rl) = rl {
         let h = res.headers_mut();
         for (name, value) in [
-            ("ratelimit-limit", rl.limit),
-            ("ratelimit-remaining", rl.remaining),
-            ("ratelimit-reset", rl.reset_after),
+            (RATELIMIT_LIMIT, rl.limit),
+            (RATELIMIT_REMAINING, rl.remaining),
+            (RATELIMIT_RESET, rl.reset_after),
         ] {
-            h.insert(HeaderName::from_static(name), HeaderValue::from(value));
+            h.insert(name, HeaderValue::from(value));
         }
     }
     res
@@ -216,6 +221,7 @@ fn upstream_headers(
     from_cookie: Option<&str>,
     request_id: &str,
     client: std::net::IpAddr,
+    client_key: &str,
 ) -> Result<hyper::HeaderMap, ApiError> {
     let mut headers = hyper::HeaderMap::with_capacity(req.headers().len() + 4);
     for (name, value) in req.headers() {
@@ -237,10 +243,12 @@ fn upstream_headers(
     }
     let own = |v: &str| hyper::header::HeaderValue::try_from(v).map_err(ApiError::internal);
     headers.insert(request_id::HEADER, own(request_id)?);
-    headers.insert(
-        service_kit::client::FORWARDED_FOR,
-        own(&client.to_string())?,
-    );
+    // An IPv4 client's limit key is its address as written here: not formatted twice.
+    let forwarded_for = match client {
+        std::net::IpAddr::V4(_) => own(client_key)?,
+        std::net::IpAddr::V6(v6) => own(&v6.to_string())?,
+    };
+    headers.insert(service_kit::client::FORWARDED_FOR, forwarded_for);
     // The service's span continues the gateway's: one trace per request (with tracing off,
     // the caller's own trace context goes on as it came).
     match service_kit::telemetry::traceparent() {
@@ -388,6 +396,7 @@ pub async fn forward(
         from_cookie.as_deref(),
         &request_id,
         client,
+        &client_key,
     )?);
     // A refused connection means the request never reached that replica: another one may be
     // asked, whatever the method. A read whose replica went away under it (a crash, a kill:
@@ -407,7 +416,13 @@ pub async fn forward(
         *out.uri_mut() = upstream_uri(base, &path, req.uri().query())?;
         *out.headers_mut() = match headers.take() {
             Some(h) => h,
-            None => upstream_headers(&req, from_cookie.as_deref(), &request_id, client)?,
+            None => upstream_headers(
+                &req,
+                from_cookie.as_deref(),
+                &request_id,
+                client,
+                &client_key,
+            )?,
         };
         let answer = tokio::select! {
             biased;
