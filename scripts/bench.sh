@@ -144,6 +144,10 @@ target=http://127.0.0.1:9082 bench "conversation straight to chat" true --mode c
 # report compares each pair's two runs, made back to back.
 hop() { # pair operation
   bench "hop $1: $2 through the gateway" true --mode closed --connections "$connections" --duration "$single" --warmup 2 --mix "$2=1"
+  # The floor: the same request through a bare actix-web + hyper proxy, the gateway's two
+  # crates doing nothing else; the report sets the gateway's CPU against it.
+  target=http://127.0.0.1:9091 bench "hop $1: $2 through the actix-web floor" true --mode closed --connections "$connections" --duration "$single" --warmup 2 --mix "$2=1" \
+    --process "floor=$floor_pid"
   [[ -n $nginx ]] || return 0
   # nginx's workers' CPU is recorded beside the gateway's: the report puts both per request.
   local workers
@@ -152,6 +156,13 @@ hop() { # pair operation
   target=http://127.0.0.1:9090 bench "hop $1: $2 through nginx proxy_pass" true --mode closed --connections "$connections" --duration "$single" --warmup 2 --mix "$2=1" \
     ${workers:+--process "nginx=$workers"}
 }
+"$rel/dream-bench" floor --listen 127.0.0.1:9091 --upstream 127.0.0.1:9082 >"$tmp/floor.log" 2>&1 &
+floor_pid=$!
+pids+=("$floor_pid")
+for _ in $(seq 1 100); do
+  curl -fs http://127.0.0.1:9091/health >/dev/null 2>&1 && break
+  sleep 0.1
+done
 nginx=$(command -v nginx || true)
 if [[ -n $nginx ]]; then
   mkdir -p "$tmp/nginx"

@@ -7,8 +7,11 @@
 //!   every service's CPU time and resident memory from `/proc`, and the cache hit rate and
 //!   queries per request from the services' own `/metrics`. Results go to a JSON file.
 //! - `report`: the Markdown report, its JSON, and an SVG chart of the latency percentiles.
+//! - `floor`: a bare actix-web + hyper proxy, the reference the gateway's hop is set against
+//!   beside nginx's (see `floor.rs`).
 
 mod client;
+mod floor;
 mod load;
 use bench_procs as procs;
 mod report;
@@ -31,6 +34,8 @@ enum Command {
     /// Run one load and append its measurements to a results file.
     Run(load::RunArgs),
     /// Write the report (Markdown, JSON, SVG chart) from a results file.
+    /// Serve a bare actix-web proxy to one upstream (the hop's floor, for `make bench`).
+    Floor(floor::FloorArgs),
     Report {
         /// The results `run` appended to.
         #[arg(long)]
@@ -44,14 +49,24 @@ enum Command {
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-// One thread: the load's tasks wake each other without waking another thread, and the
-// generator takes less of the two cores the services under it need.
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    match Cli::parse().command {
-        Command::Login(args) => load::login(args).await,
-        Command::Run(args) => load::run(args).await,
-        Command::Report { results, out } => report::write(&results, &out),
-    }
+    let command = match Cli::parse().command {
+        // actix-web's own runtimes, one per worker: not inside the generator's.
+        Command::Floor(args) => return floor::serve(args),
+        command => command,
+    };
+    // One thread: the load's tasks wake each other without waking another thread, and the
+    // generator takes less of the two cores the services under it need.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match command {
+            Command::Login(args) => load::login(args).await,
+            Command::Run(args) => load::run(args).await,
+            Command::Report { results, out } => report::write(&results, &out),
+            Command::Floor(args) => floor::serve(args),
+        }
+    })
 }

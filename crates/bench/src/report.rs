@@ -51,6 +51,66 @@ fn hop_pairs(runs: &[RunResult], op: Op) -> Vec<(&RunResult, &RunResult)> {
         .collect()
 }
 
+/// The hop runs through `dream-bench floor` (a bare actix-web + hyper proxy), labelled
+/// `hop N: <operation> through the actix-web floor`, run between each pair's two.
+fn floor_label(op: Op) -> String {
+    format!("{} through the actix-web floor", op.name())
+}
+
+/// The CPU of one proxy process (the gateway, nginx's workers, the floor) per request it
+/// passed in a run, in µs.
+fn proxy_cpu(r: &RunResult, proxy: &str) -> Option<f64> {
+    let u = r.services.get(proxy)?;
+    (r.throughput > 0.0).then(|| u.cpu_percent / 100.0 * 1e6 / r.throughput)
+}
+
+/// The headline's line on the floor: the same operation through a bare actix-web + hyper
+/// proxy in the same pairs, so that what the gateway adds stands apart from what its two
+/// crates cost.
+fn floor_line(op: Op, runs: &[RunResult], pairs: &[(&RunResult, &RunResult)]) -> Option<String> {
+    let label = floor_label(op);
+    let floors: Vec<&RunResult> = pairs
+        .iter()
+        .filter_map(|(g, _)| {
+            let (n, _) = g.label.strip_prefix("hop ")?.split_once(": ")?;
+            let wanted = format!("hop {n}: {label}");
+            runs.iter().find(|r| r.label == wanted)
+        })
+        .collect();
+    if floors.is_empty() {
+        return None;
+    }
+    let floor_cpu = median(
+        floors
+            .iter()
+            .filter_map(|r| proxy_cpu(r, "floor"))
+            .collect(),
+    );
+    let gateway_cpu = median(
+        pairs
+            .iter()
+            .filter_map(|(g, _)| proxy_cpu(g, "gateway"))
+            .collect(),
+    );
+    let throughputs = floors
+        .iter()
+        .map(|r| format!("{:.0}", r.throughput))
+        .collect::<Vec<_>>()
+        .join(" / ");
+    Some(format!(
+        "- The floor under the gateway's hop: the {} through a bare actix-web + hyper proxy          (`dream-bench floor`: no token, limit, route table, request id, metrics or header          rule), run in the same pairs: **{throughputs} requests/s**{}.",
+        op.name(),
+        match (floor_cpu, gateway_cpu) {
+            (Some(f), Some(g)) => format!(
+                ", {f:.0} µs of CPU per request (median): the gateway's own work adds {:.0} µs                  to it",
+                g - f
+            ),
+            (Some(f), None) => format!(", {f:.0} µs of CPU per request (median)"),
+            _ => String::new(),
+        }
+    ))
+}
+
 /// The median of some figures (none for none).
 fn median(mut v: Vec<f64>) -> Option<f64> {
     v.sort_by(f64::total_cmp);
@@ -90,11 +150,7 @@ fn hop_line(op: Op, pairs: &[(&RunResult, &RunResult)]) -> Option<String> {
     let ratio = |g: &RunResult, n: &RunResult| g.throughput / n.throughput;
     let ratios: Vec<f64> = pairs.iter().map(|(g, n)| ratio(g, n)).collect();
     let mid = median(ratios)?;
-    // The CPU of one proxy (the gateway, or nginx's workers) per request it passed, in µs.
-    let cpu = |r: &RunResult, proxy: &str| {
-        let u = r.services.get(proxy)?;
-        (r.throughput > 0.0).then(|| u.cpu_percent / 100.0 * 1e6 / r.throughput)
-    };
+    let cpu = proxy_cpu;
     let gateway_cpu = median(
         pairs
             .iter()
@@ -270,7 +326,11 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<()> {
         )?;
     }
     for op in [Op::Catalogue, Op::Conversation] {
-        if let Some(line) = hop_line(op, &hop_pairs(&runs, op)) {
+        let pairs = hop_pairs(&runs, op);
+        if let Some(line) = hop_line(op, &pairs) {
+            writeln!(md, "{line}")?;
+        }
+        if let Some(line) = floor_line(op, &runs, &pairs) {
             writeln!(md, "{line}")?;
         }
     }
@@ -500,6 +560,8 @@ mod tests {
     fn run(label: &str, throughput: f64, proxy_cpu: f64) -> RunResult {
         let proxy = if label.contains("through nginx") {
             "nginx"
+        } else if label.contains("actix-web floor") {
+            "floor"
         } else {
             "gateway"
         };
@@ -522,6 +584,51 @@ mod tests {
             "at": "2026-11-30T18:00:00Z"
         }))
         .unwrap_or_else(|e| panic!("a run: {e}"))
+    }
+
+    /// The floor's runs are read pair by pair beside the gateway's: their throughput, and the
+    /// CPU the gateway spends over theirs.
+    #[test]
+    fn the_floor_is_set_beside_the_gateway_in_the_same_pairs() {
+        let runs = vec![
+            run("hop 1: catalogue through the gateway", 18_000.0, 90.0),
+            run(
+                "hop 1: catalogue through the actix-web floor",
+                19_000.0,
+                57.0,
+            ),
+            run("hop 1: catalogue through nginx proxy_pass", 20_000.0, 80.0),
+            run("hop 2: catalogue through the gateway", 21_000.0, 105.0),
+            run(
+                "hop 2: catalogue through the actix-web floor",
+                20_000.0,
+                60.0,
+            ),
+            run("hop 2: catalogue through nginx proxy_pass", 20_000.0, 90.0),
+            // A floor run of a pair that is not there is not read.
+            run(
+                "hop 3: catalogue through the actix-web floor",
+                1_000.0,
+                99.0,
+            ),
+        ];
+        let pairs = hop_pairs(&runs, Op::Catalogue);
+        let line = floor_line(Op::Catalogue, &runs, &pairs).unwrap_or_default();
+        assert!(line.contains("**19000 / 20000 requests/s**"), "{line}");
+        assert!(
+            line.contains("30 µs of CPU per request (median): the gateway's own work adds 20 µs"),
+            "{line}"
+        );
+        // Without floor runs (an older results file), no line.
+        let older: Vec<RunResult> = runs
+            .iter()
+            .filter(|r| !r.label.contains("floor"))
+            .cloned()
+            .collect();
+        assert_eq!(
+            floor_line(Op::Catalogue, &older, &hop_pairs(&older, Op::Catalogue)),
+            None
+        );
     }
 
     #[test]
