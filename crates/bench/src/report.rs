@@ -66,24 +66,32 @@ fn proxy_cpu(r: &RunResult, proxy: &str) -> Option<f64> {
 
 /// The headline's line on the floor: the same operation through a bare actix-web + hyper
 /// proxy in the same pairs, so that what the gateway adds stands apart from what its two
-/// crates cost.
+/// crates cost, and the two crates alone are set against nginx.
 fn floor_line(op: Op, runs: &[RunResult], pairs: &[(&RunResult, &RunResult)]) -> Option<String> {
     let label = floor_label(op);
-    let floors: Vec<&RunResult> = pairs
+    // Each pair's floor run, with that pair's nginx run.
+    let floors: Vec<(&RunResult, &RunResult)> = pairs
         .iter()
-        .filter_map(|(g, _)| {
-            let (n, _) = g.label.strip_prefix("hop ")?.split_once(": ")?;
-            let wanted = format!("hop {n}: {label}");
-            runs.iter().find(|r| r.label == wanted)
+        .filter_map(|(g, n)| {
+            let (pair, _) = g.label.strip_prefix("hop ")?.split_once(": ")?;
+            let wanted = format!("hop {pair}: {label}");
+            Some((runs.iter().find(|r| r.label == wanted)?, *n))
         })
         .collect();
     if floors.is_empty() {
         return None;
     }
+    let join = |f: &dyn Fn(&RunResult, &RunResult) -> String| {
+        floors
+            .iter()
+            .map(|(f_, n)| f(f_, n))
+            .collect::<Vec<_>>()
+            .join(" / ")
+    };
     let floor_cpu = median(
         floors
             .iter()
-            .filter_map(|r| proxy_cpu(r, "floor"))
+            .filter_map(|(f, _)| proxy_cpu(f, "floor"))
             .collect(),
     );
     let gateway_cpu = median(
@@ -92,20 +100,20 @@ fn floor_line(op: Op, runs: &[RunResult], pairs: &[(&RunResult, &RunResult)]) ->
             .filter_map(|(g, _)| proxy_cpu(g, "gateway"))
             .collect(),
     );
-    let throughputs = floors
-        .iter()
-        .map(|r| format!("{:.0}", r.throughput))
-        .collect::<Vec<_>>()
-        .join(" / ");
     Some(format!(
-        "- The floor under the gateway's hop: the {} through a bare actix-web + hyper proxy          (`dream-bench floor`: no token, limit, route table, request id, metrics or header          rule), run in the same pairs: **{throughputs} requests/s**{}.",
+        "- The floor under the gateway's hop: the {} through a bare actix-web + hyper proxy \
+         (`dream-bench floor`: no token, limit, route table, request id, metrics or header \
+         rule), run in the same pairs: **{} requests/s**, at {} of nginx's throughput{}.",
         op.name(),
+        join(&|f, _| format!("{:.0}", f.throughput)),
+        join(&|f, n| format!("{:.0} %", 100.0 * f.throughput / n.throughput)),
         match (floor_cpu, gateway_cpu) {
             (Some(f), Some(g)) => format!(
-                ", {f:.0} µs of CPU per request (median): the gateway's own work adds {:.0} µs                  to it",
+                "; {f:.0} µs of CPU per request (median), to which the gateway's own work adds \
+                 {:.0} µs",
                 g - f
             ),
-            (Some(f), None) => format!(", {f:.0} µs of CPU per request (median)"),
+            (Some(f), None) => format!("; {f:.0} µs of CPU per request (median)"),
             _ => String::new(),
         }
     ))
@@ -614,11 +622,17 @@ mod tests {
         ];
         let pairs = hop_pairs(&runs, Op::Catalogue);
         let line = floor_line(Op::Catalogue, &runs, &pairs).unwrap_or_default();
-        assert!(line.contains("**19000 / 20000 requests/s**"), "{line}");
         assert!(
-            line.contains("30 µs of CPU per request (median): the gateway's own work adds 20 µs"),
+            line.contains("**19000 / 20000 requests/s**, at 95 % / 100 % of nginx's throughput"),
             "{line}"
         );
+        assert!(
+            line.contains(
+                "30 µs of CPU per request (median), to which the gateway's own work adds 20 µs"
+            ),
+            "{line}"
+        );
+        assert!(!line.contains("  "), "one line, no runs of spaces: {line}");
         // Without floor runs (an older results file), no line.
         let older: Vec<RunResult> = runs
             .iter()
