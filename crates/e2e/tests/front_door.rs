@@ -920,3 +920,91 @@ async fn daily_photo_cap_and_long_operations_keep_to_their_share() {
     assert_eq!(s.get("/api/v1/matches", &u).await.0, StatusCode::OK);
     assert_eq!(slow.await.unwrap(), StatusCode::CREATED);
 }
+
+/// CORS through the real gateway: a page of an allowed origin may read answers (with the
+/// request id and rate-limit headers exposed) and send what the API needs after a preflight;
+/// another origin's page gets no `Access-Control-Allow-Origin` (its browser keeps the answer
+/// from it) and its preflights are refused; no page
+/// may ask to send `x-dream-session` (the header that asks for session cookies); and an answer
+/// to a request without `Origin` still says it varies by it, so that a shared cache never hands
+/// a page an answer made for another origin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_configured_origins_may_read_and_write_from_a_page() {
+    const APP: &str = "https://app.example";
+    let s = Stack::with(Options {
+        gateway_env: vec![("CORS_ORIGINS", APP.into())],
+        ..Options::default()
+    })
+    .await;
+    let url = format!("{}/api/v1/characters", s.gateway);
+    let header = |r: &reqwest::Response, name: &str| {
+        r.headers()
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+
+    let from_app = s.http.get(&url).header("origin", APP).send().await.unwrap();
+    assert_eq!(from_app.status(), StatusCode::OK);
+    assert_eq!(header(&from_app, "access-control-allow-origin"), APP);
+    let exposed = header(&from_app, "access-control-expose-headers");
+    for name in ["x-request-id", "ratelimit-remaining", "retry-after"] {
+        assert!(exposed.contains(name), "{name} in {exposed:?}");
+    }
+    assert!(header(&from_app, "vary").contains("Origin"));
+
+    let elsewhere = s
+        .http
+        .get(&url)
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    // Answered (CORS is the browser's to enforce), but not for that page to read.
+    assert!(
+        !elsewhere
+            .headers()
+            .contains_key("access-control-allow-origin")
+    );
+
+    let preflight = |origin: &str, headers: &str| {
+        s.http
+            .request(Method::OPTIONS, format!("{}/api/v1/matches", s.gateway))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", headers)
+            .send()
+    };
+    let allowed = preflight(APP, "authorization, content-type").await.unwrap();
+    assert!(allowed.status().is_success(), "{}", allowed.status());
+    assert_eq!(header(&allowed, "access-control-allow-origin"), APP);
+    assert!(header(&allowed, "access-control-allow-methods").contains("POST"));
+    let allowed_headers = header(&allowed, "access-control-allow-headers").to_lowercase();
+    assert!(allowed_headers.contains("authorization") && allowed_headers.contains("content-type"));
+    for (origin, headers) in [
+        (APP, "x-dream-session"),
+        ("https://evil.example", "content-type"),
+    ] {
+        let refused = preflight(origin, headers).await.unwrap();
+        assert!(
+            !refused.status().is_success()
+                && !refused
+                    .headers()
+                    .contains_key("access-control-allow-origin"),
+            "{origin} asking for {headers}: {} {:?}",
+            refused.status(),
+            refused.headers()
+        );
+    }
+
+    let no_origin = s.http.get(&url).send().await.unwrap();
+    assert_eq!(no_origin.status(), StatusCode::OK);
+    assert!(
+        !no_origin
+            .headers()
+            .contains_key("access-control-allow-origin")
+    );
+    assert!(header(&no_origin, "vary").contains("Origin"));
+}
