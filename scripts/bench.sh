@@ -131,7 +131,7 @@ if [[ -n ${BENCH_PROFILE:-} ]]; then
   exit 0
 fi
 # The first run starts on a cold Redis: its longer warm-up fills the caches part of the way
-# (the Zipf tail is first touched minutes later); the last run measures a running system.
+# (the Zipf tail is first touched minutes later); the mix's last run measures a running system.
 bench "mix, closed loop" true --mode closed --connections "$connections" --duration "$duration" --warmup 20
 for op in conversation matches photos send; do
   bench "$op only" true --mode closed --connections "$connections" --duration "$single" --warmup 2 --mix "$op=1"
@@ -176,6 +176,7 @@ for _ in $(seq 1 100); do
   curl -fs http://127.0.0.1:9091/health >/dev/null 2>&1 && break
   sleep 0.1
 done
+curl -fs http://127.0.0.1:9091/health >/dev/null || { echo "the floor (port 9091) did not come up: bench/tmp/floor.log" >&2; exit 1; }
 nginx=$(command -v nginx || true)
 if [[ -n $nginx ]]; then
   mkdir -p "$tmp/nginx"

@@ -1,8 +1,8 @@
 //! `dream-bench floor`: the least a proxy hop built on actix-web costs. actix-web serves, hyper's
-//! pooled client forwards (the gateway's two crates, one worker per core as the gateway has),
-//! and nothing else happens: no token, rate limit, route table, request id, metrics or header
-//! rule. `make bench` runs the catalogue through it beside the gateway and nginx, so that the
-//! report tells what actix-web and hyper cost from what the gateway adds to them.
+//! pooled client forwards (the gateway's two crates, with its server settings), and nothing
+//! else happens: no token, rate limit, route table, request id, metrics or header rule. `make
+//! bench` runs each hop's operation through it beside the gateway and nginx, so that the report
+//! tells what actix-web and hyper cost from what the gateway adds to them.
 
 use std::net::SocketAddr;
 
@@ -20,8 +20,8 @@ pub struct FloorArgs {
     /// The upstream every request goes to, e.g. 127.0.0.1:9082 (plain HTTP).
     #[arg(long)]
     upstream: SocketAddr,
-    /// HTTP workers (default: one per core, as the gateway).
-    #[arg(long)]
+    /// HTTP workers (default: `HTTP_WORKERS`, else one per core, as the gateway).
+    #[arg(long, env = "HTTP_WORKERS")]
     workers: Option<usize>,
 }
 
@@ -75,7 +75,16 @@ fn serve_on(
                 .app_data(web::Data::new(upstream))
                 .default_service(web::to(forward))
         })
-        .workers(workers)
+        // The gateway's server settings (service-kit's `serve_http`): Nagle off on every
+        // connection, idle connections kept 75 s, the write buffer flushed at 4 KiB.
+        .on_connect(|conn, _| {
+            if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                let _ = tcp.set_nodelay(true);
+            }
+        })
+        .keep_alive(std::time::Duration::from_secs(75))
+        .h1_write_buffer_size(4 * 1024)
+        .workers(workers.max(1))
         .listen(listener)?
         .run()
         .await

@@ -16,8 +16,8 @@ const GUIDE: [(Op, f64); 4] = [
     (Op::Photos, 28.0),
 ];
 
-/// The closed-loop mix run first, on a cold cache, and last, on the running system
-/// (`scripts/bench.sh` labels them so).
+/// The closed-loop mix run first, on a cold cache, and again after every other run of the mix,
+/// on the running system (`scripts/bench.sh` labels them so; only the hop runs come after it).
 const COLD_MIX: &str = "mix, closed loop";
 const RUNNING_MIX: &str = "mix, closed loop, running system";
 
@@ -32,13 +32,16 @@ fn hop_label(op: Op, via_nginx: bool) -> String {
     }
 }
 
+/// The pair a hop run belongs to (`hop N: <what>`), if it is a run of `what`.
+fn pair_number(r: &RunResult, what: &str) -> Option<String> {
+    let (n, rest) = r.label.strip_prefix("hop ")?.split_once(": ")?;
+    (rest == what).then(|| n.to_owned())
+}
+
 /// The alternated hop runs of `op`, (through the gateway, through nginx) for each pair, in the
 /// order they ran.
 fn hop_pairs(runs: &[RunResult], op: Op) -> Vec<(&RunResult, &RunResult)> {
-    let pair = |r: &RunResult, what: &str| -> Option<String> {
-        let (n, rest) = r.label.strip_prefix("hop ")?.split_once(": ")?;
-        (rest == what).then(|| n.to_owned())
-    };
+    let pair = pair_number;
     let (gateway, nginx) = (hop_label(op, false), hop_label(op, true));
     runs.iter()
         .filter_map(|g| {
@@ -66,54 +69,57 @@ fn proxy_cpu(r: &RunResult, proxy: &str) -> Option<f64> {
 
 /// The headline's line on the floor: the same operation through a bare actix-web + hyper
 /// proxy in the same pairs, so that what the gateway adds stands apart from what its two
-/// crates cost, and the two crates alone are set against nginx.
-fn floor_line(op: Op, runs: &[RunResult], pairs: &[(&RunResult, &RunResult)]) -> Option<String> {
-    let label = floor_label(op);
-    // Each pair's floor run, with that pair's nginx run.
-    let floors: Vec<(&RunResult, &RunResult)> = pairs
+/// crates cost, and (when nginx ran) the two crates alone are set against nginx.
+fn floor_line(op: Op, runs: &[RunResult]) -> Option<String> {
+    let pair_of = pair_number;
+    let (gateway, floor, nginx) = (hop_label(op, false), floor_label(op), hop_label(op, true));
+    let in_pair =
+        |n: &str, what: &str| runs.iter().find(|r| pair_of(r, what).as_deref() == Some(n));
+    // Each pair's gateway and floor runs, with its nginx run when there is one.
+    let pairs: Vec<(&RunResult, &RunResult, Option<&RunResult>)> = runs
         .iter()
-        .filter_map(|(g, n)| {
-            let (pair, _) = g.label.strip_prefix("hop ")?.split_once(": ")?;
-            let wanted = format!("hop {pair}: {label}");
-            Some((runs.iter().find(|r| r.label == wanted)?, *n))
+        .filter_map(|g| {
+            let n = pair_of(g, &gateway)?;
+            Some((g, in_pair(&n, &floor)?, in_pair(&n, &nginx)))
         })
         .collect();
-    if floors.is_empty() {
+    if pairs.is_empty() {
         return None;
     }
-    let join = |f: &dyn Fn(&RunResult, &RunResult) -> String| {
-        floors
-            .iter()
-            .map(|(f_, n)| f(f_, n))
-            .collect::<Vec<_>>()
-            .join(" / ")
-    };
-    let floor_cpu = median(
-        floors
-            .iter()
-            .filter_map(|(f, _)| proxy_cpu(f, "floor"))
-            .collect(),
-    );
-    let gateway_cpu = median(
-        pairs
-            .iter()
-            .filter_map(|(g, _)| proxy_cpu(g, "gateway"))
-            .collect(),
-    );
+    let throughputs = pairs
+        .iter()
+        .map(|(_, f, _)| format!("{:.0}", f.throughput))
+        .collect::<Vec<_>>()
+        .join(" / ");
+    let shares: Option<Vec<String>> = pairs
+        .iter()
+        .map(|(_, f, n)| {
+            let n = n.filter(|n| n.throughput > 0.0)?;
+            Some(format!("{:.0} %", 100.0 * f.throughput / n.throughput))
+        })
+        .collect();
+    // Both medians over the same pairs: those with both CPUs.
+    let cpus: Vec<(f64, f64)> = pairs
+        .iter()
+        .filter_map(|(g, f, _)| Some((proxy_cpu(f, "floor")?, proxy_cpu(g, "gateway")?)))
+        .collect();
+    let floor_cpu = median(cpus.iter().map(|c| c.0).collect());
+    let gateway_cpu = median(cpus.iter().map(|c| c.1).collect());
     Some(format!(
         "- The floor under the gateway's hop: the {} through a bare actix-web + hyper proxy \
          (`dream-bench floor`: no token, limit, route table, request id, metrics or header \
-         rule), run in the same pairs: **{} requests/s**, at {} of nginx's throughput{}.",
+         rule), run in the same pairs: **{throughputs} requests/s**{}{}.",
         op.name(),
-        join(&|f, _| format!("{:.0}", f.throughput)),
-        join(&|f, n| format!("{:.0} %", 100.0 * f.throughput / n.throughput)),
+        shares.map_or_else(String::new, |s| format!(
+            ", at {} of nginx's throughput",
+            s.join(" / ")
+        )),
         match (floor_cpu, gateway_cpu) {
             (Some(f), Some(g)) => format!(
                 "; {f:.0} µs of CPU per request (median), to which the gateway's own work adds \
                  {:.0} µs",
                 g - f
             ),
-            (Some(f), None) => format!("; {f:.0} µs of CPU per request (median)"),
             _ => String::new(),
         }
     ))
@@ -278,8 +284,8 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<()> {
     if let (Some(running), Some(cold)) = (labelled(RUNNING_MIX), labelled(COLD_MIX)) {
         writeln!(
             md,
-            "- Cache hit rate in the closed-loop mix on a running system (the last run with the \
-             cache, after the others, {:.0} s warm-up): **{}** ({}); {} database queries per \
+            "- Cache hit rate in the closed-loop mix on a running system (after every other run \
+             of the mix, {:.0} s warm-up): **{}** ({}); {} database queries per \
              request. From a cold Redis (the first run, {:.0} s warm-up): {} ({}).",
             running.warmup,
             percent(running.hit_rate),
@@ -338,7 +344,7 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<()> {
         if let Some(line) = hop_line(op, &pairs) {
             writeln!(md, "{line}")?;
         }
-        if let Some(line) = floor_line(op, &runs, &pairs) {
+        if let Some(line) = floor_line(op, &runs) {
             writeln!(md, "{line}")?;
         }
     }
@@ -471,6 +477,13 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<()> {
             }
         }
         writeln!(md)?;
+    }
+    if names.iter().any(|n| n.as_str() == "floor") {
+        writeln!(
+            md,
+            "\nfloor is `dream-bench floor`, the bare actix-web + hyper proxy the hop runs set \
+             the gateway against, watched in the runs through it only."
+        )?;
     }
     if names.iter().any(|n| n.as_str() == "nginx") {
         writeln!(
@@ -620,8 +633,7 @@ mod tests {
                 99.0,
             ),
         ];
-        let pairs = hop_pairs(&runs, Op::Catalogue);
-        let line = floor_line(Op::Catalogue, &runs, &pairs).unwrap_or_default();
+        let line = floor_line(Op::Catalogue, &runs).unwrap_or_default();
         assert!(
             line.contains("**19000 / 20000 requests/s**, at 95 % / 100 % of nginx's throughput"),
             "{line}"
@@ -639,10 +651,17 @@ mod tests {
             .filter(|r| !r.label.contains("floor"))
             .cloned()
             .collect();
-        assert_eq!(
-            floor_line(Op::Catalogue, &older, &hop_pairs(&older, Op::Catalogue)),
-            None
-        );
+        assert_eq!(floor_line(Op::Catalogue, &older), None);
+        // Without nginx, the floor is still set beside the gateway.
+        let alone: Vec<RunResult> = runs
+            .iter()
+            .filter(|r| !r.label.contains("nginx"))
+            .cloned()
+            .collect();
+        let line = floor_line(Op::Catalogue, &alone).unwrap_or_default();
+        assert!(line.contains("**19000 / 20000 requests/s**;"), "{line}");
+        assert!(!line.contains("nginx"), "{line}");
+        assert!(line.contains("adds 20 µs"), "{line}");
     }
 
     #[test]
