@@ -38,19 +38,18 @@ fn pair_number(r: &RunResult, what: &str) -> Option<String> {
     (rest == what).then(|| n.to_owned())
 }
 
+/// The run of `what` in pair `n`.
+fn in_pair<'a>(runs: &'a [RunResult], n: &str, what: &str) -> Option<&'a RunResult> {
+    runs.iter()
+        .find(|r| pair_number(r, what).as_deref() == Some(n))
+}
+
 /// The alternated hop runs of `op`, (through the gateway, through nginx) for each pair, in the
 /// order they ran.
 fn hop_pairs(runs: &[RunResult], op: Op) -> Vec<(&RunResult, &RunResult)> {
-    let pair = pair_number;
     let (gateway, nginx) = (hop_label(op, false), hop_label(op, true));
     runs.iter()
-        .filter_map(|g| {
-            let n = pair(g, &gateway)?;
-            let x = runs
-                .iter()
-                .find(|r| pair(r, &nginx).as_deref() == Some(n.as_str()))?;
-            Some((g, x))
-        })
+        .filter_map(|g| Some((g, in_pair(runs, &pair_number(g, &gateway)?, &nginx)?)))
         .collect()
 }
 
@@ -71,16 +70,13 @@ fn proxy_cpu(r: &RunResult, proxy: &str) -> Option<f64> {
 /// proxy in the same pairs, so that what the gateway adds stands apart from what its two
 /// crates cost, and (when nginx ran) the two crates alone are set against nginx.
 fn floor_line(op: Op, runs: &[RunResult]) -> Option<String> {
-    let pair_of = pair_number;
     let (gateway, floor, nginx) = (hop_label(op, false), floor_label(op), hop_label(op, true));
-    let in_pair =
-        |n: &str, what: &str| runs.iter().find(|r| pair_of(r, what).as_deref() == Some(n));
     // Each pair's gateway and floor runs, with its nginx run when there is one.
     let pairs: Vec<(&RunResult, &RunResult, Option<&RunResult>)> = runs
         .iter()
         .filter_map(|g| {
-            let n = pair_of(g, &gateway)?;
-            Some((g, in_pair(&n, &floor)?, in_pair(&n, &nginx)))
+            let n = pair_number(g, &gateway)?;
+            Some((g, in_pair(runs, &n, &floor)?, in_pair(runs, &n, &nginx)))
         })
         .collect();
     if pairs.is_empty() {
@@ -164,14 +160,18 @@ fn hop_line(op: Op, pairs: &[(&RunResult, &RunResult)]) -> Option<String> {
     let ratio = |g: &RunResult, n: &RunResult| g.throughput / n.throughput;
     let ratios: Vec<f64> = pairs.iter().map(|(g, n)| ratio(g, n)).collect();
     let mid = median(ratios)?;
-    let cpu = proxy_cpu;
     let gateway_cpu = median(
         pairs
             .iter()
-            .filter_map(|(g, _)| cpu(g, "gateway"))
+            .filter_map(|(g, _)| proxy_cpu(g, "gateway"))
             .collect(),
     );
-    let nginx_cpu = median(pairs.iter().filter_map(|(_, n)| cpu(n, "nginx")).collect());
+    let nginx_cpu = median(
+        pairs
+            .iter()
+            .filter_map(|(_, n)| proxy_cpu(n, "nginx"))
+            .collect(),
+    );
     Some(format!(
         "- The gateway's hop against nginx's `proxy_pass` (the reference), the {} with {} \
          connections, alternated in {} pairs of runs: through the gateway **{} requests/s**, \

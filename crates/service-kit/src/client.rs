@@ -19,8 +19,9 @@ pub fn address(req: &HttpRequest) -> Option<IpAddr> {
         .or_else(|| req.peer_addr().map(|a| a.ip()))
 }
 
-/// The key rate limits count an address under: an IPv4 address alone, an IPv6 address by its
-/// /64 (one subscriber usually holds a whole /64, and would otherwise have 2^64 addresses).
+/// The key rate limits count an address under: an IPv4 address alone, written as usual (the
+/// gateway sends an IPv4 client's key as its `X-Forwarded-For`), an IPv6 address by its /64 (one
+/// subscriber usually holds a whole /64, and would otherwise have 2^64 addresses).
 pub fn limit_key(ip: IpAddr) -> String {
     match ip {
         IpAddr::V4(v4) => v4.to_string(),
@@ -56,5 +57,7 @@ mod tests {
         assert_ne!(limit_key(a), limit_key(c));
         let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap_or(IpAddr::from([0; 4]));
         assert_eq!(limit_key(mapped), "192.0.2.7");
+        // An IPv4 key is the address as written: the gateway forwards it as X-Forwarded-For.
+        assert_eq!(limit_key(IpAddr::from([192, 0, 2, 7])), "192.0.2.7");
     }
 }
