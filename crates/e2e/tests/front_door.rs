@@ -1006,5 +1006,91 @@ async fn only_the_configured_origins_may_read_and_write_from_a_page() {
             .headers()
             .contains_key("access-control-allow-origin")
     );
-    assert!(header(&no_origin, "vary").contains("Origin"));
+    // ...by Origin as well as by what the service's answer varies by.
+    let varies = header(&no_origin, "vary");
+    assert!(
+        varies.contains("Origin") && varies.contains("Authorization"),
+        "{varies}"
+    );
+    assert!(
+        header(&from_app, "vary").contains("Authorization"),
+        "{:?}",
+        header(&from_app, "vary")
+    );
+}
+
+/// Whom a request is counted against. A client connected straight to the gateway is its
+/// connection's peer, whatever it claims (the gateway works that out once per connection);
+/// behind a trusted proxy, each request on the proxy's kept-alive connection is from the
+/// address the proxy forwarded, request by request. Seen through the per-address limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_count_against_the_address_the_gateway_trusts() {
+    // A public key whose private half was thrown away: behind a proxy the gateway refuses the
+    // development keys, and the catalogue needs no token.
+    const NOBODYS_KEY: &str = "-----BEGIN PUBLIC KEY-----
+MCowBQYDK2VwAyEA+Je8zNbCgoFa32EMntUAWmI7UZCkh0UnqSShuVPfIm0=
+-----END PUBLIC KEY-----";
+    for behind_a_proxy in [false, true] {
+        let mut gateway_env = vec![
+            ("RATE_LIMIT_IP_PER_MIN", "3".into()),
+            // Counted here alone: no sync with Redis in the middle of the seven requests.
+            ("GATEWAY_LIMIT_SYNC_MS", "600000".into()),
+        ];
+        if behind_a_proxy {
+            gateway_env.push(("TRUSTED_PROXIES", "127.0.0.0/8".into()));
+            gateway_env.push(("JWT_PUBLIC_KEY_PEM", NOBODYS_KEY.into()));
+        }
+        let s = Stack::with(Options {
+            gateway_env,
+            ..Options::default()
+        })
+        .await;
+        // One connection, kept alive, carrying two clients' requests in turn.
+        let proxy = reqwest::Client::builder()
+            .pool_max_idle_per_host(1)
+            .build()
+            .unwrap();
+        // The limits count in windows of a wall-clock minute: all seven in one of them.
+        let into_minute = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+            % 60.0;
+        if into_minute > 55.0 {
+            tokio::time::sleep(Duration::from_secs_f64(60.5 - into_minute)).await;
+        }
+        let mut answers = Vec::new();
+        for i in 0..7 {
+            let res = proxy
+                .get(format!("{}/api/v1/characters", s.gateway))
+                .header("x-forwarded-for", format!("198.51.100.{}", i % 2))
+                .send()
+                .await
+                .unwrap();
+            answers.push(res.status().as_u16());
+        }
+        let expected = if behind_a_proxy {
+            // Three each; the seventh is the first client's fourth.
+            [200, 200, 200, 200, 200, 200, 429]
+        } else {
+            // All from 127.0.0.1: three, then refused.
+            [200, 200, 200, 429, 429, 429, 429]
+        };
+        assert_eq!(answers, expected, "behind a proxy: {behind_a_proxy}");
+        // Another peer is counted apart from the first.
+        let elsewhere = reqwest::Client::builder()
+            .local_address(ATTACKER)
+            .build()
+            .unwrap()
+            .get(format!("{}/api/v1/characters", s.gateway))
+            .header("x-forwarded-for", "198.51.100.9")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            elsewhere.status(),
+            StatusCode::OK,
+            "behind a proxy: {behind_a_proxy}"
+        );
+    }
 }

@@ -209,6 +209,7 @@ where
             max_connections: 4096,
             shutdown_timeout,
             saturated: None,
+            on_connect: None,
         },
         public: move |cfg: &mut web::ServiceConfig| {
             (api.routes)(&mut ApiConfig::new(cfg));

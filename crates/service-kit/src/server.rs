@@ -104,10 +104,18 @@ pub struct HttpSettings {
     /// before any middleware runs — no span, no request id, no histogram: under overload a
     /// refusal must cost as little as the machine allows. Counted in `http_shed_total`.
     pub saturated: Option<Saturated>,
+    /// Run for each new connection of the public listener (after TCP_NODELAY is set): what a
+    /// process works out once per connection rather than per request goes into the
+    /// connection's data (`HttpRequest::conn_data`).
+    pub on_connect: Option<OnConnect>,
 }
 
 /// See [`HttpSettings::saturated`].
 pub type Saturated = std::sync::Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// See [`HttpSettings::on_connect`]: the connection (a `TcpStream`) and its data.
+pub type OnConnect =
+    std::sync::Arc<dyn Fn(&dyn std::any::Any, &mut actix_web::dev::Extensions) + Send + Sync>;
 
 /// A process's two HTTP servers: what its public and admin listeners serve.
 pub struct Http<P, A> {
@@ -156,9 +164,15 @@ where
                 move |req, next| shed_when_saturated(saturated.clone(), req, next)
             }))
     })
-    .on_connect(|conn, data| {
-        crate::no_delay(conn, data);
-        data.insert(Open::new());
+    .on_connect({
+        let hook = settings.on_connect.clone();
+        move |conn, data| {
+            crate::no_delay(conn, data);
+            data.insert(Open::new());
+            if let Some(hook) = &hook {
+                hook(conn, data);
+            }
+        }
     })
     // Longer than any client of ours keeps an idle connection (the gateway's pool: 60 s), so a
     // connection is never closed here just as a request is sent on it (nginx's default too).
@@ -389,6 +403,7 @@ mod tests {
                 max_connections: 16,
                 shutdown_timeout: Duration::from_secs(1),
                 saturated: Some(Arc::new(move || flag.load(Ordering::Relaxed))),
+                on_connect: None,
             },
             public: |cfg: &mut web::ServiceConfig| {
                 cfg.route("/ok", web::get().to(|| async { "fine" }));

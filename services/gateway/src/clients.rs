@@ -61,8 +61,12 @@ impl TrustedProxies {
         client
     }
 
-    /// [`TrustedProxies::client`] of an actix request.
-    pub fn client_of(&self, req: &HttpRequest) -> IpAddr {
+    /// The client of an actix request: its connection's (see [`TrustedProxies::on_connect`]),
+    /// else [`TrustedProxies::client`] of its peer and `X-Forwarded-For`.
+    pub fn client_of(&self, req: &HttpRequest) -> Client {
+        if let Some(client) = req.conn_data::<Client>() {
+            return client.clone();
+        }
         let peer = req
             .peer_addr()
             .map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip());
@@ -71,7 +75,45 @@ impl TrustedProxies {
             .get_all("x-forwarded-for")
             .filter_map(|v| v.to_str().ok())
             .collect();
-        self.client(peer, &forwarded)
+        Client::new(self.client(peer, &forwarded))
+    }
+
+    /// A new connection from a peer that is not a trusted proxy: every request on it comes
+    /// from that peer, whatever it says, so its [`Client`] is made once and kept with the
+    /// connection. A trusted proxy's connection carries many clients: none is kept.
+    pub fn on_connect(&self, conn: &dyn std::any::Any, data: &mut actix_web::dev::Extensions) {
+        if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>()
+            && let Ok(peer) = tcp.peer_addr()
+            && !self.trusts(peer.ip())
+        {
+            data.insert(Client::new(canonical(peer.ip())));
+        }
+    }
+}
+
+/// Who a request comes from, as the gateway established it: the address, the key its rate
+/// limits and share of the gateway count under, and the `X-Forwarded-For` services are told.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub ip: IpAddr,
+    pub key: Arc<str>,
+    pub forwarded_for: hyper::header::HeaderValue,
+}
+
+impl Client {
+    pub fn new(ip: IpAddr) -> Self {
+        let key = service_kit::client::limit_key(ip);
+        // An IPv4 client's key is its address as written ([`service_kit::client::limit_key`]).
+        let written = match ip {
+            IpAddr::V4(_) => key.clone(),
+            IpAddr::V6(v6) => v6.to_string(),
+        };
+        Self {
+            ip,
+            key: key.into(),
+            forwarded_for: hyper::header::HeaderValue::try_from(written)
+                .unwrap_or(hyper::header::HeaderValue::from_static("unknown")),
+        }
     }
 }
 
@@ -86,14 +128,14 @@ fn canonical(ip: IpAddr) -> IpAddr {
 /// Requests each client has in the gateway right now.
 #[derive(Clone)]
 pub struct Occupancy {
-    inner: Arc<Mutex<HashMap<String, usize>>>,
+    inner: Arc<Mutex<HashMap<Arc<str>, usize>>>,
     max: usize,
 }
 
 /// A client's place, given back when dropped.
 pub struct Place {
-    inner: Arc<Mutex<HashMap<String, usize>>>,
-    key: String,
+    inner: Arc<Mutex<HashMap<Arc<str>, usize>>>,
+    key: Arc<str>,
 }
 
 impl Occupancy {
@@ -105,16 +147,16 @@ impl Occupancy {
     }
 
     /// A place for `key`, unless it already holds the most it may.
-    pub fn enter(&self, key: &str) -> Option<Place> {
+    pub fn enter(&self, key: &Arc<str>) -> Option<Place> {
         let mut map = self.inner.lock().ok()?;
-        let n = map.entry(key.to_owned()).or_default();
+        let n = map.entry(key.clone()).or_default();
         if *n >= self.max {
             return None;
         }
         *n += 1;
         Some(Place {
             inner: self.inner.clone(),
-            key: key.to_owned(),
+            key: key.clone(),
         })
     }
 
@@ -178,15 +220,49 @@ mod tests {
     }
 
     #[test]
+    fn a_client_is_counted_by_its_key_and_forwarded_by_its_address() {
+        let v4 = Client::new(ip("192.0.2.7"));
+        assert_eq!(&*v4.key, "192.0.2.7");
+        assert_eq!(v4.forwarded_for, "192.0.2.7");
+        let v6 = Client::new(ip("2001:db8:1:2::9"));
+        assert_eq!(&*v6.key, "2001:db8:1:2::/64");
+        assert_eq!(v6.forwarded_for, "2001:db8:1:2::9");
+    }
+
+    /// A connection from a peer is kept with its client; one from a trusted proxy is not.
+    #[tokio::test]
+    async fn a_direct_connection_keeps_its_client() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (conn, _) = listener.accept().await.unwrap();
+        for (proxies, kept) in [
+            (TrustedProxies::default(), true),
+            (TrustedProxies::parse("10.0.0.0/8").unwrap(), true),
+            (TrustedProxies::parse("127.0.0.1").unwrap(), false),
+        ] {
+            let mut data = actix_web::dev::Extensions::new();
+            proxies.on_connect(&conn, &mut data);
+            let client = data.get::<Client>();
+            assert_eq!(client.is_some(), kept, "{proxies:?}");
+            if let Some(client) = client {
+                assert_eq!(&*client.key, "127.0.0.1");
+                assert_eq!(client.forwarded_for, "127.0.0.1");
+            }
+        }
+    }
+
+    #[test]
     fn a_client_holds_at_most_its_share() {
         let o = Occupancy::new(2);
-        let a = o.enter("a");
-        let b = o.enter("a");
+        let (key_a, key_b): (Arc<str>, Arc<str>) = ("a".into(), "b".into());
+        let a = o.enter(&key_a);
+        let b = o.enter(&"a".into());
         assert!(a.is_some() && b.is_some());
-        assert!(o.enter("a").is_none());
-        assert!(o.enter("b").is_some());
+        assert!(o.enter(&key_a).is_none());
+        assert!(o.enter(&key_b).is_some());
         drop(a);
-        assert!(o.enter("a").is_some());
+        assert!(o.enter(&key_a).is_some());
         drop(b);
         assert_eq!(o.clients(), 0, "places given back leave no entry");
     }

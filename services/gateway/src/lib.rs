@@ -284,10 +284,16 @@ pub async fn run() -> anyhow::Result<()> {
                 let gw = gw.clone();
                 std::sync::Arc::new(move || gw.in_flight.available_permits() == 0)
             }),
+            // A client connecting directly is the connection's for all its requests: its key
+            // and forwarding header are made once (see `clients::Client`).
+            on_connect: Some({
+                let proxies = config.trusted_proxies.clone();
+                std::sync::Arc::new(move |conn, data| proxies.on_connect(conn, data))
+            }),
         },
         public: move |cfg: &mut web::ServiceConfig| {
-            cfg.app_data(gw.clone())
-                .service(web::scope("").wrap(self::cors(&cors)).configure(configure));
+            cfg.app_data(gw.clone());
+            public(cfg, &cors);
         },
         admin: move |cfg: &mut web::ServiceConfig| {
             cfg.app_data(admin_gw.clone()).configure(configure_admin);
@@ -329,7 +335,41 @@ pub fn cors(origins: &str) -> actix_cors::Cors {
     }
 }
 
-/// The public listener: the gateway's own routes, and everything else forwarded (or refused).
+/// The public listener: [`configure`] behind CORS for the requests a page makes.
+///
+/// A browser sends `Origin` with every cross-origin request and preflight, so a request without
+/// one is none of CORS's business (an `OPTIONS` without it is answered as any other request
+/// without a route for it, not as a preflight): it skips the CORS layer, which cost the hop a twentieth of
+/// its instructions on every request for headers (`Access-Control-Expose-Headers`) that only a
+/// page reads. Its answer still varies by `Origin` (another origin's request for the same URL is
+/// answered with other headers), added to whatever the service's answer varies by.
+pub fn public(cfg: &mut web::ServiceConfig, cors_origins: &str) {
+    use actix_web::dev::Service as _;
+    use actix_web::http::header::{HeaderValue, ORIGIN, VARY};
+    cfg.service(
+        web::scope("")
+            .guard(actix_web::guard::fn_guard(|ctx| {
+                ctx.head().headers().contains_key(ORIGIN)
+            }))
+            .wrap(cors(cors_origins))
+            .configure(configure),
+    )
+    .service(
+        web::scope("")
+            .wrap_fn(|req, srv| {
+                let answer = srv.call(req);
+                async move {
+                    let mut res = answer.await?;
+                    res.headers_mut()
+                        .append(VARY, HeaderValue::from_static("Origin"));
+                    Ok(res)
+                }
+            })
+            .configure(configure),
+    );
+}
+
+/// The gateway's own routes, and everything else forwarded (or refused).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/v1/openapi.json", web::get().to(proxy::openapi))
         .route("/health", web::get().to(health))

@@ -220,8 +220,7 @@ fn upstream_headers(
     req: &HttpRequest,
     from_cookie: Option<&str>,
     request_id: &str,
-    client: std::net::IpAddr,
-    client_key: &str,
+    client: &crate::clients::Client,
 ) -> Result<hyper::HeaderMap, ApiError> {
     let mut headers = hyper::HeaderMap::with_capacity(req.headers().len() + 4);
     for (name, value) in req.headers() {
@@ -243,12 +242,10 @@ fn upstream_headers(
     }
     let own = |v: &str| hyper::header::HeaderValue::try_from(v).map_err(ApiError::internal);
     headers.insert(request_id::HEADER, own(request_id)?);
-    // An IPv4 client's limit key is its address as written here: not formatted twice.
-    let forwarded_for = match client {
-        std::net::IpAddr::V4(_) => own(client_key)?,
-        std::net::IpAddr::V6(v6) => own(&v6.to_string())?,
-    };
-    headers.insert(service_kit::client::FORWARDED_FOR, forwarded_for);
+    headers.insert(
+        service_kit::client::FORWARDED_FOR,
+        client.forwarded_for.clone(),
+    );
     // The service's span continues the gateway's: one trace per request (with tracing off,
     // the caller's own trace context goes on as it came).
     match service_kit::telemetry::traceparent() {
@@ -279,8 +276,7 @@ pub async fn forward(
         return Ok(ApiError::shed());
     }
     let client = gw.config.trusted_proxies.client_of(&req);
-    let client_key = service_kit::client::limit_key(client);
-    let Some(_place) = gw.occupancy.enter(&client_key) else {
+    let Some(_place) = gw.occupancy.enter(&client.key) else {
         metrics::counter!("gateway_client_cap_total").increment(1);
         return Err(ApiError::RateLimited { retry_after: 1 });
     };
@@ -338,7 +334,7 @@ pub async fn forward(
         _ => None,
     };
     let gate = gw.limits.gate(
-        &client_key,
+        &client.key,
         user,
         60,
         gw.config.ip_limit_per_min,
@@ -395,8 +391,7 @@ pub async fn forward(
         &req,
         from_cookie.as_deref(),
         &request_id,
-        client,
-        &client_key,
+        &client,
     )?);
     // A refused connection means the request never reached that replica: another one may be
     // asked, whatever the method. A read whose replica went away under it (a crash, a kill:
@@ -416,14 +411,10 @@ pub async fn forward(
         *out.uri_mut() = upstream_uri(base, &path, req.uri().query())?;
         *out.headers_mut() = match headers.take() {
             Some(h) => h,
-            None => upstream_headers(
-                &req,
-                from_cookie.as_deref(),
-                &request_id,
-                client,
-                &client_key,
-            )?,
+            None => upstream_headers(&req, from_cookie.as_deref(), &request_id, &client)?,
         };
+        out.headers_mut()
+            .insert(hyper::header::HOST, base.host.clone());
         let answer = tokio::select! {
             biased;
             answer = gw.forwarder().request(out) => answer,
@@ -480,7 +471,7 @@ fn clone_auth_error(e: &ApiError) -> ApiError {
 pub async fn openapi(req: HttpRequest, gw: web::Data<Gateway>) -> Result<HttpResponse, ApiError> {
     let client = gw.config.trusted_proxies.client_of(&req);
     let gate = gw.limits.gate(
-        &service_kit::client::limit_key(client),
+        &client.key,
         None,
         60,
         gw.config.ip_limit_per_min,
@@ -514,7 +505,11 @@ fn stream_back(
     let status = StatusCode::from_u16(res.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut out = HttpResponse::build(status);
     for (name, value) in res.headers() {
-        if HOP_BY_HOP.contains(&name.as_str()) || name.as_str() == request_id::HEADER {
+        // Nor the service's `Date`: the gateway's server writes its own, as nginx does.
+        if HOP_BY_HOP.contains(&name.as_str())
+            || name.as_str() == request_id::HEADER
+            || name == hyper::header::DATE
+        {
             continue;
         }
         if let (Ok(n), Ok(v)) = (
@@ -715,6 +710,22 @@ mod tests {
         assert!(asked.as_ref().is_err_and(|e| e.is_connect()), "{asked:?}");
         assert!(started.elapsed() >= CONNECT_TIMEOUT);
         held.abort();
+    }
+
+    /// The `Host` made once per replica is the one hyper's client would have written: the
+    /// authority, without a default port.
+    #[test]
+    fn a_replica_is_asked_for_by_its_authority() {
+        for (url, host) in [
+            ("http://127.0.0.1:8082", "127.0.0.1:8082"),
+            ("http://chat", "chat"),
+            ("http://chat:80/prefix/", "chat"),
+            ("https://chat.internal:443", "chat.internal"),
+            ("https://chat.internal:8443", "chat.internal:8443"),
+            ("http://[::1]:8082", "[::1]:8082"),
+        ] {
+            assert_eq!(base(url).host, host, "{url}");
+        }
     }
 
     #[test]

@@ -73,7 +73,8 @@ pub enum PathError {
 #[derive(Debug)]
 pub struct RequestPath<'a> {
     pub raw: &'a str,
-    segments: Vec<String>,
+    /// Borrowed from `raw` where there was nothing to decode (most paths, most segments).
+    segments: Vec<std::borrow::Cow<'a, str>>,
 }
 
 impl<'a> RequestPath<'a> {
@@ -82,7 +83,7 @@ impl<'a> RequestPath<'a> {
         if raw.contains('\\') {
             return Err(PathError::Ambiguous("backslash in path"));
         }
-        let mut segments = Vec::new();
+        let mut segments = Vec::with_capacity(8);
         for s in rest.split('/') {
             if s.is_empty() {
                 return Err(PathError::NoRoute);
@@ -103,7 +104,10 @@ impl<'a> RequestPath<'a> {
     }
 }
 
-fn percent_decode(s: &str) -> Result<String, PathError> {
+fn percent_decode(s: &str) -> Result<std::borrow::Cow<'_, str>, PathError> {
+    if !s.contains('%') {
+        return Ok(s.into());
+    }
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -121,7 +125,9 @@ fn percent_decode(s: &str) -> Result<String, PathError> {
             i += 1;
         }
     }
-    String::from_utf8(out).map_err(|_| PathError::Ambiguous("path is not UTF-8"))
+    String::from_utf8(out)
+        .map(Into::into)
+        .map_err(|_| PathError::Ambiguous("path is not UTF-8"))
 }
 
 /// Every route the services declared.

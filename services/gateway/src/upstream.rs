@@ -23,6 +23,10 @@ pub struct BaseUrl {
     /// The path in front of every forwarded path (`/chat` for `http://10.0.0.1/chat`), without
     /// a trailing slash.
     pub path: String,
+    /// The `Host` a request to it carries: its authority (the URL parser left out a default
+    /// port, and credentials are refused). Made here once: left to the forwarding client, it
+    /// was formatted again for every request.
+    pub host: hyper::header::HeaderValue,
 }
 
 impl BaseUrl {
@@ -37,9 +41,11 @@ impl BaseUrl {
         }
         let uri: hyper::Uri = url.as_str().parse().ok()?;
         let path = url.path().trim_end_matches('/').to_owned();
+        let authority = uri.authority()?.clone();
         Some(Self {
             scheme: uri.scheme()?.clone(),
-            authority: uri.authority()?.clone(),
+            host: hyper::header::HeaderValue::from_str(authority.as_str()).ok()?,
+            authority,
             path,
         })
     }
