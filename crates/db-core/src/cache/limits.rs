@@ -425,6 +425,10 @@ impl SyncedLimits {
                 }
                 pipe.cmd("GET").arg(key.as_str());
             } else {
+                // Counted as shared from now on: while the total is on its way back, the hits
+                // it carries still count here (taken from `pending` alone, a request in that
+                // round trip was counted without them).
+                c.shared.fetch_add(n, Ordering::Relaxed);
                 add(&mut pipe, &key, n, c.secs);
             }
             batch.push((key, c, n));
@@ -445,7 +449,13 @@ impl SyncedLimits {
             }
             _ => {
                 for (key, c, n) in batch {
+                    // Pending again before they leave the shared count: never counted less.
                     c.pending.fetch_add(n, Ordering::Relaxed);
+                    let _ = c
+                        .shared
+                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| {
+                            Some(s.saturating_sub(n))
+                        });
                     self.mark_due(key, c);
                 }
                 false

@@ -217,6 +217,39 @@ async fn the_counters_a_thread_keeps_are_the_processs() {
     }
 }
 
+/// While a sync is on its way to Redis, the hits it carries still count in the process: the
+/// request after three is the fourth, not the first. And they are not counted twice once the
+/// total is back, nor lost when Redis does not answer.
+#[tokio::test]
+async fn hits_on_their_way_to_redis_still_count() {
+    use std::task::Poll;
+    clear_of_a_minute_edge().await;
+    for (cache, answers) in [(live_cache(None), true), (dead_cache(), false)] {
+        let limits = db_core::SyncedLimits::new(cache);
+        for _ in 0..3 {
+            limits.gate("10.0.0.3", None, 60, 100, 100);
+        }
+        let sync = limits.sync();
+        tokio::pin!(sync);
+        // Polled once: the hits are taken for Redis, its answer is (most likely) not back.
+        let first = futures_util::poll!(&mut sync);
+        assert_eq!(
+            limits.gate("10.0.0.3", None, 60, 100, 100).ip.remaining,
+            100 - 4
+        );
+        let synced = match first {
+            Poll::Ready(synced) => synced,
+            Poll::Pending => sync.await,
+        };
+        assert_eq!(synced, answers);
+        assert_eq!(
+            limits.gate("10.0.0.3", None, 60, 100, 100).ip.remaining,
+            100 - 5,
+            "Redis answered: {answers}"
+        );
+    }
+}
+
 /// Two gateways, each counting in memory: a request costs no round trip, and after a sync each
 /// sees what the other counted. With Redis down each limits on its own, and nothing opens.
 #[tokio::test]
