@@ -271,3 +271,14 @@ async fn build_template(kind: Kind, name: &str) -> anyhow::Result<()> {
     }
     admin_exec(&format!("ALTER DATABASE \"{name}\" IS_TEMPLATE true")).await
 }
+
+/// Waits out the last seconds of a wall-clock minute: the rate limits count in fixed windows of
+/// 60 s from the epoch, and a test whose hits straddle an edge would see its counts reset.
+pub async fn clear_of_a_minute_edge() {
+    let into = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() % 60_000);
+    if into > 50_000 {
+        tokio::time::sleep(Duration::from_millis((60_000 - into) as u64 + 100)).await;
+    }
+}

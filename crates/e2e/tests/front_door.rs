@@ -1051,14 +1051,7 @@ MCowBQYDK2VwAyEA+Je8zNbCgoFa32EMntUAWmI7UZCkh0UnqSShuVPfIm0=
             .build()
             .unwrap();
         // The limits count in windows of a wall-clock minute: all seven in one of them.
-        let into_minute = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs_f64()
-            % 60.0;
-        if into_minute > 55.0 {
-            tokio::time::sleep(Duration::from_secs_f64(60.5 - into_minute)).await;
-        }
+        db_test::clear_of_a_minute_edge().await;
         let mut answers = Vec::new();
         for i in 0..7 {
             let res = proxy

@@ -5,7 +5,7 @@ use std::time::Duration;
 use db_core::cache::Family;
 use db_core::models::{NewMessage, NewPhoto, Photo, Sender};
 use db_core::{Cache, RedisConfig, RedisPool, Store};
-use db_test::TestDb;
+use db_test::{TestDb, clear_of_a_minute_edge};
 use uuid::Uuid;
 
 use crate::fixtures::{conversation, matched_user};
@@ -138,19 +138,6 @@ async fn a_gallery_page_as_sent_is_the_gallery_and_goes_with_its_match() {
         // The match goes: so does its cached page, which no longer proves anything.
         assert!(store.matches().delete(u, "sophia").await.unwrap());
         assert_eq!(gallery(&store, u, "sophia", 20).await, None);
-    }
-}
-
-/// Waits out the last seconds of a wall-clock minute: the limits count in fixed windows of 60 s
-/// from the epoch, and a test whose hits straddle the edge would see its counts reset.
-async fn clear_of_a_minute_edge() {
-    let into = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis()
-        % 60_000;
-    if into > 50_000 {
-        tokio::time::sleep(Duration::from_millis(60_000 - into as u64 + 100)).await;
     }
 }
 
