@@ -91,11 +91,10 @@ impl TrustedProxies {
     }
 }
 
-/// Who a request comes from, as the gateway established it: the address, the key its rate
-/// limits and share of the gateway count under, and the `X-Forwarded-For` services are told.
+/// Who a request comes from, as the gateway established it: the key its rate limits and share
+/// of the gateway count under, and the `X-Forwarded-For` (its address) services are told.
 #[derive(Debug, Clone)]
 pub struct Client {
-    pub ip: IpAddr,
     pub key: Arc<str>,
     pub forwarded_for: hyper::header::HeaderValue,
 }
@@ -109,7 +108,6 @@ impl Client {
             IpAddr::V6(v6) => v6.to_string(),
         };
         Self {
-            ip,
             key: key.into(),
             forwarded_for: hyper::header::HeaderValue::try_from(written)
                 .unwrap_or(hyper::header::HeaderValue::from_static("unknown")),
